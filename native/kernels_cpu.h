@@ -1,0 +1,41 @@
+// CPU kernels: a plain reference for each op (the ground truth in tests) and fast paths (portable
+// blocked C++ and AVX2/FMA/F16C), chosen at run time by CPU feature detection.
+//
+// The reference functions are single-threaded and simple. The fast matmul works on a row range of W
+// so the backend can split W's rows over threads; each weight row is streamed once per call and
+// reused for all T input rows.
+#pragma once
+#include <cstdint>
+
+#include "model_config.h"
+#include "weights.h"
+
+namespace chimera {
+
+enum class KernelPath { Reference = 0, Portable = 1, Avx2 = 2 };
+
+// The path in use: the best the CPU supports, or the one CHIMERA_CPU_KERNELS forces
+// (reference|portable|avx2; forcing a path the CPU lacks falls back to the best available).
+KernelPath active_kernel_path();
+const char* kernel_path_name(KernelPath p);
+bool cpu_supports(KernelPath p);
+
+// ---- reference (plain loops, F32 accumulation in double where it matters for tests) ----
+void matmul_forward_reference(float* out, const float* x, const TensorView& W, int T);  // out (T,N) = x (T,K) W^T
+void rmsnorm_forward_reference(float* out, const float* x, const float* w, int T, int C, float eps);
+void rope_forward_reference(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
+                            RopeLayout layout);
+void attention_forward_reference(float* out, const float* q, const float* k_cache, const float* v_cache,
+                                 const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS);
+void swiglu_forward_reference(float* out, const float* gate, const float* up, int64_t n);
+
+// ---- fast paths ----
+// out (T, N) for W rows [n0, n1) only: out[t*N + n] for n in range. Row stride of out is W.rows.
+void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1);
+// Attention for query rows [t0, t1) and all heads (same contract as the reference).
+void attention_rows(KernelPath path, float* out, const float* q, const float* k_cache, const float* v_cache,
+                    const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS, int t0, int t1);
+// Dot product of an F32 vector with n elements of a weight row (any dtype).
+float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n);
+
+}  // namespace chimera
