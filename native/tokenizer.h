@@ -35,7 +35,8 @@ struct TokenizerData {
 class Tokenizer {
  public:
   Tokenizer() = default;
-  // Validates the data (unique pieces, ids in range, byte pieces) and builds the lookup tables.
+  // Validates the data (matching lengths, ids in range, byte pieces) and builds the lookup tables.
+  // Duplicate pieces are allowed (real vocabularies repeat control pieces): the first id wins.
   explicit Tokenizer(TokenizerData data);
 
   int vocab_size() const { return (int)data_.pieces.size(); }
@@ -62,6 +63,16 @@ class Tokenizer {
   std::unordered_map<std::string, int32_t> piece_to_id_;
   std::unordered_map<std::string, int32_t> merge_rank_;  // "left\x01right" -> rank
   int32_t byte_to_id_[256];
+  std::vector<int16_t> id_to_byte_;  // raw byte of each byte-fallback id, -1 for other ids
+
+  struct Symbol;  // one span of the text being merged (tokenizer.cpp)
+  void validate_data() const;
+  void build_byte_tables();
+  std::vector<Symbol> split_symbols(const std::string& text) const;
+  bool pair_candidate(const std::string& text, const Symbol& a, const Symbol& b, double* priority,
+                      int32_t* id) const;
+  void merge_symbols(const std::string& text, std::vector<Symbol>& syms) const;
+  void emit_symbol(const std::string& text, const Symbol& sym, std::vector<int32_t>& out) const;
 };
 
 // Turns a stream of token bytes into valid UTF-8 chunks: an incomplete character at the end of a

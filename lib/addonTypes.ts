@@ -1,0 +1,90 @@
+// The native surface of the addon, typed in one place (native/addon/addon.cpp registers it).
+// Nothing else in lib/ touches the untyped module.
+
+export interface NativeModelInfo {
+  architecture: string;
+  name: string;
+  format: 'gguf' | 'llama2c' | 'hf';
+  path: string;
+  embeddingLength: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headSize: number;
+  feedForwardLength: number;
+  vocabSize: number;
+  contextLength: number;
+  rmsEps: number;
+  ropeTheta: number;
+  ropeLayout: 'interleaved' | 'half-split';
+  tiedOutput: boolean;
+  dtype: string;
+  weightBytes: number;
+  mappedBytes: number;
+  ownedBytes: number;
+  threads: number;
+  backend: string;
+  kernels: string;
+  tokenizer: {
+    model: string;
+    vocabSize: number;
+    bos: number;
+    eos: number;
+    addBos: boolean;
+    addSpacePrefix: boolean;
+  };
+}
+
+export interface NativeGenerateRequest {
+  text: string;
+  append: boolean;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+  repeatLastN: number;
+  seed: number;
+  stop: string[];
+  stopOnEos: boolean;
+}
+
+export interface NativeGenerateResult {
+  text: string;
+  promptTokens: number[];
+  tokens: number[];
+  stopReason: 'eos' | 'maxTokens' | 'stop' | 'abort' | 'contextFull';
+  reusedTokens: number;
+  evaluatedPromptTokens: number;
+  msPrompt: number;
+  msGenerate: number;
+  msTotal: number;
+}
+
+export interface NativeSession {
+  generate(req: NativeGenerateRequest, onChunk: (text: string, tokens: number[]) => void): Promise<NativeGenerateResult>;
+  evaluate(tokens: number[] | Int32Array, rows: number): Promise<{ logits: Float32Array; hidden: Float32Array }>;
+  abort(): void;
+  reset(): void;
+  history(): Int32Array;
+  stats(): { contextSize: number; busy: boolean; kvBytes: number };
+  dispose(): void;
+}
+
+export interface NativeModel {
+  info(): NativeModelInfo;
+  tokenize(text: string, addBos: boolean, atStart: boolean): Int32Array;
+  detokenize(tokens: number[] | Int32Array, previous?: number): string;
+  tokenText(tokens: number[] | Int32Array): string[];
+  createSession(options: { contextSize?: number; batchSize?: number }): NativeSession;
+  dispose(): void;
+}
+
+export interface Binding {
+  loadModel(path: string, options: { tokenizer?: string; threads?: number }): Promise<NativeModel>;
+  kernelPath(): string;
+  cpuCount(): number;
+  hasCuda: boolean;
+  version: string;
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+// The `chimera` command line: generate text, and print model information.
+import { parseArgs, ParseArgsConfig } from 'node:util';
+import { ChimeraError } from './errors';
+import { loadModel } from './model';
+
+const USAGE = `usage:
+  chimera generate --model FILE [--tokenizer FILE] [--prompt TEXT] [-n N] [--temperature T] [--top-k K]
+                   [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--threads N] [--context N]
+                   [--stop TEXT]... [--json]
+  chimera info --model FILE [--tokenizer FILE] [--json]`;
+
+class UsageError extends Error {}
+
+const generateOptions: ParseArgsConfig['options'] = {
+  model: { type: 'string' },
+  tokenizer: { type: 'string' },
+  prompt: { type: 'string', default: '' },
+  n: { type: 'string', short: 'n', default: '128' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  'min-p': { type: 'string' },
+  'repeat-penalty': { type: 'string' },
+  seed: { type: 'string' },
+  threads: { type: 'string' },
+  context: { type: 'string' },
+  stop: { type: 'string', multiple: true },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h' },
+};
+
+function num(flag: string, v: unknown, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
+    throw new UsageError(`--${flag} expects ${integer ? 'an integer' : 'a number'}, got '${String(v)}'`);
+  return n;
+}
+
+function parse(argv: string[], options: ParseArgsConfig['options']) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0]);
+  }
+}
+
+async function generate(argv: string[]): Promise<void> {
+  const v = parse(argv, generateOptions) as Record<string, unknown>;
+  if (v.help) return void console.log(USAGE);
+  if (typeof v.model !== 'string') throw new UsageError('--model is required');
+  const model = await loadModel(v.model, {
+    tokenizer: v.tokenizer as string | undefined,
+    threads: num('threads', v.threads, true),
+  });
+  try {
+    const session = model.createSession({ contextSize: num('context', v.context, true) });
+    const opts = {
+      maxTokens: num('n', v.n, true),
+      temperature: num('temperature', v.temperature, false),
+      topK: num('top-k', v['top-k'], true),
+      topP: num('top-p', v['top-p'], false),
+      minP: num('min-p', v['min-p'], false),
+      repeatPenalty: num('repeat-penalty', v['repeat-penalty'], false),
+      seed: num('seed', v.seed, true),
+      stop: v.stop as string[] | undefined,
+    };
+    const prompt = v.prompt as string;
+    if (v.json) {
+      const r = await session.complete(prompt, opts);
+      const { text, promptTokens, tokens, stats, stopReason } = r;
+      process.stdout.write(JSON.stringify({ text, promptTokens, tokens, stopReason, stats }) + '\n');
+    } else {
+      process.stdout.write(prompt);
+      const it = session.generate(prompt, opts);
+      let step = await it.next();
+      while (!step.done) {
+        process.stdout.write(step.value.text);
+        step = await it.next();
+      }
+      const s = step.value.stats;
+      process.stdout.write('\n');
+      process.stderr.write(
+        `[${s.generatedTokens} tokens, ${s.tokensPerSecond.toFixed(1)} tok/s; prompt ${s.promptTokensEvaluated} tokens, ` +
+          `${s.promptTokensPerSecond.toFixed(1)} tok/s]\n`,
+      );
+    }
+    session.dispose();
+  } finally {
+    await model.dispose();
+  }
+}
+
+async function info(argv: string[]): Promise<void> {
+  const v = parse(argv, {
+    model: { type: 'string' },
+    tokenizer: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h' },
+  }) as Record<string, unknown>;
+  if (v.help) return void console.log(USAGE);
+  if (typeof v.model !== 'string') throw new UsageError('--model is required');
+  const model = await loadModel(v.model, { tokenizer: v.tokenizer as string | undefined, threads: 1 });
+  const i = model.info;
+  if (v.json) {
+    process.stdout.write(JSON.stringify(i, null, 2) + '\n');
+  } else {
+    const mb = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+    const lines = [
+      `model         ${i.path} (${i.format})`,
+      `architecture  ${i.architecture}${i.name ? ` "${i.name}"` : ''}`,
+      `shape         dim ${i.embeddingLength}, layers ${i.layers}, heads ${i.heads}/${i.kvHeads} (head ${i.headSize}), ffn ${i.feedForwardLength}`,
+      `vocab         ${i.vocabSize}, context ${i.contextLength}`,
+      `dtype         ${i.dtype}, output ${i.tiedOutput ? 'tied to embedding' : 'separate'}`,
+      `rope          theta ${i.ropeTheta}, ${i.ropeLayout}; rms eps ${i.rmsEps}`,
+      `memory        weights ${mb(i.weightBytes)} (mapped ${mb(i.mappedBytes)}, converted ${mb(i.ownedBytes)})`,
+      `tokenizer     ${i.tokenizer.model} BPE, ${i.tokenizer.vocabSize} tokens, bos ${i.tokenizer.bos}, eos ${i.tokenizer.eos}`,
+      `compute       ${i.backend}, ${i.kernels} kernels, ${i.threads} threads`,
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  }
+  await model.dispose();
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === 'generate') await generate(rest);
+    else if (command === 'info') await info(rest);
+    else if (command === undefined || command === '--help' || command === '-h') console.log(USAGE);
+    else throw new UsageError(`unknown command '${command}'`);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`chimera: ${err.message}\n${USAGE.split('\n')[0]} (see chimera --help)\n`);
+      return 2;
+    }
+    if (err instanceof ChimeraError) {
+      process.stderr.write(`chimera: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`chimera: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

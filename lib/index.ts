@@ -1,0 +1,7 @@
+// chimera-llm: LLaMA-family inference for Node.js.
+export { loadModel, Model } from './model';
+export type { ModelInfo } from './model';
+export { Session } from './session';
+export type { Chunk, CompletionResult, GenerationStats } from './session';
+export type { GenerateOptions, LoadModelOptions, SamplingOptions, SessionOptions } from './options';
+export * from './errors';

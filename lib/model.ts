@@ -1,0 +1,85 @@
+// A loaded model: metadata, tokenizer and sessions. Loading runs natively off the JS thread.
+import type { NativeModel, NativeModelInfo } from './addonTypes';
+import { binding } from './binding';
+import { DisposedError, InvalidArgumentError, callNative, callNativeSync } from './errors';
+import { LoadModelOptions, SessionOptions, validateLoadOptions, validateSessionOptions } from './options';
+import { Session } from './session';
+
+export type ModelInfo = NativeModelInfo;
+
+export class Model {
+  /** @internal */
+  private native: NativeModel | undefined;
+  private readonly sessions = new Set<Session>();
+  readonly info: ModelInfo;
+
+  /** @internal use loadModel() */
+  constructor(native: NativeModel) {
+    this.native = native;
+    this.info = native.info();
+  }
+
+  get disposed(): boolean {
+    return this.native === undefined;
+  }
+
+  get backend(): string {
+    return this.info.backend;
+  }
+
+  /** Text to token ids. `addBos` defaults to the model's setting. */
+  tokenize(text: string, options: { addBos?: boolean; atStart?: boolean } = {}): number[] {
+    if (typeof text !== 'string') throw new InvalidArgumentError('text must be a string');
+    const native = this.ensure();
+    const addBos = options.addBos ?? this.info.tokenizer.addBos;
+    return Array.from(callNativeSync(() => native.tokenize(text, addBos, options.atStart ?? true)));
+  }
+
+  /** Token ids to text (incomplete UTF-8 at the end becomes U+FFFD). */
+  detokenize(tokens: number[] | Int32Array): string {
+    const native = this.ensure();
+    return callNativeSync(() => native.detokenize(tokens));
+  }
+
+  createSession(options: SessionOptions = {}): Session {
+    const opts = validateSessionOptions(options);
+    const native = this.ensure();
+    const s = new Session(callNativeSync(() => native.createSession(opts)), this);
+    this.sessions.add(s);
+    return s;
+  }
+
+  /** @internal */
+  forget(s: Session): void {
+    this.sessions.delete(s);
+  }
+
+  /** Disposes the model and its sessions. Idempotent. */
+  async dispose(): Promise<void> {
+    if (!this.native) return;
+    for (const s of [...this.sessions]) s.dispose();
+    this.sessions.clear();
+    this.native.dispose();
+    this.native = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  private ensure(): NativeModel {
+    if (!this.native) throw new DisposedError('the model has been disposed');
+    return this.native;
+  }
+}
+
+/**
+ * Loads a model: a GGUF file, a llama2.c checkpoint (with `options.tokenizer`), or a Hugging Face
+ * directory (config.json, *.safetensors, tokenizer.json).
+ */
+export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
+  if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
+  const opts = validateLoadOptions(options);
+  const native = await callNative(() => binding().loadModel(path, { tokenizer: opts.tokenizer, threads: opts.threads }));
+  return new Model(native);
+}

@@ -1,0 +1,107 @@
+// Public option types and their validation. Bad values throw InvalidArgumentError (E_INVALID_ARG)
+// with a sentence that names the option; the native side checks again.
+import { InvalidArgumentError } from './errors';
+
+export interface LoadModelOptions {
+  /** llama2.c checkpoints only: the tokenizer.bin that goes with the checkpoint. */
+  tokenizer?: string;
+  /** Compute threads; default: the CPUs this process may use. */
+  threads?: number;
+}
+
+export interface SessionOptions {
+  /** KV cache capacity in tokens; default: the model's context length (at most 4096). */
+  contextSize?: number;
+  /** Largest number of tokens evaluated in one forward pass during prefill; default 64. */
+  batchSize?: number;
+}
+
+export interface SamplingOptions {
+  /** 0 = greedy. Default 0.8. */
+  temperature?: number;
+  /** Keep the k most likely tokens; 0 = off. Default 40. */
+  topK?: number;
+  /** Nucleus sampling mass; 1 = off. Default 0.95. */
+  topP?: number;
+  /** Drop tokens below minP x the top probability; 0 = off. Default 0.05. */
+  minP?: number;
+  /** Repetition penalty; 1 = off (default). */
+  repeatPenalty?: number;
+  /** How many recent tokens the penalty looks at. Default 64. */
+  repeatLastN?: number;
+  /** Seed of the sampler; the same seed and input give the same output. Default 0. */
+  seed?: number;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate. Default 256. */
+  maxTokens?: number;
+  /** Stop when the text contains one of these; the stop string is not part of the output. */
+  stop?: string[];
+  /** Stop at the end-of-sequence token (default true). */
+  stopOnEos?: boolean;
+  /** Cancels generation within one step; the result then has `aborted: true`. */
+  signal?: AbortSignal;
+  /**
+   * true (default): the prompt continues the session's context (its earlier prompts and output).
+   * false: the prompt replaces the context; the longest common prefix of the cache is still reused.
+   */
+  append?: boolean;
+}
+
+function fail(message: string): never {
+  throw new InvalidArgumentError(message);
+}
+
+export function checkInteger(name: string, v: unknown, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    fail(`${name} must be an integer in ${min}..${max}, got ${String(v)}`);
+  return v;
+}
+
+export function checkNumber(name: string, v: unknown, min: number, max: number, minExclusive = false): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v > max || (minExclusive ? v <= min : v < min))
+    fail(`${name} must be a number in ${minExclusive ? '(' : '['}${min}, ${max}], got ${String(v)}`);
+  return v;
+}
+
+export function checkObject(name: string, v: unknown): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(`${name} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+export function validateLoadOptions(o: LoadModelOptions | undefined): LoadModelOptions {
+  const opts = checkObject('options', o) as LoadModelOptions;
+  if (opts.tokenizer !== undefined && (typeof opts.tokenizer !== 'string' || opts.tokenizer === ''))
+    fail('tokenizer must be a non-empty path string');
+  checkInteger('threads', opts.threads, 1, 1024);
+  return opts;
+}
+
+export function validateSessionOptions(o: SessionOptions | undefined): SessionOptions {
+  const opts = checkObject('options', o) as SessionOptions;
+  checkInteger('contextSize', opts.contextSize, 2, 1 << 22);
+  checkInteger('batchSize', opts.batchSize, 1, 4096);
+  return opts;
+}
+
+export function validateGenerateOptions(o: GenerateOptions | undefined): GenerateOptions {
+  const opts = checkObject('options', o) as GenerateOptions;
+  checkInteger('maxTokens', opts.maxTokens, 0, 1 << 30);
+  checkNumber('temperature', opts.temperature, 0, 1e6);
+  checkInteger('topK', opts.topK, 0, 1 << 30);
+  checkNumber('topP', opts.topP, 0, 1, true);
+  checkNumber('minP', opts.minP, 0, 0.999999);
+  checkNumber('repeatPenalty', opts.repeatPenalty, 0, 1e6, true);
+  checkInteger('repeatLastN', opts.repeatLastN, 0, 1 << 30);
+  checkInteger('seed', opts.seed, 0, Number.MAX_SAFE_INTEGER);
+  if (opts.stop !== undefined && (!Array.isArray(opts.stop) || opts.stop.some((s) => typeof s !== 'string')))
+    fail('stop must be an array of strings');
+  if (opts.stopOnEos !== undefined && typeof opts.stopOnEos !== 'boolean') fail('stopOnEos must be a boolean');
+  if (opts.append !== undefined && typeof opts.append !== 'boolean') fail('append must be a boolean');
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) fail('signal must be an AbortSignal');
+  return opts;
+}

@@ -1,0 +1,191 @@
+// A generation session: one sequence with its own KV cache. Prompts continue the session's context
+// (or replace it, reusing the cached common prefix). Generation runs natively off the JS thread.
+import type { NativeGenerateResult, NativeSession } from './addonTypes';
+import { BusyError, ContextFullError, DisposedError, InvalidArgumentError, callNative, callNativeSync } from './errors';
+import { GenerateOptions, validateGenerateOptions } from './options';
+
+export interface Chunk {
+  /** New text; never ends inside a UTF-8 character or shows part of a stop string. */
+  text: string;
+  /** The token ids generated since the previous chunk. */
+  tokens: number[];
+}
+
+export interface GenerationStats {
+  promptTokensPerSecond: number;
+  tokensPerSecond: number;
+  msTotal: number;
+  msPrompt: number;
+  msGenerate: number;
+  /** Prompt tokens computed in this call (the rest came from the cache). */
+  promptTokensEvaluated: number;
+  promptTokensReused: number;
+  generatedTokens: number;
+}
+
+/** What `complete()` resolves to and what `chimera generate --json` prints. */
+export interface CompletionResult {
+  text: string;
+  /** Token ids this call added to the context (BOS included when it was added). */
+  promptTokens: number[];
+  /** Generated token ids. */
+  tokens: number[];
+  stopReason: 'eos' | 'maxTokens' | 'stop' | 'abort' | 'contextFull';
+  aborted: boolean;
+  stats: GenerationStats;
+}
+
+function toResult(r: NativeGenerateResult): CompletionResult {
+  const perSecond = (n: number, ms: number) => (ms > 0 ? (n * 1000) / ms : 0);
+  return {
+    text: r.text,
+    promptTokens: r.promptTokens,
+    tokens: r.tokens,
+    stopReason: r.stopReason,
+    aborted: r.stopReason === 'abort',
+    stats: {
+      promptTokensPerSecond: perSecond(r.evaluatedPromptTokens, r.msPrompt),
+      tokensPerSecond: perSecond(r.tokens.length, r.msGenerate),
+      msTotal: r.msTotal,
+      msPrompt: r.msPrompt,
+      msGenerate: r.msGenerate,
+      promptTokensEvaluated: r.evaluatedPromptTokens,
+      promptTokensReused: r.reusedTokens,
+      generatedTokens: r.tokens.length,
+    },
+  };
+}
+
+export class Session {
+  /** @internal */
+  private native: NativeSession | undefined;
+  /** @internal keeps the model's JS object alive while the session is */
+  private readonly owner: { forget(s: Session): void };
+  private running = false;
+
+  /** @internal use model.createSession() */
+  constructor(native: NativeSession, owner: { forget(s: Session): void }) {
+    this.native = native;
+    this.owner = owner;
+  }
+
+  get disposed(): boolean {
+    return this.native === undefined;
+  }
+
+  /** Token ids of the session's context (prompts and generated text so far). */
+  get tokens(): number[] {
+    return Array.from(callNativeSync(() => this.ensure().history()));
+  }
+
+  get contextSize(): number {
+    return this.ensure().stats().contextSize;
+  }
+
+  /** Streams generated text. The generator's return value is the full result. */
+  async *generate(prompt: string, options: GenerateOptions = {}): AsyncGenerator<Chunk, CompletionResult, undefined> {
+    if (typeof prompt !== 'string') throw new InvalidArgumentError('prompt must be a string');
+    const opts = validateGenerateOptions(options);
+    const native = this.ensure();
+    if (this.running) throw new BusyError('the session is already generating; await it or use another session');
+
+    const queue: Chunk[] = [];
+    let wake: (() => void) | undefined;
+    let finished = false;
+    const onChunk = (text: string, tokens: number[]) => {
+      queue.push({ text, tokens });
+      wake?.();
+    };
+    const request = {
+      text: prompt,
+      append: opts.append ?? true,
+      maxTokens: opts.maxTokens ?? 256,
+      temperature: opts.temperature ?? 0.8,
+      topK: opts.topK ?? 40,
+      topP: opts.topP ?? 0.95,
+      minP: opts.minP ?? 0.05,
+      repeatPenalty: opts.repeatPenalty ?? 1,
+      repeatLastN: opts.repeatLastN ?? 64,
+      seed: opts.seed ?? 0,
+      stop: opts.stop ?? [],
+      stopOnEos: opts.stopOnEos ?? true,
+    };
+    const done = callNative(() => native.generate(request, onChunk)).finally(() => {
+      finished = true;
+      wake?.();
+    });
+    this.running = true;
+    const onAbort = () => native.abort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.signal?.aborted) native.abort();
+    let completed = false;
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift() as Chunk;
+        if (finished) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      const result = toResult(await done);
+      while (queue.length > 0) yield queue.shift() as Chunk;
+      completed = true;
+      if (result.stopReason === 'contextFull')
+        throw new ContextFullError(
+          `the context filled up after ${result.tokens.length} generated tokens (contextSize ${this.contextSize}); ` +
+            'the result so far is in error.result',
+          result,
+        );
+      return result;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (!completed) {
+        // The consumer stopped early (break / throw): stop the native loop and wait for it.
+        native.abort();
+        await done.catch(() => undefined);
+      }
+      this.running = false;
+    }
+  }
+
+  /** Generates to the end and resolves with the whole result. */
+  async complete(prompt: string, options: GenerateOptions = {}): Promise<CompletionResult> {
+    const it = this.generate(prompt, options);
+    for (;;) {
+      const step = await it.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /**
+   * Appends tokens to the context and returns the logits (rows x vocab) and final hidden states
+   * (rows x embedding) of the last `rows` of them.
+   */
+  async evaluate(tokens: number[] | Int32Array, rows = 1): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+    const native = this.ensure();
+    if (this.running) throw new BusyError('the session is already generating');
+    return callNative(() => native.evaluate(tokens, rows));
+  }
+
+  /** Forgets the context. */
+  reset(): void {
+    const native = this.ensure();
+    callNativeSync(() => native.reset());
+  }
+
+  /** Frees the KV cache. Idempotent; a pending generation stops at its next step and still resolves. */
+  dispose(): void {
+    if (!this.native) return;
+    this.native.dispose();
+    this.native = undefined;
+    this.owner.forget(this);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
+  private ensure(): NativeSession {
+    if (!this.native) throw new DisposedError('the session has been disposed');
+    return this.native;
+  }
+}

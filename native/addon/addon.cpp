@@ -1,0 +1,34 @@
+// Registers the native surface of chimera-llm. lib/addonTypes.ts types every export listed here.
+#include <napi.h>
+
+#include "addon_data.h"
+#include "kernels_cpu.h"
+#include "model_wrap.h"
+#include "session_wrap.h"
+
+namespace chimera::addon {
+
+static Napi::Value kernel_path(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), kernel_path_name(active_kernel_path()));
+}
+
+static Napi::Value cpu_count(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), available_cpus()); }
+
+static Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData<AddonData>(data);
+  data->model_ctor = Napi::Persistent(ModelWrap::define(env));
+  data->session_ctor = Napi::Persistent(SessionWrap::define(env));
+  exports.Set("loadModel", Napi::Function::New(env, load_model_async, "loadModel"));
+  exports.Set("kernelPath", Napi::Function::New(env, kernel_path, "kernelPath"));
+  exports.Set("cpuCount", Napi::Function::New(env, cpu_count, "cpuCount"));
+  exports.Set("hasCuda", Napi::Boolean::New(env, false));
+  exports.Set("version", Napi::String::New(env, "0.1.0"));
+  return exports;
+}
+
+}  // namespace chimera::addon
+
+static Napi::Object InitChimera(Napi::Env env, Napi::Object exports) { return chimera::addon::init(env, exports); }
+
+NODE_API_MODULE(chimera, InitChimera)

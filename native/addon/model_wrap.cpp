@@ -1,0 +1,171 @@
+// ModelWrap: model metadata, tokenizer access and session creation, plus the async loader.
+#include "model_wrap.h"
+
+#include "addon_data.h"
+#include "args.h"
+#include "js_errors.h"
+#include "kernels_cpu.h"
+#include "session_wrap.h"
+
+namespace chimera::addon {
+
+Napi::Function ModelWrap::define(Napi::Env env) {
+  return DefineClass(env, "NativeModel",
+                     {InstanceMethod<&ModelWrap::info>("info"), InstanceMethod<&ModelWrap::tokenize>("tokenize"),
+                      InstanceMethod<&ModelWrap::detokenize>("detokenize"),
+                      InstanceMethod<&ModelWrap::tokenText>("tokenText"),
+                      InstanceMethod<&ModelWrap::createSession>("createSession"),
+                      InstanceMethod<&ModelWrap::dispose>("dispose")});
+}
+
+Napi::Object ModelWrap::wrap(Napi::Env env, std::shared_ptr<ModelRuntime> runtime) {
+  auto* holder = new std::shared_ptr<ModelRuntime>(std::move(runtime));
+  Napi::External<std::shared_ptr<ModelRuntime>> ext = Napi::External<std::shared_ptr<ModelRuntime>>::New(
+      env, holder, [](Napi::Env, std::shared_ptr<ModelRuntime>* p) { delete p; });
+  return addon_data(env).model_ctor.New({ext});
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() < 1 || !info[0].IsExternal())
+    throw make_js_error(info.Env(), ErrorCode::InvalidArg, "NativeModel is created by loadModel(), not by new");
+  runtime_ = *info[0].As<Napi::External<std::shared_ptr<ModelRuntime>>>().Data();
+}
+
+std::shared_ptr<ModelRuntime> ModelWrap::runtime(Napi::Env env) const {
+  if (!runtime_) throw make_js_error(env, ErrorCode::Disposed, "the model has been disposed");
+  return runtime_;
+}
+
+Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  const Model& m = rt->model();
+  const ModelConfig& c = m.config;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("architecture", c.architecture);
+  o.Set("name", c.name);
+  o.Set("format", c.format);
+  o.Set("path", m.path);
+  o.Set("embeddingLength", c.C);
+  o.Set("layers", c.L);
+  o.Set("heads", c.NH);
+  o.Set("kvHeads", c.NKV);
+  o.Set("headSize", c.HS);
+  o.Set("feedForwardLength", c.HD);
+  o.Set("vocabSize", c.V);
+  o.Set("contextLength", c.max_context);
+  o.Set("rmsEps", c.rms_eps);
+  o.Set("ropeTheta", c.rope_theta);
+  o.Set("ropeLayout", c.rope_layout == RopeLayout::Interleaved ? "interleaved" : "half-split");
+  o.Set("tiedOutput", c.tied_output);
+  o.Set("dtype", dtype_name(m.weights.layers.empty() ? m.weights.tok_embd.dtype : m.weights.layers[0].wq.dtype));
+  o.Set("weightBytes", (double)m.weight_bytes());
+  o.Set("mappedBytes", (double)m.storage.mapped_bytes);
+  o.Set("ownedBytes", (double)m.storage.owned_bytes);
+  o.Set("threads", rt->threads());
+  o.Set("backend", rt->backend().name());
+  o.Set("kernels", kernel_path_name(active_kernel_path()));
+  Napi::Object t = Napi::Object::New(env);
+  t.Set("model", m.tokenizer.data().model);
+  t.Set("vocabSize", m.tokenizer.vocab_size());
+  t.Set("bos", m.tokenizer.bos());
+  t.Set("eos", m.tokenizer.eos());
+  t.Set("addBos", m.tokenizer.add_bos());
+  t.Set("addSpacePrefix", m.tokenizer.data().add_space_prefix);
+  o.Set("tokenizer", t);
+  return o;
+}
+
+Napi::Value ModelWrap::tokenize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  const std::string text = arg_string(info, 0, "text");
+  const bool add_bos = info.Length() > 1 && info[1].ToBoolean();
+  const bool at_start = info.Length() > 2 ? info[2].ToBoolean().Value() : true;
+  auto ids = guard(env, [&] { return rt->model().tokenizer.encode(text, add_bos, at_start); });
+  Napi::Int32Array out = Napi::Int32Array::New(env, ids.size());
+  std::copy(ids.begin(), ids.end(), out.Data());
+  return out;
+}
+
+Napi::Value ModelWrap::detokenize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  const std::vector<int32_t> ids = arg_int32_list(info, 0, "tokens");
+  const int32_t prev = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -1;
+  return guard(env, [&] {
+    Utf8StreamDecoder utf8;
+    std::string s = utf8.push(rt->model().tokenizer.decode(ids, prev));
+    s += utf8.flush();
+    return Napi::String::New(env, s);
+  });
+}
+
+Napi::Value ModelWrap::tokenText(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  const std::vector<int32_t> ids = arg_int32_list(info, 0, "tokens");
+  const Tokenizer& tok = rt->model().tokenizer;
+  Napi::Array out = Napi::Array::New(env, ids.size());
+  for (size_t i = 0; i < ids.size(); i++) {
+    if (ids[i] < 0 || ids[i] >= tok.vocab_size())
+      throw make_js_error(env, ErrorCode::InvalidArg, "token id " + std::to_string(ids[i]) + " out of range");
+    out.Set((uint32_t)i, tok.data().pieces[ids[i]]);
+  }
+  return out;
+}
+
+Napi::Value ModelWrap::createSession(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  Napi::Object opts = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+  return SessionWrap::create(env, rt, opts);
+}
+
+Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {
+  runtime_.reset();  // sessions keep their own reference; memory goes with the last one
+  return info.Env().Undefined();
+}
+
+// ---- async load ----
+
+namespace {
+class LoadModelWorker : public Napi::AsyncWorker {
+ public:
+  LoadModelWorker(Napi::Env env, std::string path, RuntimeOptions opts)
+      : Napi::AsyncWorker(env, "chimera.loadModel"), deferred_(env), path_(std::move(path)), opts_(std::move(opts)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      runtime_ = ModelRuntime::load(path_, opts_);
+    } catch (...) {
+      error_ = capture_current_exception();
+      SetError(error_.message);
+    }
+  }
+  void OnOK() override { deferred_.Resolve(ModelWrap::wrap(Env(), std::move(runtime_))); }
+  void OnError(const Napi::Error&) override { deferred_.Reject(make_js_error(Env(), error_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  RuntimeOptions opts_;
+  std::shared_ptr<ModelRuntime> runtime_;
+  CapturedError error_;
+};
+}  // namespace
+
+Napi::Value load_model_async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = arg_string(info, 0, "path");
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  RuntimeOptions opts;
+  opts.load.tokenizer_path = opt_string(o, "tokenizer", "");
+  opts.threads = opt_int(o, "threads", 0);
+  auto* worker = new LoadModelWorker(env, path, opts);
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+}  // namespace chimera::addon

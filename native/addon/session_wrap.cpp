@@ -1,0 +1,252 @@
+// SessionWrap methods and the workers behind generate() and evaluate().
+#include "session_wrap.h"
+
+#include "addon_data.h"
+#include "args.h"
+#include "js_errors.h"
+
+namespace chimera::addon {
+
+Napi::Function SessionWrap::define(Napi::Env env) {
+  return DefineClass(env, "NativeSession",
+                     {InstanceMethod<&SessionWrap::generate>("generate"),
+                      InstanceMethod<&SessionWrap::evaluate>("evaluate"), InstanceMethod<&SessionWrap::abort>("abort"),
+                      InstanceMethod<&SessionWrap::reset>("reset"), InstanceMethod<&SessionWrap::history>("history"),
+                      InstanceMethod<&SessionWrap::stats>("stats"), InstanceMethod<&SessionWrap::dispose>("dispose")});
+}
+
+Napi::Object SessionWrap::create(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const Napi::Object& opts) {
+  const int max_ctx = rt->model().config.max_context > 0 ? rt->model().config.max_context : 2048;
+  const int context = opt_int(opts, "contextSize", std::min(max_ctx, 4096));
+  const int batch = opt_int(opts, "batchSize", 64);
+  if (context < 2 || context > (1 << 22))
+    throw make_js_error(env, ErrorCode::InvalidArg, "contextSize must be in 2..4194304, got " + std::to_string(context));
+  if (batch < 1 || batch > 4096)
+    throw make_js_error(env, ErrorCode::InvalidArg, "batchSize must be in 1..4096, got " + std::to_string(batch));
+  auto st = guard(env, [&] { return std::make_shared<SessionState>(rt, context, batch); });
+  auto* holder = new std::shared_ptr<SessionState>(std::move(st));
+  auto ext = Napi::External<std::shared_ptr<SessionState>>::New(
+      env, holder, [](Napi::Env, std::shared_ptr<SessionState>* p) { delete p; });
+  return addon_data(env).session_ctor.New({ext});
+}
+
+SessionWrap::SessionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionWrap>(info) {
+  if (info.Length() < 1 || !info[0].IsExternal())
+    throw make_js_error(info.Env(), ErrorCode::InvalidArg, "NativeSession is created by model.createSession()");
+  state_ = *info[0].As<Napi::External<std::shared_ptr<SessionState>>>().Data();
+}
+
+std::shared_ptr<SessionState> SessionWrap::state(Napi::Env env) const {
+  if (!state_) throw make_js_error(env, ErrorCode::Disposed, "the session has been disposed");
+  return state_;
+}
+
+std::shared_ptr<SessionState> SessionWrap::acquire(Napi::Env env) {
+  auto st = state(env);
+  if (st->busy.exchange(true))
+    throw make_js_error(env, ErrorCode::Busy, "the session is already generating; await it or use another session");
+  st->abort = false;
+  return st;
+}
+
+// ---- generate ----
+
+namespace {
+
+Napi::Array to_js_array(Napi::Env env, const std::vector<int32_t>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); i++) a.Set((uint32_t)i, v[i]);
+  return a;
+}
+
+Napi::Object result_to_js(Napi::Env env, const GenerateResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("text", r.text);
+  o.Set("promptTokens", to_js_array(env, r.prompt_tokens));
+  o.Set("tokens", to_js_array(env, r.tokens));
+  o.Set("stopReason", stop_reason_name(r.stop_reason));
+  o.Set("reusedTokens", r.reused_tokens);
+  o.Set("evaluatedPromptTokens", r.evaluated_prompt_tokens);
+  o.Set("msPrompt", r.ms_prompt);
+  o.Set("msGenerate", r.ms_generate);
+  o.Set("msTotal", r.ms_total);
+  return o;
+}
+
+class GenerateWorker : public Napi::AsyncProgressQueueWorker<Chunk> {
+ public:
+  GenerateWorker(Napi::Env env, std::shared_ptr<SessionState> st, GenerateRequest req, Napi::Function on_chunk)
+      : Napi::AsyncProgressQueueWorker<Chunk>(env, "chimera.generate"),
+        deferred_(env),
+        st_(std::move(st)),
+        req_(std::move(req)),
+        on_chunk_(Napi::Persistent(on_chunk)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute(const ExecutionProgress& progress) override {
+    try {
+      result_ = st_->session.generate(
+          req_, [&](Chunk&& c) { progress.Send(&c, 1); }, st_->abort);
+    } catch (...) {
+      error_ = capture_current_exception();
+      SetError(error_.message);
+    }
+  }
+  void OnProgress(const Chunk* data, size_t count) override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    for (size_t i = 0; i < count; i++) {
+      try {  // a throwing user callback must not break the stream
+        on_chunk_.Call({Napi::String::New(env, data[i].text), to_js_array(env, data[i].tokens)});
+      } catch (const Napi::Error&) {
+      }
+    }
+  }
+  void OnOK() override {
+    st_->busy = false;
+    deferred_.Resolve(result_to_js(Env(), result_));
+  }
+  void OnError(const Napi::Error&) override {
+    st_->busy = false;
+    deferred_.Reject(make_js_error(Env(), error_).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<SessionState> st_;
+  GenerateRequest req_;
+  Napi::FunctionReference on_chunk_;
+  GenerateResult result_;
+  CapturedError error_;
+};
+
+GenerateRequest read_request(const Napi::Object& o) {
+  GenerateRequest r;
+  r.text = opt_string(o, "text", "");
+  r.append = opt_bool(o, "append", true);
+  r.max_tokens = opt_int(o, "maxTokens", 256);
+  r.stop = opt_string_list(o, "stop");
+  r.stop_on_eos = opt_bool(o, "stopOnEos", true);
+  SamplingParams& s = r.sampling;
+  s.temperature = (float)opt_number(o, "temperature", s.temperature);
+  s.top_k = opt_int(o, "topK", s.top_k);
+  s.top_p = (float)opt_number(o, "topP", s.top_p);
+  s.min_p = (float)opt_number(o, "minP", s.min_p);
+  s.repeat_penalty = (float)opt_number(o, "repeatPenalty", s.repeat_penalty);
+  s.repeat_last_n = opt_int(o, "repeatLastN", s.repeat_last_n);
+  s.seed = (uint64_t)opt_number(o, "seed", 0);
+  return r;
+}
+
+}  // namespace
+
+Napi::Value SessionWrap::generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = arg_object(info, 0, "request");
+  Napi::Function on_chunk = arg_function(info, 1, "onChunk");
+  GenerateRequest req = read_request(o);
+  guard(env, [&] { validate_sampling(req.sampling); });
+  auto st = acquire(env);
+  auto* worker = new GenerateWorker(env, st, std::move(req), on_chunk);
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+// ---- evaluate ----
+
+namespace {
+class EvaluateWorker : public Napi::AsyncWorker {
+ public:
+  EvaluateWorker(Napi::Env env, std::shared_ptr<SessionState> st, std::vector<int32_t> tokens, int rows)
+      : Napi::AsyncWorker(env, "chimera.evaluate"), deferred_(env), st_(std::move(st)), tokens_(std::move(tokens)),
+        rows_(rows) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      st_->session.evaluate(tokens_, rows_, &logits_, &hidden_);
+    } catch (...) {
+      error_ = capture_current_exception();
+      SetError(error_.message);
+    }
+  }
+  void OnOK() override {
+    st_->busy = false;
+    Napi::Env env = Env();
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Float32Array l = Napi::Float32Array::New(env, logits_.size());
+    std::copy(logits_.begin(), logits_.end(), l.Data());
+    Napi::Float32Array h = Napi::Float32Array::New(env, hidden_.size());
+    std::copy(hidden_.begin(), hidden_.end(), h.Data());
+    o.Set("logits", l);
+    o.Set("hidden", h);
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error&) override {
+    st_->busy = false;
+    deferred_.Reject(make_js_error(Env(), error_).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<SessionState> st_;
+  std::vector<int32_t> tokens_;
+  int rows_;
+  std::vector<float> logits_, hidden_;
+  CapturedError error_;
+};
+}  // namespace
+
+Napi::Value SessionWrap::evaluate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<int32_t> tokens = arg_int32_list(info, 0, "tokens");
+  const int rows = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 1;
+  auto st = acquire(env);
+  auto* worker = new EvaluateWorker(env, st, std::move(tokens), rows);
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value SessionWrap::abort(const Napi::CallbackInfo& info) {
+  if (state_) state_->abort = true;
+  return info.Env().Undefined();
+}
+
+Napi::Value SessionWrap::reset(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = acquire(env);
+  st->session.reset();
+  st->busy = false;
+  return env.Undefined();
+}
+
+Napi::Value SessionWrap::history(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = state(env);
+  if (st->busy) throw make_js_error(env, ErrorCode::Busy, "the session is generating");
+  const auto& h = st->session.history();
+  Napi::Int32Array out = Napi::Int32Array::New(env, h.size());
+  std::copy(h.begin(), h.end(), out.Data());
+  return out;
+}
+
+Napi::Value SessionWrap::stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto st = state(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("contextSize", st->session.context_size());
+  o.Set("busy", st->busy.load());
+  o.Set("kvBytes", (double)st->session.kv_bytes());
+  return o;
+}
+
+Napi::Value SessionWrap::dispose(const Napi::CallbackInfo& info) {
+  if (state_) {
+    state_->abort = true;  // an in-flight generate stops at its next step and still resolves
+    state_.reset();
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace chimera::addon

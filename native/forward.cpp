@@ -1,0 +1,83 @@
+// The LLaMA forward pass, top to bottom: embed -> L x (attention block, SwiGLU block) -> final norm
+// -> output projection, for the rows asked for. Every op goes through the Backend table.
+#include "forward.h"
+
+#include "error.h"
+
+namespace chimera {
+
+Workspace::Workspace(Backend* backend, const ModelConfig& cfg, int max_T) : backend_(backend), max_T_(max_T) {
+  const size_t C = cfg.C, QD = (size_t)cfg.NH * cfg.HS, HD = cfg.HD, T = max_T;
+  const size_t floats = T * (4 * C + 2 * QD + 2 * HD);
+  float* p = static_cast<float*>(backend_->alloc(floats * sizeof(float)));
+  block_ = p;
+  x = p; p += T * C;
+  xb = p; p += T * C;
+  xb2 = p; p += T * C;
+  out_x = p; p += T * C;
+  q = p; p += T * QD;
+  att = p; p += T * QD;
+  hb = p; p += T * HD;
+  hb2 = p;
+}
+
+Workspace::~Workspace() { backend_->free(block_); }
+
+static void check_batch(const Model& model, const Workspace& ws, const KVCache& kv, const Batch& b) {
+  const ModelConfig& cfg = model.config;
+  CHIMERA_CHECK(b.T > 0 && b.T <= ws.max_T(), ErrorCode::InvalidArg, "batch of ", b.T, " tokens (max ", ws.max_T(), ")");
+  CHIMERA_CHECK(kv.size() + b.T <= kv.capacity(), ErrorCode::ContextFull, "context full: ", kv.size(), " + ", b.T,
+                " tokens exceed the context size ", kv.capacity());
+  for (int i = 0; i < b.T; i++) {
+    CHIMERA_CHECK(b.tokens[i] >= 0 && b.tokens[i] < cfg.V, ErrorCode::InvalidArg, "token id ", b.tokens[i],
+                  " out of range [0, ", cfg.V, ")");
+    CHIMERA_CHECK(b.positions[i] >= 0, ErrorCode::InvalidArg, "negative position");
+  }
+  for (int r = 0; r < b.R; r++)
+    CHIMERA_CHECK(b.out_rows[r] >= 0 && b.out_rows[r] < b.T, ErrorCode::InvalidArg, "output row out of range");
+}
+
+void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const Batch& b, float* logits,
+             float* hidden) {
+  check_batch(model, ws, kv, b);
+  const ModelConfig& cfg = model.config;
+  const ModelWeights& w = model.weights;
+  const int T = b.T, N = kv.size(), C = cfg.C, KVD = cfg.KVD();
+
+  be.embed(ws.x, w.tok_embd, b.tokens, T);  // x (T, C)
+  for (int l = 0; l < cfg.L; l++) {
+    const LayerWeights& lw = w.layers[l];
+    float* k_new = kv.k(l) + (size_t)N * KVD;  // (T, KVD): the batch's slots
+    float* v_new = kv.v(l) + (size_t)N * KVD;
+
+    // attention block
+    be.rmsnorm(ws.xb, ws.x, lw.attn_norm, T, C, cfg.rms_eps);
+    be.matmul(ws.q, ws.xb, lw.wq, T);  // (T, NH*HS)
+    be.matmul(k_new, ws.xb, lw.wk, T);
+    be.matmul(v_new, ws.xb, lw.wv, T);
+    be.rope(ws.q, b.positions, T, cfg.NH, cfg.HS, cfg.rope_dims, cfg.rope_theta, cfg.rope_layout);
+    be.rope(k_new, b.positions, T, cfg.NKV, cfg.HS, cfg.rope_dims, cfg.rope_theta, cfg.rope_layout);
+    be.attention(ws.att, ws.q, kv.k(l), kv.v(l), b.mask, T, N, cfg.NH, cfg.NKV, cfg.HS);
+    be.matmul(ws.xb2, ws.att, lw.wo, T);  // (T, C)
+    be.add(ws.x, ws.xb2, (int64_t)T * C);
+
+    // SwiGLU block
+    be.rmsnorm(ws.xb, ws.x, lw.ffn_norm, T, C, cfg.rms_eps);
+    be.matmul(ws.hb, ws.xb, lw.w_gate, T);  // (T, HD)
+    be.matmul(ws.hb2, ws.xb, lw.w_up, T);
+    be.swiglu(ws.hb, ws.hb, ws.hb2, (int64_t)T * cfg.HD);
+    be.matmul(ws.xb2, ws.hb, lw.w_down, T);  // (T, C)
+    be.add(ws.x, ws.xb2, (int64_t)T * C);
+  }
+  kv.grow(T);
+  if (b.R == 0) return;
+
+  // Gather the requested rows, final norm, output projection.
+  for (int r = 0; r < b.R; r++)
+    be.copy_device(ws.out_x + (size_t)r * C, ws.x + (size_t)b.out_rows[r] * C, C * sizeof(float));
+  float* normed = hidden ? hidden : ws.xb;  // (R, C)
+  be.rmsnorm(normed, ws.out_x, w.output_norm, b.R, C, cfg.rms_eps);
+  if (logits) be.matmul(logits, normed, w.output, b.R);  // (R, V)
+}
+
+}  // namespace chimera

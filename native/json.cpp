@@ -1,0 +1,456 @@
+// Strict RFC 8259 JSON: a recursive-descent parser with a depth limit, UTF-8 validation and \u escapes
+// (surrogate pairs joined), and a compact writer. Model side files are untrusted input, so the parser
+// accepts nothing that RFC 8259 rejects (no comments, trailing commas, NaN or duplicate keys).
+#include "json.h"
+
+#include <algorithm>
+#include <clocale>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "error.h"
+
+namespace chimera {
+
+namespace {
+
+constexpr int kMaxDepth = 512;
+
+const char* kind_name(Json::Kind k) {
+  switch (k) {
+    case Json::Kind::Null: return "null";
+    case Json::Kind::Bool: return "a boolean";
+    case Json::Kind::Number: return "a number";
+    case Json::Kind::String: return "a string";
+    case Json::Kind::Array: return "an array";
+    case Json::Kind::Object: return "an object";
+  }
+  return "?";
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += (char)cp;
+  } else if (cp < 0x800) {
+    out += (char)(0xC0 | (cp >> 6));
+    out += (char)(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += (char)(0xE0 | (cp >> 12));
+    out += (char)(0x80 | ((cp >> 6) & 0x3F));
+    out += (char)(0x80 | (cp & 0x3F));
+  } else {
+    out += (char)(0xF0 | (cp >> 18));
+    out += (char)(0x80 | ((cp >> 12) & 0x3F));
+    out += (char)(0x80 | ((cp >> 6) & 0x3F));
+    out += (char)(0x80 | (cp & 0x3F));
+  }
+}
+
+// strtod follows the C locale's decimal point; a host application may have changed it, so the '.'
+// of a JSON number is swapped for whatever the current locale expects.
+double locale_safe_strtod(std::string token) {
+  const char dp = *std::localeconv()->decimal_point;
+  if (dp != '.') std::replace(token.begin(), token.end(), '.', dp);
+  return std::strtod(token.c_str(), nullptr);
+}
+
+}  // namespace
+
+class JsonParser {
+ public:
+  JsonParser(const std::string& text, const std::string& what) : s_(text), what_(what) {}
+
+  Json parse_document() {
+    Json root;
+    skip_ws();
+    parse_value(root, 0);
+    skip_ws();
+    if (pos_ != s_.size()) fail("unexpected content after the end of the document");
+    return root;
+  }
+
+ private:
+  const std::string& s_;
+  const std::string& what_;
+  size_t pos_ = 0;
+
+  [[noreturn]] void fail(const std::string& problem) const {
+    throw_error(ErrorCode::Format, what_, ": ", problem, " at byte ", pos_);
+  }
+  bool at_end() const { return pos_ >= s_.size(); }
+  char peek() const { return at_end() ? '\0' : s_[pos_]; }
+
+  void skip_ws() {
+    while (!at_end()) {
+      const char c = s_[pos_];
+      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+      pos_++;
+    }
+  }
+
+  void expect_literal(const char* word) {
+    for (const char* p = word; *p; p++, pos_++) {
+      if (peek() != *p) fail(std::string("invalid literal (expected '") + word + "')");
+    }
+  }
+
+  void parse_value(Json& out, int depth) {
+    if (depth > kMaxDepth) fail("nesting deeper than 512 levels");
+    switch (peek()) {
+      case '{': parse_object(out, depth); return;
+      case '[': parse_array(out, depth); return;
+      case '"': out.kind_ = Json::Kind::String; parse_string(out.str_); return;
+      case 't': expect_literal("true"); out.kind_ = Json::Kind::Bool; out.b_ = true; return;
+      case 'f': expect_literal("false"); out.kind_ = Json::Kind::Bool; out.b_ = false; return;
+      case 'n': expect_literal("null"); out.kind_ = Json::Kind::Null; return;
+      default:
+        if (peek() == '-' || (peek() >= '0' && peek() <= '9')) { parse_number(out); return; }
+        fail(at_end() ? "unexpected end of input" : "unexpected character");
+    }
+  }
+
+  void parse_array(Json& out, int depth) {
+    out.kind_ = Json::Kind::Array;
+    pos_++;  // '['
+    skip_ws();
+    if (peek() == ']') { pos_++; return; }
+    for (;;) {
+      skip_ws();
+      out.arr_.emplace_back();
+      parse_value(out.arr_.back(), depth + 1);
+      skip_ws();
+      if (peek() == ',') { pos_++; continue; }
+      if (peek() == ']') { pos_++; return; }
+      fail("expected ',' or ']' in an array");
+    }
+  }
+
+  void parse_object(Json& out, int depth) {
+    out.kind_ = Json::Kind::Object;
+    pos_++;  // '{'
+    skip_ws();
+    if (peek() == '}') { pos_++; return; }
+    for (;;) {
+      skip_ws();
+      if (peek() != '"') fail("expected a string key in an object");
+      out.obj_.emplace_back();
+      parse_string(out.obj_.back().first);
+      skip_ws();
+      if (peek() != ':') fail("expected ':' after an object key");
+      pos_++;
+      skip_ws();
+      parse_value(out.obj_.back().second, depth + 1);
+      skip_ws();
+      if (peek() == ',') { pos_++; continue; }
+      if (peek() == '}') { pos_++; break; }
+      fail("expected ',' or '}' in an object");
+    }
+    check_unique_keys(out.obj_);
+  }
+
+  // Duplicate keys would make lookups ambiguous (which tensor offset is real?), so they are an error.
+  void check_unique_keys(const std::vector<std::pair<std::string, Json>>& obj) const {
+    std::vector<const std::string*> keys;
+    keys.reserve(obj.size());
+    for (const auto& kv : obj) keys.push_back(&kv.first);
+    std::sort(keys.begin(), keys.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+    for (size_t i = 1; i < keys.size(); i++) {
+      if (*keys[i] == *keys[i - 1]) fail("duplicate object key \"" + *keys[i] + "\"");
+    }
+  }
+
+  uint32_t parse_hex4() {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++, pos_++) {
+      const char c = peek();
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+      else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+      else fail("invalid \\u escape (need four hex digits)");
+    }
+    return v;
+  }
+
+  // After the 'u' of a \u escape: one code point, joining a surrogate pair.
+  uint32_t parse_unicode_escape() {
+    const uint32_t hi = parse_hex4();
+    if (hi >= 0xDC00 && hi <= 0xDFFF) fail("unpaired low surrogate in a \\u escape");
+    if (hi < 0xD800 || hi > 0xDBFF) return hi;
+    if (peek() != '\\' || pos_ + 1 >= s_.size() || s_[pos_ + 1] != 'u') fail("unpaired high surrogate in a \\u escape");
+    pos_ += 2;
+    const uint32_t lo = parse_hex4();
+    if (lo < 0xDC00 || lo > 0xDFFF) fail("high surrogate not followed by a low surrogate");
+    return 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+  }
+
+  void parse_escape(std::string& out) {
+    pos_++;  // '\\'
+    const char c = peek();
+    pos_++;
+    switch (c) {
+      case '"': out += '"'; return;
+      case '\\': out += '\\'; return;
+      case '/': out += '/'; return;
+      case 'b': out += '\b'; return;
+      case 'f': out += '\f'; return;
+      case 'n': out += '\n'; return;
+      case 'r': out += '\r'; return;
+      case 't': out += '\t'; return;
+      case 'u': append_utf8(out, parse_unicode_escape()); return;
+      default: pos_--; fail("invalid escape sequence");
+    }
+  }
+
+  // Length of the valid UTF-8 sequence at pos_ (lead byte >= 0x80); rejects overlongs and surrogates.
+  size_t utf8_length() const {
+    const auto at = [&](size_t i) -> uint8_t { return pos_ + i < s_.size() ? (uint8_t)s_[pos_ + i] : 0; };
+    const uint8_t b0 = at(0);
+    const auto cont = [&](size_t i, uint8_t lo = 0x80, uint8_t hi = 0xBF) { return at(i) >= lo && at(i) <= hi; };
+    if (b0 >= 0xC2 && b0 <= 0xDF && cont(1)) return 2;
+    if (b0 == 0xE0 && cont(1, 0xA0) && cont(2)) return 3;
+    if (((b0 >= 0xE1 && b0 <= 0xEC) || b0 == 0xEE || b0 == 0xEF) && cont(1) && cont(2)) return 3;
+    if (b0 == 0xED && cont(1, 0x80, 0x9F) && cont(2)) return 3;
+    if (b0 == 0xF0 && cont(1, 0x90) && cont(2) && cont(3)) return 4;
+    if (b0 >= 0xF1 && b0 <= 0xF3 && cont(1) && cont(2) && cont(3)) return 4;
+    if (b0 == 0xF4 && cont(1, 0x80, 0x8F) && cont(2) && cont(3)) return 4;
+    return 0;
+  }
+
+  void parse_string(std::string& out) {
+    pos_++;  // opening quote
+    for (;;) {
+      if (at_end()) fail("unterminated string");
+      const uint8_t c = (uint8_t)s_[pos_];
+      if (c == '"') { pos_++; return; }
+      if (c == '\\') { parse_escape(out); continue; }
+      if (c < 0x20) fail("unescaped control character in a string");
+      if (c < 0x80) {
+        // Copy the run of plain ASCII in one go: tokenizer files are mostly this.
+        size_t end = pos_ + 1;
+        while (end < s_.size()) {
+          const uint8_t d = (uint8_t)s_[end];
+          if (d == '"' || d == '\\' || d < 0x20 || d >= 0x80) break;
+          end++;
+        }
+        out.append(s_, pos_, end - pos_);
+        pos_ = end;
+        continue;
+      }
+      const size_t n = utf8_length();
+      if (n == 0) fail("invalid UTF-8 in a string");
+      out.append(s_, pos_, n);
+      pos_ += n;
+    }
+  }
+
+  void scan_digits() {
+    if (!(peek() >= '0' && peek() <= '9')) fail("invalid number (expected a digit)");
+    while (peek() >= '0' && peek() <= '9') pos_++;
+  }
+
+  void parse_number(Json& out) {
+    const size_t start = pos_;
+    bool integral = true;
+    if (peek() == '-') pos_++;
+    if (peek() == '0') {
+      pos_++;
+      if (peek() >= '0' && peek() <= '9') fail("invalid number (leading zero)");
+    } else {
+      scan_digits();
+    }
+    if (peek() == '.') { pos_++; scan_digits(); integral = false; }
+    if (peek() == 'e' || peek() == 'E') {
+      pos_++;
+      if (peek() == '+' || peek() == '-') pos_++;
+      scan_digits();
+      integral = false;
+    }
+    const size_t len = pos_ - start;
+    out.kind_ = Json::Kind::Number;
+    if (integral && len <= 16) {  // up to 15 digits (+ sign): exact in an int64 and in a double
+      int64_t v = 0;
+      size_t i = start + (s_[start] == '-' ? 1 : 0);
+      for (; i < pos_; i++) v = v * 10 + (s_[i] - '0');
+      out.num_ = (double)(s_[start] == '-' ? -v : v);
+      return;
+    }
+    out.num_ = locale_safe_strtod(s_.substr(start, len));
+    if (!std::isfinite(out.num_)) { pos_ = start; fail("number out of range"); }
+  }
+};
+
+Json Json::parse(const std::string& text, const std::string& what) { return JsonParser(text, what).parse_document(); }
+
+double Json::number(const char* what) const {
+  CHIMERA_CHECK(kind_ == Kind::Number, ErrorCode::Format, what, ": expected a number, found ", kind_name(kind_));
+  return num_;
+}
+
+int64_t Json::integer(const char* what) const {
+  const double d = number(what);
+  CHIMERA_CHECK(std::floor(d) == d && std::fabs(d) <= 9007199254740992.0, ErrorCode::Format, what,
+                ": expected an integer, found ", d);
+  return (int64_t)d;
+}
+
+bool Json::boolean(const char* what) const {
+  CHIMERA_CHECK(kind_ == Kind::Bool, ErrorCode::Format, what, ": expected true or false, found ", kind_name(kind_));
+  return b_;
+}
+
+const std::string& Json::string(const char* what) const {
+  CHIMERA_CHECK(kind_ == Kind::String, ErrorCode::Format, what, ": expected a string, found ", kind_name(kind_));
+  return str_;
+}
+
+const std::vector<Json>& Json::array(const char* what) const {
+  CHIMERA_CHECK(kind_ == Kind::Array, ErrorCode::Format, what, ": expected an array, found ", kind_name(kind_));
+  return arr_;
+}
+
+const std::vector<std::pair<std::string, Json>>& Json::object(const char* what) const {
+  CHIMERA_CHECK(kind_ == Kind::Object, ErrorCode::Format, what, ": expected an object, found ", kind_name(kind_));
+  return obj_;
+}
+
+const Json* Json::find(const std::string& key) const {
+  if (kind_ != Kind::Object) return nullptr;
+  for (const auto& kv : obj_) {
+    if (kv.first == key) return &kv.second;
+  }
+  return nullptr;
+}
+
+Json Json::make_bool(bool b) {
+  Json j;
+  j.kind_ = Kind::Bool;
+  j.b_ = b;
+  return j;
+}
+
+Json Json::make_number(double d) {
+  Json j;
+  j.kind_ = Kind::Number;
+  j.num_ = d;
+  return j;
+}
+
+Json Json::make_string(std::string s) {
+  Json j;
+  j.kind_ = Kind::String;
+  j.str_ = std::move(s);
+  return j;
+}
+
+Json Json::make_array(std::vector<Json> items) {
+  Json j;
+  j.kind_ = Kind::Array;
+  j.arr_ = std::move(items);
+  return j;
+}
+
+Json Json::make_object() {
+  Json j;
+  j.kind_ = Kind::Object;
+  return j;
+}
+
+void Json::set(const std::string& key, Json value) {
+  CHIMERA_CHECK(kind_ == Kind::Object, ErrorCode::Internal, "Json::set on ", kind_name(kind_));
+  for (auto& kv : obj_) {
+    if (kv.first == key) { kv.second = std::move(value); return; }
+  }
+  obj_.emplace_back(key, std::move(value));
+}
+
+void Json::push(Json value) {
+  CHIMERA_CHECK(kind_ == Kind::Array, ErrorCode::Internal, "Json::push on ", kind_name(kind_));
+  arr_.push_back(std::move(value));
+}
+
+namespace {
+
+void dump_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (const char ch : s) {
+    const uint8_t c = (uint8_t)ch;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += ch;  // UTF-8 passes through unchanged
+        }
+    }
+  }
+  out += '"';
+}
+
+void dump_number(std::string& out, double d) {
+  if (!std::isfinite(d)) { out += "null"; return; }  // JSON has no NaN or Infinity
+  char buf[32];
+  if (std::floor(d) == d && std::fabs(d) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%lld", (long long)d);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.17g", d);
+    const char dp = *std::localeconv()->decimal_point;
+    if (dp != '.') std::replace(buf, buf + std::strlen(buf), dp, '.');
+  }
+  out += buf;
+}
+
+}  // namespace
+
+// Recursion depth is bounded by how the value was built (parsed values by kMaxDepth).
+static void dump_value(std::string& out, const Json& j) {
+  switch (j.kind()) {
+    case Json::Kind::Null: out += "null"; return;
+    case Json::Kind::Bool: out += j.boolean() ? "true" : "false"; return;
+    case Json::Kind::Number: dump_number(out, j.number()); return;
+    case Json::Kind::String: dump_string(out, j.string()); return;
+    case Json::Kind::Array: {
+      out += '[';
+      bool first = true;
+      for (const Json& item : j.array()) {
+        if (!first) out += ',';
+        first = false;
+        dump_value(out, item);
+      }
+      out += ']';
+      return;
+    }
+    case Json::Kind::Object: {
+      out += '{';
+      bool first = true;
+      for (const auto& kv : j.object()) {
+        if (!first) out += ',';
+        first = false;
+        dump_string(out, kv.first);
+        out += ':';
+        dump_value(out, kv.second);
+      }
+      out += '}';
+      return;
+    }
+  }
+}
+
+std::string Json::dump() const {
+  std::string out;
+  dump_value(out, *this);
+  return out;
+}
+
+}  // namespace chimera

@@ -1,0 +1,162 @@
+// Read-only whole-file mappings (mmap / MapViewOfFile), whole-file text reads, and the bounds-checked
+// little-endian ByteReader that every binary loader parses through.
+#include "mapped_file.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "error.h"
+
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#else
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+namespace chimera {
+
+#ifdef _WIN32
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+  std::shared_ptr<MappedFile> mf(new MappedFile());
+  mf->path_ = path;
+  HANDLE file = CreateFileA(path.c_str(), GENERIC_READ, FILE_SHARE_READ, nullptr, OPEN_EXISTING,
+                            FILE_ATTRIBUTE_NORMAL, nullptr);
+  CHIMERA_CHECK(file != INVALID_HANDLE_VALUE, ErrorCode::NotFound, "cannot open ", path,
+                ": no such file, or it is not readable");
+  LARGE_INTEGER size;
+  if (!GetFileSizeEx(file, &size)) {
+    CloseHandle(file);
+    throw_error(ErrorCode::NotFound, "cannot read the size of ", path);
+  }
+  if (size.QuadPart == 0) {
+    CloseHandle(file);
+    throw_error(ErrorCode::Format, path, ": the file is empty");
+  }
+  HANDLE mapping = CreateFileMappingA(file, nullptr, PAGE_READONLY, 0, 0, nullptr);
+  CloseHandle(file);
+  CHIMERA_CHECK(mapping != nullptr, ErrorCode::OutOfMemory, "cannot map ", path, " into memory");
+  void* view = MapViewOfFile(mapping, FILE_MAP_READ, 0, 0, 0);
+  CloseHandle(mapping);  // the view keeps the mapping alive
+  CHIMERA_CHECK(view != nullptr, ErrorCode::OutOfMemory, "cannot map ", path, " into memory");
+  mf->data_ = static_cast<const uint8_t*>(view);
+  mf->size_ = (size_t)size.QuadPart;
+  return mf;
+}
+
+MappedFile::~MappedFile() {
+  if (data_) UnmapViewOfFile(data_);
+}
+
+#else
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+  std::shared_ptr<MappedFile> mf(new MappedFile());
+  mf->path_ = path;
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  CHIMERA_CHECK(fd >= 0, ErrorCode::NotFound, "cannot open ", path, ": ", std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw_error(ErrorCode::NotFound, "cannot open ", path, ": not a regular file");
+  }
+  if (st.st_size == 0) {
+    ::close(fd);
+    throw_error(ErrorCode::Format, path, ": the file is empty");
+  }
+  void* p = mmap(nullptr, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_errno = errno;
+  ::close(fd);  // the mapping stays valid after close
+  CHIMERA_CHECK(p != MAP_FAILED, ErrorCode::OutOfMemory, "cannot map ", path, " into memory: ",
+                std::strerror(map_errno));
+  mf->data_ = static_cast<const uint8_t*>(p);
+  mf->size_ = (size_t)st.st_size;
+  return mf;
+}
+
+MappedFile::~MappedFile() {
+  if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+#endif
+
+std::string read_text_file(const std::string& path) {
+  // JSON side files (config, tokenizer) are at most tens of MB; a larger one is not what we expect.
+  constexpr std::streamoff kMaxBytes = 512ll << 20;
+  std::ifstream in(path, std::ios::binary);
+  CHIMERA_CHECK(in.good(), ErrorCode::NotFound, "cannot open ", path, ": no such file, or it is not readable");
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  CHIMERA_CHECK(size >= 0, ErrorCode::NotFound, "cannot read ", path, " (is it a directory?)");
+  CHIMERA_CHECK(size <= kMaxBytes, ErrorCode::Format, path, ": ", size, " bytes is too large for a text file");
+  in.seekg(0, std::ios::beg);
+  std::string text((size_t)size, '\0');
+  in.read(&text[0], size);
+  CHIMERA_CHECK(in.gcount() == size, ErrorCode::Format, path, ": short read (", in.gcount(), " of ", size, " bytes)");
+  return text;
+}
+
+void ByteReader::fail(const std::string& msg) const { throw_error(ErrorCode::Format, what_, ": ", msg); }
+
+void ByteReader::seek(size_t pos) {
+  if (pos > size_) {
+    std::ostringstream os;
+    os << "offset " << pos << " is past the end (size " << size_ << ")";
+    fail(os.str());
+  }
+  pos_ = pos;
+}
+
+const uint8_t* ByteReader::take(size_t n) {
+  if (n > size_ - pos_) {
+    std::ostringstream os;
+    os << "truncated at offset " << pos_ << " (need " << n << " bytes, " << (size_ - pos_) << " left)";
+    fail(os.str());
+  }
+  const uint8_t* p = data_ + pos_;
+  pos_ += n;
+  return p;
+}
+
+// Explicit little-endian assembly: correct on any host byte order and for unaligned data.
+uint8_t ByteReader::u8() { return *take(1); }
+
+uint16_t ByteReader::u16() {
+  const uint8_t* p = take(2);
+  return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+uint32_t ByteReader::u32() {
+  const uint8_t* p = take(4);
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+uint64_t ByteReader::u64() {
+  const uint8_t* p = take(8);
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+float ByteReader::f32() {
+  const uint32_t bits = u32();
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+double ByteReader::f64() {
+  const uint64_t bits = u64();
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+
+}  // namespace chimera

@@ -1,0 +1,129 @@
+// Model-level pieces shared by all loaders: owned weight storage, config and weight validation, and the
+// format dispatch of load_model.
+#include "model.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <new>
+
+#include "error.h"
+
+namespace chimera {
+
+// 64-byte alignment: a cache line, and enough for any SIMD load a kernel may use on owned buffers.
+constexpr size_t kOwnedAlign = 64;
+
+void* WeightStorage::alloc_bytes(size_t n) {
+  void* p = nullptr;
+  try {
+    p = ::operator new(n ? n : 1, std::align_val_t(kOwnedAlign));
+  } catch (const std::bad_alloc&) {
+    throw_error(ErrorCode::OutOfMemory, "cannot allocate ", n, " bytes for model weights");
+  }
+  std::memset(p, 0, n);
+  holders.emplace_back(p, [](void* q) { ::operator delete(q, std::align_val_t(kOwnedAlign)); });
+  owned_bytes += n;
+  return p;
+}
+
+float* WeightStorage::alloc_f32(size_t n) {
+  CHIMERA_CHECK(n <= SIZE_MAX / sizeof(float), ErrorCode::OutOfMemory, "cannot allocate ", n, " floats");
+  return static_cast<float*>(alloc_bytes(n * sizeof(float)));
+}
+
+// Counts every distinct tensor once (a tied classifier is the embedding), norms included.
+size_t Model::weight_bytes() const {
+  const size_t norm = (size_t)config.C * sizeof(float);
+  size_t total = weights.tok_embd.bytes() + norm;
+  for (const LayerWeights& l : weights.layers) {
+    total += 2 * norm + l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + l.w_gate.bytes() +
+             l.w_up.bytes() + l.w_down.bytes();
+  }
+  if (weights.output.data != weights.tok_embd.data) total += weights.output.bytes();
+  return total;
+}
+
+void validate_config(const ModelConfig& cfg) {
+  // Upper bounds keep later size arithmetic (KV cache, activations) far from overflow.
+  constexpr int kMaxDim = 1 << 24;
+  const struct { const char* name; int v; } dims[] = {
+      {"embedding width (C)", cfg.C},   {"layer count (L)", cfg.L},     {"head count (NH)", cfg.NH},
+      {"key/value head count (NKV)", cfg.NKV}, {"head size (HS)", cfg.HS}, {"FFN width (HD)", cfg.HD},
+      {"vocabulary size (V)", cfg.V},   {"context length", cfg.max_context}};
+  for (const auto& d : dims) {
+    CHIMERA_CHECK(d.v > 0 && d.v <= kMaxDim, ErrorCode::Format, "model config: ", d.name, " is ", d.v,
+                  ", expected 1..", kMaxDim);
+  }
+  CHIMERA_CHECK(cfg.NH % cfg.NKV == 0, ErrorCode::Format, "model config: head count ", cfg.NH,
+                " is not a multiple of the key/value head count ", cfg.NKV);
+  CHIMERA_CHECK((int64_t)cfg.HS * cfg.NH == cfg.C, ErrorCode::Unsupported, "model config: head size ", cfg.HS, " x ",
+                cfg.NH, " heads != width ", cfg.C, "; models whose attention width differs from C are not supported");
+  CHIMERA_CHECK(cfg.rope_dims > 0 && cfg.rope_dims % 2 == 0 && cfg.rope_dims <= cfg.HS, ErrorCode::Format,
+                "model config: RoPE dimension count ", cfg.rope_dims, " must be even and in 2..", cfg.HS,
+                " (the head size)");
+  CHIMERA_CHECK(std::isfinite(cfg.rms_eps) && cfg.rms_eps > 0, ErrorCode::Format, "model config: RMSNorm epsilon ",
+                cfg.rms_eps, " must be a positive number");
+  CHIMERA_CHECK(std::isfinite(cfg.rope_theta) && cfg.rope_theta > 0, ErrorCode::Format, "model config: RoPE base ",
+                cfg.rope_theta, " must be a positive number");
+}
+
+namespace {
+
+void check_view(const TensorView& t, const std::string& name, int64_t rows, int64_t cols) {
+  CHIMERA_CHECK(t.data != nullptr, ErrorCode::Tensor, "tensor ", name, " was not loaded");
+  CHIMERA_CHECK(t.rows == rows && t.cols == cols, ErrorCode::Tensor, "tensor ", name, ": expected ", rows, "x", cols,
+                ", file has ", t.rows, "x", t.cols, " ", dtype_name(t.dtype));
+}
+
+void check_norm(const float* p, const std::string& name) {
+  CHIMERA_CHECK(p != nullptr, ErrorCode::Tensor, "tensor ", name, " was not loaded");
+}
+
+}  // namespace
+
+// Tensors are named as in GGUF, whatever the file format, so messages are uniform.
+void validate_weights(const ModelConfig& cfg, const ModelWeights& w) {
+  const int64_t C = cfg.C, HD = cfg.HD, V = cfg.V, QD = (int64_t)cfg.NH * cfg.HS, KVD = cfg.KVD();
+  check_view(w.tok_embd, "token_embd.weight", V, C);
+  CHIMERA_CHECK(w.layers.size() == (size_t)cfg.L, ErrorCode::Tensor, "model has ", w.layers.size(),
+                " layers of weights, config says ", cfg.L);
+  for (size_t l = 0; l < w.layers.size(); l++) {
+    const LayerWeights& lw = w.layers[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    check_norm(lw.attn_norm, p + "attn_norm.weight");
+    check_view(lw.wq, p + "attn_q.weight", QD, C);
+    check_view(lw.wk, p + "attn_k.weight", KVD, C);
+    check_view(lw.wv, p + "attn_v.weight", KVD, C);
+    check_view(lw.wo, p + "attn_output.weight", C, QD);
+    check_norm(lw.ffn_norm, p + "ffn_norm.weight");
+    check_view(lw.w_gate, p + "ffn_gate.weight", HD, C);
+    check_view(lw.w_up, p + "ffn_up.weight", HD, C);
+    check_view(lw.w_down, p + "ffn_down.weight", C, HD);
+  }
+  check_norm(w.output_norm, "output_norm.weight");
+  check_view(w.output, "output.weight", V, C);
+}
+
+static bool starts_with_gguf_magic(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {0, 0, 0, 0};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  CHIMERA_CHECK(!ec && fs::exists(st), ErrorCode::NotFound, "model path ", path, " does not exist");
+  if (fs::is_directory(st)) return load_hf_dir(path);
+  if (starts_with_gguf_magic(path)) return load_gguf(path);
+  CHIMERA_CHECK(!opts.tokenizer_path.empty(), ErrorCode::InvalidArg, path,
+                " is not a GGUF file, so it is read as a llama2.c checkpoint, and llama2.c checkpoints need a "
+                "tokenizer file (tokenizer option / --tokenizer)");
+  return load_llama2c(path, opts.tokenizer_path);
+}
+
+}  // namespace chimera

@@ -1,0 +1,114 @@
+// Sampling transforms and draws. The order (penalty, temperature, top-k, top-p, min-p) follows
+// llama.cpp's default chain so that users get the distributions they expect.
+#include "sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "error.h"
+
+namespace chimera {
+
+void validate_sampling(const SamplingParams& p) {
+  CHIMERA_CHECK(std::isfinite(p.temperature) && p.temperature >= 0, ErrorCode::InvalidArg,
+                "temperature must be a finite number >= 0, got ", p.temperature);
+  CHIMERA_CHECK(p.top_k >= 0, ErrorCode::InvalidArg, "topK must be >= 0, got ", p.top_k);
+  CHIMERA_CHECK(std::isfinite(p.top_p) && p.top_p > 0 && p.top_p <= 1, ErrorCode::InvalidArg,
+                "topP must be in (0, 1], got ", p.top_p);
+  CHIMERA_CHECK(std::isfinite(p.min_p) && p.min_p >= 0 && p.min_p < 1, ErrorCode::InvalidArg,
+                "minP must be in [0, 1), got ", p.min_p);
+  CHIMERA_CHECK(std::isfinite(p.repeat_penalty) && p.repeat_penalty > 0, ErrorCode::InvalidArg,
+                "repeatPenalty must be > 0, got ", p.repeat_penalty);
+  CHIMERA_CHECK(p.repeat_last_n >= 0, ErrorCode::InvalidArg, "repeatLastN must be >= 0, got ", p.repeat_last_n);
+}
+
+float TokenDistribution::prob_of(int32_t id) const {
+  for (size_t i = 0; i < ids.size(); i++)
+    if (ids[i] == id) return probs[i];
+  return 0.0f;
+}
+
+int32_t argmax(const float* logits, int V) {
+  int32_t best = 0;
+  for (int i = 1; i < V; i++)
+    if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+static void apply_penalty(std::vector<float>& l, float penalty, const int32_t* recent, int n) {
+  if (penalty == 1.0f || n == 0) return;
+  // Each distinct token is penalised once, however often it occurred.
+  std::vector<int32_t> seen(recent, recent + n);
+  std::sort(seen.begin(), seen.end());
+  seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+  for (int32_t id : seen) {
+    if (id < 0 || id >= (int32_t)l.size()) continue;
+    l[id] = l[id] > 0 ? l[id] / penalty : l[id] * penalty;
+  }
+}
+
+void target_distribution(const float* logits, int V, const SamplingParams& p, const int32_t* recent, int n_recent,
+                         TokenDistribution& out, std::vector<float>& l) {
+  l.assign(logits, logits + V);
+  const int n_pen = std::min(n_recent, p.repeat_last_n);
+  apply_penalty(l, p.repeat_penalty, recent + (n_recent - n_pen), n_pen);
+  out.ids.clear();
+  out.probs.clear();
+  if (p.temperature <= 0.0f) {
+    out.ids.push_back(argmax(l.data(), V));
+    out.probs.push_back(1.0f);
+    return;
+  }
+  // Candidates sorted by logit (ties by id, for determinism); top-k bounds the sort.
+  std::vector<int32_t>& ids = out.ids;
+  ids.resize(V);
+  std::iota(ids.begin(), ids.end(), 0);
+  auto by_logit = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
+  int k = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
+  if (k < V) {
+    std::nth_element(ids.begin(), ids.begin() + k, ids.end(), by_logit);
+    ids.resize(k);
+  }
+  std::sort(ids.begin(), ids.end(), by_logit);
+
+  const double inv_t = 1.0 / p.temperature;
+  const double max_l = l[ids[0]];
+  std::vector<double> pr(ids.size());
+  double sum = 0;
+  for (size_t i = 0; i < ids.size(); i++) sum += (pr[i] = std::exp((l[ids[i]] - max_l) * inv_t));
+  for (double& x : pr) x /= sum;
+
+  size_t keep = ids.size();
+  if (p.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
+    double cum = 0;
+    for (size_t i = 0; i < keep; i++) {
+      cum += pr[i];
+      if (cum >= p.top_p) { keep = i + 1; break; }
+    }
+  }
+  if (p.min_p > 0.0f) {
+    const double floor_p = p.min_p * pr[0];
+    size_t m = 1;
+    while (m < keep && pr[m] >= floor_p) m++;
+    keep = m;
+  }
+  ids.resize(keep);
+  double kept = 0;
+  for (size_t i = 0; i < keep; i++) kept += pr[i];
+  out.probs.resize(keep);
+  for (size_t i = 0; i < keep; i++) out.probs[i] = (float)(pr[i] / kept);
+}
+
+int32_t sample_from(const TokenDistribution& dist, Rng& rng) {
+  if (dist.ids.size() == 1) return dist.ids[0];
+  const double u = rng.uniform();
+  double cum = 0;
+  for (size_t i = 0; i < dist.ids.size(); i++) {
+    cum += dist.probs[i];
+    if (u < cum) return dist.ids[i];
+  }
+  return dist.ids.back();  // rounding left a sliver of mass at the end
+}
+
+}  // namespace chimera

@@ -1,0 +1,57 @@
+// Token sampling: greedy, or temperature with top-k, top-p, min-p and a repetition penalty, from a
+// seeded, platform-independent RNG. The same distribution code serves plain sampling and (for
+// speculative decoding) the per-node target distribution of lossless tree verification.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace chimera {
+
+struct SamplingParams {
+  float temperature = 0.8f;    // <= 0: greedy
+  int top_k = 40;              // <= 0: off
+  float top_p = 0.95f;         // >= 1: off
+  float min_p = 0.05f;         // <= 0: off
+  float repeat_penalty = 1.0f; // 1: off
+  int repeat_last_n = 64;      // window of recent tokens the penalty looks at
+  uint64_t seed = 0;
+};
+
+// Throws E_INVALID_ARG naming the bad field.
+void validate_sampling(const SamplingParams& p);
+
+// splitmix64: tiny, fast and identical on every platform.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed) {}
+  uint64_t next() {
+    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
+
+ private:
+  uint64_t s_;
+};
+
+// A sparse probability distribution: ids with their probabilities, summing to 1, in decreasing order.
+struct TokenDistribution {
+  std::vector<int32_t> ids;
+  std::vector<float> probs;
+  float prob_of(int32_t id) const;
+};
+
+// Applies the repetition penalty (over `recent`), then greedy => a one-hot distribution on the argmax;
+// otherwise temperature, top-k, top-p and min-p, renormalised. `scratch` avoids allocations.
+void target_distribution(const float* logits, int V, const SamplingParams& p, const int32_t* recent, int n_recent,
+                         TokenDistribution& out, std::vector<float>& scratch);
+
+// Draws from a distribution (greedy distributions have one entry).
+int32_t sample_from(const TokenDistribution& dist, Rng& rng);
+
+// Argmax of the (penalised) logits; the lowest id wins ties.
+int32_t argmax(const float* logits, int V);
+
+}  // namespace chimera

@@ -1,0 +1,166 @@
+// The generation loop of a session: build the context, reuse the cached prefix, prefill in batches,
+// then sample one token per step until EOS, a stop string, max_tokens, abort or a full context.
+#include "session.h"
+
+#include <algorithm>
+
+#include "error.h"
+#include "stop_matcher.h"
+
+namespace chimera {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+}  // namespace
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::Eos: return "eos";
+    case StopReason::MaxTokens: return "maxTokens";
+    case StopReason::StopString: return "stop";
+    case StopReason::Aborted: return "abort";
+    case StopReason::ContextFull: return "contextFull";
+  }
+  return "?";
+}
+
+Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int batch_size)
+    : runtime_(std::move(runtime)),
+      kv_(&runtime_->backend(), runtime_->model().config.L, context_size, runtime_->model().config.KVD()),
+      ws_(&runtime_->backend(), runtime_->model().config, batch_size) {}
+
+void Session::reset() {
+  history_.clear();
+  kv_.truncate(0);
+}
+
+std::vector<int32_t> Session::build_context(const GenerateRequest& req, std::vector<int32_t>& prompt_tokens) const {
+  const Tokenizer& tok = runtime_->model().tokenizer;
+  const bool fresh = !req.append || history_.empty();
+  prompt_tokens = tok.encode(req.text, fresh && tok.add_bos(), fresh);
+  std::vector<int32_t> context;
+  if (!fresh) context = history_;
+  context.insert(context.end(), prompt_tokens.begin(), prompt_tokens.end());
+  CHIMERA_CHECK(!context.empty(), ErrorCode::InvalidArg,
+                "the prompt is empty and the model adds no BOS token: give some text to start from");
+  return context;
+}
+
+void Session::sync_cache(const std::vector<int32_t>& context, GenerateResult& res) {
+  // The last context token is always evaluated: its logits give the first new token.
+  size_t common = 0;
+  const size_t cached = std::min<size_t>(kv_.size(), context.size());
+  while (common < cached && history_[common] == context[common]) common++;
+  const int keep = (int)std::min(common, context.size() - 1);
+  kv_.truncate(keep);
+  history_ = context;
+  res.reused_tokens = keep;
+  res.evaluated_prompt_tokens = (int)context.size() - keep;
+  evaluate_pending(1);
+}
+
+void Session::evaluate_pending(int rows_wanted) {
+  const Model& model = runtime_->model();
+  const int V = model.config.V, C = model.config.C;
+  const int total = (int)history_.size();
+  const int first_wanted = total - rows_wanted;
+  logits_.resize((size_t)rows_wanted * V);
+  hidden_.resize((size_t)rows_wanted * C);
+  while (kv_.size() < total) {
+    const int start = kv_.size();
+    const int T = std::min(ws_.max_T(), total - start);
+    positions_.resize(T);
+    rows_.clear();
+    for (int i = 0; i < T; i++) {
+      positions_[i] = start + i;
+      if (start + i >= first_wanted) rows_.push_back(i);
+    }
+    Batch b;
+    b.tokens = history_.data() + start;
+    b.positions = positions_.data();
+    b.T = T;
+    b.out_rows = rows_.data();
+    b.R = (int)rows_.size();
+    const size_t out0 = rows_.empty() ? 0 : (size_t)(start + rows_[0] - first_wanted);
+    forward(model, runtime_->backend(), ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C);
+  }
+}
+
+void Session::evaluate(const std::vector<int32_t>& tokens, int rows, std::vector<float>* logits,
+                       std::vector<float>* hidden) {
+  CHIMERA_CHECK(!tokens.empty(), ErrorCode::InvalidArg, "evaluate: no tokens");
+  CHIMERA_CHECK(rows >= 0 && rows <= (int)tokens.size(), ErrorCode::InvalidArg, "evaluate: rows must be in 0..",
+                tokens.size());
+  CHIMERA_CHECK(history_.size() + tokens.size() <= (size_t)kv_.capacity(), ErrorCode::PromptTooLong, "evaluate: ",
+                history_.size(), " + ", tokens.size(), " tokens exceed the context size ", kv_.capacity());
+  for (int32_t t : tokens)
+    CHIMERA_CHECK(t >= 0 && t < runtime_->model().config.V, ErrorCode::InvalidArg, "token id ", t, " out of range");
+  // Anything in history_ but not yet in the cache is evaluated along with the new tokens.
+  history_.insert(history_.end(), tokens.begin(), tokens.end());
+  evaluate_pending(rows);
+  if (logits) *logits = logits_;
+  if (hidden) *hidden = hidden_;
+}
+
+GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& sink, const std::atomic<bool>& abort) {
+  validate_sampling(req.sampling);
+  CHIMERA_CHECK(req.max_tokens >= 0, ErrorCode::InvalidArg, "maxTokens must be >= 0, got ", req.max_tokens);
+  const auto t_start = Clock::now();
+  const Model& model = runtime_->model();
+  const Tokenizer& tok = model.tokenizer;
+  const int V = model.config.V;
+  GenerateResult res;
+  std::vector<int32_t> context = build_context(req, res.prompt_tokens);
+  CHIMERA_CHECK((int)context.size() < kv_.capacity(), ErrorCode::PromptTooLong, "the prompt needs ", context.size(),
+                " tokens of context but the session's context size is ", kv_.capacity(),
+                " (one more slot is needed for the first new token): shorten the prompt or raise contextSize");
+  if (abort.load()) {
+    res.stop_reason = StopReason::Aborted;
+    res.ms_total = ms_since(t_start);
+    return res;
+  }
+  sync_cache(context, res);
+  res.ms_prompt = ms_since(t_start);
+
+  const auto t_gen = Clock::now();
+  Rng rng(req.sampling.seed);
+  TokenDistribution dist;
+  std::vector<float> scratch;
+  Utf8StreamDecoder utf8;
+  StopMatcher stops(req.stop);
+  Chunk pending;
+  int32_t prev = history_.back();
+  auto emit = [&](std::string text) {
+    res.text += text;
+    pending.text += text;
+    if (!pending.text.empty()) {
+      sink(std::move(pending));
+      pending = Chunk();
+    }
+  };
+  while (true) {
+    if ((int)res.tokens.size() >= req.max_tokens) { res.stop_reason = StopReason::MaxTokens; break; }
+    if (abort.load()) { res.stop_reason = StopReason::Aborted; break; }
+    const float* logits = logits_.data() + logits_.size() - V;  // the last evaluated row
+    target_distribution(logits, V, req.sampling, history_.data(), (int)history_.size(), dist, scratch);
+    const int32_t next = sample_from(dist, rng);
+    if (req.stop_on_eos && tok.is_eog(next)) { res.stop_reason = StopReason::Eos; break; }
+    res.tokens.push_back(next);
+    history_.push_back(next);
+    pending.tokens.push_back(next);
+    emit(stops.push(utf8.push(tok.token_bytes(next, prev))));
+    prev = next;
+    if (stops.stopped()) { res.stop_reason = StopReason::StopString; break; }
+    if ((int)res.tokens.size() >= req.max_tokens) { res.stop_reason = StopReason::MaxTokens; break; }
+    if ((int)history_.size() >= kv_.capacity()) { res.stop_reason = StopReason::ContextFull; break; }
+    evaluate_pending(1);
+  }
+  if (!stops.stopped()) emit(stops.push(utf8.flush()) + stops.flush());
+  if (!pending.tokens.empty()) sink(std::move(pending));
+  res.ms_generate = ms_since(t_gen);
+  res.ms_total = ms_since(t_start);
+  return res;
+}
+
+}  // namespace chimera

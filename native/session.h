@@ -1,0 +1,82 @@
+// A generation session: one sequence with its KV cache and token history. Each request appends text
+// to the session's context (or replaces it), reusing the cached prefix, then decodes new tokens,
+// streaming text chunks that never split a UTF-8 character or show part of a stop string.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "forward.h"
+#include "kv_cache.h"
+#include "runtime.h"
+#include "sampler.h"
+
+namespace chimera {
+
+struct GenerateRequest {
+  std::string text;
+  bool append = true;            // false: the text replaces the context (the cached common prefix is reused)
+  int max_tokens = 256;
+  SamplingParams sampling;
+  std::vector<std::string> stop;
+  bool stop_on_eos = true;
+};
+
+enum class StopReason { Eos, MaxTokens, StopString, Aborted, ContextFull };
+const char* stop_reason_name(StopReason r);
+
+struct GenerateResult {
+  std::string text;                    // the generated text (without the stop string)
+  std::vector<int32_t> prompt_tokens;  // tokens this request added to the context (BOS included when added)
+  std::vector<int32_t> tokens;         // generated token ids
+  StopReason stop_reason = StopReason::MaxTokens;
+  int reused_tokens = 0;               // prompt tokens served from the cache
+  int evaluated_prompt_tokens = 0;     // prompt tokens actually computed
+  double ms_prompt = 0, ms_generate = 0, ms_total = 0;
+};
+
+struct Chunk {
+  std::string text;
+  std::vector<int32_t> tokens;
+};
+using ChunkSink = std::function<void(Chunk&&)>;
+
+class Session {
+ public:
+  Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int batch_size = 64);
+
+  // Runs a request to completion. `abort` is polled before every step.
+  GenerateResult generate(const GenerateRequest& req, const ChunkSink& sink, const std::atomic<bool>& abort);
+
+  // Appends tokens to the context and returns the logits (rows, V) and final hidden states (rows, C) of the
+  // last `rows` of them (rows = 0: none). For scoring and tests.
+  void evaluate(const std::vector<int32_t>& tokens, int rows, std::vector<float>* logits, std::vector<float>* hidden);
+
+  // Drops the context.
+  void reset();
+
+  int context_size() const { return kv_.capacity(); }
+  int context_used() const { return (int)history_.size(); }
+  const std::vector<int32_t>& history() const { return history_; }
+  const ModelRuntime& runtime() const { return *runtime_; }
+  size_t kv_bytes() const { return kv_.bytes(); }
+
+ private:
+  std::vector<int32_t> build_context(const GenerateRequest& req, std::vector<int32_t>& prompt_tokens) const;
+  void sync_cache(const std::vector<int32_t>& context, GenerateResult& res);
+  // Evaluates history_[kv_.size()..] in batches; leaves the last row's logits in logits_.
+  void evaluate_pending(int rows_wanted);
+
+  std::shared_ptr<ModelRuntime> runtime_;
+  KVCache kv_;
+  Workspace ws_;
+  std::vector<int32_t> history_;  // the whole context; history_[0, kv_.size()) is in the cache
+  std::vector<float> logits_;     // (rows, V) of the last evaluation
+  std::vector<float> hidden_;     // (rows, C)
+  std::vector<int32_t> positions_, rows_;
+};
+
+}  // namespace chimera

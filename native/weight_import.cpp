@@ -1,0 +1,161 @@
+// RawTensor -> TensorView: shape and dtype checks, zero-copy when the mapping is usable as is, and the
+// common assembly of ModelWeights from a name lookup.
+#include "weight_import.h"
+
+#include <cstring>
+
+#include "error.h"
+
+namespace chimera {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  if (shape.empty()) return "a scalar";
+  std::string s;
+  for (size_t i = 0; i < shape.size(); i++) {
+    if (i) s += 'x';
+    s += std::to_string(shape[i]);
+  }
+  return s;
+}
+
+static void check_supported(const RawTensor& t) {
+  CHIMERA_CHECK(t.supported, ErrorCode::Unsupported, "tensor ", t.name, " has element type ", t.type_name,
+                ", which chimera cannot compute with; use a model file in F32, F16, BF16 or Q8_0");
+}
+
+// Kernels read F32 and 16-bit elements with plain loads, so those need natural alignment; Q8_0 blocks
+// are 34 bytes and are always read bytewise.
+static size_t required_alignment(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F16:
+    case DType::BF16: return 2;
+    case DType::Q8_0: return 1;
+  }
+  return 1;
+}
+
+TensorView import_matrix(WeightStorage& storage, const RawTensor& t, int64_t rows, int64_t cols) {
+  check_supported(t);
+  CHIMERA_CHECK(t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == cols, ErrorCode::Tensor, "tensor ",
+                t.name, ": expected ", rows, "x", cols, " (rows x cols), file has ", shape_string(t.shape), " ",
+                t.type_name);
+  CHIMERA_CHECK(t.dtype != DType::Q8_0 || cols % kQ8BlockSize == 0, ErrorCode::Tensor, "tensor ", t.name,
+                ": Q8_0 needs a column count that is a multiple of 32, file has ", cols);
+  TensorView v;
+  v.dtype = t.dtype;
+  v.rows = rows;
+  v.cols = cols;
+  CHIMERA_CHECK(v.bytes() == t.bytes, ErrorCode::Tensor, "tensor ", t.name, ": holds ", t.bytes, " bytes, but ",
+                rows, "x", cols, " ", t.type_name, " needs ", v.bytes());
+  if ((uintptr_t)t.data % required_alignment(t.dtype) == 0) {
+    v.data = t.data;
+    storage.mapped_bytes += v.bytes();
+    return v;
+  }
+  void* copy = storage.alloc_bytes(v.bytes());
+  std::memcpy(copy, t.data, v.bytes());
+  v.data = copy;
+  return v;
+}
+
+const float* import_vector_f32(WeightStorage& storage, const RawTensor& t, int64_t n) {
+  check_supported(t);
+  CHIMERA_CHECK(t.shape.size() == 1 && t.shape[0] == n, ErrorCode::Tensor, "tensor ", t.name, ": expected a vector of ",
+                n, ", file has ", shape_string(t.shape), " ", t.type_name);
+  CHIMERA_CHECK(t.dtype != DType::Q8_0 || n % kQ8BlockSize == 0, ErrorCode::Tensor, "tensor ", t.name,
+                ": a Q8_0 vector needs a multiple of 32 elements, file has ", n);
+  const size_t bytes = dtype_row_bytes(t.dtype, (size_t)n);
+  CHIMERA_CHECK(bytes == t.bytes, ErrorCode::Tensor, "tensor ", t.name, ": holds ", t.bytes, " bytes, expected ", bytes);
+  // row_to_f32 reads whole elements, so misaligned data is first copied somewhere aligned.
+  std::vector<uint32_t> aligned;
+  const void* src = t.data;
+  if ((uintptr_t)t.data % required_alignment(t.dtype) != 0) {
+    aligned.resize(bytes / 4 + 1);
+    std::memcpy(aligned.data(), t.data, bytes);
+    src = aligned.data();
+  }
+  float* out = storage.alloc_f32((size_t)n);
+  row_to_f32(t.dtype, src, out, (size_t)n);
+  return out;
+}
+
+WeightNames gguf_weight_names() {
+  WeightNames n;
+  n.tok_embd = "token_embd.weight";
+  n.output_norm = "output_norm.weight";
+  n.output = "output.weight";
+  n.layer_prefix = "blk.";
+  const char* s[9] = {".attn_norm.weight", ".attn_q.weight",   ".attn_k.weight",
+                      ".attn_v.weight",    ".attn_output.weight", ".ffn_norm.weight",
+                      ".ffn_gate.weight",  ".ffn_up.weight",   ".ffn_down.weight"};
+  for (int i = 0; i < 9; i++) n.layer_suffix[i] = s[i];
+  return n;
+}
+
+WeightNames hf_weight_names() {
+  WeightNames n;
+  n.tok_embd = "model.embed_tokens.weight";
+  n.output_norm = "model.norm.weight";
+  n.output = "lm_head.weight";
+  n.layer_prefix = "model.layers.";
+  const char* s[9] = {".input_layernorm.weight", ".self_attn.q_proj.weight", ".self_attn.k_proj.weight",
+                      ".self_attn.v_proj.weight", ".self_attn.o_proj.weight", ".post_attention_layernorm.weight",
+                      ".mlp.gate_proj.weight",    ".mlp.up_proj.weight",     ".mlp.down_proj.weight"};
+  for (int i = 0; i < 9; i++) n.layer_suffix[i] = s[i];
+  return n;
+}
+
+namespace {
+
+const RawTensor& need(const TensorLookup& lookup, const std::string& name, const std::string& file) {
+  const RawTensor* t = lookup(name);
+  CHIMERA_CHECK(t != nullptr, ErrorCode::Tensor, "tensor ", name, " is missing from ", file,
+                " (is it a complete LLaMA checkpoint?)");
+  return *t;
+}
+
+// Converters often write the tied classifier as an explicit copy; recognising it keeps one copy hot.
+bool same_tensor(const TensorView& a, const TensorView& b) {
+  return a.dtype == b.dtype && a.rows == b.rows && a.cols == b.cols &&
+         (a.data == b.data || std::memcmp(a.data, b.data, a.bytes()) == 0);
+}
+
+}  // namespace
+
+void import_weights(ModelConfig& cfg, const WeightNames& names, const TensorLookup& lookup, bool force_tied,
+                    const std::string& file, WeightStorage& storage, ModelWeights& w) {
+  const int64_t C = cfg.C, HD = cfg.HD, V = cfg.V, QD = (int64_t)cfg.NH * cfg.HS, KVD = cfg.KVD();
+  w.tok_embd = import_matrix(storage, need(lookup, names.tok_embd, file), V, C);  // (V, C)
+  w.layers.assign((size_t)cfg.L, LayerWeights());
+  for (int l = 0; l < cfg.L; l++) {
+    const std::string p = names.layer_prefix + std::to_string(l);
+    const auto t = [&](int i) -> const RawTensor& { return need(lookup, p + names.layer_suffix[i], file); };
+    LayerWeights& lw = w.layers[(size_t)l];
+    lw.attn_norm = import_vector_f32(storage, t(0), C);  // (C)
+    lw.wq = import_matrix(storage, t(1), QD, C);          // (NH*HS, C)
+    lw.wk = import_matrix(storage, t(2), KVD, C);         // (KVD, C)
+    lw.wv = import_matrix(storage, t(3), KVD, C);         // (KVD, C)
+    lw.wo = import_matrix(storage, t(4), C, QD);          // (C, NH*HS)
+    lw.ffn_norm = import_vector_f32(storage, t(5), C);   // (C)
+    lw.w_gate = import_matrix(storage, t(6), HD, C);      // (HD, C)
+    lw.w_up = import_matrix(storage, t(7), HD, C);        // (HD, C)
+    lw.w_down = import_matrix(storage, t(8), C, HD);      // (C, HD)
+  }
+  w.output_norm = import_vector_f32(storage, need(lookup, names.output_norm, file), C);  // (C)
+  const RawTensor* out = force_tied ? nullptr : lookup(names.output);
+  w.output = w.tok_embd;
+  cfg.tied_output = true;
+  if (out != nullptr) {
+    const size_t mapped_before = storage.mapped_bytes;
+    const TensorView o = import_matrix(storage, *out, V, C);  // (V, C)
+    if (same_tensor(o, w.tok_embd)) {
+      storage.mapped_bytes = mapped_before;  // an owned copy, if one was made, stays in owned_bytes
+    } else {
+      w.output = o;
+      cfg.tied_output = false;
+    }
+  }
+}
+
+}  // namespace chimera
