@@ -2,6 +2,8 @@
 // or skipped, every tensor's extent against the file, so a hostile file can only produce an E_FORMAT.
 #include "gguf_file.h"
 
+#include <algorithm>
+
 #include "checked_math.h"
 #include "error.h"
 
@@ -80,7 +82,7 @@ const char* gguf_type_name(GgufType t) {
 GgufFile::GgufFile(const std::string& path) : file_(MappedFile::open(path)) {
   ByteReader r(file_->data(), file_->size(), path);
   parse_header(r);
-  kvs_.reserve((size_t)n_kv_);  // bounded by kMaxKVs and by the bytes left
+  // Containers grow as entries are parsed (each one backed by real bytes), never from the claimed counts.
   for (uint64_t i = 0; i < n_kv_; i++) {
     kvs_.emplace_back();
     parse_kv(r, kvs_.back());
@@ -93,13 +95,15 @@ GgufFile::GgufFile(const std::string& path) : file_(MappedFile::open(path)) {
                   ": general.alignment is ", align, ", expected a power of two");
   }
   alignment_ = (uint64_t)align;
-  std::vector<uint32_t> types((size_t)n_tensors_);
-  std::vector<uint64_t> offsets((size_t)n_tensors_);
-  tensors_.resize((size_t)n_tensors_);
+  std::vector<uint32_t> types;
+  std::vector<uint64_t> offsets;
   for (uint64_t i = 0; i < n_tensors_; i++) {
-    parse_tensor_info(r, tensors_[(size_t)i], &types[(size_t)i], &offsets[(size_t)i]);
-    CHIMERA_CHECK(tensor_index_.emplace(tensors_[(size_t)i].name, (size_t)i).second, ErrorCode::Format, path,
-                  ": tensor ", tensors_[(size_t)i].name, " appears twice");
+    tensors_.emplace_back();
+    types.push_back(0);
+    offsets.push_back(0);
+    parse_tensor_info(r, tensors_.back(), &types.back(), &offsets.back());
+    CHIMERA_CHECK(tensor_index_.emplace(tensors_.back().name, tensors_.size() - 1).second, ErrorCode::Format, path,
+                  ": tensor ", tensors_.back().name, " appears twice");
   }
   place_tensors(r, types, offsets);
 }
@@ -130,9 +134,8 @@ std::string GgufFile::read_string(ByteReader& r, const char* what) const {
   const size_t at = r.pos();
   const uint64_t len = r.u64();
   if (len > r.remaining()) {
-    r.seek(at);
     r.fail(std::string(what) + " at offset " + std::to_string(at) + " claims " + std::to_string(len) +
-           " bytes, but only " + std::to_string(r.remaining() - 8) + " are left");
+           " bytes, but only " + std::to_string(r.remaining()) + " are left");
   }
   const uint8_t* p = r.take((size_t)len);
   return std::string(reinterpret_cast<const char*>(p), (size_t)len);
@@ -233,8 +236,8 @@ void GgufFile::place_tensors(ByteReader& r, const std::vector<uint32_t>& types, 
     const uint64_t cols = (uint64_t)t.shape.back();
     CHIMERA_CHECK(cols % gt->block == 0, ErrorCode::Format, path, ": tensor ", t.name, " has ", cols, " columns, not a",
                   " multiple of the ", gt->name, " block size ", gt->block);
-    uint64_t bytes = (cols / gt->block) * gt->block_bytes;
-    bool ok = true;
+    uint64_t bytes = 0;
+    bool ok = checked_mul(cols / gt->block, gt->block_bytes, &bytes);
     for (size_t d = 0; d + 1 < t.shape.size(); d++) ok = ok && checked_mul(bytes, (uint64_t)t.shape[d], &bytes);
     CHIMERA_CHECK(ok && bytes <= (uint64_t)INT64_MAX, ErrorCode::Format, path, ": tensor ", t.name, " of shape ",
                   shape_string(t.shape), " is impossibly large");
@@ -303,7 +306,7 @@ std::vector<std::string> GgufFile::string_array(const GgufKV& kv) const {
   ByteReader r(file_->data(), file_->size(), file_->path());
   r.seek(kv.offset);
   std::vector<std::string> out;
-  out.reserve((size_t)kv.count);  // validated at open: count <= bytes left / 8
+  out.reserve((size_t)std::min<uint64_t>(kv.count, 1 << 20));  // the rest grows only with real strings
   for (uint64_t i = 0; i < kv.count; i++) out.push_back(read_string(r, "array string"));
   return out;
 }

@@ -32,9 +32,11 @@ void swiglu_forward_reference(float* out, const float* gate, const float* up, in
 // ---- fast paths ----
 // out (T, N) for W rows [n0, n1) only: out[t*N + n] for n in range. Row stride of out is W.rows.
 void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1);
-// Attention for query rows [t0, t1) and all heads (same contract as the reference).
+// Attention for query rows [t0, t1) and query heads [h0, h1) (h1 = -1: all heads); same contract as the
+// reference. A head range lets a decode step (T = 1) be split over threads.
 void attention_rows(KernelPath path, float* out, const float* q, const float* k_cache, const float* v_cache,
-                    const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS, int t0, int t1);
+                    const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS, int t0, int t1, int h0 = 0,
+                    int h1 = -1);
 // Dot product of an F32 vector with n elements of a weight row (any dtype).
 float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n);
 

@@ -3,6 +3,7 @@
 // kernels_fast.cpp, AVX2/FMA/F16C in kernels_avx2.cpp. Not part of the core's API.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "dtype.h"
 
@@ -44,6 +45,83 @@ struct AttentionGroup {
   int HS;
   float scale;  // 1 / sqrt(HS)
 };
+
+// ---- helpers shared by the tile loops of every instruction set ----
+
+// The inner loops walk K in steps: 8 elements, or one 32-element block for Q8_0 (one scale per step).
+template <DType DT>
+constexpr int step_elems() {
+  return DT == DType::Q8_0 ? kQ8BlockSize : 8;
+}
+
+// Address of the step that starts at element k (a multiple of step_elems) of a row.
+template <DType DT>
+inline const uint8_t* step_ptr(const uint8_t* row, int64_t k) {
+  if constexpr (DT == DType::F32) return row + k * 4;
+  else if constexpr (DT == DType::Q8_0) return row + (k / kQ8BlockSize) * kQ8BlockBytes;
+  else return row + k * 2;
+}
+
+// Element k of a row of any dtype (for tails and the scalar paths).
+template <DType DT>
+inline float element(const uint8_t* row, int64_t k) {
+  uint16_t h;
+  if constexpr (DT == DType::F32) {
+    float f;
+    std::memcpy(&f, row + k * 4, 4);
+    return f;
+  } else if constexpr (DT == DType::Q8_0) {
+    const uint8_t* blk = step_ptr<DT>(row, k);
+    std::memcpy(&h, blk, 2);
+    return fp16_to_f32(h) * (float)(int8_t)blk[2 + k % kQ8BlockSize];
+  } else {
+    std::memcpy(&h, row + k * 2, 2);
+    return DT == DType::F16 ? fp16_to_f32(h) : bf16_to_f32(h);
+  }
+}
+
+// Adds the elements [kmain, k1) that did not fill a step to the tile's sums, then stores them.
+template <DType DT, int NT, int NN>
+inline void finish_tile(const MatmulTile& a, float (&sums)[NT][NN], int64_t kmain) {
+  for (int t = 0; t < NT; t++) {
+    for (int n = 0; n < NN; n++) {
+      float s = sums[t][n];
+      for (int64_t k = kmain; k < a.k1; k++) s += element<DT>(a.w + n * a.ldw, k) * a.x[t * a.ldx + k];
+      float& o = a.out[t * a.ldo + n];
+      o = a.accumulate ? o + s : s;
+    }
+  }
+}
+
+// Calls Kernels::tile<DT, NT, NN>(a) for run-time dt, nt (1..4) and nn (1, 2 or 4).
+template <typename Kernels, DType DT, int NT>
+inline void dispatch_tile_nn(int nn, const MatmulTile& a) {
+  if (nn >= 4) Kernels::template tile<DT, NT, 4>(a);
+  else if (nn == 2) Kernels::template tile<DT, NT, 2>(a);
+  else Kernels::template tile<DT, NT, 1>(a);
+}
+
+template <typename Kernels, DType DT>
+inline void dispatch_tile_nt(int nt, int nn, const MatmulTile& a) {
+  switch (nt) {
+    case 1: dispatch_tile_nn<Kernels, DT, 1>(nn, a); return;
+    case 2: dispatch_tile_nn<Kernels, DT, 2>(nn, a); return;
+    case 3: dispatch_tile_nn<Kernels, DT, 3>(nn, a); return;
+    default: dispatch_tile_nn<Kernels, DT, 4>(nn, a); return;
+  }
+}
+
+template <typename Kernels>
+inline void dispatch_tile(DType dt, int nt, int nn, const MatmulTile& a) {
+  switch (dt) {
+    case DType::F32: dispatch_tile_nt<Kernels, DType::F32>(nt, nn, a); return;
+    case DType::F16: dispatch_tile_nt<Kernels, DType::F16>(nt, nn, a); return;
+    case DType::BF16: dispatch_tile_nt<Kernels, DType::BF16>(nt, nn, a); return;
+    case DType::Q8_0: dispatch_tile_nt<Kernels, DType::Q8_0>(nt, nn, a); return;
+  }
+}
+
+// ---- the inner loops ----
 
 void matmul_tile_portable(DType dt, int nt, int nn, const MatmulTile& a);
 // scores (G, nvis) = scale * q_g . k_idx[j]

@@ -1,6 +1,8 @@
 // The persistent worker pool of thread_pool.h. A job is published by bumping a generation counter;
 // workers spin on it for a short while after each job (a decode step issues ~10 small jobs per layer,
 // and a futex wake per job would cost more than the job) and then sleep on the condition variable.
+// Tasks are claimed dynamically, and the caller waits only for workers that joined the job, so a worker
+// that is asleep or preempted (a shared machine, more threads than cores) does not stall every job.
 #include "thread_pool.h"
 
 #include <chrono>
@@ -31,6 +33,10 @@ using Clock = std::chrono::steady_clock;
 // Busy-wait with pause this long, then with yield (lets another process have the core), then sleep.
 constexpr auto kPauseSpin = std::chrono::microseconds(20);
 constexpr auto kYieldSpin = std::chrono::microseconds(100);
+
+// generation_ holds (job number << 1) | kJobClosed. A job is open from its publication until every task
+// has been claimed; pending_workers_ counts the workers inside a job.
+constexpr uint64_t kJobClosed = 1;
 
 // The pool (and thread index) the current thread is running tasks for, so a task that calls back into
 // its own pool runs the nested job inline instead of deadlocking on run_mutex_.
@@ -96,17 +102,22 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::worker_main(int index) {
   ContextScope scope(this, index);
-  uint64_t seen = 0;  // no job can be published before the constructor returns
+  uint64_t seen = 0;  // the last job number this worker looked at; jobs are numbered from 1
   for (;;) {
-    auto has_news = [&] { return generation_.load(std::memory_order_acquire) != seen || stop_.load(); };
+    auto has_news = [&] { return (generation_.load(std::memory_order_acquire) >> 1) != seen || stop_.load(); };
     if (!spin_until(has_news, kYieldSpin)) {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, has_news);
     }
     if (stop_.load()) return;
-    seen = generation_.load(std::memory_order_acquire);
-    work(index);
-    // Release: the caller reads this with acquire, so the task's writes are visible when run() returns.
+    // Join: count ourselves in first, then look at the job. Both are seq_cst, as are the caller's close
+    // and its check of the count, so either the caller waits for us or we see the job closed and leave
+    // without touching its state.
+    pending_workers_.fetch_add(1, std::memory_order_seq_cst);
+    const uint64_t g = generation_.load(std::memory_order_seq_cst);
+    seen = g >> 1;
+    if ((g & kJobClosed) == 0) work(index);
+    // Release: the caller's acquire of a zero count makes the tasks' writes visible when run() returns.
     pending_workers_.fetch_sub(1, std::memory_order_release);
   }
 }
@@ -141,20 +152,22 @@ void ThreadPool::run(int n_tasks, const std::function<void(int task, int thread)
   n_tasks_ = n_tasks;
   error_ = nullptr;
   next_task_.store(0, std::memory_order_relaxed);
-  pending_workers_.store(n_threads_ - 1, std::memory_order_relaxed);
+  const uint64_t job = (generation_.load(std::memory_order_relaxed) >> 1) + 1;
   {
-    // Under mu_ so a worker between its last check and cv_.wait cannot miss the new generation.
+    // Under mu_ so a worker between its last check and cv_.wait cannot miss the new job.
     std::lock_guard<std::mutex> lk(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    generation_.store(job << 1, std::memory_order_seq_cst);
   }
   cv_.notify_all();  // cheap when nobody sleeps
   {
     ContextScope scope(this, 0);
     work(0);
   }
-  // Every worker must check in before fn_ goes out of scope, even one that woke too late to get a task.
-  auto all_done = [&] { return pending_workers_.load(std::memory_order_acquire) == 0; };
-  while (!spin_until(all_done, std::chrono::milliseconds(10))) {
+  // Every task is claimed now. Close the job to late joiners and wait only for the workers inside it: a
+  // worker that is asleep or descheduled does not hold the caller up.
+  generation_.store((job << 1) | kJobClosed, std::memory_order_seq_cst);
+  auto joined_done = [&] { return pending_workers_.load(std::memory_order_seq_cst) == 0; };
+  while (!spin_until(joined_done, std::chrono::milliseconds(10))) {
   }
   fn_ = nullptr;
   std::exception_ptr err = error_;

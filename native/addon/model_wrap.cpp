@@ -28,7 +28,8 @@ Napi::Object ModelWrap::wrap(Napi::Env env, std::shared_ptr<ModelRuntime> runtim
 ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
   if (info.Length() < 1 || !info[0].IsExternal())
     throw make_js_error(info.Env(), ErrorCode::InvalidArg, "NativeModel is created by loadModel(), not by new");
-  runtime_ = *info[0].As<Napi::External<std::shared_ptr<ModelRuntime>>>().Data();
+  // Take the reference out of the External so that dispose() frees the model without waiting for GC.
+  runtime_ = std::move(*info[0].As<Napi::External<std::shared_ptr<ModelRuntime>>>().Data());
 }
 
 std::shared_ptr<ModelRuntime> ModelWrap::runtime(Napi::Env env) const {

@@ -33,7 +33,8 @@ Napi::Object SessionWrap::create(Napi::Env env, std::shared_ptr<ModelRuntime> rt
 SessionWrap::SessionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionWrap>(info) {
   if (info.Length() < 1 || !info[0].IsExternal())
     throw make_js_error(info.Env(), ErrorCode::InvalidArg, "NativeSession is created by model.createSession()");
-  state_ = *info[0].As<Napi::External<std::shared_ptr<SessionState>>>().Data();
+  // Take the reference out of the External so that dispose() frees the state without waiting for GC.
+  state_ = std::move(*info[0].As<Napi::External<std::shared_ptr<SessionState>>>().Data());
 }
 
 std::shared_ptr<SessionState> SessionWrap::state(Napi::Env env) const {

@@ -1,0 +1,172 @@
+// Pieces of the synthetic LLaMA model used by bench/make-synthetic.js: the tokenizer vocabulary, the
+// seeded weight streams (xorshift32 + inverse-CDF table, ~N(0, sigma)) and the F16 / Q8_0 encoders.
+// Everything is produced in chunks so that no tensor (let alone a model) is held in memory whole.
+'use strict';
+
+// ---------- tokenizer: a valid SentencePiece ("llama") vocabulary ----------
+// ids 0..2: <unk> <s> </s>; 3..258: <0x00>..<0xFF> byte tokens; then "▁", the 94 printable ASCII
+// characters, and "▁" + every lowercase word of 1, 2, 3 letters (and 4 letters until the vocabulary is
+// full). Every prefix of a "▁word" piece is a piece too, so SentencePiece merging always reaches it.
+const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 };
+
+function makeVocab(size) {
+  const tokens = ['<unk>', '<s>', '</s>'];
+  const types = [TOKEN_TYPE.UNKNOWN, TOKEN_TYPE.CONTROL, TOKEN_TYPE.CONTROL];
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+    types.push(TOKEN_TYPE.BYTE);
+  }
+  const push = (p) => {
+    if (tokens.length < size) { tokens.push(p); types.push(TOKEN_TYPE.NORMAL); }
+  };
+  push('\u2581');
+  for (let c = 33; c <= 126; c++) push(String.fromCharCode(c));
+  const L = 'abcdefghijklmnopqrstuvwxyz';
+  let words = [''];
+  for (let len = 1; tokens.length < size; len++) {
+    const next = [];
+    for (const w of words) for (const c of L) next.push(w + c);
+    words = next;
+    for (const w of words) push('\u2581' + w);
+  }
+  // Scores: specials and bytes 0, then strictly decreasing (earlier pieces are preferred merges).
+  const scores = tokens.map((_, i) => (i < 259 ? 0 : -(i - 258)));
+  return { tokens, types, scores };
+}
+
+// ---------- PRNG and normal values ----------
+// xorshift32 (Marsaglia); a zero state is replaced. Seeds come from an FNV-1a hash of the tensor name,
+// so every dtype of the model gets the same underlying values.
+function seedFor(globalSeed, name) {
+  let h = (2166136261 ^ globalSeed) >>> 0;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
+  return h || 0x9e3779b9;
+}
+
+// Inverse standard normal CDF (Acklam's rational approximation, rel. error < 1.2e-9).
+function normInv(p) {
+  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
+  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+  const pl = 0.02425;
+  if (p < pl) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  if (p > 1 - pl) {
+    const q = Math.sqrt(-2 * Math.log(1 - p));
+    return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  const q = p - 0.5, r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+// IEEE half from a float (round to nearest even; no NaN input here).
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+function toHalf(x) {
+  f32[0] = x;
+  const bits = u32[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  let mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1), half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  return sign | h;
+}
+function fromHalf(h) {
+  const s = h & 0x8000 ? -1 : 1, e = (h >>> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+// 65536-entry tables: value k is sigma * Phi^-1((k + 0.5) / 65536) as F32 and as F16 bits. A random
+// 16-bit index picks a value, so weights follow N(0, sigma) quantised to 65536 levels (|x| < 4.2 sigma).
+function normalTables(sigma) {
+  const t32 = new Float32Array(65536);
+  const t16 = new Uint16Array(65536);
+  for (let k = 0; k < 65536; k++) {
+    t32[k] = sigma * normInv((k + 0.5) / 65536);
+    t16[k] = toHalf(t32[k]);
+  }
+  return { t32, t16 };
+}
+
+// GGML type ids and their storage.
+const GGML = { F32: 0, F16: 1, Q8_0: 8 };
+function tensorBytes(type, n) {
+  if (type === GGML.F32) return n * 4;
+  if (type === GGML.F16) return n * 2;
+  if (type === GGML.Q8_0) {
+    if (n % 32) throw new Error('Q8_0 needs a multiple of 32 elements');
+    return (n / 32) * 34;
+  }
+  throw new Error(`unsupported type ${type}`);
+}
+
+// Yields Buffers with the `n` elements of a random tensor of `type` (chunks of `chunkElems`, a
+// multiple of 32). Element i is table[16-bit index i] with indexes from one xorshift32 stream.
+function* randomTensorChunks(type, n, seed, tables, chunkElems = 1 << 21) {
+  let x = seed >>> 0;
+  const { t32, t16 } = tables;
+  for (let off = 0; off < n; off += chunkElems) {
+    const m = Math.min(chunkElems, n - off);
+    // m is even (all tensor sizes here are); each xorshift step gives two indexes.
+    const idx = new Uint16Array(m);
+    for (let i = 0; i < m; i += 2) {
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+      idx[i] = x & 0xffff;
+      idx[i + 1] = x >>> 16;
+    }
+    if (type === GGML.F16) {
+      const out = new Uint16Array(m);
+      for (let i = 0; i < m; i++) out[i] = t16[idx[i]];
+      yield Buffer.from(out.buffer);
+    } else if (type === GGML.F32) {
+      const out = new Float32Array(m);
+      for (let i = 0; i < m; i++) out[i] = t32[idx[i]];
+      yield Buffer.from(out.buffer);
+    } else if (type === GGML.Q8_0) {
+      // ggml block_q8_0: F16 scale d = amax / 127, then 32 int8 round(x / d).
+      const out = Buffer.alloc((m / 32) * 34);
+      const i8 = new Int8Array(out.buffer, out.byteOffset, out.length);
+      for (let b = 0, o = 0; b < m; b += 32, o += 34) {
+        let amax = 0;
+        for (let j = 0; j < 32; j++) { const v = Math.abs(t32[idx[b + j]]); if (v > amax) amax = v; }
+        const d = amax / 127;
+        const id = d ? 1 / d : 0;
+        out.writeUInt16LE(toHalf(d), o);
+        for (let j = 0; j < 32; j++) i8[o + 2 + j] = Math.round(t32[idx[b + j]] * id);
+      }
+      yield out;
+    } else {
+      throw new Error(`unsupported type ${type}`);
+    }
+  }
+}
+
+// Yields Buffers of `n` F32 values equal to `value`.
+function* constTensorChunks(n, value, chunkElems = 1 << 20) {
+  for (let off = 0; off < n; off += chunkElems) {
+    const m = Math.min(chunkElems, n - off);
+    yield Buffer.from(new Float32Array(m).fill(value).buffer);
+  }
+}
+
+module.exports = { TOKEN_TYPE, GGML, makeVocab, seedFor, normInv, toHalf, fromHalf, normalTables, tensorBytes,
+  randomTensorChunks, constTensorChunks };

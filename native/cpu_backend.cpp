@@ -1,0 +1,169 @@
+// The CPU backend: the Backend table of ops.h over host memory. Matmul and attention run the fast
+// kernels of the active kernel path, split over the thread pool when the work pays for the hand-off;
+// the element-wise ops are serial loops (a tiny share of a forward pass). With the reference path
+// active, every op runs its *_reference function.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "error.h"
+#include "kernels_cpu.h"
+#include "ops.h"
+#include "thread_pool.h"
+
+namespace chimera {
+
+namespace {
+
+// Below this many multiply-adds an op runs on the calling thread: handing it to the pool costs a few
+// microseconds, more than a tiny model's whole matmul.
+constexpr double kParallelMatmulWork = 32.0 * 1024;
+constexpr double kParallelAttentionWork = 32.0 * 1024;
+// Row ranges of a split matmul start on a multiple of this (keeps whole register tiles per thread).
+constexpr int64_t kMatmulRowAlign = 16;
+constexpr size_t kAlignment = 64;
+
+}  // namespace
+
+CpuBackend::CpuBackend(ThreadPool* pool) : pool_(pool) {}
+
+void* CpuBackend::alloc(size_t bytes) {
+  CHIMERA_CHECK(bytes <= SIZE_MAX - kAlignment, ErrorCode::OutOfMemory, "cannot allocate ", bytes, " bytes");
+  const size_t n = bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = nullptr;
+#ifdef _WIN32
+  p = _aligned_malloc(n, kAlignment);
+#else
+  if (posix_memalign(&p, kAlignment, n) != 0) p = nullptr;
+#endif
+  if (!p) throw_error(ErrorCode::OutOfMemory, "cannot allocate ", bytes, " bytes");
+  return p;
+}
+
+void CpuBackend::free(void* p) {
+#ifdef _WIN32
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+
+void CpuBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::copy_device(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);  // cache compaction may move overlapping ranges
+}
+
+void CpuBackend::embed(float* out, const TensorView& table, const int32_t* tokens, int T) {
+  const int64_t C = table.cols;
+  for (int t = 0; t < T; t++) {
+    const int32_t id = tokens[t];
+    CHIMERA_CHECK(id >= 0 && id < table.rows, ErrorCode::InvalidArg, "token id ", id,
+                  " is outside the vocabulary of ", table.rows);
+    row_to_f32(table.dtype, table.row(id), out + t * C, (size_t)C);
+  }
+}
+
+void CpuBackend::rmsnorm(float* out, const float* x, const float* w, int T, int C, float eps) {
+  if (active_kernel_path() == KernelPath::Reference) return rmsnorm_forward_reference(out, x, w, T, C, eps);
+  for (int t = 0; t < T; t++) {
+    const float* xr = x + (int64_t)t * C;
+    float* o = out + (int64_t)t * C;
+    float lanes[8] = {};  // independent partial sums so the loop vectorises
+    int c = 0;
+    for (; c + 8 <= C; c += 8)
+      for (int l = 0; l < 8; l++) lanes[l] += xr[c + l] * xr[c + l];
+    double ss = 0;
+    for (float s : lanes) ss += s;
+    for (; c < C; c++) ss += (double)xr[c] * xr[c];
+    const float inv = (float)(1.0 / std::sqrt(ss / C + (double)eps));
+    for (c = 0; c < C; c++) o[c] = xr[c] * inv * w[c];
+  }
+}
+
+void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) {
+  CHIMERA_CHECK(W.dtype != DType::Q8_0 || W.cols % kQ8BlockSize == 0, ErrorCode::Tensor,
+                "Q8_0 matrix with ", W.cols, " columns (not a multiple of 32)");
+  if (T <= 0 || W.rows <= 0) return;
+  const KernelPath path = active_kernel_path();
+  if (path == KernelPath::Reference) return matmul_forward_reference(out, x, W, T);
+  const double work = (double)T * (double)W.rows * (double)W.cols;
+  const bool serial = !pool_ || pool_->size() == 1 || work < kParallelMatmulWork;
+  if (serial) return matmul_rows(path, out, x, W, T, 0, W.rows);
+  pool_->parallel_for(W.rows, kMatmulRowAlign,
+                      [&](int64_t n0, int64_t n1, int) { matmul_rows(path, out, x, W, T, n0, n1); });
+}
+
+void CpuBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
+                      RopeLayout layout) {
+  if (active_kernel_path() == KernelPath::Reference)
+    return rope_forward_reference(x, pos, T, n_heads, HS, rope_dims, theta, layout);
+  CHIMERA_CHECK(rope_dims >= 0 && rope_dims <= HS && rope_dims % 2 == 0, ErrorCode::InvalidArg,
+                "rope_dims ", rope_dims, " must be even and at most the head size ", HS);
+  const int half = rope_dims / 2;
+  std::vector<float> cs((size_t)half), sn((size_t)half);
+  const bool interleaved = layout == RopeLayout::Interleaved;
+  for (int t = 0; t < T; t++) {
+    // Angles in double: pos * freq reaches 1e5 radians, where float would lose the phase.
+    for (int i = 0; i < half; i++) {
+      const double angle = (double)pos[t] * std::pow((double)theta, -2.0 * i / rope_dims);
+      cs[i] = (float)std::cos(angle);
+      sn[i] = (float)std::sin(angle);
+    }
+    for (int h = 0; h < n_heads; h++) {
+      float* xh = x + ((int64_t)t * n_heads + h) * HS;
+      for (int i = 0; i < half; i++) {
+        const int i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
+        const float x0 = xh[i0], x1 = xh[i1];
+        xh[i0] = x0 * cs[i] - x1 * sn[i];
+        xh[i1] = x0 * sn[i] + x1 * cs[i];
+      }
+    }
+  }
+}
+
+void CpuBackend::attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask,
+                           int T, int n_past, int NH, int NKV, int HS) {
+  CHIMERA_CHECK(NH > 0 && NKV > 0 && NH % NKV == 0 && HS > 0 && T >= 0 && n_past >= 0, ErrorCode::InvalidArg,
+                "bad attention shape NH=", NH, " NKV=", NKV, " HS=", HS, " T=", T, " n_past=", n_past);
+  if (T == 0) return;
+  const KernelPath path = active_kernel_path();
+  if (path == KernelPath::Reference)
+    return attention_forward_reference(out, q, k_cache, v_cache, mask, T, n_past, NH, NKV, HS);
+  const double work = (double)T * NH * (n_past + T) * HS;
+  const int threads = pool_ ? pool_->size() : 1;
+  if (threads == 1 || work < kParallelAttentionWork)
+    return attention_rows(path, out, q, k_cache, v_cache, mask, T, n_past, NH, NKV, HS, 0, T, 0, NH);
+  // Tasks are (query row, head chunk); chunks follow KV-group boundaries when there are enough groups,
+  // so a chunk reads each K/V row once for all its query heads. Splitting heads serves decode (T = 1).
+  const int G = NH / NKV;
+  int chunks = std::min(NH, threads);
+  int per = (NH + chunks - 1) / chunks;
+  if (NKV >= chunks) per = (per + G - 1) / G * G;
+  chunks = (NH + per - 1) / per;
+  pool_->run(T * chunks, [&](int task, int) {
+    const int t = task / chunks, h0 = (task % chunks) * per;
+    attention_rows(path, out, q, k_cache, v_cache, mask, T, n_past, NH, NKV, HS, t, t + 1, h0,
+                   std::min(NH, h0 + per));
+  });
+}
+
+void CpuBackend::swiglu(float* out, const float* gate, const float* up, int64_t n) {
+  if (active_kernel_path() == KernelPath::Reference) return swiglu_forward_reference(out, gate, up, n);
+  for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+}
+
+void CpuBackend::add(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+}  // namespace chimera

@@ -1,0 +1,131 @@
+// AVX2/FMA/F16C inner loops of the CPU matmul and attention. Each function carries
+// __attribute__((target(...))) instead of the file being built with -mavx2: the one binary runs on any
+// x86-64, and these are only reached after cpu_supports(KernelPath::Avx2) said yes. Other targets
+// compile this file to nothing.
+#include "kernels_inner.h"
+
+#if CHIMERA_HAVE_AVX2_PATH
+#include <immintrin.h>
+
+#define CHIMERA_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define CHIMERA_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
+
+namespace chimera {
+namespace inner {
+namespace {
+
+CHIMERA_AVX2_INLINE float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// The Q8_0 block scale of the step at p, broadcast (unused for the other dtypes).
+template <DType DT>
+CHIMERA_AVX2_INLINE __m256 step_scale8(const uint8_t* p) {
+  if constexpr (DT != DType::Q8_0) return _mm256_setzero_ps();
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _mm256_set1_ps(_cvtsh_ss(h));
+}
+
+// Eight weights of group g (0..step/8) of the step at p, converted to F32 in a register.
+template <DType DT>
+CHIMERA_AVX2_INLINE __m256 load8(const uint8_t* p, int g, __m256 d) {
+  (void)d;
+  if constexpr (DT == DType::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + 8 * g);
+  } else if constexpr (DT == DType::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * g)));
+  } else if constexpr (DT == DType::BF16) {
+    const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * g)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+  } else {
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 2 + 8 * g));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+  }
+}
+
+struct Avx2Kernels {
+  // Each step converts the weights of NN rows once and FMAs them into NT x NN accumulators.
+  template <DType DT, int NT, int NN>
+  CHIMERA_AVX2 static void tile(const MatmulTile& a) {
+    constexpr int kStep = step_elems<DT>();
+    const float* const x = a.x;
+    const uint8_t* const w = a.w;
+    const int64_t ldx = a.ldx, ldw = a.ldw, k0 = a.k0;
+    const int64_t kmain = k0 + (a.k1 - k0) / kStep * kStep;
+    __m256 acc[NT][NN];
+    for (int t = 0; t < NT; t++)
+      for (int n = 0; n < NN; n++) acc[t][n] = _mm256_setzero_ps();
+    for (int64_t k = k0; k < kmain; k += kStep) {
+      const uint8_t* p[NN];
+      __m256 d[NN];
+      for (int n = 0; n < NN; n++) {
+        p[n] = step_ptr<DT>(w + n * ldw, k);
+        d[n] = step_scale8<DT>(p[n]);
+      }
+      for (int g = 0; g < kStep / 8; g++) {
+        __m256 wv[NN];
+        for (int n = 0; n < NN; n++) wv[n] = load8<DT>(p[n], g, d[n]);
+        for (int t = 0; t < NT; t++) {
+          const __m256 xv = _mm256_loadu_ps(x + t * ldx + k + 8 * g);
+          for (int n = 0; n < NN; n++) acc[t][n] = _mm256_fmadd_ps(wv[n], xv, acc[t][n]);
+        }
+      }
+    }
+    float sums[NT][NN];
+    for (int t = 0; t < NT; t++)
+      for (int n = 0; n < NN; n++) sums[t][n] = hsum(acc[t][n]);
+    finish_tile<DT, NT, NN>(a, sums, kmain);
+  }
+};
+
+CHIMERA_AVX2_INLINE float dot(const float* a, const float* b, int n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  if (i + 8 <= n) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    i += 8;
+  }
+  float s = hsum(_mm256_add_ps(s0, s1));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+// o (n) += p * v (n)
+CHIMERA_AVX2_INLINE void axpy(float* o, float p, const float* v, int n) {
+  const __m256 pv = _mm256_set1_ps(p);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
+  for (; i < n; i++) o[i] += p * v[i];
+}
+
+}  // namespace
+
+void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a) { dispatch_tile<Avx2Kernels>(dt, nt, nn, a); }
+
+CHIMERA_AVX2 void attention_scores_avx2(const AttentionGroup& g, float* scores) {
+  for (int j = 0; j < g.nvis; j++) {
+    const float* k = g.k + (int64_t)g.idx[j] * g.ld;
+    for (int h = 0; h < g.G; h++) scores[(int64_t)h * g.nvis + j] = g.scale * dot(g.q + (int64_t)h * g.HS, k, g.HS);
+  }
+}
+
+CHIMERA_AVX2 void attention_values_avx2(const AttentionGroup& g, const float* probs, float* out) {
+  for (int64_t i = 0; i < (int64_t)g.G * g.HS; i++) out[i] = 0.f;
+  for (int j = 0; j < g.nvis; j++) {
+    const float* v = g.v + (int64_t)g.idx[j] * g.ld;
+    for (int h = 0; h < g.G; h++) axpy(out + (int64_t)h * g.HS, probs[(int64_t)h * g.nvis + j], v, g.HS);
+  }
+}
+
+}  // namespace inner
+}  // namespace chimera
+
+#endif  // CHIMERA_HAVE_AVX2_PATH

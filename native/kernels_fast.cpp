@@ -1,0 +1,366 @@
+// Fast CPU kernels: the run-time choice of kernel path, the portable inner loops (plain C++ with
+// independent accumulators, which GCC/Clang vectorise at -O3 for any CPU), and the drivers shared by
+// every path: the blocking of a matmul over weight rows, input rows and K, and the attention loop over
+// query rows, KV-head groups and visible slots. The AVX2 inner loops are in kernels_avx2.cpp.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "kernels_cpu.h"
+#include "kernels_inner.h"
+
+namespace chimera {
+
+// ---- kernel path selection ----
+
+const char* kernel_path_name(KernelPath p) {
+  switch (p) {
+    case KernelPath::Reference: return "reference";
+    case KernelPath::Portable: return "portable";
+    case KernelPath::Avx2: return "avx2";
+  }
+  return "?";
+}
+
+bool cpu_supports(KernelPath p) {
+  if (p != KernelPath::Avx2) return true;
+#if CHIMERA_HAVE_AVX2_PATH
+  static const bool avx2 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  }();
+  return avx2;
+#else
+  return false;
+#endif
+}
+
+KernelPath active_kernel_path() {
+  static const KernelPath path = [] {
+    const KernelPath best = cpu_supports(KernelPath::Avx2) ? KernelPath::Avx2 : KernelPath::Portable;
+    const char* env = std::getenv("CHIMERA_CPU_KERNELS");
+    std::string v = env ? env : "";
+    for (auto& c : v) c = (char)std::tolower((unsigned char)c);
+    if (v == "reference") return KernelPath::Reference;
+    if (v == "portable") return KernelPath::Portable;
+    return best;  // "avx2" on a CPU without it, an unknown value or no value: the best available
+  }();
+  return path;
+}
+
+// ---- portable inner loops ----
+
+namespace inner {
+namespace {
+
+inline float bits_f32(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+inline uint32_t f32_bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+
+// Branch-free half -> float (the method of the FP16 library), so a loop of them vectorises. Exact for
+// every half: normals by an exponent-rebias multiply, subnormals by a magic-number subtraction.
+inline float half_to_f32_branchless(uint16_t h) {
+  const uint32_t w = (uint32_t)h << 16;
+  const uint32_t sign = w & 0x80000000u;
+  const uint32_t two_w = w + w;
+  const float normalized = bits_f32((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+  const float denormalized = bits_f32((two_w >> 17) | (126u << 23)) - 0.5f;
+  const uint32_t r = sign | (two_w < (1u << 27) ? f32_bits(denormalized) : f32_bits(normalized));
+  return bits_f32(r);
+}
+
+// Eight weights of group g (0..step/8) of the step at p, as floats; d is the Q8_0 block scale.
+template <DType DT>
+inline void load8(const uint8_t* p, int g, float d, float* w) {
+  (void)d;
+  if constexpr (DT == DType::F32) {
+    std::memcpy(w, p + 32 * g, 32);
+  } else if constexpr (DT == DType::Q8_0) {
+    const int8_t* q = reinterpret_cast<const int8_t*>(p + 2 + 8 * g);
+    for (int l = 0; l < 8; l++) w[l] = d * (float)q[l];
+  } else {
+    uint16_t h[8];
+    std::memcpy(h, p + 16 * g, 16);
+    for (int l = 0; l < 8; l++) w[l] = DT == DType::F16 ? half_to_f32_branchless(h[l]) : bits_f32((uint32_t)h[l] << 16);
+  }
+}
+
+template <DType DT>
+inline float step_scale(const uint8_t* p) {
+  if constexpr (DT != DType::Q8_0) return 1.f;
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return half_to_f32_branchless(h);
+}
+
+struct PortableKernels {
+  // 8 independent lanes per (input row, weight row) pair: the compiler maps them onto SIMD registers.
+  template <DType DT, int NT, int NN>
+  static void tile(const MatmulTile& a) {
+    constexpr int kStep = step_elems<DT>();
+    float acc[NT][NN][8] = {};
+    const int64_t kmain = a.k0 + (a.k1 - a.k0) / kStep * kStep;
+    for (int64_t k = a.k0; k < kmain; k += kStep) {
+      const uint8_t* p[NN];
+      float d[NN];
+      for (int n = 0; n < NN; n++) {
+        p[n] = step_ptr<DT>(a.w + n * a.ldw, k);
+        d[n] = step_scale<DT>(p[n]);
+      }
+      for (int g = 0; g < kStep / 8; g++) {
+        float wv[NN][8];
+        for (int n = 0; n < NN; n++) load8<DT>(p[n], g, d[n], wv[n]);
+        for (int t = 0; t < NT; t++) {
+          const float* xp = a.x + t * a.ldx + k + 8 * g;
+          for (int n = 0; n < NN; n++)
+            for (int l = 0; l < 8; l++) acc[t][n][l] += wv[n][l] * xp[l];
+        }
+      }
+    }
+    float sums[NT][NN];
+    for (int t = 0; t < NT; t++)
+      for (int n = 0; n < NN; n++) {
+        const float* v = acc[t][n];
+        sums[t][n] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+      }
+    finish_tile<DT, NT, NN>(a, sums, kmain);
+  }
+};
+
+inline float dot_portable(const float* a, const float* b, int n) {
+  float acc[8] = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
+
+void matmul_tile_portable(DType dt, int nt, int nn, const MatmulTile& a) { dispatch_tile<PortableKernels>(dt, nt, nn, a); }
+
+void attention_scores_portable(const AttentionGroup& g, float* scores) {
+  for (int j = 0; j < g.nvis; j++) {
+    const float* k = g.k + (int64_t)g.idx[j] * g.ld;
+    for (int h = 0; h < g.G; h++) scores[(int64_t)h * g.nvis + j] = g.scale * dot_portable(g.q + (int64_t)h * g.HS, k, g.HS);
+  }
+}
+
+void attention_values_portable(const AttentionGroup& g, const float* probs, float* out) {
+  std::fill(out, out + (int64_t)g.G * g.HS, 0.f);
+  for (int j = 0; j < g.nvis; j++) {
+    const float* v = g.v + (int64_t)g.idx[j] * g.ld;
+    for (int h = 0; h < g.G; h++) {
+      const float p = probs[(int64_t)h * g.nvis + j];
+      float* o = out + (int64_t)h * g.HS;
+      for (int d = 0; d < g.HS; d++) o[d] += p * v[d];
+    }
+  }
+}
+
+}  // namespace inner
+
+// ---- matmul driver ----
+
+namespace {
+
+// Up to this many input rows, each weight row is streamed once over the full K (decode, small drafts).
+constexpr int kRowStreamMaxT = 4;
+// Larger batches are tiled so the operands of the inner loops stay in cache while the weights are still
+// read from memory once: a tile is kTileN weight rows by kTileK columns (at most 128 KB of F32, in L2),
+// and 4 input rows of a K chunk (8 KB) stay in L1 while they sweep the tile.
+constexpr int64_t kTileK = 512;
+constexpr int64_t kTileN = 64;
+
+KernelPath usable(KernelPath path) {
+  return path == KernelPath::Avx2 && !cpu_supports(KernelPath::Avx2) ? KernelPath::Portable : path;
+}
+
+void tile_call(KernelPath path, DType dt, int nt, int nn, const inner::MatmulTile& a) {
+#if CHIMERA_HAVE_AVX2_PATH
+  if (path == KernelPath::Avx2) {
+    inner::matmul_tile_avx2(dt, nt, nn, a);
+    return;
+  }
+#endif
+  inner::matmul_tile_portable(dt, nt, nn, a);
+}
+
+// Weight rows per register tile for nt input rows: enough independent accumulators to hide FMA latency
+// without spilling (16 YMM registers with AVX2; the portable path assumes 16 128-bit registers).
+int tile_width(KernelPath path, int nt) {
+  if (path == KernelPath::Avx2) return nt <= 2 ? 4 : 2;
+  return nt == 1 ? 4 : nt == 2 ? 2 : 1;
+}
+
+// out rows [0, T) x columns [b0, b1) over K columns [k0, k1); adds to out unless k0 == 0.
+void matmul_block(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t b0, int64_t b1,
+                  int64_t k0, int64_t k1) {
+  const int64_t N = W.rows, K = W.cols;
+  const int64_t ldw = (int64_t)dtype_row_bytes(W.dtype, (size_t)K);
+  for (int t0 = 0; t0 < T; t0 += 4) {
+    const int nt = std::min(4, T - t0);
+    const int nn = tile_width(path, nt);
+    inner::MatmulTile a{x + (int64_t)t0 * K, K, nullptr, ldw, k0, k1, nullptr, N, k0 > 0};
+    for (int64_t n = b0; n < b1;) {
+      const int width = b1 - n >= nn ? nn : 1;
+      a.w = W.row(n);
+      a.out = out + (int64_t)t0 * N + n;
+      tile_call(path, W.dtype, nt, width, a);
+      n += width;
+    }
+  }
+}
+
+// The reference path over a row range: convert each row, accumulate in double.
+void matmul_rows_scalar(float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
+  const int64_t N = W.rows, K = W.cols;
+  thread_local std::vector<float> w;
+  w.resize((size_t)K);
+  for (int64_t n = n0; n < n1; n++) {
+    row_to_f32(W.dtype, W.row(n), w.data(), (size_t)K);
+    for (int t = 0; t < T; t++) {
+      const float* xt = x + (int64_t)t * K;
+      double s = 0;
+      for (int64_t k = 0; k < K; k++) s += (double)xt[k] * (double)w[k];
+      out[(int64_t)t * N + n] = (float)s;
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
+  CHIMERA_CHECK(W.dtype != DType::Q8_0 || W.cols % kQ8BlockSize == 0, ErrorCode::Tensor,
+                "Q8_0 matrix with ", W.cols, " columns (not a multiple of 32)");
+  n0 = std::max<int64_t>(n0, 0);
+  n1 = std::min<int64_t>(n1, W.rows);
+  if (T <= 0 || n0 >= n1) return;
+  path = usable(path);
+  const int64_t K = W.cols;
+  if (path == KernelPath::Reference) return matmul_rows_scalar(out, x, W, T, n0, n1);
+  if (K == 0) {
+    for (int t = 0; t < T; t++) std::fill(out + (int64_t)t * W.rows + n0, out + (int64_t)t * W.rows + n1, 0.f);
+    return;
+  }
+  if (T <= kRowStreamMaxT) return matmul_block(path, out, x, W, T, n0, n1, 0, K);
+  for (int64_t b0 = n0; b0 < n1; b0 += kTileN) {
+    const int64_t b1 = std::min(n1, b0 + kTileN);
+    for (int64_t k0 = 0; k0 < K; k0 += kTileK) matmul_block(path, out, x, W, T, b0, b1, k0, std::min(K, k0 + kTileK));
+  }
+}
+
+float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n) {
+  CHIMERA_CHECK(row >= 0 && row < W.rows && n >= 0 && n <= W.cols, ErrorCode::InvalidArg, "dot_row: row ", row,
+                " / ", n, " elements outside a (", W.rows, ", ", W.cols, ") matrix");
+  path = usable(path);
+  if (path == KernelPath::Reference) {
+    std::vector<float> w((size_t)W.cols);
+    row_to_f32(W.dtype, W.row(row), w.data(), (size_t)W.cols);
+    double s = 0;
+    for (int64_t k = 0; k < n; k++) s += (double)x[k] * (double)w[k];
+    return (float)s;
+  }
+  float r = 0.f;
+  const inner::MatmulTile a{x, n, W.row(row), (int64_t)dtype_row_bytes(W.dtype, (size_t)W.cols), 0, n, &r, 1, false};
+  tile_call(path, W.dtype, 1, 1, a);
+  return r;
+}
+
+// ---- attention driver ----
+
+namespace {
+
+// The slots query row t may see, in order; returns how many.
+int visible_slots(const uint8_t* mask, int t, int S, int n_past, int32_t* idx) {
+  int nvis = 0;
+  if (mask) {
+    const uint8_t* row = mask + (int64_t)t * S;
+    for (int j = 0; j < S; j++)
+      if (row[j]) idx[nvis++] = j;
+  } else {
+    for (int j = 0; j <= n_past + t && j < S; j++) idx[nvis++] = j;
+  }
+  return nvis;
+}
+
+// Each of the G rows of scores (G, n) becomes its softmax.
+void softmax_rows(float* scores, int G, int n) {
+  for (int h = 0; h < G; h++) {
+    float* s = scores + (int64_t)h * n;
+    const float m = *std::max_element(s, s + n);
+    float sum = 0.f;
+    for (int j = 0; j < n; j++) {
+      s[j] = std::exp(s[j] - m);
+      sum += s[j];
+    }
+    const float inv = 1.f / sum;
+    for (int j = 0; j < n; j++) s[j] *= inv;
+  }
+}
+
+void attention_group(KernelPath path, const inner::AttentionGroup& g, float* scores, float* out) {
+#if CHIMERA_HAVE_AVX2_PATH
+  if (path == KernelPath::Avx2) {
+    inner::attention_scores_avx2(g, scores);
+    softmax_rows(scores, g.G, g.nvis);
+    inner::attention_values_avx2(g, scores, out);
+    return;
+  }
+#endif
+  inner::attention_scores_portable(g, scores);
+  softmax_rows(scores, g.G, g.nvis);
+  inner::attention_values_portable(g, scores, out);
+}
+
+}  // namespace
+
+// The reference path is served by the portable loops here: the backend calls
+// attention_forward_reference itself when the reference path is active.
+void attention_rows(KernelPath path, float* out, const float* q, const float* k_cache, const float* v_cache,
+                    const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS, int t0, int t1, int h0, int h1) {
+  CHIMERA_CHECK(NH > 0 && NKV > 0 && NH % NKV == 0 && HS > 0 && T >= 0 && n_past >= 0, ErrorCode::InvalidArg,
+                "bad attention shape NH=", NH, " NKV=", NKV, " HS=", HS, " T=", T, " n_past=", n_past);
+  path = usable(path);
+  if (h1 < 0 || h1 > NH) h1 = NH;
+  h0 = std::max(h0, 0);
+  t0 = std::max(t0, 0);
+  t1 = std::min(t1, T);
+  const int S = n_past + T, G = NH / NKV, KVD = NKV * HS;
+  // K/V rows of a KV head are read once per query row for all the query heads that share it.
+  thread_local std::vector<int32_t> idx;
+  thread_local std::vector<float> scores;
+  idx.resize((size_t)S);
+  scores.resize((size_t)G * S);
+  for (int t = t0; t < t1; t++) {
+    const int nvis = visible_slots(mask, t, S, n_past, idx.data());
+    for (int kvh = h0 / G; kvh * G < h1; kvh++) {
+      const int ha = std::max(h0, kvh * G), hb = std::min(h1, kvh * G + G);
+      const int64_t off = ((int64_t)t * NH + ha) * HS;
+      if (nvis == 0) {  // the row sees nothing: zeros, as the reference
+        std::fill(out + off, out + off + (int64_t)(hb - ha) * HS, 0.f);
+        continue;
+      }
+      const inner::AttentionGroup g{q + off, k_cache + (int64_t)kvh * HS, v_cache + (int64_t)kvh * HS, KVD,
+                                    idx.data(), nvis, hb - ha, HS, 1.f / std::sqrt((float)HS)};
+      attention_group(path, g, scores.data(), out + off);
+    }
+  }
+}
+
+}  // namespace chimera

@@ -1,0 +1,58 @@
+// The `chimera` CLI: generate --json prints the documented object; info prints the model; bad
+// arguments print one line and exit non-zero.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { describeStories, golden, repoRoot, storiesBin, storiesGguf, storiesTokenizer } from './helpers';
+
+const cli = path.join(repoRoot, 'dist', 'cli.js');
+function run(args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describeStories('chimera CLI on stories260K', () => {
+  test('generate --json prints {text, promptTokens, tokens, stats} matching golden', () => {
+    const c = golden().cases[0];
+    const r = run(['generate', '--model', storiesGguf, '--prompt', c.prompt, '-n', '16', '--temperature', '0',
+      '--threads', '1', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.promptTokens).toEqual(c.prompt_ids);
+    expect(out.tokens).toEqual(c.output_ids.slice(0, 16));
+    expect(typeof out.text).toBe('string');
+    for (const k of ['promptTokensPerSecond', 'tokensPerSecond', 'msTotal']) expect(typeof out.stats[k]).toBe('number');
+  });
+
+  test('generate with --tokenizer reads the llama2.c checkpoint', () => {
+    const r = run(['generate', '--model', storiesBin, '--tokenizer', storiesTokenizer, '--prompt', 'The cat', '-n', '8',
+      '--temperature', '0', '--threads', '1']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.startsWith('The cat')).toBe(true);
+  });
+
+  test('info prints shapes and the tokenizer', () => {
+    const r = run(['info', '--model', storiesGguf]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/dim 64, layers 5, heads 8\/4/);
+    expect(r.stdout).toMatch(/tokenizer\s+llama BPE, 512 tokens/);
+  });
+});
+
+test.each([
+  [['generate']],
+  [['generate', '--model']],
+  [['generate', '--model', 'x.gguf', '-n', 'abc']],
+  [['generate', '--model', 'x.gguf', '--bogus']],
+  [['frobnicate']],
+])('bad arguments %j print one line and exit non-zero', (args) => {
+  const r = run(args as string[]);
+  expect(r.code).not.toBe(0);
+  expect(r.stderr.trim().split('\n')[0]).toMatch(/^chimera: /);
+  expect(r.stderr).not.toMatch(/at .*\.js:\d+/); // no stack trace
+});
+
+test('a missing model file is a one-line E_NOT_FOUND error', () => {
+  const r = run(['generate', '--model', path.join(repoRoot, 'no-such-model.gguf'), '--prompt', 'x']);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/^chimera: E_NOT_FOUND: /);
+});
