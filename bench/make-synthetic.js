@@ -36,9 +36,9 @@ function modelFileName(dtype) {
 }
 
 // The model as metadata + tensor list; each tensor has a `chunks()` generator of its bytes.
-function describeModel(dtype, seed) {
+function describeModel(dtype, seed, shape = SHAPE) {
   const { type, fileType } = DTYPES[dtype];
-  const { dim, layers, heads, kvHeads, ffn, vocab, context } = SHAPE;
+  const { dim, layers, heads, kvHeads, ffn, vocab, context } = shape;
   const headDim = dim / heads;
   const vocabData = S.makeVocab(vocab);
   const metadata = [
@@ -113,7 +113,8 @@ function parseArgs(argv) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const { writeGguf, writerName } = require('./lib/gguf-stream');
+  // The project's streaming GGUF writer: tensors given as { name, dims, type, nbytes, chunks() }.
+  const { writeGGUF } = require('../tools/writers/gguf');
   fs.mkdirSync(args.out, { recursive: true });
   for (const dtype of args.dtypes) {
     const file = path.join(args.out, modelFileName(dtype));
@@ -124,12 +125,24 @@ async function main() {
     const model = describeModel(dtype, args.seed);
     const total = model.tensors.reduce((s, t) => s + t.nbytes, 0);
     process.stderr.write(`[make-synthetic] writing ${file} (${(total / 1e9).toFixed(2)} GB of tensors, ` +
-      `${model.tensors.length} tensors, writer: ${writerName})\n`);
+      `${model.tensors.length} tensors)\n`);
     const t0 = performance.now();
     const tmp = `${file}.partial`;
-    await writeGguf(tmp, model, (done) => {
-      process.stderr.write(`\r[make-synthetic] ${dtype}: ${((100 * done) / total).toFixed(0)}%  `);
-    });
+    let done = 0, shown = -1;
+    const tensors = model.tensors.map((t) => ({ ...t, *chunks() {
+      for (const c of t.chunks()) {
+        yield c;
+        done += c.length;
+        const pct = Math.floor((100 * done) / total);
+        if (pct !== shown) { shown = pct; process.stderr.write(`\r[make-synthetic] ${dtype}: ${pct}%  `); }
+      }
+    } }));
+    try {
+      writeGGUF(tmp, { metadata: model.metadata, tensors });
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
     fs.renameSync(tmp, file);
     const size = fs.statSync(file).size;
     process.stderr.write(`\n[make-synthetic] ${dtype}: ${size} bytes in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

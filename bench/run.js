@@ -388,6 +388,10 @@ async function runCase(c, args) {
         weightBytes,
         // Measured read bandwidth / the weight bytes each decode step reads: a rough decode ceiling.
         decodeCeilingTokPerSec: args.bandwidthGBs ? round((args.bandwidthGBs * 1e9) / weightBytes, 2) : null,
+        // true when other processes kept more than a quarter of a core busy (median) while either engine
+        // was measured: the ratios are then unreliable (llama.cpp's spinning thread pool suffers most).
+        contended: [a, b].some((x) => x.otherProcessesCores == null) ? null
+          : [a, b].some((x) => x.otherProcessesCores.median > 0.25),
       });
     }
   } finally {

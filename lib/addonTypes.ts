@@ -60,6 +60,19 @@ export interface NativeGenerateResult {
   msPrompt: number;
   msGenerate: number;
   msTotal: number;
+  speculative: boolean;
+  steps?: number;
+  plainSteps?: number;
+  speculativeTokens?: number;
+  acceptedByDepth?: number[];
+  msDraft?: number;
+  msVerify?: number;
+}
+
+export interface NativeDraft {
+  info(): { heads: number; hiddenSize: number; vocabSize: number; weightBytes: number; formatVersion: number };
+  save(path: string): Promise<void>;
+  dispose(): void;
 }
 
 export interface NativeSession {
@@ -77,12 +90,21 @@ export interface NativeModel {
   tokenize(text: string, addBos: boolean, atStart: boolean): Int32Array;
   detokenize(tokens: number[] | Int32Array, previous?: number): string;
   tokenText(tokens: number[] | Int32Array): string[];
-  createSession(options: { contextSize?: number; batchSize?: number }): NativeSession;
+  createSession(options: {
+    contextSize?: number;
+    batchSize?: number;
+    draft?: NativeDraft;
+    tree?: string | number[][];
+    verify?: 'exact' | 'lossy-test-only';
+  }): NativeSession;
+  loadDraft(path: string): Promise<NativeDraft>;
+  createDraft(options: { heads?: number; seed?: number }): Promise<NativeDraft>;
   dispose(): void;
 }
 
 export interface Binding {
   loadModel(path: string, options: { tokenizer?: string; threads?: number }): Promise<NativeModel>;
+  readDraftMetadata(path: string): Record<string, string>;
   kernelPath(): string;
   cpuCount(): number;
   hasCuda: boolean;

@@ -1,6 +1,7 @@
 // A loaded model: metadata, tokenizer and sessions. Loading runs natively off the JS thread.
 import type { NativeModel, NativeModelInfo } from './addonTypes';
 import { binding } from './binding';
+import { Draft } from './draft';
 import { DisposedError, InvalidArgumentError, callNative, callNativeSync } from './errors';
 import { LoadModelOptions, SessionOptions, validateLoadOptions, validateSessionOptions } from './options';
 import { Session } from './session';
@@ -44,9 +45,30 @@ export class Model {
   createSession(options: SessionOptions = {}): Session {
     const opts = validateSessionOptions(options);
     const native = this.ensure();
-    const s = new Session(callNativeSync(() => native.createSession(opts)), this);
+    const nativeOpts = { ...opts, draft: opts.draft?.native };
+    const s = new Session(callNativeSync(() => native.createSession(nativeOpts)), this);
     this.sessions.add(s);
     return s;
+  }
+
+  /** Loads a Chimera draft trained for this model; a draft made for another base model is refused. */
+  async loadDraft(path: string): Promise<Draft> {
+    if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
+    const native = this.ensure();
+    return new Draft(await callNative(() => native.loadDraft(path)));
+  }
+
+  /**
+   * An untrained draft with the paper's initialisation (heads [W_out, W_out], ResBlock weight zero):
+   * the starting point of training, and a correct (if slow) draft for tests.
+   */
+  async createDraft(options: { heads?: number; seed?: number } = {}): Promise<Draft> {
+    const native = this.ensure();
+    const heads = options.heads ?? 5;
+    if (!Number.isInteger(heads) || heads < 1 || heads > 16) throw new InvalidArgumentError('heads must be an integer in 1..16');
+    const seed = options.seed ?? 0;
+    if (!Number.isInteger(seed) || seed < 0) throw new InvalidArgumentError('seed must be a non-negative integer');
+    return new Draft(await callNative(() => native.createDraft({ heads, seed })));
   }
 
   /** @internal */

@@ -1,5 +1,6 @@
 // Public option types and their validation. Bad values throw InvalidArgumentError (E_INVALID_ARG)
 // with a sentence that names the option; the native side checks again.
+import type { Draft } from './draft';
 import { InvalidArgumentError } from './errors';
 
 export interface LoadModelOptions {
@@ -14,6 +15,13 @@ export interface SessionOptions {
   contextSize?: number;
   /** Largest number of tokens evaluated in one forward pass during prefill; default 64. */
   batchSize?: number;
+  /** A Chimera draft (model.loadDraft / model.createDraft): turns on speculative decoding. */
+  draft?: Draft;
+  /**
+   * The token tree the draft fills: 'chimera-25' (default), 'chain-N', or a list of paths of top-k
+   * indices such as [[0],[1],[0,0]]. Every tree is lossless; it only changes speed.
+   */
+  tree?: string | number[][];
 }
 
 export interface SamplingOptions {
@@ -85,6 +93,14 @@ export function validateSessionOptions(o: SessionOptions | undefined): SessionOp
   const opts = checkObject('options', o) as SessionOptions;
   checkInteger('contextSize', opts.contextSize, 2, 1 << 22);
   checkInteger('batchSize', opts.batchSize, 1, 4096);
+  if (opts.tree !== undefined) {
+    const t = opts.tree;
+    const ok =
+      typeof t === 'string' ||
+      (Array.isArray(t) && t.every((p) => Array.isArray(p) && p.every((i) => Number.isInteger(i))));
+    if (!ok) fail("tree must be 'chimera-25', 'chain-N' or a list of paths of integers like [[0],[1],[0,0]]");
+    if (opts.draft === undefined) fail('tree needs a draft');
+  }
   return opts;
 }
 

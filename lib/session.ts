@@ -21,6 +21,18 @@ export interface GenerationStats {
   promptTokensEvaluated: number;
   promptTokensReused: number;
   generatedTokens: number;
+  /** Speculative decoding only (a draft was attached): */
+  speculative?: boolean;
+  /** Tokens emitted per verification step (accepted + bonus), over the speculative steps. */
+  tokensPerStep?: number;
+  /** Speculative steps (one base forward over the tree each). */
+  steps?: number;
+  /** Single-token steps taken when the tree no longer fit the context. */
+  plainSteps?: number;
+  /** acceptedByDepth[d]: steps whose accepted path reached depth d+1. */
+  acceptedByDepth?: number[];
+  msDraft?: number;
+  msVerify?: number;
 }
 
 /** What `complete()` resolves to and what `chimera generate --json` prints. */
@@ -52,6 +64,17 @@ function toResult(r: NativeGenerateResult): CompletionResult {
       promptTokensEvaluated: r.evaluatedPromptTokens,
       promptTokensReused: r.reusedTokens,
       generatedTokens: r.tokens.length,
+      ...(r.speculative
+        ? {
+            speculative: true,
+            tokensPerStep: r.steps ? (r.speculativeTokens ?? 0) / r.steps : 0,
+            steps: r.steps,
+            plainSteps: r.plainSteps,
+            acceptedByDepth: r.acceptedByDepth,
+            msDraft: r.msDraft,
+            msVerify: r.msVerify,
+          }
+        : {}),
     },
   };
 }

@@ -38,7 +38,7 @@ static void check_batch(const Model& model, const Workspace& ws, const KVCache& 
 }
 
 void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const Batch& b, float* logits,
-             float* hidden) {
+             float* hidden, float* hidden_all) {
   check_batch(model, ws, kv, b);
   const ModelConfig& cfg = model.config;
   const ModelWeights& w = model.weights;
@@ -70,6 +70,7 @@ void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const 
     be.add(ws.x, ws.xb2, (int64_t)T * C);
   }
   kv.grow(T);
+  if (hidden_all) be.rmsnorm(hidden_all, ws.x, w.output_norm, T, C, cfg.rms_eps);  // (T, C)
   if (b.R == 0) return;
 
   // Gather the requested rows, final norm, output projection.

@@ -45,8 +45,9 @@ class Workspace {
 };
 
 // Runs the batch: writes K/V of the T tokens into cache slots [N, N+T) (N = kv.size()), grows the
-// cache, and fills logits (R, V) and hidden (R, C) (the final-normed states; either may be null).
+// cache, and fills logits (R, V) and hidden (R, C) of the out rows (the final-normed states; either
+// may be null), and hidden_all (T, C) with the final-normed states of every row when non-null.
 void forward(const Model& model, Backend& backend, Workspace& ws, KVCache& kv, const Batch& batch, float* logits,
-             float* hidden);
+             float* hidden, float* hidden_all = nullptr);
 
 }  // namespace chimera

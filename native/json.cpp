@@ -1,14 +1,13 @@
 // Strict RFC 8259 JSON: a recursive-descent parser with a depth limit, UTF-8 validation and \u escapes
-// (surrogate pairs joined), and a compact writer. Model side files are untrusted input, so the parser
-// accepts nothing that RFC 8259 rejects (no comments, trailing commas, NaN or duplicate keys).
+// (surrogate pairs joined), plus the typed accessors; the writer is json_writer.cpp. Model side files
+// are untrusted input, so the parser accepts nothing that RFC 8259 rejects (no comments, trailing
+// commas, NaN or duplicate keys).
 #include "json.h"
 
 #include <algorithm>
 #include <clocale>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 
 #include "error.h"
 
@@ -322,135 +321,6 @@ const Json* Json::find(const std::string& key) const {
     if (kv.first == key) return &kv.second;
   }
   return nullptr;
-}
-
-Json Json::make_bool(bool b) {
-  Json j;
-  j.kind_ = Kind::Bool;
-  j.b_ = b;
-  return j;
-}
-
-Json Json::make_number(double d) {
-  Json j;
-  j.kind_ = Kind::Number;
-  j.num_ = d;
-  return j;
-}
-
-Json Json::make_string(std::string s) {
-  Json j;
-  j.kind_ = Kind::String;
-  j.str_ = std::move(s);
-  return j;
-}
-
-Json Json::make_array(std::vector<Json> items) {
-  Json j;
-  j.kind_ = Kind::Array;
-  j.arr_ = std::move(items);
-  return j;
-}
-
-Json Json::make_object() {
-  Json j;
-  j.kind_ = Kind::Object;
-  return j;
-}
-
-void Json::set(const std::string& key, Json value) {
-  CHIMERA_CHECK(kind_ == Kind::Object, ErrorCode::Internal, "Json::set on ", kind_name(kind_));
-  for (auto& kv : obj_) {
-    if (kv.first == key) { kv.second = std::move(value); return; }
-  }
-  obj_.emplace_back(key, std::move(value));
-}
-
-void Json::push(Json value) {
-  CHIMERA_CHECK(kind_ == Kind::Array, ErrorCode::Internal, "Json::push on ", kind_name(kind_));
-  arr_.push_back(std::move(value));
-}
-
-namespace {
-
-void dump_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (const char ch : s) {
-    const uint8_t c = (uint8_t)ch;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;  // UTF-8 passes through unchanged
-        }
-    }
-  }
-  out += '"';
-}
-
-void dump_number(std::string& out, double d) {
-  if (!std::isfinite(d)) { out += "null"; return; }  // JSON has no NaN or Infinity
-  char buf[32];
-  if (std::floor(d) == d && std::fabs(d) < 1e15) {
-    std::snprintf(buf, sizeof buf, "%lld", (long long)d);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.17g", d);
-    const char dp = *std::localeconv()->decimal_point;
-    if (dp != '.') std::replace(buf, buf + std::strlen(buf), dp, '.');
-  }
-  out += buf;
-}
-
-}  // namespace
-
-// Recursion depth is bounded by how the value was built (parsed values by kMaxDepth).
-static void dump_value(std::string& out, const Json& j) {
-  switch (j.kind()) {
-    case Json::Kind::Null: out += "null"; return;
-    case Json::Kind::Bool: out += j.boolean() ? "true" : "false"; return;
-    case Json::Kind::Number: dump_number(out, j.number()); return;
-    case Json::Kind::String: dump_string(out, j.string()); return;
-    case Json::Kind::Array: {
-      out += '[';
-      bool first = true;
-      for (const Json& item : j.array()) {
-        if (!first) out += ',';
-        first = false;
-        dump_value(out, item);
-      }
-      out += ']';
-      return;
-    }
-    case Json::Kind::Object: {
-      out += '{';
-      bool first = true;
-      for (const auto& kv : j.object()) {
-        if (!first) out += ',';
-        first = false;
-        dump_string(out, kv.first);
-        out += ':';
-        dump_value(out, kv.second);
-      }
-      out += '}';
-      return;
-    }
-  }
-}
-
-std::string Json::dump() const {
-  std::string out;
-  dump_value(out, *this);
-  return out;
 }
 
 }  // namespace chimera

@@ -9,6 +9,8 @@
 
 #define CHIMERA_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define CHIMERA_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
+// Register tiles only stay in registers when their little loops are fully unrolled.
+#define CHIMERA_UNROLL _Pragma("GCC unroll 16")
 
 namespace chimera {
 namespace inner {
@@ -48,7 +50,8 @@ CHIMERA_AVX2_INLINE __m256 load8(const uint8_t* p, int g, __m256 d) {
 }
 
 struct Avx2Kernels {
-  // Each step converts the weights of NN rows once and FMAs them into NT x NN accumulators.
+  // Each step converts the weights of NN rows once and FMAs them into NT x NN accumulators. The fields of
+  // `a` are copied to locals so the compiler keeps the tile in registers across the loop.
   template <DType DT, int NT, int NN>
   CHIMERA_AVX2 static void tile(const MatmulTile& a) {
     constexpr int kStep = step_elems<DT>();
@@ -57,27 +60,29 @@ struct Avx2Kernels {
     const int64_t ldx = a.ldx, ldw = a.ldw, k0 = a.k0;
     const int64_t kmain = k0 + (a.k1 - k0) / kStep * kStep;
     __m256 acc[NT][NN];
-    for (int t = 0; t < NT; t++)
-      for (int n = 0; n < NN; n++) acc[t][n] = _mm256_setzero_ps();
+    CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+      CHIMERA_UNROLL for (int n = 0; n < NN; n++) acc[t][n] = _mm256_setzero_ps();
+    }
     for (int64_t k = k0; k < kmain; k += kStep) {
       const uint8_t* p[NN];
       __m256 d[NN];
-      for (int n = 0; n < NN; n++) {
+      CHIMERA_UNROLL for (int n = 0; n < NN; n++) {
         p[n] = step_ptr<DT>(w + n * ldw, k);
         d[n] = step_scale8<DT>(p[n]);
       }
-      for (int g = 0; g < kStep / 8; g++) {
+      CHIMERA_UNROLL for (int g = 0; g < kStep / 8; g++) {
         __m256 wv[NN];
-        for (int n = 0; n < NN; n++) wv[n] = load8<DT>(p[n], g, d[n]);
-        for (int t = 0; t < NT; t++) {
+        CHIMERA_UNROLL for (int n = 0; n < NN; n++) wv[n] = load8<DT>(p[n], g, d[n]);
+        CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
           const __m256 xv = _mm256_loadu_ps(x + t * ldx + k + 8 * g);
-          for (int n = 0; n < NN; n++) acc[t][n] = _mm256_fmadd_ps(wv[n], xv, acc[t][n]);
+          CHIMERA_UNROLL for (int n = 0; n < NN; n++) acc[t][n] = _mm256_fmadd_ps(wv[n], xv, acc[t][n]);
         }
       }
     }
     float sums[NT][NN];
-    for (int t = 0; t < NT; t++)
-      for (int n = 0; n < NN; n++) sums[t][n] = hsum(acc[t][n]);
+    CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+      CHIMERA_UNROLL for (int n = 0; n < NN; n++) sums[t][n] = hsum(acc[t][n]);
+    }
     finish_tile<DT, NT, NN>(a, sums, kmain);
   }
 };

@@ -78,77 +78,65 @@ inline float half_to_f32_branchless(uint16_t h) {
   const uint32_t two_w = w + w;
   const float normalized = bits_f32((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
   const float denormalized = bits_f32((two_w >> 17) | (126u << 23)) - 0.5f;
-  const uint32_t r = sign | (two_w < (1u << 27) ? f32_bits(denormalized) : f32_bits(normalized));
-  return bits_f32(r);
+  // Select with a mask, not ?:, which GCC turns into a branch that blocks vectorisation.
+  const uint32_t subnormal = 0u - (uint32_t)(two_w < (1u << 27));
+  return bits_f32(sign | (f32_bits(denormalized) & subnormal) | (f32_bits(normalized) & ~subnormal));
 }
 
-// Eight weights of group g (0..step/8) of the step at p, as floats; d is the Q8_0 block scale.
-template <DType DT>
-inline void load8(const uint8_t* p, int g, float d, float* w) {
-  (void)d;
-  if constexpr (DT == DType::F32) {
-    std::memcpy(w, p + 32 * g, 32);
-  } else if constexpr (DT == DType::Q8_0) {
-    const int8_t* q = reinterpret_cast<const int8_t*>(p + 2 + 8 * g);
-    for (int l = 0; l < 8; l++) w[l] = d * (float)q[l];
-  } else {
-    uint16_t h[8];
-    std::memcpy(h, p + 16 * g, 16);
-    for (int l = 0; l < 8; l++) w[l] = DT == DType::F16 ? half_to_f32_branchless(h[l]) : bits_f32((uint32_t)h[l] << 16);
-  }
-}
-
-template <DType DT>
-inline float step_scale(const uint8_t* p) {
-  if constexpr (DT != DType::Q8_0) return 1.f;
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return half_to_f32_branchless(h);
-}
-
-struct PortableKernels {
-  // 8 independent lanes per (input row, weight row) pair: the compiler maps them onto SIMD registers.
-  template <DType DT, int NT, int NN>
-  static void tile(const MatmulTile& a) {
-    constexpr int kStep = step_elems<DT>();
-    float acc[NT][NN][8] = {};
-    const int64_t kmain = a.k0 + (a.k1 - a.k0) / kStep * kStep;
-    for (int64_t k = a.k0; k < kmain; k += kStep) {
-      const uint8_t* p[NN];
-      float d[NN];
-      for (int n = 0; n < NN; n++) {
-        p[n] = step_ptr<DT>(a.w + n * a.ldw, k);
-        d[n] = step_scale<DT>(p[n]);
-      }
-      for (int g = 0; g < kStep / 8; g++) {
-        float wv[NN][8];
-        for (int n = 0; n < NN; n++) load8<DT>(p[n], g, d[n], wv[n]);
-        for (int t = 0; t < NT; t++) {
-          const float* xp = a.x + t * a.ldx + k + 8 * g;
-          for (int n = 0; n < NN; n++)
-            for (int l = 0; l < 8; l++) acc[t][n][l] += wv[n][l] * xp[l];
-        }
-      }
-    }
-    float sums[NT][NN];
-    for (int t = 0; t < NT; t++)
-      for (int n = 0; n < NN; n++) {
-        const float* v = acc[t][n];
-        sums[t][n] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
-      }
-    finish_tile<DT, NT, NN>(a, sums, kmain);
-  }
-};
-
-inline float dot_portable(const float* a, const float* b, int n) {
-  float acc[8] = {};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
+inline float dot_portable(const float* a, const float* b, int64_t n) {
+  // 16 independent lanes: the compiler maps them onto SIMD registers, and four 4-wide chains hide the
+  // add latency.
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
+  for (int l = 0; l < 8; l++) acc[l] += acc[l + 8];
   float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
   for (; i < n; i++) s += a[i] * b[i];
   return s;
 }
+
+// Elements [k0, k0 + n) of a weight row as floats (k0 and n multiples of 32 for Q8_0).
+template <DType DT>
+inline void convert_run(const uint8_t* row, int64_t k0, int64_t n, float* out) {
+  if constexpr (DT == DType::F32) {
+    std::memcpy(out, row + k0 * 4, (size_t)n * 4);
+  } else if constexpr (DT == DType::Q8_0) {
+    for (int64_t b = 0; b < n / kQ8BlockSize; b++) {
+      const uint8_t* blk = step_ptr<DT>(row, k0 + b * kQ8BlockSize);
+      uint16_t h;
+      std::memcpy(&h, blk, 2);
+      const float d = half_to_f32_branchless(h);
+      const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+      for (int i = 0; i < kQ8BlockSize; i++) out[b * kQ8BlockSize + i] = d * (float)q[i];
+    }
+  } else {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(row) + k0;
+    for (int64_t i = 0; i < n; i++)
+      out[i] = DT == DType::F16 ? half_to_f32_branchless(h[i]) : bits_f32((uint32_t)h[i] << 16);
+  }
+}
+
+struct PortableKernels {
+  // Converts a chunk of each of the NN weight rows once into a small L1 buffer (F32 too: a contiguous
+  // copy measured faster than reading rows a large stride apart), then takes the NT x NN dot products
+  // against it. Plain loops like these vectorise reliably; a register tile in plain C++ does not.
+  template <DType DT, int NT, int NN>
+  static void tile(const MatmulTile& a) {
+    constexpr int64_t kChunk = 256;  // a multiple of the Q8_0 block; NN KB of floats stay in L1
+    constexpr int kStep = step_elems<DT>();
+    float buf[NN][kChunk];
+    float sums[NT][NN] = {};
+    const int64_t kmain = a.k0 + (a.k1 - a.k0) / kStep * kStep;
+    for (int64_t c0 = a.k0; c0 < kmain; c0 += kChunk) {
+      const int64_t len = std::min(kChunk, kmain - c0);
+      for (int n = 0; n < NN; n++) convert_run<DT>(a.w + n * a.ldw, c0, len, buf[n]);
+      for (int t = 0; t < NT; t++)
+        for (int n = 0; n < NN; n++) sums[t][n] += dot_portable(a.x + t * a.ldx + c0, buf[n], len);
+    }
+    finish_tile<DT, NT, NN>(a, sums, kmain);
+  }
+};
 
 }  // namespace
 
@@ -182,10 +170,17 @@ namespace {
 // Up to this many input rows, each weight row is streamed once over the full K (decode, small drafts).
 constexpr int kRowStreamMaxT = 4;
 // Larger batches are tiled so the operands of the inner loops stay in cache while the weights are still
-// read from memory once: a tile is kTileN weight rows by kTileK columns (at most 128 KB of F32, in L2),
-// and 4 input rows of a K chunk (8 KB) stay in L1 while they sweep the tile.
-constexpr int64_t kTileK = 512;
-constexpr int64_t kTileN = 64;
+// read from memory once: a tile of weight rows by kTileK columns (about kTileBytes, in L2) is swept by
+// every group of 4 input rows (4 x 8 KB of a K chunk). K chunks are long enough that the per-call cost
+// of a register tile (horizontal sums, stores) stays small.
+constexpr int64_t kTileK = 2048;
+constexpr int64_t kTileBytes = 256 * 1024;
+
+// Weight rows per tile: kTileBytes of weights, 16 to 64 rows.
+int64_t tile_rows(const TensorView& W) {
+  const int64_t chunk_bytes = (int64_t)dtype_row_bytes(W.dtype, (size_t)std::min<int64_t>(W.cols, kTileK));
+  return std::max<int64_t>(16, std::min<int64_t>(64, kTileBytes / std::max<int64_t>(chunk_bytes, 1) / 4 * 4));
+}
 
 KernelPath usable(KernelPath path) {
   return path == KernelPath::Avx2 && !cpu_supports(KernelPath::Avx2) ? KernelPath::Portable : path;
@@ -201,11 +196,11 @@ void tile_call(KernelPath path, DType dt, int nt, int nn, const inner::MatmulTil
   inner::matmul_tile_portable(dt, nt, nn, a);
 }
 
-// Weight rows per register tile for nt input rows: enough independent accumulators to hide FMA latency
-// without spilling (16 YMM registers with AVX2; the portable path assumes 16 128-bit registers).
+// Weight rows per tile for nt input rows. AVX2: enough independent accumulators to hide FMA latency
+// without spilling the 16 YMM registers.
 int tile_width(KernelPath path, int nt) {
   if (path == KernelPath::Avx2) return nt <= 2 ? 4 : 2;
-  return nt == 1 ? 4 : nt == 2 ? 2 : 1;
+  return 4;  // the portable tile converts each weight chunk once for all nt rows
 }
 
 // out rows [0, T) x columns [b0, b1) over K columns [k0, k1); adds to out unless k0 == 0.
@@ -259,8 +254,9 @@ void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& 
     return;
   }
   if (T <= kRowStreamMaxT) return matmul_block(path, out, x, W, T, n0, n1, 0, K);
-  for (int64_t b0 = n0; b0 < n1; b0 += kTileN) {
-    const int64_t b1 = std::min(n1, b0 + kTileN);
+  const int64_t rows = tile_rows(W);
+  for (int64_t b0 = n0; b0 < n1; b0 += rows) {
+    const int64_t b1 = std::min(n1, b0 + rows);
     for (int64_t k0 = 0; k0 < K; k0 += kTileK) matmul_block(path, out, x, W, T, b0, b1, k0, std::min(K, k0 + kTileK));
   }
 }

@@ -97,15 +97,18 @@ TokenizerData read_tokenizer(const GgufFile& g) {
   for (std::string& p : g.string_array(*tokens)) d.pieces.push_back(sentencepiece_to_text(p));
   const size_t n = d.pieces.size();
   CHIMERA_CHECK(n > 0, ErrorCode::Format, path, ": tokenizer.ggml.tokens is empty");
+  // Array lengths are checked before decoding, so a bogus count never sizes an allocation.
   d.scores.assign(n, 0.0f);
-  if (const GgufKV* s = g.find("tokenizer.ggml.scores")) d.scores = g.float_array(*s);
-  CHIMERA_CHECK(d.scores.size() == n, ErrorCode::Format, path, ": tokenizer.ggml.scores has ", d.scores.size(),
-                " entries for ", n, " tokens");
+  if (const GgufKV* s = g.find("tokenizer.ggml.scores")) {
+    CHIMERA_CHECK(s->count == n, ErrorCode::Format, path, ": tokenizer.ggml.scores has ", s->count, " entries for ", n,
+                  " tokens");
+    d.scores = g.float_array(*s);
+  }
   d.types.assign(n, TokenType::Normal);
   if (const GgufKV* t = g.find("tokenizer.ggml.token_type")) {
+    CHIMERA_CHECK(t->count == n, ErrorCode::Format, path, ": tokenizer.ggml.token_type has ", t->count, " entries for ",
+                  n, " tokens");
     const std::vector<int64_t> types = g.int_array(*t);
-    CHIMERA_CHECK(types.size() == n, ErrorCode::Format, path, ": tokenizer.ggml.token_type has ", types.size(),
-                  " entries for ", n, " tokens");
     for (size_t i = 0; i < n; i++) {
       CHIMERA_CHECK(types[i] >= 0 && types[i] <= 6, ErrorCode::Format, path, ": token ", i, " has unknown type ",
                     types[i]);

@@ -120,6 +120,9 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
   CHIMERA_CHECK(!ec && fs::exists(st), ErrorCode::NotFound, "model path ", path, " does not exist");
   if (fs::is_directory(st)) return load_hf_dir(path);
   if (starts_with_gguf_magic(path)) return load_gguf(path);
+  const std::string ext = fs::path(path).extension().string();
+  CHIMERA_CHECK(ext != ".safetensors" && ext != ".json", ErrorCode::InvalidArg, path,
+                " is part of a Hugging Face checkpoint: pass the model directory (the one with config.json)");
   CHIMERA_CHECK(!opts.tokenizer_path.empty(), ErrorCode::InvalidArg, path,
                 " is not a GGUF file, so it is read as a llama2.c checkpoint, and llama2.c checkpoints need a "
                 "tokenizer file (tokenizer option / --tokenizer)");

@@ -93,7 +93,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
   const uint8_t* data = header + header_len;
   const uint64_t data_size = r.remaining();
   for (const auto& kv : root.object((path + " header").c_str())) {
-    if (kv.first == "__metadata__") continue;
+    if (kv.first == "__metadata__") {
+      const std::string what = path + " __metadata__";
+      for (const auto& m : kv.second.object(what.c_str())) metadata_.emplace_back(m.first, m.second.string(what.c_str()));
+      continue;
+    }
     tensors_.push_back(parse_entry(kv.first, kv.second, data, data_size, path));
     index_.emplace(kv.first, tensors_.size() - 1);  // keys are unique: the JSON parser rejects duplicates
   }

@@ -19,11 +19,14 @@ class SafetensorsFile {
   const std::shared_ptr<MappedFile>& file() const { return file_; }
   const std::vector<RawTensor>& tensors() const { return tensors_; }
   const RawTensor* tensor(const std::string& name) const;  // nullptr when absent
+  // The string key/value pairs of `__metadata__`, in file order.
+  const std::vector<std::pair<std::string, std::string>>& metadata() const { return metadata_; }
 
  private:
   std::shared_ptr<MappedFile> file_;
   std::vector<RawTensor> tensors_;
   std::unordered_map<std::string, size_t> index_;
+  std::vector<std::pair<std::string, std::string>> metadata_;
 };
 
 }  // namespace chimera

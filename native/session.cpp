@@ -25,14 +25,27 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
-Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int batch_size)
+Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int batch_size,
+                 const SpeculativeConfig* speculative)
     : runtime_(std::move(runtime)),
       kv_(&runtime_->backend(), runtime_->model().config.L, context_size, runtime_->model().config.KVD()),
-      ws_(&runtime_->backend(), runtime_->model().config, batch_size) {}
+      ws_(&runtime_->backend(), runtime_->model().config,
+          std::max(batch_size, speculative ? speculative->tree.size : 1)) {
+  if (speculative) {
+    spec_ = std::make_unique<Speculator>(speculative->draft, speculative->tree, runtime_->model(),
+                                         &runtime_->backend(), context_size, speculative->mode);
+    hidden_cache_.resize((size_t)context_size * runtime_->model().config.C);
+  }
+}
 
 void Session::reset() {
   history_.clear();
-  kv_.truncate(0);
+  truncate_cache(0);
+}
+
+void Session::truncate_cache(int keep) {
+  kv_.truncate(keep);
+  if (spec_) spec_->draft_state().truncate(keep);
 }
 
 std::vector<int32_t> Session::build_context(const GenerateRequest& req, std::vector<int32_t>& prompt_tokens) const {
@@ -53,7 +66,7 @@ void Session::sync_cache(const std::vector<int32_t>& context, GenerateResult& re
   const size_t cached = std::min<size_t>(kv_.size(), context.size());
   while (common < cached && history_[common] == context[common]) common++;
   const int keep = (int)std::min(common, context.size() - 1);
-  kv_.truncate(keep);
+  truncate_cache(keep);
   history_ = context;
   res.reused_tokens = keep;
   res.evaluated_prompt_tokens = (int)context.size() - keep;
@@ -83,7 +96,9 @@ void Session::evaluate_pending(int rows_wanted) {
     b.out_rows = rows_.data();
     b.R = (int)rows_.size();
     const size_t out0 = rows_.empty() ? 0 : (size_t)(start + rows_[0] - first_wanted);
-    forward(model, runtime_->backend(), ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C);
+    float* hidden_all = spec_ ? hidden_cache_.data() + (size_t)start * C : nullptr;
+    forward(model, runtime_->backend(), ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C,
+            hidden_all);
   }
 }
 
@@ -124,6 +139,7 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
   res.ms_prompt = ms_since(t_start);
 
   const auto t_gen = Clock::now();
+  res.speculative = spec_ != nullptr;
   Rng rng(req.sampling.seed);
   TokenDistribution dist;
   std::vector<float> scratch;
@@ -139,28 +155,59 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
       pending = Chunk();
     }
   };
-  while (true) {
-    if ((int)res.tokens.size() >= req.max_tokens) { res.stop_reason = StopReason::MaxTokens; break; }
-    if (abort.load()) { res.stop_reason = StopReason::Aborted; break; }
-    const float* logits = logits_.data() + logits_.size() - V;  // the last evaluated row
-    target_distribution(logits, V, req.sampling, history_.data(), (int)history_.size(), dist, scratch);
-    const int32_t next = sample_from(dist, rng);
-    if (req.stop_on_eos && tok.is_eog(next)) { res.stop_reason = StopReason::Eos; break; }
+  // Takes one new token; returns false when generation must stop before or at it.
+  auto take = [&](int32_t next) {
+    if (req.stop_on_eos && tok.is_eog(next)) { res.stop_reason = StopReason::Eos; return false; }
     res.tokens.push_back(next);
     history_.push_back(next);
     pending.tokens.push_back(next);
     emit(stops.push(utf8.push(tok.token_bytes(next, prev))));
     prev = next;
-    if (stops.stopped()) { res.stop_reason = StopReason::StopString; break; }
-    if ((int)res.tokens.size() >= req.max_tokens) { res.stop_reason = StopReason::MaxTokens; break; }
-    if ((int)history_.size() >= kv_.capacity()) { res.stop_reason = StopReason::ContextFull; break; }
-    evaluate_pending(1);
+    if (stops.stopped()) { res.stop_reason = StopReason::StopString; return false; }
+    if ((int)res.tokens.size() >= req.max_tokens) { res.stop_reason = StopReason::MaxTokens; return false; }
+    if ((int)history_.size() >= kv_.capacity()) { res.stop_reason = StopReason::ContextFull; return false; }
+    return true;
+  };
+  bool running = req.max_tokens > 0;
+  if (!running) res.stop_reason = StopReason::MaxTokens;
+  bool first = true;
+  while (running) {
+    if (abort.load()) { res.stop_reason = StopReason::Aborted; break; }
+    std::vector<int32_t> next;
+    if (first) {  // the prompt's logits give the first token
+      target_distribution(logits_.data() + logits_.size() - V, V, req.sampling, history_.data(),
+                          (int)history_.size(), dist, scratch);
+      next.push_back(sample_from(dist, rng));
+      first = false;
+    } else {
+      next = next_tokens(req.sampling, rng, res);
+    }
+    for (int32_t t : next)
+      if (!(running = take(t))) break;
   }
+  // A stop inside an accepted path leaves later tokens in the cache: drop them.
+  if (kv_.size() > (int)history_.size()) truncate_cache((int)history_.size());
   if (!stops.stopped()) emit(stops.push(utf8.flush()) + stops.flush());
   if (!pending.tokens.empty()) sink(std::move(pending));
   res.ms_generate = ms_since(t_gen);
   res.ms_total = ms_since(t_start);
   return res;
+}
+
+std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& rng, GenerateResult& res) {
+  const int V = runtime_->model().config.V;
+  if (spec_ && kv_.size() >= 1 && kv_.size() + spec_->tree().size <= kv_.capacity()) {
+    return spec_->step(runtime_->model(), runtime_->backend(), ws_, kv_, history_, hidden_cache_.data(), sampling, rng,
+                       res.spec);
+  }
+  // Plain step (also when the tree no longer fits the context).
+  evaluate_pending(1);
+  res.plain_steps++;
+  TokenDistribution dist;
+  std::vector<float> scratch;
+  target_distribution(logits_.data() + logits_.size() - V, V, sampling, history_.data(), (int)history_.size(), dist,
+                      scratch);
+  return {sample_from(dist, rng)};
 }
 
 }  // namespace chimera

@@ -13,6 +13,7 @@
 #include "kv_cache.h"
 #include "runtime.h"
 #include "sampler.h"
+#include "speculator.h"
 
 namespace chimera {
 
@@ -36,6 +37,16 @@ struct GenerateResult {
   int reused_tokens = 0;               // prompt tokens served from the cache
   int evaluated_prompt_tokens = 0;     // prompt tokens actually computed
   double ms_prompt = 0, ms_generate = 0, ms_total = 0;
+  bool speculative = false;            // a draft was attached
+  SpeculativeStats spec;               // speculative steps of this request
+  int plain_steps = 0;                 // one-token steps (no draft, or no room for the tree)
+};
+
+// Chimera speculative decoding for a session: the draft and the tree it fills.
+struct SpeculativeConfig {
+  std::shared_ptr<const DraftModel> draft;
+  CompiledTree tree;
+  VerifyMode mode = VerifyMode::Exact;
 };
 
 struct Chunk {
@@ -46,7 +57,8 @@ using ChunkSink = std::function<void(Chunk&&)>;
 
 class Session {
  public:
-  Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int batch_size = 64);
+  Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int batch_size = 64,
+          const SpeculativeConfig* speculative = nullptr);
 
   // Runs a request to completion. `abort` is polled before every step.
   GenerateResult generate(const GenerateRequest& req, const ChunkSink& sink, const std::atomic<bool>& abort);
@@ -69,6 +81,9 @@ class Session {
   void sync_cache(const std::vector<int32_t>& context, GenerateResult& res);
   // Evaluates history_[kv_.size()..] in batches; leaves the last row's logits in logits_.
   void evaluate_pending(int rows_wanted);
+  void truncate_cache(int keep);
+  // Plain or speculative: the next tokens to emit (history ends with a token not yet cached).
+  std::vector<int32_t> next_tokens(const SamplingParams& sampling, Rng& rng, GenerateResult& res);
 
   std::shared_ptr<ModelRuntime> runtime_;
   KVCache kv_;
@@ -77,6 +92,8 @@ class Session {
   std::vector<float> logits_;     // (rows, V) of the last evaluation
   std::vector<float> hidden_;     // (rows, C)
   std::vector<int32_t> positions_, rows_;
+  std::unique_ptr<Speculator> spec_;
+  std::vector<float> hidden_cache_;  // (S, C) final hidden states of cached positions, when speculating
 };
 
 }  // namespace chimera

@@ -75,7 +75,7 @@ std::vector<std::string> dense_pieces(const std::vector<Entry>& entries, const s
   }
   // More ids than entries means gaps; checking first keeps the allocation bounded by the file.
   CHIMERA_CHECK(max_id + 1 <= (int64_t)entries.size(), ErrorCode::Format, path, ": token ids go up to ", max_id,
-                " but there are only ", entries.size(), " tokens; ids must be contiguous from 0");
+                " but vocab and added_tokens have only ", entries.size(), " entries; ids must be contiguous from 0");
   std::vector<std::string> raw((size_t)(max_id + 1));
   std::vector<bool> filled(raw.size(), false);
   added_of.assign(raw.size(), nullptr);

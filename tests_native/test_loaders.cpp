@@ -60,6 +60,7 @@ void expect_rejected(const std::string& label, const std::function<void()>& load
     std::fprintf(stderr, "%s: loaded, expected an error\n", label.c_str());
     test::failures()++;
   } catch (const Error& e) {
+    if (std::getenv("CHIMERA_TEST_VERBOSE")) std::printf("%-32s -> %s: %s\n", label.c_str(), error_code_name(e.code()), e.what());
     const bool loader_code =
         e.code() == ErrorCode::Format || e.code() == ErrorCode::Unsupported || e.code() == ErrorCode::Tensor;
     if (code >= 0 ? (int)e.code() != code : !loader_code) {

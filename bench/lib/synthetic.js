@@ -1,7 +1,11 @@
 // Pieces of the synthetic LLaMA model used by bench/make-synthetic.js: the tokenizer vocabulary, the
-// seeded weight streams (xorshift32 + inverse-CDF table, ~N(0, sigma)) and the F16 / Q8_0 encoders.
+// seeded weight streams (xorshift32 + inverse-CDF table, ~N(0, sigma)) encoded as F32 / F16 / Q8_0.
 // Everything is produced in chunks so that no tensor (let alone a model) is held in memory whole.
 'use strict';
+
+// Element encoders of the project's model writers (bit-exact with native/dtype.h and ggml's reference
+// quantize_row_q8_0).
+const { f32ToF16, encodeFloats } = require('../../tools/writers/dtypes');
 
 // ---------- tokenizer: a valid SentencePiece ("llama") vocabulary ----------
 // ids 0..2: <unk> <s> </s>; 3..258: <0x00>..<0xFF> byte tokens; then "▁", the 94 printable ASCII
@@ -62,39 +66,6 @@ function normInv(p) {
   return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
 }
 
-// IEEE half from a float (round to nearest even; no NaN input here).
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function toHalf(x) {
-  f32[0] = x;
-  const bits = u32[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1), half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-  return sign | h;
-}
-function fromHalf(h) {
-  const s = h & 0x8000 ? -1 : 1, e = (h >>> 10) & 0x1f, m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
 // 65536-entry tables: value k is sigma * Phi^-1((k + 0.5) / 65536) as F32 and as F16 bits. A random
 // 16-bit index picks a value, so weights follow N(0, sigma) quantised to 65536 levels (|x| < 4.2 sigma).
 function normalTables(sigma) {
@@ -102,7 +73,7 @@ function normalTables(sigma) {
   const t16 = new Uint16Array(65536);
   for (let k = 0; k < 65536; k++) {
     t32[k] = sigma * normInv((k + 0.5) / 65536);
-    t16[k] = toHalf(t32[k]);
+    t16[k] = f32ToF16(t32[k]);
   }
   return { t32, t16 };
 }
@@ -142,18 +113,10 @@ function* randomTensorChunks(type, n, seed, tables, chunkElems = 1 << 21) {
       for (let i = 0; i < m; i++) out[i] = t32[idx[i]];
       yield Buffer.from(out.buffer);
     } else if (type === GGML.Q8_0) {
-      // ggml block_q8_0: F16 scale d = amax / 127, then 32 int8 round(x / d).
-      const out = Buffer.alloc((m / 32) * 34);
-      const i8 = new Int8Array(out.buffer, out.byteOffset, out.length);
-      for (let b = 0, o = 0; b < m; b += 32, o += 34) {
-        let amax = 0;
-        for (let j = 0; j < 32; j++) { const v = Math.abs(t32[idx[b + j]]); if (v > amax) amax = v; }
-        const d = amax / 127;
-        const id = d ? 1 / d : 0;
-        out.writeUInt16LE(toHalf(d), o);
-        for (let j = 0; j < 32; j++) i8[o + 2 + j] = Math.round(t32[idx[b + j]] * id);
-      }
-      yield out;
+      // ggml block_q8_0: F16 scale d = amax / 127, then 32 int8 roundf(x / d) (chunks are multiples of 32).
+      const vals = new Float32Array(m);
+      for (let i = 0; i < m; i++) vals[i] = t32[idx[i]];
+      yield encodeFloats('Q8_0', vals);
     } else {
       throw new Error(`unsupported type ${type}`);
     }
@@ -168,5 +131,5 @@ function* constTensorChunks(n, value, chunkElems = 1 << 20) {
   }
 }
 
-module.exports = { TOKEN_TYPE, GGML, makeVocab, seedFor, normInv, toHalf, fromHalf, normalTables, tensorBytes,
+module.exports = { TOKEN_TYPE, GGML, makeVocab, seedFor, normInv, normalTables, tensorBytes,
   randomTensorChunks, constTensorChunks };

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "addon_data.h"
+#include "draft_wrap.h"
 #include "kernels_cpu.h"
 #include "model_wrap.h"
 #include "session_wrap.h"
@@ -19,7 +20,9 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);
   data->model_ctor = Napi::Persistent(ModelWrap::define(env));
   data->session_ctor = Napi::Persistent(SessionWrap::define(env));
+  data->draft_ctor = Napi::Persistent(DraftWrap::define(env));
   exports.Set("loadModel", Napi::Function::New(env, load_model_async, "loadModel"));
+  exports.Set("readDraftMetadata", Napi::Function::New(env, read_draft_metadata_js, "readDraftMetadata"));
   exports.Set("kernelPath", Napi::Function::New(env, kernel_path, "kernelPath"));
   exports.Set("cpuCount", Napi::Function::New(env, cpu_count, "cpuCount"));
   exports.Set("hasCuda", Napi::Boolean::New(env, false));

@@ -8,6 +8,7 @@ namespace chimera::addon {
 struct AddonData {
   Napi::FunctionReference model_ctor;
   Napi::FunctionReference session_ctor;
+  Napi::FunctionReference draft_ctor;
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

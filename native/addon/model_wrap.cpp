@@ -3,6 +3,7 @@
 
 #include "addon_data.h"
 #include "args.h"
+#include "draft_wrap.h"
 #include "js_errors.h"
 #include "kernels_cpu.h"
 #include "session_wrap.h"
@@ -15,6 +16,8 @@ Napi::Function ModelWrap::define(Napi::Env env) {
                       InstanceMethod<&ModelWrap::detokenize>("detokenize"),
                       InstanceMethod<&ModelWrap::tokenText>("tokenText"),
                       InstanceMethod<&ModelWrap::createSession>("createSession"),
+                      InstanceMethod<&ModelWrap::loadDraft>("loadDraft"),
+                      InstanceMethod<&ModelWrap::createDraft>("createDraft"),
                       InstanceMethod<&ModelWrap::dispose>("dispose")});
 }
 
@@ -121,6 +124,22 @@ Napi::Value ModelWrap::createSession(const Napi::CallbackInfo& info) {
   auto rt = runtime(env);
   Napi::Object opts = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
   return SessionWrap::create(env, rt, opts);
+}
+
+Napi::Value ModelWrap::loadDraft(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  return load_draft_async(env, rt, arg_string(info, 0, "path"));
+}
+
+Napi::Value ModelWrap::createDraft(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+  const int heads = opt_int(o, "heads", 5);
+  const double seed = opt_number(o, "seed", 0);
+  if (heads < 1 || heads > 16) throw make_js_error(env, ErrorCode::InvalidArg, "heads must be in 1..16");
+  return create_draft_async(env, rt, heads, (uint64_t)seed);
 }
 
 Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {

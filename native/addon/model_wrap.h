@@ -23,6 +23,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value detokenize(const Napi::CallbackInfo& info);
   Napi::Value tokenText(const Napi::CallbackInfo& info);
   Napi::Value createSession(const Napi::CallbackInfo& info);
+  Napi::Value loadDraft(const Napi::CallbackInfo& info);
+  Napi::Value createDraft(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<ModelRuntime> runtime_;

@@ -3,6 +3,7 @@
 
 #include "addon_data.h"
 #include "args.h"
+#include "draft_wrap.h"
 #include "js_errors.h"
 
 namespace chimera::addon {
@@ -15,6 +16,58 @@ Napi::Function SessionWrap::define(Napi::Env env) {
                       InstanceMethod<&SessionWrap::stats>("stats"), InstanceMethod<&SessionWrap::dispose>("dispose")});
 }
 
+// {draft, tree: 'chimera-25' | 'chain-N' | number[][], verify?: 'exact' | 'lossy-test-only'}
+static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const std::shared_ptr<ModelRuntime>& rt,
+                                                           const Napi::Object& opts) {
+  Napi::Value d = opts.Get("draft");
+  Napi::Value t = opts.Get("tree");
+  if (d.IsUndefined() || d.IsNull()) {
+    if (!t.IsUndefined() && !t.IsNull()) throw make_js_error(env, ErrorCode::InvalidArg, "tree needs a draft");
+    return nullptr;
+  }
+  if (!DraftWrap::is(env, d)) throw make_js_error(env, ErrorCode::InvalidArg, "draft must be a draft from loadDraft()");
+  auto spec = std::make_unique<SpeculativeConfig>();
+  spec->draft = Napi::ObjectWrap<DraftWrap>::Unwrap(d.As<Napi::Object>())->draft(env);
+  const int K = spec->draft->config.K;
+  TreePaths paths;
+  std::string name = "chimera-25";
+  if (t.IsString()) {
+    name = t.As<Napi::String>().Utf8Value();
+    paths = guard(env, [&] { return builtin_tree(name); });
+  } else if (t.IsArray()) {
+    name = "custom";
+    Napi::Array a = t.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value p = a.Get(i);
+      if (!p.IsArray()) throw make_js_error(env, ErrorCode::InvalidArg, "tree must be a list of paths (arrays of integers)");
+      Napi::Array pa = p.As<Napi::Array>();
+      std::vector<int> path;
+      for (uint32_t j = 0; j < pa.Length(); j++) {
+        Napi::Value e = pa.Get(j);
+        if (!e.IsNumber() || e.As<Napi::Number>().DoubleValue() != (double)e.As<Napi::Number>().Int32Value())
+          throw make_js_error(env, ErrorCode::InvalidArg, "tree paths must contain integers");
+        path.push_back(e.As<Napi::Number>().Int32Value());
+      }
+      paths.push_back(path);
+    }
+  } else if (t.IsUndefined() || t.IsNull()) {
+    paths = builtin_tree(name);
+  } else {
+    throw make_js_error(env, ErrorCode::InvalidArg, "tree must be 'chimera-25', 'chain-N' or a list of paths");
+  }
+  if (t.IsString() || t.IsUndefined() || t.IsNull()) {  // a built-in deeper than the draft is cut to its heads
+    TreePaths cut;
+    for (auto& p : paths)
+      if ((int)p.size() <= K) cut.push_back(p);
+    paths = cut;
+  }
+  spec->tree = guard(env, [&] { return compile_tree(paths, K, 64, name); });
+  const std::string verify = opt_string(opts, "verify", "exact");
+  if (verify == "lossy-test-only") spec->mode = VerifyMode::LossyTopOneForTest;
+  else if (verify != "exact") throw make_js_error(env, ErrorCode::InvalidArg, "verify must be 'exact'");
+  return spec;
+}
+
 Napi::Object SessionWrap::create(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const Napi::Object& opts) {
   const int max_ctx = rt->model().config.max_context > 0 ? rt->model().config.max_context : 2048;
   const int context = opt_int(opts, "contextSize", std::min(max_ctx, 4096));
@@ -23,7 +76,8 @@ Napi::Object SessionWrap::create(Napi::Env env, std::shared_ptr<ModelRuntime> rt
     throw make_js_error(env, ErrorCode::InvalidArg, "contextSize must be in 2..4194304, got " + std::to_string(context));
   if (batch < 1 || batch > 4096)
     throw make_js_error(env, ErrorCode::InvalidArg, "batchSize must be in 1..4096, got " + std::to_string(batch));
-  auto st = guard(env, [&] { return std::make_shared<SessionState>(rt, context, batch); });
+  std::unique_ptr<SpeculativeConfig> spec = read_speculative(env, rt, opts);
+  auto st = guard(env, [&] { return std::make_shared<SessionState>(rt, context, batch, spec.get()); });
   auto* holder = new std::shared_ptr<SessionState>(std::move(st));
   auto ext = Napi::External<std::shared_ptr<SessionState>>::New(
       env, holder, [](Napi::Env, std::shared_ptr<SessionState>* p) { delete p; });
@@ -71,6 +125,17 @@ Napi::Object result_to_js(Napi::Env env, const GenerateResult& r) {
   o.Set("msPrompt", r.ms_prompt);
   o.Set("msGenerate", r.ms_generate);
   o.Set("msTotal", r.ms_total);
+  o.Set("speculative", r.speculative);
+  if (r.speculative) {
+    o.Set("steps", r.spec.steps);
+    o.Set("plainSteps", r.plain_steps);
+    o.Set("speculativeTokens", r.spec.drafted_tokens);
+    Napi::Array by_depth = Napi::Array::New(env, r.spec.accepted_by_depth.size());
+    for (size_t i = 0; i < r.spec.accepted_by_depth.size(); i++) by_depth.Set((uint32_t)i, (double)r.spec.accepted_by_depth[i]);
+    o.Set("acceptedByDepth", by_depth);
+    o.Set("msDraft", r.spec.ms_draft);
+    o.Set("msVerify", r.spec.ms_verify);
+  }
   return o;
 }
 

@@ -12,7 +12,8 @@ namespace chimera::addon {
 
 // Shared by the JS handle and any in-flight worker, so dispose() during a call is safe.
 struct SessionState {
-  SessionState(std::shared_ptr<ModelRuntime> rt, int context, int batch) : session(std::move(rt), context, batch) {}
+  SessionState(std::shared_ptr<ModelRuntime> rt, int context, int batch, const SpeculativeConfig* spec)
+      : session(std::move(rt), context, batch, spec) {}
   Session session;
   std::atomic<bool> busy{false};
   std::atomic<bool> abort{false};

@@ -1,0 +1,50 @@
+// A Chimera draft model attached to a base model (see README: drafts, trees, the lossless guarantee).
+import type { NativeDraft } from './addonTypes';
+import { DisposedError, InvalidArgumentError, callNative } from './errors';
+
+export interface DraftInfo {
+  heads: number;
+  hiddenSize: number;
+  vocabSize: number;
+  weightBytes: number;
+  formatVersion: number;
+}
+
+export class Draft {
+  /** @internal */
+  private nativeDraft: NativeDraft | undefined;
+  readonly info: DraftInfo;
+
+  /** @internal use model.loadDraft() or model.createDraft() */
+  constructor(native: NativeDraft) {
+    this.nativeDraft = native;
+    this.info = native.info();
+  }
+
+  get disposed(): boolean {
+    return this.nativeDraft === undefined;
+  }
+
+  /** @internal */
+  get native(): NativeDraft {
+    if (!this.nativeDraft) throw new DisposedError('the draft has been disposed');
+    return this.nativeDraft;
+  }
+
+  /** Writes the draft as safetensors (with metadata naming its base model). */
+  async save(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
+    const native = this.native;
+    await callNative(() => native.save(path));
+  }
+
+  /** Idempotent; sessions that use the draft keep it alive until they are disposed. */
+  dispose(): void {
+    this.nativeDraft?.dispose();
+    this.nativeDraft = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+}

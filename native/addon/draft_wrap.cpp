@@ -1,0 +1,122 @@
+// DraftWrap and the draft workers.
+#include "draft_wrap.h"
+
+#include <functional>
+
+#include "addon_data.h"
+#include "args.h"
+#include "js_errors.h"
+
+namespace chimera::addon {
+
+Napi::Function DraftWrap::define(Napi::Env env) {
+  return DefineClass(env, "NativeDraft",
+                     {InstanceMethod<&DraftWrap::info>("info"), InstanceMethod<&DraftWrap::save>("save"),
+                      InstanceMethod<&DraftWrap::dispose>("dispose")});
+}
+
+Napi::Object DraftWrap::wrap(Napi::Env env, std::shared_ptr<const DraftModel> draft) {
+  auto* holder = new std::shared_ptr<const DraftModel>(std::move(draft));
+  auto ext = Napi::External<std::shared_ptr<const DraftModel>>::New(
+      env, holder, [](Napi::Env, std::shared_ptr<const DraftModel>* p) { delete p; });
+  return addon_data(env).draft_ctor.New({ext});
+}
+
+bool DraftWrap::is(Napi::Env env, const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().InstanceOf(addon_data(env).draft_ctor.Value());
+}
+
+DraftWrap::DraftWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DraftWrap>(info) {
+  if (info.Length() < 1 || !info[0].IsExternal())
+    throw make_js_error(info.Env(), ErrorCode::InvalidArg, "NativeDraft is created by model.loadDraft()/createDraft()");
+  draft_ = std::move(*info[0].As<Napi::External<std::shared_ptr<const DraftModel>>>().Data());
+}
+
+std::shared_ptr<const DraftModel> DraftWrap::draft(Napi::Env env) const {
+  if (!draft_) throw make_js_error(env, ErrorCode::Disposed, "the draft has been disposed");
+  return draft_;
+}
+
+Napi::Value DraftWrap::info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto d = draft(env);
+  const DraftConfig& c = d->config;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("heads", c.K);
+  o.Set("hiddenSize", c.C);
+  o.Set("vocabSize", c.V);
+  o.Set("weightBytes", (double)d->weight_bytes());
+  o.Set("formatVersion", kDraftFormatVersion);
+  return o;
+}
+
+namespace {
+// Runs a job on a worker thread and settles a promise with its result.
+class JobWorker : public Napi::AsyncWorker {
+ public:
+  using Job = std::function<void()>;
+  using Done = std::function<Napi::Value(Napi::Env)>;
+  JobWorker(Napi::Env env, const char* name, Job job, Done done)
+      : Napi::AsyncWorker(env, name), deferred_(env), job_(std::move(job)), done_(std::move(done)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      job_();
+    } catch (...) {
+      error_ = capture_current_exception();
+      SetError(error_.message);
+    }
+  }
+  void OnOK() override { deferred_.Resolve(done_(Env())); }
+  void OnError(const Napi::Error&) override { deferred_.Reject(make_js_error(Env(), error_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Job job_;
+  Done done_;
+  CapturedError error_;
+};
+
+Napi::Value run_job(Napi::Env env, const char* name, JobWorker::Job job, JobWorker::Done done) {
+  auto* w = new JobWorker(env, name, std::move(job), std::move(done));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+}  // namespace
+
+Napi::Value DraftWrap::save(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto d = draft(env);
+  const std::string path = arg_string(info, 0, "path");
+  return run_job(env, "chimera.saveDraft", [d, path] { save_draft(*d, path); },
+                 [](Napi::Env e) { return e.Undefined(); });
+}
+
+Napi::Value DraftWrap::dispose(const Napi::CallbackInfo& info) {
+  draft_.reset();  // sessions using it keep their own reference
+  return info.Env().Undefined();
+}
+
+Napi::Value load_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const std::string& path) {
+  auto out = std::make_shared<std::shared_ptr<const DraftModel>>();
+  return run_job(env, "chimera.loadDraft", [rt, path, out] { *out = load_draft(path, rt->model()); },
+                 [out](Napi::Env e) { return DraftWrap::wrap(e, *out); });
+}
+
+Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, int heads, uint64_t seed) {
+  auto out = std::make_shared<std::shared_ptr<const DraftModel>>();
+  return run_job(env, "chimera.createDraft", [rt, heads, seed, out] { *out = create_draft(rt->model(), heads, seed); },
+                 [out](Napi::Env e) { return DraftWrap::wrap(e, *out); });
+}
+
+Napi::Value read_draft_metadata_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = arg_string(info, 0, "path");
+  auto meta = guard(env, [&] { return read_draft_metadata(path); });
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& kv : meta) o.Set(kv.first, kv.second);
+  return o;
+}
+
+}  // namespace chimera::addon

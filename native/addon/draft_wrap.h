@@ -1,0 +1,34 @@
+// JS handle of a Chimera draft model. Drafts are created, loaded and saved off the JS thread.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "draft_model.h"
+#include "runtime.h"
+
+namespace chimera::addon {
+
+class DraftWrap : public Napi::ObjectWrap<DraftWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  static Napi::Object wrap(Napi::Env env, std::shared_ptr<const DraftModel> draft);
+  static bool is(Napi::Env env, const Napi::Value& v);
+  explicit DraftWrap(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<const DraftModel> draft(Napi::Env env) const;  // or a thrown E_DISPOSED
+
+ private:
+  Napi::Value info(const Napi::CallbackInfo& info);
+  Napi::Value save(const Napi::CallbackInfo& info);
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+  std::shared_ptr<const DraftModel> draft_;
+};
+
+// model.loadDraft(path) / model.createDraft({heads, seed}) -> Promise<DraftWrap>
+Napi::Value load_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const std::string& path);
+Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, int heads, uint64_t seed);
+// readDraftMetadata(path) -> {key: value}
+Napi::Value read_draft_metadata_js(const Napi::CallbackInfo& info);
+
+}  // namespace chimera::addon

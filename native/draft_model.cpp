@@ -1,0 +1,234 @@
+// Draft model creation (paper initialisation), safetensors load/save and the base-model check.
+#include "draft_model.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "error.h"
+#include "safetensors.h"
+#include "safetensors_writer.h"
+#include "sampler.h"
+#include "weight_import.h"
+
+namespace chimera {
+
+namespace {
+
+const char* kLayerNames[9] = {"layer.attn_norm.weight", "layer.attn_q.weight", "layer.attn_k.weight",
+                              "layer.attn_v.weight",    "layer.attn_output.weight", "layer.ffn_norm.weight",
+                              "layer.ffn_gate.weight",  "layer.ffn_up.weight", "layer.ffn_down.weight"};
+
+std::string head_name(int k) { return "heads." + std::to_string(k) + ".weight"; }
+
+DraftConfig config_from_base(const Model& base, int heads) {
+  const ModelConfig& b = base.config;
+  DraftConfig c;
+  c.K = heads;
+  c.C = b.C; c.V = b.V; c.NH = b.NH; c.NKV = b.NKV; c.HS = b.HS; c.HD = b.HD;
+  c.rms_eps = b.rms_eps; c.rope_theta = b.rope_theta; c.rope_dims = b.rope_dims; c.rope_layout = b.rope_layout;
+  c.base_layers = b.L;
+  c.base_fingerprint = base_fingerprint(base);
+  return c;
+}
+
+// Matrix views of each weight in file order, with shapes; used by save and load.
+struct NamedMatrix {
+  std::string name;
+  int64_t rows, cols;
+  TensorView* view;
+  const float** vec;  // for vectors (rows == 1)
+};
+
+std::vector<NamedMatrix> draft_tensors(DraftConfig& c, DraftWeights& w) {
+  const int64_t C = c.C, C3 = 3 * c.C, QD = (int64_t)c.NH * c.HS, KVD = c.KVD(), HD = c.HD;
+  std::vector<NamedMatrix> t = {
+      {"trigram.res.weight", C3, C3, &w.tri_res, nullptr},
+      {"trigram.res.bias", 1, C3, nullptr, &w.tri_res_bias},
+      {"trigram.proj.weight", C, C3, &w.tri_proj, nullptr},
+      {kLayerNames[0], 1, C, nullptr, &w.layer.attn_norm},
+      {kLayerNames[1], QD, C, &w.layer.wq, nullptr},
+      {kLayerNames[2], KVD, C, &w.layer.wk, nullptr},
+      {kLayerNames[3], KVD, C, &w.layer.wv, nullptr},
+      {kLayerNames[4], C, QD, &w.layer.wo, nullptr},
+      {kLayerNames[5], 1, C, nullptr, &w.layer.ffn_norm},
+      {kLayerNames[6], HD, C, &w.layer.w_gate, nullptr},
+      {kLayerNames[7], HD, C, &w.layer.w_up, nullptr},
+      {kLayerNames[8], C, HD, &w.layer.w_down, nullptr},
+  };
+  w.heads.resize(c.K);
+  for (int k = 0; k < c.K; k++) t.push_back({head_name(k), c.V, 2 * C, &w.heads[k], nullptr});
+  return t;
+}
+
+std::string floats_to_string(const std::vector<float>& v) {
+  std::ostringstream os;
+  os.precision(9);
+  for (size_t i = 0; i < v.size(); i++) os << (i ? "," : "") << v[i];
+  return os.str();
+}
+
+std::vector<float> floats_from_string(const std::string& s, const std::string& what) {
+  std::vector<float> out;
+  std::istringstream is(s);
+  std::string item;
+  while (std::getline(is, item, ',')) {
+    char* end = nullptr;
+    const float f = std::strtof(item.c_str(), &end);
+    CHIMERA_CHECK(end && *end == '\0' && !item.empty(), ErrorCode::Format, what, ": bad number '", item, "'");
+    out.push_back(f);
+  }
+  return out;
+}
+
+}  // namespace
+
+size_t DraftModel::weight_bytes() const {
+  size_t n = weights.tri_res.bytes() + weights.tri_proj.bytes();
+  const LayerWeights& l = weights.layer;
+  for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) n += t->bytes();
+  for (const auto& h : weights.heads) n += h.bytes();
+  return n;
+}
+
+std::vector<float> base_fingerprint(const Model& base) {
+  std::vector<float> out;
+  const TensorView* views[2] = {&base.weights.tok_embd, &base.weights.output};
+  std::vector<float> row;
+  for (const TensorView* t : views) {
+    row.resize(t->cols);
+    for (int i = 0; i < 16; i++) {
+      const int64_t r = (int64_t)(((uint64_t)i * 2654435761u) % (uint64_t)t->rows);
+      row_to_f32(t->dtype, t->row(r), row.data(), (size_t)t->cols);
+      out.push_back(row[(size_t)((i * 40503u) % (uint64_t)t->cols)]);
+    }
+  }
+  return out;
+}
+
+static bool fingerprints_match(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++) {
+    const float tol = 1e-3f + 0.02f * std::max(std::fabs(a[i]), std::fabs(b[i]));  // survives F16/BF16/Q8_0
+    if (!(std::fabs(a[i] - b[i]) <= tol)) return false;
+  }
+  return true;
+}
+
+std::unique_ptr<DraftModel> create_draft(const Model& base, int heads, uint64_t seed) {
+  CHIMERA_CHECK(heads >= 1 && heads <= 16, ErrorCode::InvalidArg, "heads must be in 1..16, got ", heads);
+  auto d = std::make_unique<DraftModel>();
+  d->config = config_from_base(base, heads);
+  Rng rng(seed ^ 0xC41EE7A5ull);
+  auto normal = [&](float std) {  // Box-Muller
+    const double u1 = rng.uniform() + 1e-12, u2 = rng.uniform();
+    return (float)(std * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+  };
+  for (NamedMatrix& m : draft_tensors(d->config, d->weights)) {
+    float* p = d->storage.alloc_f32((size_t)(m.rows * m.cols));
+    const std::string& n = m.name;
+    if (n == "trigram.res.weight") {
+      // zero: R starts as the identity plus SiLU(b_r)
+    } else if (n == "trigram.res.bias" || n == "trigram.proj.weight") {
+      const float bound = 1.0f / std::sqrt((float)(3 * d->config.C));  // PyTorch Linear default
+      for (int64_t i = 0; i < m.rows * m.cols; i++) p[i] = (float)((rng.uniform() * 2 - 1) * bound);
+    } else if (m.vec) {
+      for (int64_t i = 0; i < m.cols; i++) p[i] = 1.0f;  // RMSNorm gains
+    } else if (n.rfind("heads.", 0) == 0) {
+      const TensorView& out = base.weights.output;  // [W_out, W_out]
+      for (int64_t r = 0; r < m.rows; r++) {
+        row_to_f32(out.dtype, out.row(r), p + r * m.cols, (size_t)d->config.C);
+        std::memcpy(p + r * m.cols + d->config.C, p + r * m.cols, sizeof(float) * d->config.C);
+      }
+    } else {
+      for (int64_t i = 0; i < m.rows * m.cols; i++) p[i] = normal(0.02f);
+    }
+    if (m.vec) *m.vec = p;
+    else *m.view = TensorView{DType::F32, p, m.rows, m.cols};
+  }
+  return d;
+}
+
+void save_draft(const DraftModel& draft, const std::string& path) {
+  DraftModel& d = const_cast<DraftModel&>(draft);  // draft_tensors hands out pointers; nothing is modified
+  DraftConfig cfg = d.config;
+  DraftWeights w = d.weights;
+  std::vector<TensorToWrite> out;
+  std::vector<std::vector<float>> converted;
+  for (NamedMatrix& m : draft_tensors(cfg, w)) {
+    TensorToWrite t;
+    t.name = m.name;
+    t.shape = m.rows == 1 && m.vec ? std::vector<int64_t>{m.cols} : std::vector<int64_t>{m.rows, m.cols};
+    if (m.vec) {
+      t.dtype = DType::F32;
+      t.data = *m.vec;
+    } else {
+      CHIMERA_CHECK(m.view->dtype != DType::Q8_0, ErrorCode::Unsupported, "cannot save Q8_0 draft weights");
+      t.dtype = m.view->dtype;
+      t.data = m.view->data;
+    }
+    out.push_back(t);
+  }
+  const DraftConfig& c = draft.config;
+  std::vector<std::pair<std::string, std::string>> meta = {
+      {"format", "chimera-draft"},
+      {"format_version", std::to_string(kDraftFormatVersion)},
+      {"heads", std::to_string(c.K)},
+      {"hidden_size", std::to_string(c.C)},
+      {"vocab_size", std::to_string(c.V)},
+      {"head_count", std::to_string(c.NH)},
+      {"head_count_kv", std::to_string(c.NKV)},
+      {"feed_forward_length", std::to_string(c.HD)},
+      {"base_layers", std::to_string(c.base_layers)},
+      {"base_fingerprint", floats_to_string(c.base_fingerprint)},
+  };
+  write_safetensors(path, out, meta);
+}
+
+std::vector<std::pair<std::string, std::string>> read_draft_metadata(const std::string& path) {
+  SafetensorsFile f(path);
+  const auto& meta = f.metadata();
+  bool is_draft = false;
+  for (const auto& kv : meta)
+    if (kv.first == "format" && kv.second == "chimera-draft") is_draft = true;
+  CHIMERA_CHECK(is_draft, ErrorCode::Format, path, " is not a chimera draft (no __metadata__ format=chimera-draft)");
+  return meta;
+}
+
+std::unique_ptr<DraftModel> load_draft(const std::string& path, const Model& base) {
+  auto file = std::make_shared<SafetensorsFile>(path);
+  std::map<std::string, std::string> meta;
+  for (const auto& kv : read_draft_metadata(path)) meta[kv.first] = kv.second;
+  auto num = [&](const char* key) {
+    auto it = meta.find(key);
+    CHIMERA_CHECK(it != meta.end(), ErrorCode::Format, path, ": metadata lacks '", key, "'");
+    char* end = nullptr;
+    const long v = std::strtol(it->second.c_str(), &end, 10);
+    CHIMERA_CHECK(end && *end == '\0' && v > 0 && v < (1L << 30), ErrorCode::Format, path, ": bad ", key);
+    return (int)v;
+  };
+  CHIMERA_CHECK(num("format_version") == kDraftFormatVersion, ErrorCode::Unsupported, path, ": draft format version ",
+                meta["format_version"], " (this library reads ", kDraftFormatVersion, ")");
+  auto d = std::make_unique<DraftModel>();
+  d->config = config_from_base(base, num("heads"));
+  DraftConfig& c = d->config;
+  CHIMERA_CHECK(c.K <= 16, ErrorCode::Format, path, ": ", c.K, " heads (max 16)");
+  const bool same_shape = num("hidden_size") == c.C && num("vocab_size") == c.V && num("head_count") == c.NH &&
+                          num("head_count_kv") == c.NKV && num("feed_forward_length") == c.HD &&
+                          num("base_layers") == c.base_layers;
+  const std::vector<float> fp = floats_from_string(meta["base_fingerprint"], path + " base_fingerprint");
+  CHIMERA_CHECK(same_shape && fingerprints_match(fp, c.base_fingerprint), ErrorCode::InvalidArg, path,
+                " was made for another base model (its shape or weights differ from ", base.path,
+                "); train a draft for this model with `chimera train-draft`");
+  d->storage.holders.push_back(file);
+  for (NamedMatrix& m : draft_tensors(d->config, d->weights)) {
+    const RawTensor* t = file->tensor(m.name);
+    CHIMERA_CHECK(t, ErrorCode::Tensor, path, ": tensor ", m.name, " is missing");
+    if (m.vec) *m.vec = import_vector_f32(d->storage, *t, m.cols);
+    else *m.view = import_matrix(d->storage, *t, m.rows, m.cols);
+  }
+  return d;
+}
+
+}  // namespace chimera

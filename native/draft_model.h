@@ -1,0 +1,59 @@
+// The Chimera draft model (spec Part A): a trigram encoder T(a,b,c) = W_p R([E a; E b; E c]) with
+// R(x) = x + SiLU(W_r x + b_r), one LLaMA decoder layer (the full-context encoder) whose keys/values
+// are the base model's last hidden states and trigram vectors, and K residual heads
+// logits_k = W_k [h_n ; h^_k], W_k (V, 2C). Stored as safetensors with JSON metadata naming the base.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model.h"
+
+namespace chimera {
+
+constexpr int kDraftFormatVersion = 1;
+
+struct DraftConfig {
+  int K = 5;  // heads
+  int C = 0, V = 0, NH = 0, NKV = 0, HS = 0, HD = 0;
+  float rms_eps = 1e-5f, rope_theta = 10000.f;
+  int rope_dims = 0;
+  RopeLayout rope_layout = RopeLayout::Interleaved;
+  int base_layers = 0;
+  std::vector<float> base_fingerprint;  // sampled base embedding/output values (see base_fingerprint())
+  int KVD() const { return NKV * HS; }
+};
+
+struct DraftWeights {
+  TensorView tri_res;           // (3C, 3C)  W_r
+  const float* tri_res_bias;    // (3C)      b_r
+  TensorView tri_proj;          // (C, 3C)   W_p
+  LayerWeights layer;           // the full-context encoder (shapes of a base layer)
+  std::vector<TensorView> heads;  // (K) x (V, 2C)
+};
+
+struct DraftModel {
+  DraftConfig config;
+  DraftWeights weights;
+  WeightStorage storage;
+  size_t weight_bytes() const;
+};
+
+// A few dozen base embedding and output values at fixed positions: identifies the base model across
+// dtypes (compared with a tolerance), so a draft made for another model is refused.
+std::vector<float> base_fingerprint(const Model& base);
+
+// An untrained draft with the paper's initialisation: heads [W_out, W_out], ResBlock weight zero,
+// other linears small seeded random values, norms one.
+std::unique_ptr<DraftModel> create_draft(const Model& base, int heads, uint64_t seed);
+
+// Loads a draft and checks it was made for `base` (E_FORMAT / E_INVALID_ARG on mismatch).
+std::unique_ptr<DraftModel> load_draft(const std::string& path, const Model& base);
+
+void save_draft(const DraftModel& draft, const std::string& path);
+
+// Metadata of a draft file without a base model (for `chimera info --draft`); key/value strings.
+std::vector<std::pair<std::string, std::string>> read_draft_metadata(const std::string& path);
+
+}  // namespace chimera

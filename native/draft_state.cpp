@@ -1,0 +1,139 @@
+// Draft KV cache maintenance and the top-1 chain of K single-row draft steps.
+#include "draft_state.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "error.h"
+
+namespace chimera {
+
+DraftState::DraftState(std::shared_ptr<const DraftModel> draft, const Model& base, Backend* backend, int context_size)
+    : draft_(std::move(draft)), base_(base), be_(backend) {
+  const DraftConfig& c = draft_->config;
+  capacity_ = 2 * context_size + 2 * c.K + 4;
+  const size_t bytes = (size_t)capacity_ * c.KVD() * sizeof(float);
+  k_ = static_cast<float*>(be_->alloc(bytes));
+  v_ = static_cast<float*>(be_->alloc(bytes));
+  const size_t C = c.C, C3 = 3 * C, QD = (size_t)c.NH * c.HS;
+  e3_.resize(C3); r3_.resize(C3); xn_.resize(C); q_.resize(QD); att_.resize(QD); x1_.resize(C);
+  hb_.resize(c.HD); hb2_.resize(c.HD); o_.resize(C); hhat_.resize(C); cat_.resize(2 * C); logits_.resize(c.V);
+}
+
+DraftState::~DraftState() {
+  be_->free(k_);
+  be_->free(v_);
+}
+
+const float* DraftState::trigram(int32_t a, int32_t b, int32_t c) {
+  const uint64_t key = (uint64_t)(uint32_t)a | ((uint64_t)(uint32_t)b << 21) | ((uint64_t)(uint32_t)c << 42);
+  auto it = memo_.find(key);
+  if (it != memo_.end()) return it->second.data();
+  if (memo_.size() >= 65536) memo_.clear();  // bounded; text reuses few triples, so a rare reset is cheap
+  const DraftConfig& cfg = draft_->config;
+  const DraftWeights& w = draft_->weights;
+  const int C = cfg.C;
+  const TensorView& E = base_.weights.tok_embd;
+  const int32_t ids[3] = {a, b, c};
+  for (int i = 0; i < 3; i++) row_to_f32(E.dtype, E.row(ids[i]), e3_.data() + (size_t)i * C, (size_t)C);
+  be_->matmul(r3_.data(), e3_.data(), w.tri_res, 1);  // (3C)
+  for (int i = 0; i < 3 * C; i++) {
+    const float z = r3_[i] + w.tri_res_bias[i];
+    r3_[i] = e3_[i] + z / (1.0f + std::exp(-z));  // R(x) = x + SiLU(W_r x + b_r)
+  }
+  std::vector<float>& g = memo_[key];
+  g.resize(C);
+  be_->matmul(g.data(), r3_.data(), w.tri_proj, 1);  // (C)
+  return g.data();
+}
+
+void DraftState::push_kv(const float* x, int pos) {
+  CHIMERA_CHECK(rows_ < capacity_, ErrorCode::Internal, "draft cache overflow");
+  const DraftConfig& c = draft_->config;
+  const LayerWeights& l = draft_->weights.layer;
+  float* k = k_ + (size_t)rows_ * c.KVD();
+  float* v = v_ + (size_t)rows_ * c.KVD();
+  be_->rmsnorm(xn_.data(), x, l.attn_norm, 1, c.C, c.rms_eps);
+  be_->matmul(k, xn_.data(), l.wk, 1);
+  be_->matmul(v, xn_.data(), l.wv, 1);
+  be_->rope(k, &pos, 1, c.NKV, c.HS, c.rope_dims, c.rope_theta, c.rope_layout);
+  rows_++;
+}
+
+void DraftState::layer_query(const float* x, int pos, float* out) {
+  const DraftConfig& c = draft_->config;
+  const LayerWeights& l = draft_->weights.layer;
+  be_->rmsnorm(xn_.data(), x, l.attn_norm, 1, c.C, c.rms_eps);
+  be_->matmul(q_.data(), xn_.data(), l.wq, 1);
+  be_->rope(q_.data(), &pos, 1, c.NH, c.HS, c.rope_dims, c.rope_theta, c.rope_layout);
+  // Every row in the cache (committed and scratch) is visible to the newest query.
+  be_->attention(att_.data(), q_.data(), k_, v_, nullptr, 1, rows_ - 1, c.NH, c.NKV, c.HS);
+  be_->matmul(o_.data(), att_.data(), l.wo, 1);
+  for (int i = 0; i < c.C; i++) x1_[i] = x[i] + o_[i];
+  be_->rmsnorm(xn_.data(), x1_.data(), l.ffn_norm, 1, c.C, c.rms_eps);
+  be_->matmul(hb_.data(), xn_.data(), l.w_gate, 1);
+  be_->matmul(hb2_.data(), xn_.data(), l.w_up, 1);
+  be_->swiglu(hb_.data(), hb_.data(), hb2_.data(), c.HD);
+  be_->matmul(o_.data(), hb_.data(), l.w_down, 1);
+  for (int i = 0; i < c.C; i++) out[i] = x1_[i] + o_[i];
+}
+
+void DraftState::truncate(int keep_tokens) {
+  committed_ = std::min(committed_, std::max(0, 2 * keep_tokens - 1));
+  rows_ = committed_;
+}
+
+void DraftState::sync(const std::vector<int32_t>& history, int m, const float* hidden) {
+  CHIMERA_CHECK((int)history.size() > m, ErrorCode::Internal, "draft sync: history too short");
+  rows_ = committed_;
+  const int C = draft_->config.C;
+  while (committed_ < 2 * m) {
+    const int r = committed_;
+    if (r % 2 == 0) {
+      push_kv(hidden + (size_t)(r / 2) * C, r / 2);  // h_j
+    } else {
+      const int j = (r + 1) / 2;  // g_j
+      push_kv(trigram_at(j, [&](int p) { return history[p]; }), j);
+    }
+    committed_ = rows_;
+  }
+}
+
+static void top_k_ids(const float* logits, int V, int k, std::vector<int32_t>& out) {
+  out.resize(V);
+  for (int i = 0; i < V; i++) out[i] = i;
+  auto better = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  k = std::min(std::max(k, 1), V);
+  std::partial_sort(out.begin(), out.begin() + k, out.end(), better);
+  out.resize(k);
+}
+
+void DraftState::draft_chain(const std::vector<int32_t>& history, int m, const float* h_anchor, int depth,
+                             const std::vector<int>& top_k, std::vector<std::vector<int32_t>>& out) {
+  const DraftConfig& c = draft_->config;
+  CHIMERA_CHECK(committed_ == 2 * m && depth <= c.K, ErrorCode::Internal, "draft chain: cache out of sync");
+  rows_ = committed_;
+  out.resize(depth);
+  std::vector<int32_t> chain = {history[m]};  // tokens at positions m, m+1, ...
+  auto tok = [&](int p) { return p <= m ? history[p] : chain[p - m]; };
+  std::memcpy(cat_.data(), h_anchor, sizeof(float) * c.C);
+  const float* g_root = trigram_at(m, tok);
+  std::vector<float> query(g_root, g_root + c.C);
+  for (int d = 0; d < depth; d++) {
+    const int pos = m + d;
+    if (d > 0) push_kv(query.data(), pos);  // the root's g_m is already committed
+    layer_query(query.data(), pos, hhat_.data());
+    std::memcpy(cat_.data() + c.C, hhat_.data(), sizeof(float) * c.C);
+    be_->matmul(logits_.data(), cat_.data(), draft_->weights.heads[d], 1);  // (V) guesses for position pos+1
+    top_k_ids(logits_.data(), c.V, top_k[d], out[d]);
+    if (d + 1 == depth) break;
+    chain.push_back(out[d][0]);
+    push_kv(hhat_.data(), pos);  // the chain's own prediction, visible to deeper queries
+    const float* g = trigram_at(pos + 1, tok);
+    query.assign(g, g + c.C);
+  }
+  rows_ = committed_;
+}
+
+}  // namespace chimera

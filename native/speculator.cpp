@@ -1,0 +1,80 @@
+// The speculative step.
+#include "speculator.h"
+
+#include <cstring>
+
+#include "error.h"
+
+namespace chimera {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+}  // namespace
+
+Speculator::Speculator(std::shared_ptr<const DraftModel> draft, CompiledTree tree, const Model& base,
+                       Backend* backend, int context_size, VerifyMode mode)
+    : tree_(std::move(tree)), draft_(std::move(draft), base, backend, context_size), mode_(mode) {
+  CHIMERA_CHECK(tree_.depth <= draft_.draft().config.K, ErrorCode::InvalidArg, "tree is ", tree_.depth,
+                " deep but the draft has ", draft_.draft().config.K, " heads");
+}
+
+std::vector<int32_t> Speculator::step(const Model& model, Backend& be, Workspace& ws, KVCache& kv,
+                                      const std::vector<int32_t>& history, float* hidden,
+                                      const SamplingParams& sampling, Rng& rng, SpeculativeStats& stats) {
+  const int m = kv.size(), T = tree_.size, V = model.config.V, C = model.config.C;
+  CHIMERA_CHECK((int)history.size() == m + 1 && m >= 1, ErrorCode::Internal, "speculative step: bad state");
+  CHIMERA_CHECK(m + T <= kv.capacity() && T <= ws.max_T(), ErrorCode::Internal, "speculative step: no room");
+
+  // Draft: the top-1 chain and each head's top-k.
+  const auto t0 = Clock::now();
+  draft_.sync(history, m, hidden);
+  draft_.draft_chain(history, m, hidden + (size_t)(m - 1) * C, tree_.depth, tree_.top_k, topk_);
+  tokens_.resize(T);
+  positions_.resize(T);
+  rows_.resize(T);
+  tokens_[0] = history[m];
+  for (int n = 0; n < T; n++) {
+    if (n > 0) tokens_[n] = topk_[tree_.node_depth[n] - 1][tree_.node_rank[n]];
+    positions_[n] = m + tree_.node_depth[n];
+    rows_[n] = n;
+  }
+  // Tree mask over (cached + tree) slots: the whole prefix, then self and ancestors.
+  mask_.assign((size_t)T * (m + T), 1);
+  for (int n = 0; n < T; n++)
+    std::memcpy(mask_.data() + (size_t)n * (m + T) + m, tree_.mask.data() + (size_t)n * T, T);
+  const auto t1 = Clock::now();
+  stats.ms_draft += std::chrono::duration<double, std::milli>(t1 - t0).count();
+
+  // Verify: one base forward over every node.
+  logits_.resize((size_t)T * V);
+  Batch b;
+  b.tokens = tokens_.data();
+  b.positions = positions_.data();
+  b.T = T;
+  b.mask = mask_.data();
+  b.out_rows = rows_.data();
+  b.R = T;
+  forward(model, be, ws, kv, b, logits_.data(), nullptr, hidden + (size_t)m * C);
+  TreeAcceptance acc = accept_tree(tree_, tokens_.data(), logits_.data(), V, sampling, history, rng, mode_);
+
+  // Keep the accepted path: compact the base cache and the hidden states, root first.
+  const int n_acc = (int)acc.path.size();
+  slots_.resize(n_acc);
+  for (int i = 0; i < n_acc; i++) slots_[i] = m + acc.path[i];
+  kv.compact(m, slots_.data(), n_acc);
+  for (int i = 1; i < n_acc; i++)
+    std::memmove(hidden + (size_t)(m + i) * C, hidden + (size_t)slots_[i] * C, sizeof(float) * C);
+  stats.ms_verify += ms_since(t1);
+
+  std::vector<int32_t> out;
+  for (int i = 1; i < n_acc; i++) out.push_back(tokens_[acc.path[i]]);
+  out.push_back(acc.bonus);
+  stats.steps++;
+  stats.drafted_tokens += (int)out.size();
+  if (stats.accepted_by_depth.size() < (size_t)tree_.depth) stats.accepted_by_depth.resize(tree_.depth, 0);
+  for (int d = 0; d < n_acc - 1; d++) stats.accepted_by_depth[d]++;
+  return out;
+}
+
+}  // namespace chimera

@@ -1,0 +1,48 @@
+// One Chimera speculative decoding step over a session's caches: draft the chain, fill the tree from
+// each head's top-k, verify every node in one base forward with the tree mask and per-node positions,
+// accept a path losslessly, compact the base KV cache (and hidden states) to it, and return the
+// accepted tokens plus the bonus token.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "draft_state.h"
+#include "forward.h"
+#include "tree_verify.h"
+
+namespace chimera {
+
+struct SpeculativeStats {
+  int steps = 0;
+  int drafted_tokens = 0;                 // tokens emitted by speculative steps (accepted + bonus)
+  std::vector<int64_t> accepted_by_depth;  // (depth) steps whose accepted path reached depth d+1
+  double ms_draft = 0, ms_verify = 0;
+};
+
+class Speculator {
+ public:
+  Speculator(std::shared_ptr<const DraftModel> draft, CompiledTree tree, const Model& base, Backend* backend,
+             int context_size, VerifyMode mode);
+
+  const CompiledTree& tree() const { return tree_; }
+  DraftState& draft_state() { return draft_; }
+
+  // Preconditions: history = cached tokens (m = kv.size()) + the root token; hidden (>= m + tree.size
+  // rows of C) holds the final hidden states of cached positions. Returns accepted tokens + bonus;
+  // afterwards the cache holds the root and the accepted tokens, hidden their states.
+  std::vector<int32_t> step(const Model& model, Backend& be, Workspace& ws, KVCache& kv,
+                            const std::vector<int32_t>& history, float* hidden, const SamplingParams& sampling,
+                            Rng& rng, SpeculativeStats& stats);
+
+ private:
+  CompiledTree tree_;
+  DraftState draft_;
+  VerifyMode mode_;
+  std::vector<std::vector<int32_t>> topk_;
+  std::vector<int32_t> tokens_, positions_, rows_, slots_;
+  std::vector<uint8_t> mask_;
+  std::vector<float> logits_;
+};
+
+}  // namespace chimera

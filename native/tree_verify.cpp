@@ -1,0 +1,58 @@
+// Recursive rejection over a static token tree.
+#include "tree_verify.h"
+
+namespace chimera {
+
+namespace {
+// Removes a token from a distribution and renormalises what is left.
+void remove_and_renormalise(TokenDistribution& p, int32_t id) {
+  double left = 0;
+  for (size_t i = 0; i < p.ids.size(); i++) {
+    if (p.ids[i] == id) p.probs[i] = 0.0f;
+    left += p.probs[i];
+  }
+  if (left <= 0) return;
+  for (float& x : p.probs) x = (float)(x / left);
+}
+}  // namespace
+
+TreeAcceptance accept_tree(const CompiledTree& tree, const int32_t* node_tokens, const float* logits, int V,
+                           const SamplingParams& sampling, const std::vector<int32_t>& history, Rng& rng,
+                           VerifyMode mode) {
+  TreeAcceptance out;
+  std::vector<int32_t> recent = history;  // grows along the accepted path
+  std::vector<float> scratch;
+  TokenDistribution p;
+  int u = 0;
+  out.path.push_back(0);
+  for (;;) {
+    target_distribution(logits + (size_t)u * V, V, sampling, recent.data(), (int)recent.size(), p, scratch);
+    int next = -1;
+    for (int c : tree.children[u]) {
+      const float pc = p.prob_of(node_tokens[c]);
+      if (mode == VerifyMode::LossyTopOneForTest && c == tree.children[u][0] && pc > 0.1f) {
+        next = c;
+        break;
+      }
+      if (pc >= 1.0f || (pc > 0.0f && rng.uniform() < pc)) {
+        next = c;
+        break;
+      }
+      if (pc > 0.0f) remove_and_renormalise(p, node_tokens[c]);
+    }
+    if (next < 0) {  // nothing accepted here: the bonus comes from the residual
+      out.bonus = sample_from(p, rng);
+      return out;
+    }
+    u = next;
+    out.path.push_back(u);
+    recent.push_back(node_tokens[u]);
+    if (tree.children[u].empty()) {  // a leaf: the bonus comes from the full target at it
+      target_distribution(logits + (size_t)u * V, V, sampling, recent.data(), (int)recent.size(), p, scratch);
+      out.bonus = sample_from(p, rng);
+      return out;
+    }
+  }
+}
+
+}  // namespace chimera
