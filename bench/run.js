@@ -160,11 +160,15 @@ async function withContention(fn) {
 // Waits (up to `maxSeconds`) until other processes use less than `threshold` cores over 2 s.
 async function waitIdle(maxSeconds, threshold = 0.25) {
   const t0 = Date.now();
+  let lastLog = 0;
   for (;;) {
     const { others } = await withContention(() => new Promise((r) => setTimeout(r, 2000)));
     if (others == null || others < threshold) return { waitedS: round((Date.now() - t0) / 1000, 0), others: round(others) };
     if (Date.now() - t0 > maxSeconds * 1000) return { waitedS: round((Date.now() - t0) / 1000, 0), others: round(others), gaveUp: true };
-    log(`waiting for an idle machine (other processes use ${others.toFixed(2)} cores)`);
+    if (Date.now() - lastLog > 30000) {
+      lastLog = Date.now();
+      log(`waiting for an idle machine (other processes use ${others.toFixed(2)} cores)`);
+    }
   }
 }
 function loadavg() { return os.loadavg().map((x) => round(x)); }
@@ -415,6 +419,8 @@ async function main() {
 
   const cpus = os.cpus();
   let bw = null;
+  let idle = null;
+  if (args.waitIdle) idle = await waitIdle(args.waitIdle);
   if (args.bandwidth) {
     log(`measuring read bandwidth with ${args.threads} worker threads`);
     bw = await measureBandwidth(args.threads).catch((e) => (log('bandwidth:', e.message), null));
@@ -427,6 +433,8 @@ async function main() {
     availableParallelism: os.availableParallelism ? os.availableParallelism() : null,
     cpuFlags: cpuFlags(), totalMemGB: round(os.totalmem() / 2 ** 30, 1), node: process.version,
     platform: `${process.platform}-${process.arch}`, threads: args.threads, loadavg: loadavg(),
+    // Cores used by other processes just before the bandwidth probe (with --wait-idle only).
+    otherProcessesCoresAtStart: idle ? idle.others : null,
     readBandwidthGBs: bw, chimeraVersion, date: new Date().toISOString(),
   });
 

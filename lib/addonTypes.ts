@@ -48,6 +48,8 @@ export interface NativeGenerateRequest {
   seed: number;
   stop: string[];
   stopOnEos: boolean;
+  /** The caller's AbortSignal had already fired. */
+  aborted: boolean;
 }
 
 export interface NativeGenerateResult {

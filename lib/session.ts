@@ -132,6 +132,7 @@ export class Session {
       seed: opts.seed ?? 0,
       stop: opts.stop ?? [],
       stopOnEos: opts.stopOnEos ?? true,
+      aborted: opts.signal?.aborted ?? false,
     };
     const done = callNative(() => native.generate(request, onChunk)).finally(() => {
       finished = true;
@@ -140,7 +141,6 @@ export class Session {
     this.running = true;
     const onAbort = () => native.abort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    if (opts.signal?.aborted) native.abort();
     let completed = false;
     try {
       for (;;) {

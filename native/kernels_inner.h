@@ -18,7 +18,7 @@
 namespace chimera {
 namespace inner {
 
-// One register tile of a matmul, nt input rows by nn weight rows (nt <= 4, nn in {1, 2, 4}):
+// One register tile of a matmul, nt input rows by nn weight rows (nt <= 4, nn <= 4):
 //   out[t * ldo + n] (=, or += when accumulate) sum over k in [k0, k1) of x[t * ldx + k] * W_n[k]
 // where W_n starts at w + n * ldw bytes. k0 is a multiple of 32 for Q8_0; k1 - k0 may have any tail.
 struct MatmulTile {
@@ -93,10 +93,11 @@ inline void finish_tile(const MatmulTile& a, float (&sums)[NT][NN], int64_t kmai
   }
 }
 
-// Calls Kernels::tile<DT, NT, NN>(a) for run-time dt, nt (1..4) and nn (1, 2 or 4).
+// Calls Kernels::tile<DT, NT, NN>(a) for run-time dt, nt (1..4) and nn (1..4).
 template <typename Kernels, DType DT, int NT>
 inline void dispatch_tile_nn(int nn, const MatmulTile& a) {
   if (nn >= 4) Kernels::template tile<DT, NT, 4>(a);
+  else if (nn == 3) Kernels::template tile<DT, NT, 3>(a);
   else if (nn == 2) Kernels::template tile<DT, NT, 2>(a);
   else Kernels::template tile<DT, NT, 1>(a);
 }

@@ -213,6 +213,7 @@ Napi::Value SessionWrap::generate(const Napi::CallbackInfo& info) {
   GenerateRequest req = read_request(o);
   guard(env, [&] { validate_sampling(req.sampling); });
   auto st = acquire(env);
+  if (opt_bool(o, "aborted", false)) st->abort = true;  // the caller's signal fired before the call
   auto* worker = new GenerateWorker(env, st, std::move(req), on_chunk);
   Napi::Promise p = worker->promise();
   worker->Queue();

@@ -1,0 +1,27 @@
+// A tiny deterministic random model, written by the tests in any of the three formats
+// (tools/writers), so that most suites run on a fresh clone without ../shared.
+import * as path from 'node:path';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const writers = require(path.join(__dirname, '..', 'tools', 'writers', 'tiny-model.js')) as {
+  makeTinyModel(o?: Record<string, unknown>): unknown;
+  writeTinyModel(dir: string, m: unknown, format: string, opts?: Record<string, unknown>): { path: string; tokenizerPath?: string };
+};
+
+export type TinyFormat = 'gguf' | 'llama2c' | 'hf';
+
+export interface TinyFiles {
+  path: string;
+  tokenizerPath?: string;
+}
+
+/** Writes the tiny model (seed 1 unless given) and returns its path (and tokenizer for llama2.c). */
+export function writeTinyFiles(dir: string, format: TinyFormat, opts: Record<string, unknown> = {}): TinyFiles {
+  const { seed = 1, std, ...writeOpts } = opts;
+  const model = writers.makeTinyModel(std === undefined ? { seed } : { seed, std });
+  return writers.writeTinyModel(dir, model, format, writeOpts);
+}
+
+export function writeTiny(dir: string, format: TinyFormat, opts: Record<string, unknown> = {}): string {
+  return writeTinyFiles(dir, format, opts).path;
+}
