@@ -10,7 +10,11 @@
 #define CHIMERA_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define CHIMERA_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
 // Register tiles only stay in registers when their little loops are fully unrolled.
+#if defined(__clang__)
+#define CHIMERA_UNROLL _Pragma("unroll")
+#else
 #define CHIMERA_UNROLL _Pragma("GCC unroll 16")
+#endif
 
 namespace chimera {
 namespace inner {
