@@ -111,7 +111,8 @@ CHIMERA_AVX2_INLINE float dot(const float* a, const float* b, int n) {
 CHIMERA_AVX2_INLINE void axpy(float* o, float p, const float* v, int n) {
   const __m256 pv = _mm256_set1_ps(p);
   int i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
   for (; i < n; i++) o[i] += p * v[i];
 }
 

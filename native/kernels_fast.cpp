@@ -140,12 +140,15 @@ struct PortableKernels {
 
 }  // namespace
 
-void matmul_tile_portable(DType dt, int nt, int nn, const MatmulTile& a) { dispatch_tile<PortableKernels>(dt, nt, nn, a); }
+void matmul_tile_portable(DType dt, int nt, int nn, const MatmulTile& a) {
+  dispatch_tile<PortableKernels>(dt, nt, nn, a);
+}
 
 void attention_scores_portable(const AttentionGroup& g, float* scores) {
   for (int j = 0; j < g.nvis; j++) {
     const float* k = g.k + (int64_t)g.idx[j] * g.ld;
-    for (int h = 0; h < g.G; h++) scores[(int64_t)h * g.nvis + j] = g.scale * dot_portable(g.q + (int64_t)h * g.HS, k, g.HS);
+    for (int h = 0; h < g.G; h++)
+      scores[(int64_t)h * g.nvis + j] = g.scale * dot_portable(g.q + (int64_t)h * g.HS, k, g.HS);
   }
 }
 

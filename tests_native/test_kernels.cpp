@@ -44,8 +44,10 @@ struct Group {
 
   void add(const std::string& case_label, const std::vector<float>& g, const std::vector<float>& r) {
     bool ok = g.size() == r.size();
-    for (size_t i = 0; ok && i < g.size(); i++) ok = std::fabs((double)g[i] - r[i]) <= atol + rtol * std::fabs((double)r[i]);
-    if (!ok) test::compare((label + " " + case_label).c_str(), g.data(), r.data(), std::min(g.size(), r.size()), atol, rtol);
+    for (size_t i = 0; ok && i < g.size(); i++)
+      ok = std::fabs((double)g[i] - r[i]) <= atol + rtol * std::fabs((double)r[i]);
+    if (!ok)
+      test::compare((label + " " + case_label).c_str(), g.data(), r.data(), std::min(g.size(), r.size()), atol, rtol);
     got.insert(got.end(), g.begin(), g.end());
     ref.insert(ref.end(), r.begin(), r.end());
   }
@@ -107,7 +109,9 @@ void run_matmul_case(DType dt, int64_t N, int64_t K, int T, const Weights& W, co
     matmul_rows(path, out.data(), x.data(), W.view, T, 0, N);
     groups[g++].add(name, out, ref);
     out.assign(ref.size(), kNaN);
-    pool.parallel_for(N, 1, [&](int64_t n0, int64_t n1, int) { matmul_rows(path, out.data(), x.data(), W.view, T, n0, n1); });
+    pool.parallel_for(N, 1, [&](int64_t n0, int64_t n1, int) {
+      matmul_rows(path, out.data(), x.data(), W.view, T, n0, n1);
+    });
     groups[g++].add(name, out, ref);
   }
   CpuBackend serial(nullptr), pooled(&pool);
@@ -130,8 +134,9 @@ void test_matmul(ThreadPool& pool) {
       groups.push_back({d + " " + kernel_path_name(path) + " all rows", 1e-4f, 1e-4f, {}, {}});
       groups.push_back({d + " " + kernel_path_name(path) + " split (2 threads)", 1e-4f, 1e-4f, {}, {}});
     }
-    groups.push_back({d + " CpuBackend(" + kernel_path_name(active_kernel_path()) + ") serial", 1e-4f, 1e-4f, {}, {}});
-    groups.push_back({d + " CpuBackend(" + kernel_path_name(active_kernel_path()) + ") 2 threads", 1e-4f, 1e-4f, {}, {}});
+    const std::string be = d + " CpuBackend(" + kernel_path_name(active_kernel_path()) + ")";
+    groups.push_back({be + " serial", 1e-4f, 1e-4f, {}, {}});
+    groups.push_back({be + " 2 threads", 1e-4f, 1e-4f, {}, {}});
     for (int64_t K : dt == DType::Q8_0 ? Ks_q8 : Ks)
       for (int64_t N : Ns) {
         const Weights W = make_weights(rng, dt, N, K);
@@ -292,7 +297,8 @@ void test_rope() {
           rope_formula(want, pos, n_heads, HS, dims, theta, layout);
           rope_forward_reference(ref.data(), pos.data(), (int)pos.size(), n_heads, HS, dims, theta, layout);
           backend.rope(got.data(), pos.data(), (int)pos.size(), n_heads, HS, dims, theta, layout);
-          const std::string label = std::string("rope ") + (layout == RopeLayout::Interleaved ? "interleaved" : "half-split") +
+          const std::string label = std::string("rope ") +
+                                    (layout == RopeLayout::Interleaved ? "interleaved" : "half-split") +
                                     " HS=" + std::to_string(HS) + " dims=" + std::to_string(dims) +
                                     " theta=" + std::to_string((int)theta);
           test::compare((label + " reference").c_str(), ref.data(), want.data(), want.size(), 1e-5f, 1e-5f);
@@ -336,7 +342,8 @@ void test_embed_and_memory() {
   backend.embed(out.data(), table.view, tokens, 3);
   for (int t = 0; t < 3; t++) row_to_f32(DType::F16, table.view.row(tokens[t]), ref.data() + 12 * t, 12);
   test::compare("embed F16", out.data(), ref.data(), out.size(), 0.f, 0.f);
-  for (int32_t bad : {-1, 10}) EXPECT_THROWS_CODE(backend.embed(out.data(), table.view, &bad, 1), ErrorCode::InvalidArg);
+  for (int32_t bad : {-1, 10})
+    EXPECT_THROWS_CODE(backend.embed(out.data(), table.view, &bad, 1), ErrorCode::InvalidArg);
 
   for (size_t bytes : {(size_t)0, (size_t)1, (size_t)100, (size_t)1 << 20}) {
     void* p = backend.alloc(bytes);
