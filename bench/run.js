@@ -42,6 +42,14 @@ const MODELS_DIR = path.join(__dirname, 'models');
 
 // ---------- arguments ----------
 function parseArgs(argv) {
+  try {
+    return parseArgsOrThrow(argv);
+  } catch (e) {
+    e.usage = true;
+    throw e;
+  }
+}
+function parseArgsOrThrow(argv) {
   const a = { quick: false, cases: null, threads: 2, tokens: null, reps: null, prompt: null, bandwidth: true,
     engines: ['chimera', 'node-llama-cpp'] };
   for (const arg of argv) {
@@ -410,7 +418,7 @@ async function main() {
   if (args.cases) {
     cases = args.cases.map((n) => {
       const c = all.find((x) => x.name === n);
-      if (!c) throw new Error(`unknown case ${n}; cases: ${all.map((x) => x.name).join(', ')}`);
+      if (!c) throw Object.assign(new Error(`unknown case ${n}; cases: ${all.map((x) => x.name).join(', ')}`), { usage: true });
       return c;
     });
   } else {
@@ -461,6 +469,6 @@ async function main() {
 }
 
 main().catch((e) => {
-  process.stderr.write(`${e && e.stack ? e.stack : e}\n`);
+  process.stderr.write(`${e && e.usage ? `bench/run.js: ${e.message}` : e && e.stack ? e.stack : e}\n`);
   process.exit(2);
 });
