@@ -17,7 +17,8 @@ DraftState::DraftState(std::shared_ptr<const DraftModel> draft, const Model& bas
   k_ = static_cast<float*>(be_->alloc(bytes));
   v_ = static_cast<float*>(be_->alloc(bytes));
   const size_t C = c.C, C3 = 3 * C, QD = (size_t)c.NH * c.HS;
-  e3_.resize(C3); r3_.resize(C3); xn_.resize(C); q_.resize(QD); att_.resize(QD); x1_.resize(C);
+  shape_ = LayerShape{c.C, c.NH, c.NKV, c.HS, c.HD, c.rope_dims, c.rms_eps, c.rope_theta, c.rope_layout};
+  e3_.resize(C3); r3_.resize(C3); xn_.resize(C); q_.resize(QD); att_.resize(QD);
   hb_.resize(c.HD); hb2_.resize(c.HD); o_.resize(C); hhat_.resize(C); cat_.resize(2 * C); logits_.resize(c.V);
 }
 
@@ -48,35 +49,25 @@ const float* DraftState::trigram(int32_t a, int32_t b, int32_t c) {
   return g.data();
 }
 
+LayerScratch DraftState::scratch() {
+  return LayerScratch{xn_.data(), o_.data(), q_.data(), att_.data(), hb_.data(), hb2_.data()};
+}
+
 void DraftState::push_kv(const float* x, int pos) {
   CHIMERA_CHECK(rows_ < capacity_, ErrorCode::Internal, "draft cache overflow");
-  const DraftConfig& c = draft_->config;
-  const LayerWeights& l = draft_->weights.layer;
-  float* k = k_ + (size_t)rows_ * c.KVD();
-  float* v = v_ + (size_t)rows_ * c.KVD();
-  be_->rmsnorm(xn_.data(), x, l.attn_norm, 1, c.C, c.rms_eps);
-  be_->matmul(k, xn_.data(), l.wk, 1);
-  be_->matmul(v, xn_.data(), l.wv, 1);
-  be_->rope(k, &pos, 1, c.NKV, c.HS, c.rope_dims, c.rope_theta, c.rope_layout);
+  const size_t at = (size_t)rows_ * shape_.KVD();
+  decoder_layer_kv(*be_, draft_->weights.layer, shape_, scratch(), x, 1, &pos, k_ + at, v_ + at);
   rows_++;
 }
 
-void DraftState::layer_query(const float* x, int pos, float* out) {
-  const DraftConfig& c = draft_->config;
-  const LayerWeights& l = draft_->weights.layer;
-  be_->rmsnorm(xn_.data(), x, l.attn_norm, 1, c.C, c.rms_eps);
-  be_->matmul(q_.data(), xn_.data(), l.wq, 1);
-  be_->rope(q_.data(), &pos, 1, c.NH, c.HS, c.rope_dims, c.rope_theta, c.rope_layout);
+void DraftState::layer_query(const float* x, int pos, bool kv_cached, float* out) {
+  CHIMERA_CHECK(kv_cached || rows_ < capacity_, ErrorCode::Internal, "draft cache overflow");
+  std::memcpy(out, x, sizeof(float) * shape_.C);
   // Every row in the cache (committed and scratch) is visible to the newest query.
-  be_->attention(att_.data(), q_.data(), k_, v_, nullptr, 1, rows_ - 1, c.NH, c.NKV, c.HS);
-  be_->matmul(o_.data(), att_.data(), l.wo, 1);
-  for (int i = 0; i < c.C; i++) x1_[i] = x[i] + o_[i];
-  be_->rmsnorm(xn_.data(), x1_.data(), l.ffn_norm, 1, c.C, c.rms_eps);
-  be_->matmul(hb_.data(), xn_.data(), l.w_gate, 1);
-  be_->matmul(hb2_.data(), xn_.data(), l.w_up, 1);
-  be_->swiglu(hb_.data(), hb_.data(), hb2_.data(), c.HD);
-  be_->matmul(o_.data(), hb_.data(), l.w_down, 1);
-  for (int i = 0; i < c.C; i++) out[i] = x1_[i] + o_[i];
+  const int n_past = kv_cached ? rows_ - 1 : rows_;
+  decoder_layer_forward(*be_, draft_->weights.layer, shape_, scratch(), out, 1, &pos, k_, v_, n_past, nullptr,
+                        kv_cached);
+  if (!kv_cached) rows_++;
 }
 
 void DraftState::truncate(int keep_tokens) {
@@ -122,8 +113,7 @@ void DraftState::draft_chain(const std::vector<int32_t>& history, int m, const f
   std::vector<float> query(g_root, g_root + c.C);
   for (int d = 0; d < depth; d++) {
     const int pos = m + d;
-    if (d > 0) push_kv(query.data(), pos);  // the root's g_m is already committed
-    layer_query(query.data(), pos, hhat_.data());
+    layer_query(query.data(), pos, /*kv_cached=*/d == 0, hhat_.data());  // the root's g_m is committed
     std::memcpy(cat_.data() + c.C, hhat_.data(), sizeof(float) * c.C);
     be_->matmul(logits_.data(), cat_.data(), draft_->weights.heads[d], 1);  // (V) guesses for position pos+1
     top_k_ids(logits_.data(), c.V, top_k[d], out[d]);

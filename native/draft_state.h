@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "decoder_layer.h"
 #include "draft_model.h"
 #include "ops.h"
 
@@ -48,19 +49,22 @@ class DraftState {
     if (j == 1) return trigram(x(0), x(1), x(1));
     return trigram(x(j - 2), x(j - 1), x(j));
   }
-  void push_kv(const float* x, int pos);                    // appends K/V of a row at a position
-  void layer_query(const float* x, int pos, float* out);    // full decoder layer on one query row
+  void push_kv(const float* x, int pos);  // appends K/V of a row at a position
+  // The full decoder layer on one query row; its K/V is appended unless it is the newest row already.
+  void layer_query(const float* x, int pos, bool kv_cached, float* out);
+  LayerScratch scratch();
 
   std::shared_ptr<const DraftModel> draft_;
   const Model& base_;
   Backend* be_;
+  LayerShape shape_;
   int capacity_;           // rows
   float* k_ = nullptr;     // (capacity, KVD)
   float* v_ = nullptr;     // (capacity, KVD)
   int committed_ = 0;      // committed rows
   int rows_ = 0;           // committed + scratch rows
   // scratch activations
-  std::vector<float> e3_, r3_, xn_, q_, att_, x1_, hb_, hb2_, o_, hhat_, cat_, logits_;
+  std::vector<float> e3_, r3_, xn_, q_, att_, hb_, hb2_, o_, hhat_, cat_, logits_;
   std::unordered_map<uint64_t, std::vector<float>> memo_;
 };
 

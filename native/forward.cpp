@@ -2,6 +2,7 @@
 // -> output projection, for the rows asked for. Every op goes through the Backend table.
 #include "forward.h"
 
+#include "decoder_layer.h"
 #include "error.h"
 
 namespace chimera {
@@ -42,33 +43,13 @@ void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const 
   check_batch(model, ws, kv, b);
   const ModelConfig& cfg = model.config;
   const ModelWeights& w = model.weights;
-  const int T = b.T, N = kv.size(), C = cfg.C, KVD = cfg.KVD();
+  const int T = b.T, N = kv.size(), C = cfg.C;
 
   be.embed(ws.x, w.tok_embd, b.tokens, T);  // x (T, C)
-  for (int l = 0; l < cfg.L; l++) {
-    const LayerWeights& lw = w.layers[l];
-    float* k_new = kv.k(l) + (size_t)N * KVD;  // (T, KVD): the batch's slots
-    float* v_new = kv.v(l) + (size_t)N * KVD;
-
-    // attention block
-    be.rmsnorm(ws.xb, ws.x, lw.attn_norm, T, C, cfg.rms_eps);
-    be.matmul(ws.q, ws.xb, lw.wq, T);  // (T, NH*HS)
-    be.matmul(k_new, ws.xb, lw.wk, T);
-    be.matmul(v_new, ws.xb, lw.wv, T);
-    be.rope(ws.q, b.positions, T, cfg.NH, cfg.HS, cfg.rope_dims, cfg.rope_theta, cfg.rope_layout);
-    be.rope(k_new, b.positions, T, cfg.NKV, cfg.HS, cfg.rope_dims, cfg.rope_theta, cfg.rope_layout);
-    be.attention(ws.att, ws.q, kv.k(l), kv.v(l), b.mask, T, N, cfg.NH, cfg.NKV, cfg.HS);
-    be.matmul(ws.xb2, ws.att, lw.wo, T);  // (T, C)
-    be.add(ws.x, ws.xb2, (int64_t)T * C);
-
-    // SwiGLU block
-    be.rmsnorm(ws.xb, ws.x, lw.ffn_norm, T, C, cfg.rms_eps);
-    be.matmul(ws.hb, ws.xb, lw.w_gate, T);  // (T, HD)
-    be.matmul(ws.hb2, ws.xb, lw.w_up, T);
-    be.swiglu(ws.hb, ws.hb, ws.hb2, (int64_t)T * cfg.HD);
-    be.matmul(ws.xb2, ws.hb, lw.w_down, T);  // (T, C)
-    be.add(ws.x, ws.xb2, (int64_t)T * C);
-  }
+  const LayerShape shape = layer_shape(cfg);
+  const LayerScratch scratch{ws.xb, ws.xb2, ws.q, ws.att, ws.hb, ws.hb2};
+  for (int l = 0; l < cfg.L; l++)
+    decoder_layer_forward(be, w.layers[l], shape, scratch, ws.x, T, b.positions, kv.k(l), kv.v(l), N, b.mask);
   kv.grow(T);
   if (hidden_all) be.rmsnorm(hidden_all, ws.x, w.output_norm, T, C, cfg.rms_eps);  // (T, C)
   if (b.R == 0) return;

@@ -22,6 +22,8 @@ bool cpu_supports(KernelPath p);
 
 // ---- reference (plain loops, F32 accumulation in double where it matters for tests) ----
 void matmul_forward_reference(float* out, const float* x, const TensorView& W, int T);  // out (T,N) = x (T,K) W^T
+// The same for W rows [n0, n1) only (out row stride W.rows).
+void matmul_rows_reference(float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1);
 void rmsnorm_forward_reference(float* out, const float* x, const float* w, int T, int C, float eps);
 void rope_forward_reference(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
                             RopeLayout layout);

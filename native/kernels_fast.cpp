@@ -227,22 +227,6 @@ void matmul_block(KernelPath path, float* out, const float* x, const TensorView&
   }
 }
 
-// The reference path over a row range: convert each row, accumulate in double.
-void matmul_rows_scalar(float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
-  const int64_t N = W.rows, K = W.cols;
-  thread_local std::vector<float> w;
-  w.resize((size_t)K);
-  for (int64_t n = n0; n < n1; n++) {
-    row_to_f32(W.dtype, W.row(n), w.data(), (size_t)K);
-    for (int t = 0; t < T; t++) {
-      const float* xt = x + (int64_t)t * K;
-      double s = 0;
-      for (int64_t k = 0; k < K; k++) s += (double)xt[k] * (double)w[k];
-      out[(int64_t)t * N + n] = (float)s;
-    }
-  }
-}
-
 }  // namespace
 
 void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
@@ -253,7 +237,7 @@ void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& 
   if (T <= 0 || n0 >= n1) return;
   path = usable(path);
   const int64_t K = W.cols;
-  if (path == KernelPath::Reference) return matmul_rows_scalar(out, x, W, T, n0, n1);
+  if (path == KernelPath::Reference) return matmul_rows_reference(out, x, W, T, n0, n1);
   if (K == 0) {
     for (int t = 0; t < T; t++) std::fill(out + (int64_t)t * W.rows + n0, out + (int64_t)t * W.rows + n1, 0.f);
     return;

@@ -11,11 +11,15 @@
 namespace chimera {
 
 void matmul_forward_reference(float* out, const float* x, const TensorView& W, int T) {
+  matmul_rows_reference(out, x, W, T, 0, W.rows);
+}
+
+void matmul_rows_reference(float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
   CHIMERA_CHECK(W.dtype != DType::Q8_0 || W.cols % kQ8BlockSize == 0, ErrorCode::Tensor,
                 "Q8_0 matrix with ", W.cols, " columns (not a multiple of 32)");
   const int64_t N = W.rows, K = W.cols;
   std::vector<float> w((size_t)K);
-  for (int64_t n = 0; n < N; n++) {
+  for (int64_t n = n0; n < n1; n++) {
     row_to_f32(W.dtype, W.row(n), w.data(), (size_t)K);
     for (int t = 0; t < T; t++) {
       const float* xt = x + (int64_t)t * K;

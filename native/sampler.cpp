@@ -50,11 +50,16 @@ static void apply_penalty(std::vector<float>& l, float penalty, const int32_t* r
 
 void target_distribution(const float* logits, int V, const SamplingParams& p, const int32_t* recent, int n_recent,
                          TokenDistribution& out, std::vector<float>& l) {
-  l.assign(logits, logits + V);
-  const int n_pen = std::min(n_recent, p.repeat_last_n);
-  apply_penalty(l, p.repeat_penalty, recent + (n_recent - n_pen), n_pen);
   out.ids.clear();
   out.probs.clear();
+  const int n_pen = std::min(n_recent, p.repeat_last_n);
+  if (p.temperature <= 0.0f && (p.repeat_penalty == 1.0f || n_pen == 0)) {  // plain greedy: no copy
+    out.ids.push_back(argmax(logits, V));
+    out.probs.push_back(1.0f);
+    return;
+  }
+  l.assign(logits, logits + V);
+  apply_penalty(l, p.repeat_penalty, recent + (n_recent - n_pen), n_pen);
   if (p.temperature <= 0.0f) {
     out.ids.push_back(argmax(l.data(), V));
     out.probs.push_back(1.0f);

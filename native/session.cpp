@@ -124,7 +124,6 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
   const auto t_start = Clock::now();
   const Model& model = runtime_->model();
   const Tokenizer& tok = model.tokenizer;
-  const int V = model.config.V;
   GenerateResult res;
   std::vector<int32_t> context = build_context(req, res.prompt_tokens);
   CHIMERA_CHECK((int)context.size() < kv_.capacity(), ErrorCode::PromptTooLong, "the prompt needs ", context.size(),
@@ -141,8 +140,6 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
   const auto t_gen = Clock::now();
   res.speculative = spec_ != nullptr;
   Rng rng(req.sampling.seed);
-  TokenDistribution dist;
-  std::vector<float> scratch;
   Utf8StreamDecoder utf8;
   StopMatcher stops(req.stop);
   Chunk pending;
@@ -175,9 +172,7 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
     if (abort.load()) { res.stop_reason = StopReason::Aborted; break; }
     std::vector<int32_t> next;
     if (first) {  // the prompt's logits give the first token
-      target_distribution(logits_.data() + logits_.size() - V, V, req.sampling, history_.data(),
-                          (int)history_.size(), dist, scratch);
-      next.push_back(sample_from(dist, rng));
+      next.push_back(sample_last(req.sampling, rng));
       first = false;
     } else {
       next = next_tokens(req.sampling, rng, res);
@@ -195,7 +190,6 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
 }
 
 std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& rng, GenerateResult& res) {
-  const int V = runtime_->model().config.V;
   if (spec_ && kv_.size() >= 1 && kv_.size() + spec_->tree().size <= kv_.capacity()) {
     return spec_->step(runtime_->model(), runtime_->backend(), ws_, kv_, history_, hidden_cache_.data(), sampling, rng,
                        res.spec);
@@ -203,11 +197,14 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
   // Plain step (also when the tree no longer fits the context).
   evaluate_pending(1);
   res.plain_steps++;
-  TokenDistribution dist;
-  std::vector<float> scratch;
-  target_distribution(logits_.data() + logits_.size() - V, V, sampling, history_.data(), (int)history_.size(), dist,
-                      scratch);
-  return {sample_from(dist, rng)};
+  return {sample_last(sampling, rng)};
+}
+
+int32_t Session::sample_last(const SamplingParams& sampling, Rng& rng) {
+  const int V = runtime_->model().config.V;
+  target_distribution(logits_.data() + logits_.size() - V, V, sampling, history_.data(), (int)history_.size(), dist_,
+                      scratch_);
+  return sample_from(dist_, rng);
 }
 
 }  // namespace chimera

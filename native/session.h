@@ -84,6 +84,8 @@ class Session {
   void truncate_cache(int keep);
   // Plain or speculative: the next tokens to emit (history ends with a token not yet cached).
   std::vector<int32_t> next_tokens(const SamplingParams& sampling, Rng& rng, GenerateResult& res);
+  // Samples from the last evaluated row's logits, with the penalty over history_.
+  int32_t sample_last(const SamplingParams& sampling, Rng& rng);
 
   std::shared_ptr<ModelRuntime> runtime_;
   KVCache kv_;
@@ -92,6 +94,8 @@ class Session {
   std::vector<float> logits_;     // (rows, V) of the last evaluation
   std::vector<float> hidden_;     // (rows, C)
   std::vector<int32_t> positions_, rows_;
+  TokenDistribution dist_;        // sampling buffers, reused every step
+  std::vector<float> scratch_;
   std::unique_ptr<Speculator> spec_;
   std::vector<float> hidden_cache_;  // (S, C) final hidden states of cached positions, when speculating
 };

@@ -1,6 +1,8 @@
 // Recursive rejection over a static token tree.
 #include "tree_verify.h"
 
+#include <algorithm>
+
 namespace chimera {
 
 namespace {
@@ -20,7 +22,9 @@ TreeAcceptance accept_tree(const CompiledTree& tree, const int32_t* node_tokens,
                            const SamplingParams& sampling, const std::vector<int32_t>& history, Rng& rng,
                            VerifyMode mode) {
   TreeAcceptance out;
-  std::vector<int32_t> recent = history;  // grows along the accepted path
+  // The penalty window: the tail of the context, growing along the accepted path.
+  const size_t tail = std::min(history.size(), (size_t)sampling.repeat_last_n);
+  std::vector<int32_t> recent(history.end() - tail, history.end());
   std::vector<float> scratch;
   TokenDistribution p;
   int u = 0;

@@ -1,10 +1,9 @@
 // DraftWrap and the draft workers.
 #include "draft_wrap.h"
 
-#include <functional>
-
 #include "addon_data.h"
 #include "args.h"
+#include "job_worker.h"
 #include "js_errors.h"
 
 namespace chimera::addon {
@@ -50,40 +49,6 @@ Napi::Value DraftWrap::info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-namespace {
-// Runs a job on a worker thread and settles a promise with its result.
-class JobWorker : public Napi::AsyncWorker {
- public:
-  using Job = std::function<void()>;
-  using Done = std::function<Napi::Value(Napi::Env)>;
-  JobWorker(Napi::Env env, const char* name, Job job, Done done)
-      : Napi::AsyncWorker(env, name), deferred_(env), job_(std::move(job)), done_(std::move(done)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      job_();
-    } catch (...) {
-      error_ = capture_current_exception();
-      SetError(error_.message);
-    }
-  }
-  void OnOK() override { deferred_.Resolve(done_(Env())); }
-  void OnError(const Napi::Error&) override { deferred_.Reject(make_js_error(Env(), error_).Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Job job_;
-  Done done_;
-  CapturedError error_;
-};
-
-Napi::Value run_job(Napi::Env env, const char* name, JobWorker::Job job, JobWorker::Done done) {
-  auto* w = new JobWorker(env, name, std::move(job), std::move(done));
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
-}
-}  // namespace
 
 Napi::Value DraftWrap::save(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -4,6 +4,7 @@
 #include "addon_data.h"
 #include "args.h"
 #include "draft_wrap.h"
+#include "job_worker.h"
 #include "js_errors.h"
 #include "kernels_cpu.h"
 #include "session_wrap.h"
@@ -149,31 +150,6 @@ Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {
 
 // ---- async load ----
 
-namespace {
-class LoadModelWorker : public Napi::AsyncWorker {
- public:
-  LoadModelWorker(Napi::Env env, std::string path, RuntimeOptions opts)
-      : Napi::AsyncWorker(env, "chimera.loadModel"), deferred_(env), path_(std::move(path)), opts_(std::move(opts)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      runtime_ = ModelRuntime::load(path_, opts_);
-    } catch (...) {
-      error_ = capture_current_exception();
-      SetError(error_.message);
-    }
-  }
-  void OnOK() override { deferred_.Resolve(ModelWrap::wrap(Env(), std::move(runtime_))); }
-  void OnError(const Napi::Error&) override { deferred_.Reject(make_js_error(Env(), error_).Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::string path_;
-  RuntimeOptions opts_;
-  std::shared_ptr<ModelRuntime> runtime_;
-  CapturedError error_;
-};
-}  // namespace
 
 Napi::Value load_model_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -182,10 +158,9 @@ Napi::Value load_model_async(const Napi::CallbackInfo& info) {
   RuntimeOptions opts;
   opts.load.tokenizer_path = opt_string(o, "tokenizer", "");
   opts.threads = opt_int(o, "threads", 0);
-  auto* worker = new LoadModelWorker(env, path, opts);
-  Napi::Promise p = worker->promise();
-  worker->Queue();
-  return p;
+  auto out = std::make_shared<std::shared_ptr<ModelRuntime>>();
+  return run_job(env, "chimera.loadModel", [path, opts, out] { *out = ModelRuntime::load(path, opts); },
+                 [out](Napi::Env e) { return ModelWrap::wrap(e, std::move(*out)); });
 }
 
 }  // namespace chimera::addon

@@ -4,6 +4,7 @@
 #include "addon_data.h"
 #include "args.h"
 #include "draft_wrap.h"
+#include "job_worker.h"
 #include "js_errors.h"
 
 namespace chimera::addon {
@@ -222,57 +223,28 @@ Napi::Value SessionWrap::generate(const Napi::CallbackInfo& info) {
 
 // ---- evaluate ----
 
-namespace {
-class EvaluateWorker : public Napi::AsyncWorker {
- public:
-  EvaluateWorker(Napi::Env env, std::shared_ptr<SessionState> st, std::vector<int32_t> tokens, int rows)
-      : Napi::AsyncWorker(env, "chimera.evaluate"), deferred_(env), st_(std::move(st)), tokens_(std::move(tokens)),
-        rows_(rows) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      st_->session.evaluate(tokens_, rows_, &logits_, &hidden_);
-    } catch (...) {
-      error_ = capture_current_exception();
-      SetError(error_.message);
-    }
-  }
-  void OnOK() override {
-    st_->busy = false;
-    Napi::Env env = Env();
-    Napi::Object o = Napi::Object::New(env);
-    Napi::Float32Array l = Napi::Float32Array::New(env, logits_.size());
-    std::copy(logits_.begin(), logits_.end(), l.Data());
-    Napi::Float32Array h = Napi::Float32Array::New(env, hidden_.size());
-    std::copy(hidden_.begin(), hidden_.end(), h.Data());
-    o.Set("logits", l);
-    o.Set("hidden", h);
-    deferred_.Resolve(o);
-  }
-  void OnError(const Napi::Error&) override {
-    st_->busy = false;
-    deferred_.Reject(make_js_error(Env(), error_).Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::shared_ptr<SessionState> st_;
-  std::vector<int32_t> tokens_;
-  int rows_;
-  std::vector<float> logits_, hidden_;
-  CapturedError error_;
-};
-}  // namespace
 
 Napi::Value SessionWrap::evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<int32_t> tokens = arg_int32_list(info, 0, "tokens");
   const int rows = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 1;
   auto st = acquire(env);
-  auto* worker = new EvaluateWorker(env, st, std::move(tokens), rows);
-  Napi::Promise p = worker->promise();
-  worker->Queue();
-  return p;
+  struct Out { std::vector<float> logits, hidden; };
+  auto out = std::make_shared<Out>();
+  return run_job(
+      env, "chimera.evaluate",
+      [st, tokens = std::move(tokens), rows, out] { st->session.evaluate(tokens, rows, &out->logits, &out->hidden); },
+      [out](Napi::Env e) {
+        Napi::Object o = Napi::Object::New(e);
+        Napi::Float32Array l = Napi::Float32Array::New(e, out->logits.size());
+        std::copy(out->logits.begin(), out->logits.end(), l.Data());
+        Napi::Float32Array h = Napi::Float32Array::New(e, out->hidden.size());
+        std::copy(out->hidden.begin(), out->hidden.end(), h.Data());
+        o.Set("logits", l);
+        o.Set("hidden", h);
+        return o;
+      },
+      [st] { st->busy = false; });
 }
 
 Napi::Value SessionWrap::abort(const Napi::CallbackInfo& info) {
