@@ -97,9 +97,12 @@ const byCode: Record<string, new (message: string) => ChimeraError> = {
 /** Turns an error thrown by the addon into the matching typed error (other values pass through). */
 export function fromNative(err: unknown): unknown {
   if (err instanceof ChimeraError) return err;
-  if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string') {
-    const Cls = byCode[(err as unknown as { code: string }).code];
-    if (Cls) return new Cls(err.message);
+  // Not `instanceof Error`: the addon's errors come from the main realm, which differs from the
+  // caller's under vm contexts (and jest).
+  if (typeof err === 'object' && err !== null) {
+    const { code, message } = err as { code?: unknown; message?: unknown };
+    const Cls = typeof code === 'string' ? byCode[code] : undefined;
+    if (Cls) return new Cls(String(message));
   }
   return err;
 }

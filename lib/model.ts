@@ -2,7 +2,7 @@
 import type { NativeModel, NativeModelInfo } from './addonTypes';
 import { binding } from './binding';
 import { Draft } from './draft';
-import { DisposedError, InvalidArgumentError, callNative, callNativeSync } from './errors';
+import { AbortError, DisposedError, InvalidArgumentError, callNative, callNativeSync } from './errors';
 import { LoadModelOptions, SessionOptions, validateLoadOptions, validateSessionOptions } from './options';
 import { Session } from './session';
 
@@ -36,10 +36,13 @@ export class Model {
     return Array.from(callNativeSync(() => native.tokenize(text, addBos, options.atStart ?? true)));
   }
 
-  /** Token ids to text (incomplete UTF-8 at the end becomes U+FFFD). */
-  detokenize(tokens: number[] | Int32Array): string {
+  /**
+   * Token ids to text (incomplete UTF-8 at the end becomes U+FFFD). The tokens start the text unless
+   * `previous` names the token before them (then a leading space is kept, as in generated output).
+   */
+  detokenize(tokens: number[] | Int32Array, options: { previous?: number } = {}): string {
     const native = this.ensure();
-    return callNativeSync(() => native.detokenize(tokens));
+    return callNativeSync(() => native.detokenize(tokens, options.previous ?? -1));
   }
 
   createSession(options: SessionOptions = {}): Session {
@@ -102,6 +105,28 @@ export class Model {
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
   if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
   const opts = validateLoadOptions(options);
-  const native = await callNative(() => binding().loadModel(path, { tokenizer: opts.tokenizer, threads: opts.threads }));
-  return new Model(native);
+  const { signal } = opts;
+  const aborted = () => new AbortError('loading the model was aborted');
+  if (signal?.aborted) throw aborted();
+  const load = callNative(() => binding().loadModel(path, { tokenizer: opts.tokenizer, threads: opts.threads }));
+  if (!signal) return new Model(await load);
+  // The native load cannot stop half way; an abort rejects now and frees the model when it arrives.
+  return new Promise<Model>((resolve, reject) => {
+    const onAbort = () => {
+      reject(aborted());
+      load.then((n) => n.dispose(), () => undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    load.then(
+      (n) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) return;
+        resolve(new Model(n));
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }

@@ -8,6 +8,8 @@ export interface LoadModelOptions {
   tokenizer?: string;
   /** Compute threads; default: the CPUs this process may use. */
   threads?: number;
+  /** Rejects the load with AbortError (the model is freed as soon as its load finishes). */
+  signal?: AbortSignal;
 }
 
 export interface SessionOptions {
@@ -86,6 +88,7 @@ export function validateLoadOptions(o: LoadModelOptions | undefined): LoadModelO
   if (opts.tokenizer !== undefined && (typeof opts.tokenizer !== 'string' || opts.tokenizer === ''))
     fail('tokenizer must be a non-empty path string');
   checkInteger('threads', opts.threads, 1, 1024);
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) fail('signal must be an AbortSignal');
   return opts;
 }
 

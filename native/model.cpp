@@ -120,6 +120,10 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
   CHIMERA_CHECK(!ec && fs::exists(st), ErrorCode::NotFound, "model path ", path, " does not exist");
   if (fs::is_directory(st)) return load_hf_dir(path);
   if (starts_with_gguf_magic(path)) return load_gguf(path);
+  // A llama2.c checkpoint starts with a 28-byte header; anything shorter is no model at all.
+  const auto size = fs::file_size(path, ec);
+  CHIMERA_CHECK(!ec && size >= 28, ErrorCode::Format, path, " is only ", size,
+                " bytes: too short to be a GGUF file or a llama2.c checkpoint (truncated?)");
   const std::string ext = fs::path(path).extension().string();
   CHIMERA_CHECK(ext != ".safetensors" && ext != ".json", ErrorCode::InvalidArg, path,
                 " is part of a Hugging Face checkpoint: pass the model directory (the one with config.json)");

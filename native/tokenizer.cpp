@@ -245,7 +245,7 @@ std::string Tokenizer::token_bytes(int32_t id, int32_t prev) const {
   }
   const std::string& piece = data_.pieces[id];
   // SentencePiece's dummy prefix: the first word after BOS carries a space the text did not have.
-  if (prev >= 0 && prev == data_.bos && data_.add_space_prefix && !piece.empty() && piece[0] == ' ') {
+  if ((prev < 0 || prev == data_.bos) && data_.add_space_prefix && !piece.empty() && piece[0] == ' ') {
     return piece.substr(1);
   }
   return piece;

@@ -49,8 +49,8 @@ class Tokenizer {
   // tokenizer uses one); `add_bos`: prepend BOS.
   std::vector<int32_t> encode(const std::string& text, bool add_bos, bool at_start) const;
 
-  // Bytes of one token when it follows `prev` (-1 for none): control tokens give "", byte tokens their
-  // raw byte, and the leading space of a piece right after BOS is dropped.
+  // Bytes of one token when it follows `prev` (-1: the start of the text): control tokens give "", byte tokens their
+  // raw byte, and the dummy-prefix space of a piece at the start of the text or right after BOS is dropped.
   std::string token_bytes(int32_t id, int32_t prev) const;
 
   // Whole-sequence decode (may contain broken UTF-8 if the ids do; the stream decoder does not).

@@ -210,4 +210,4 @@ function writeTinyModel(dir, model, format, opts = {}) {
   throw new Error(`unknown format ${format} (gguf, llama2c or hf)`);
 }
 
-module.exports = { makeTinyModel, writeTinyModel, LazyTensor, halfSplitOrder };
+module.exports = { makeTinyModel, writeTinyModel, ggufMetadata, namedWeights, LazyTensor, halfSplitOrder };
