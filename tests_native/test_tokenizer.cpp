@@ -89,11 +89,13 @@ void test_round_trip_and_fallback() {
   // The emoji is four byte tokens.
   EXPECT(ids.size() >= 4 && Ids(ids.end() - 4, ids.end()) == (Ids{3 + 0xF0, 3 + 0x9F, 3 + 0x98, 3 + 0x80}));
 
-  // No dummy prefix mid-sequence; no BOS; decode without BOS keeps every space.
+  // No dummy prefix mid-sequence. Decoding from the start of the text drops the dummy prefix (so text
+  // round-trips); decoding after another token keeps every space.
   const Ids mid = tok.encode("hello", false, false);
   EXPECT(mid.size() == 3 && mid[0] == he && mid[1] == ll);
   EXPECT(tok.decode(mid) == "hello");
-  EXPECT(tok.decode(tok.encode(" hello", false, true)) == "  hello");
+  EXPECT(tok.decode(tok.encode(" hello", false, true)) == " hello");
+  EXPECT(tok.decode(tok.encode(" hello", false, true), /*prev=*/he) == "  hello");
   EXPECT(tok.encode("h", false, true) == (Ids{sp_h}));
   EXPECT(tok.encode("", true, true) == (Ids{1}));
   EXPECT(tok.encode("", false, true).empty());
