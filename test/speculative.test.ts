@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Draft, loadModel, Model, Session } from '../lib';
 import { describeStories, storiesGguf, tempDir } from './helpers';
-import { writeTiny } from './tinyModel';
+import { writeContextFreeGguf, writeTiny } from './tinyModel';
 
 const greedy = { temperature: 0, stopOnEos: false };
 
@@ -171,9 +171,9 @@ async function firstThree(session: Session, n: number, opts: Record<string, numb
 }
 
 // Two-sample chi-square over outcome cells with pooled count >= 10 (the rest pooled into one cell).
-// The three families of cells (joint, position 2, position 3) are each a partition of the draws; the
-// statistic sums them, so its null law is bounded by a chi-square with their summed df scaled by 3 at
-// most — the threshold below uses 3x the 0.999 quantile, conservative for the exact verifier.
+// The cell families (joint triple, position 2, position 3) overlap, so the 0.999 threshold is an
+// approximation; the draws use fixed seeds, so the outcome is deterministic. Measured margins: the
+// exact verifier stays below 0.85x the threshold, the lossy one lands above 30x it.
 function chiSquare(a: Map<string, number>, b: Map<string, number>, n: number): { stat: number; df: number } {
   const keys = new Set([...a.keys(), ...b.keys()]);
   let stat = 0, df = -1, restA = 0, restB = 0;
@@ -195,37 +195,56 @@ function chiCritical(df: number): number {
 }
 
 describe('speculative sampling is exact', () => {
-  let model: Model;
-  let draft: Draft;
-  beforeAll(async () => {
-    // Larger weights give peaked distributions, so a biased verifier is visible with few draws.
-    model = await loadModel(writeTiny(tempDir(), 'gguf', { seed: 3, std: 0.6 }), { threads: 2 });
-    draft = await model.createDraft({ heads: 3, seed: 4 });
-  });
-  afterAll(() => model.dispose());
-
   const N = 2500;
   const settings: [string, Record<string, number>][] = [
     ['temperature 1', { temperature: 1, topK: 0, topP: 1, minP: 0 }],
     ['temperature 1, top-p 0.9', { temperature: 1, topK: 0, topP: 0.9, minP: 0 }],
   ];
-  test.each(settings)('%s: joint law of the first 3 tokens matches plain sampling; the lossy control is reported', async (_n, opts) => {
+
+  async function compare(model: Model, draft: Draft, opts: Record<string, number>) {
     const plain = model.createSession({ contextSize: 64 });
     const spec = model.createSession({ contextSize: 64, draft, tree: 'chimera-25' });
     const lossy = model.createSession({ contextSize: 64, draft, tree: 'chimera-25', verify: 'lossy-test-only' } as never);
     const cp = await firstThree(plain, N, opts);
-    const cs = await firstThree(spec, N, opts);
-    const cl = await firstThree(lossy, N, opts);
-    const exact = chiSquare(cp, cs, N);
-    const biased = chiSquare(cp, cl, N);
-    expect(exact.df).toBeGreaterThan(5);
-    expect(exact.stat).toBeLessThan(chiCritical(exact.df));
-    // The lossy negative control is measured but not yet asserted: with an untrained draft its bias
-    // is too small for this many draws (see the open item in the Chimera issue).
-    console.log(`chi-square exact ${exact.stat.toFixed(1)} (df ${exact.df}), lossy ${biased.stat.toFixed(1)} (df ${biased.df}), critical ${chiCritical(exact.df).toFixed(1)}`);
-    plain.dispose();
-    spec.dispose();
-    lossy.dispose();
+    const exact = chiSquare(cp, await firstThree(spec, N, opts), N);
+    const biased = chiSquare(cp, await firstThree(lossy, N, opts), N);
+    [plain, spec, lossy].forEach((s) => s.dispose());
+    console.log(`chi-square exact ${exact.stat.toFixed(1)} (df ${exact.df}), lossy ${biased.stat.toFixed(1)} ` +
+      `(df ${biased.df}), critical ${chiCritical(exact.df).toFixed(1)}`);
+    return { exact, biased };
+  }
+
+  describe('on a random model (context-dependent, peaked distributions)', () => {
+    let model: Model;
+    let draft: Draft;
+    beforeAll(async () => {
+      model = await loadModel(writeTiny(tempDir(), 'gguf', { seed: 3, std: 0.6 }), { threads: 2 });
+      draft = await model.createDraft({ heads: 3, seed: 4 });
+    });
+    afterAll(() => model.dispose());
+
+    test.each(settings)('%s: the joint law of the first 3 tokens matches plain sampling', async (_n, opts) => {
+      const { exact } = await compare(model, draft, opts);
+      expect(exact.df).toBeGreaterThan(5);
+      expect(exact.stat).toBeLessThan(chiCritical(exact.df));
+    });
+  });
+
+  describe('on a model the untrained draft agrees with (deep paths accepted)', () => {
+    let model: Model;
+    let draft: Draft;
+    beforeAll(async () => {
+      model = await loadModel(writeContextFreeGguf(path.join(tempDir(), 'cf.gguf'), 6), { threads: 2 });
+      draft = await model.createDraft({ heads: 3, seed: 4 });
+    });
+    afterAll(() => model.dispose());
+
+    test.each(settings)('%s: exact verification passes the test and a lossy verifier fails it', async (_n, opts) => {
+      const { exact, biased } = await compare(model, draft, opts);
+      expect(exact.df).toBeGreaterThan(5);
+      expect(exact.stat).toBeLessThan(chiCritical(exact.df));
+      expect(biased.stat).toBeGreaterThan(chiCritical(biased.df));
+    });
   });
 });
 

@@ -55,3 +55,30 @@ export function writeTinyGgufEdited(file: string, edit: (meta: GgufMetadata, ten
   gguf.writeGGUF(file, { metadata: meta, tensors });
   return file;
 }
+
+/**
+ * A tiny model whose next-token distribution hardly depends on the context: every embedding has a
+ * large first coordinate, the attention and FFN outputs are zero (so the residual stream is the
+ * embedding), and the final norm keeps only the first coordinate, scaled by `gain`. An untrained
+ * draft's heads then rank tokens like the base does, so speculative paths are often accepted and a
+ * biased verifier shows quickly; `gain` sets how peaked the distribution is.
+ */
+export function writeContextFreeGguf(file: string, gain: number): string {
+  return writeTinyGgufEdited(file, (_meta, tensors) => {
+    const get = (n: string) => tensors.find((x) => x.name === n)!;
+    const E = get('token_embd.weight');
+    const [V, C] = E.shape;
+    const e = new Float32Array(V * C);
+    let s = 7;
+    const rnd = () => {
+      s = (s * 1103515245 + 12345) % 2147483648;
+      return s / 2147483648 - 0.5;
+    };
+    for (let i = 0; i < V * C; i++) e[i] = i % C === 0 ? 4 : 0.4 * rnd();
+    E.data = e;
+    for (const t of tensors) if (/attn_output|ffn_down/.test(t.name)) t.data = new Float32Array(t.shape[0] * t.shape[1]);
+    const g = new Float32Array(C);
+    g[0] = gain;
+    get('output_norm.weight').data = g;
+  });
+}
