@@ -82,6 +82,7 @@ export interface NativeSession {
   evaluate(tokens: number[] | Int32Array, rows: number): Promise<{ logits: Float32Array; hidden: Float32Array }>;
   abort(): void;
   reset(): void;
+  truncate(length: number): void;
   history(): Int32Array;
   stats(): { contextSize: number; busy: boolean; kvBytes: number };
   dispose(): void;

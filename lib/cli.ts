@@ -2,13 +2,14 @@
 // The `chimera` command line: generate text, and print model information.
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { ChimeraError } from './errors';
-import { loadModel } from './model';
+import { readDraftMetadata } from './draft';
+import { loadModel, ModelInfo } from './model';
 
 const USAGE = `usage:
   chimera generate --model FILE [--tokenizer FILE] [--prompt TEXT] [-n N] [--temperature T] [--top-k K]
                    [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--threads N] [--context N]
-                   [--stop TEXT]... [--json]
-  chimera info --model FILE [--tokenizer FILE] [--json]`;
+                   [--stop TEXT]... [--draft FILE [--tree chimera-25|chain-N|JSON]] [--json]
+  chimera info [--model FILE [--tokenizer FILE]] [--draft FILE] [--json]`;
 
 class UsageError extends Error {}
 
@@ -26,6 +27,8 @@ const generateOptions: ParseArgsConfig['options'] = {
   threads: { type: 'string' },
   context: { type: 'string' },
   stop: { type: 'string', multiple: true },
+  draft: { type: 'string' },
+  tree: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h' },
 };
@@ -46,16 +49,32 @@ function parse(argv: string[], options: ParseArgsConfig['options']) {
   }
 }
 
+function parseTree(v: unknown): string | number[][] | undefined {
+  if (typeof v !== 'string') return undefined;
+  if (!v.trim().startsWith('[')) return v;
+  try {
+    return JSON.parse(v) as number[][];
+  } catch {
+    throw new UsageError(`--tree expects a tree name or a JSON list of paths, got '${v}'`);
+  }
+}
+
 async function generate(argv: string[]): Promise<void> {
   const v = parse(argv, generateOptions) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
   if (typeof v.model !== 'string') throw new UsageError('--model is required');
+  if (v.tree !== undefined && v.draft === undefined) throw new UsageError('--tree needs --draft');
   const model = await loadModel(v.model, {
     tokenizer: v.tokenizer as string | undefined,
     threads: num('threads', v.threads, true),
   });
   try {
-    const session = model.createSession({ contextSize: num('context', v.context, true) });
+    const draft = typeof v.draft === 'string' ? await model.loadDraft(v.draft) : undefined;
+    const session = model.createSession({
+      contextSize: num('context', v.context, true),
+      draft,
+      tree: draft ? parseTree(v.tree) : undefined,
+    });
     const opts = {
       maxTokens: num('n', v.n, true),
       temperature: num('temperature', v.temperature, false),
@@ -96,31 +115,42 @@ async function info(argv: string[]): Promise<void> {
   const v = parse(argv, {
     model: { type: 'string' },
     tokenizer: { type: 'string' },
+    draft: { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   }) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
-  if (typeof v.model !== 'string') throw new UsageError('--model is required');
-  const model = await loadModel(v.model, { tokenizer: v.tokenizer as string | undefined, threads: 1 });
-  const i = model.info;
-  if (v.json) {
-    process.stdout.write(JSON.stringify(i, null, 2) + '\n');
-  } else {
-    const mb = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
-    const lines = [
-      `model         ${i.path} (${i.format})`,
-      `architecture  ${i.architecture}${i.name ? ` "${i.name}"` : ''}`,
-      `shape         dim ${i.embeddingLength}, layers ${i.layers}, heads ${i.heads}/${i.kvHeads} (head ${i.headSize}), ffn ${i.feedForwardLength}`,
-      `vocab         ${i.vocabSize}, context ${i.contextLength}`,
-      `dtype         ${i.dtype}, output ${i.tiedOutput ? 'tied to embedding' : 'separate'}`,
-      `rope          theta ${i.ropeTheta}, ${i.ropeLayout}; rms eps ${i.rmsEps}`,
-      `memory        weights ${mb(i.weightBytes)} (mapped ${mb(i.mappedBytes)}, converted ${mb(i.ownedBytes)})`,
-      `tokenizer     ${i.tokenizer.model} BPE, ${i.tokenizer.vocabSize} tokens, bos ${i.tokenizer.bos}, eos ${i.tokenizer.eos}`,
-      `compute       ${i.backend}, ${i.kernels} kernels, ${i.threads} threads`,
-    ];
-    process.stdout.write(lines.join('\n') + '\n');
+  if (typeof v.model !== 'string' && typeof v.draft !== 'string') throw new UsageError('--model or --draft is required');
+  const out: Record<string, unknown> = {};
+  const lines: string[] = [];
+  if (typeof v.model === 'string') {
+    const model = await loadModel(v.model, { tokenizer: v.tokenizer as string | undefined, threads: 1 });
+    out.model = model.info;
+    lines.push(...modelLines(model.info));
+    await model.dispose();
   }
-  await model.dispose();
+  if (typeof v.draft === 'string') {
+    const meta = readDraftMetadata(v.draft);
+    out.draft = meta;
+    lines.push(`draft         ${v.draft}`);
+    for (const [k, val] of Object.entries(meta)) lines.push(`  ${k.padEnd(20)} ${val}`);
+  }
+  process.stdout.write(v.json ? JSON.stringify(out, null, 2) + '\n' : lines.join('\n') + '\n');
+}
+
+function modelLines(i: ModelInfo): string[] {
+  const mb = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+  return [
+    `model         ${i.path} (${i.format})`,
+    `architecture  ${i.architecture}${i.name ? ` "${i.name}"` : ''}`,
+    `shape         dim ${i.embeddingLength}, layers ${i.layers}, heads ${i.heads}/${i.kvHeads} (head ${i.headSize}), ffn ${i.feedForwardLength}`,
+    `vocab         ${i.vocabSize}, context ${i.contextLength}`,
+    `dtype         ${i.dtype}, output ${i.tiedOutput ? 'tied to embedding' : 'separate'}`,
+    `rope          theta ${i.ropeTheta}, ${i.ropeLayout}; rms eps ${i.rmsEps}`,
+    `memory        weights ${mb(i.weightBytes)} (mapped ${mb(i.mappedBytes)}, converted ${mb(i.ownedBytes)})`,
+    `tokenizer     ${i.tokenizer.model} BPE, ${i.tokenizer.vocabSize} tokens, bos ${i.tokenizer.bos}, eos ${i.tokenizer.eos}`,
+    `compute       ${i.backend}, ${i.kernels} kernels, ${i.threads} threads`,
+  ];
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -1,6 +1,7 @@
 // A Chimera draft model attached to a base model (see README: drafts, trees, the lossless guarantee).
 import type { NativeDraft } from './addonTypes';
-import { DisposedError, InvalidArgumentError, callNative } from './errors';
+import { binding } from './binding';
+import { DisposedError, InvalidArgumentError, callNative, callNativeSync } from './errors';
 
 export interface DraftInfo {
   heads: number;
@@ -47,4 +48,10 @@ export class Draft {
   async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
   }
+}
+
+/** The metadata of a draft file (format version, heads, shapes, base fingerprint), without a base model. */
+export function readDraftMetadata(path: string): Record<string, string> {
+  if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
+  return callNativeSync(() => binding().readDraftMetadata(path));
 }

@@ -2,7 +2,7 @@
 export { loadModel, Model } from './model';
 export type { ModelInfo } from './model';
 export { Session } from './session';
-export { Draft } from './draft';
+export { Draft, readDraftMetadata } from './draft';
 export type { DraftInfo } from './draft';
 export type { Chunk, CompletionResult, GenerationStats } from './session';
 export type { GenerateOptions, LoadModelOptions, SamplingOptions, SessionOptions } from './options';

@@ -189,6 +189,14 @@ export class Session {
     return callNative(() => native.evaluate(tokens, rows));
   }
 
+  /** Keeps the first `length` tokens of the context (their cache entries stay; nothing is recomputed). */
+  truncate(length: number): void {
+    const native = this.ensure();
+    if (this.running) throw new BusyError('the session is already generating');
+    if (!Number.isInteger(length) || length < 0) throw new InvalidArgumentError('length must be a non-negative integer');
+    callNativeSync(() => native.truncate(length));
+  }
+
   /** Forgets the context. */
   reset(): void {
     const native = this.ensure();

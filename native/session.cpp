@@ -43,6 +43,13 @@ void Session::reset() {
   truncate_cache(0);
 }
 
+void Session::truncate(int n) {
+  CHIMERA_CHECK(n >= 0 && n <= (int)history_.size(), ErrorCode::InvalidArg, "truncate: length must be in 0..",
+                history_.size(), ", got ", n);
+  history_.resize(n);
+  if (kv_.size() > n) truncate_cache(n);
+}
+
 void Session::truncate_cache(int keep) {
   kv_.truncate(keep);
   if (spec_) spec_->draft_state().truncate(keep);

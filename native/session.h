@@ -69,6 +69,8 @@ class Session {
 
   // Drops the context.
   void reset();
+  // Keeps the first n tokens of the context (the cache keeps their keys/values).
+  void truncate(int n);
 
   int context_size() const { return kv_.capacity(); }
   int context_used() const { return (int)history_.size(); }

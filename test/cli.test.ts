@@ -2,7 +2,8 @@
 // arguments print one line and exit non-zero.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { describeStories, golden, repoRoot, storiesBin, storiesGguf, storiesTokenizer } from './helpers';
+import { loadModel } from '../lib';
+import { describeStories, golden, repoRoot, storiesBin, storiesGguf, storiesTokenizer, tempDir } from './helpers';
 
 const cli = path.join(repoRoot, 'dist', 'cli.js');
 function run(args: string[]) {
@@ -30,6 +31,26 @@ describeStories('chimera CLI on stories260K', () => {
     expect(r.stdout.startsWith('The cat')).toBe(true);
   });
 
+  test('generate --draft --tree speculates and still prints the golden greedy tokens', async () => {
+    const draftFile = path.join(tempDir(), 'stories.chimera.safetensors');
+    const model = await loadModel(storiesGguf, { threads: 1 });
+    await (await model.createDraft({ heads: 5, seed: 3 })).save(draftFile);
+    await model.dispose();
+    const c = golden().cases[1];
+    const r = run(['generate', '--model', storiesGguf, '--draft', draftFile, '--tree', '[[0],[1],[0,0]]', '--prompt',
+      c.prompt, '-n', '32', '--temperature', '0', '--threads', '1', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.tokens).toEqual(c.output_ids.slice(0, 32));
+    expect(out.stats.speculative).toBe(true);
+    expect(out.stats.steps).toBeGreaterThan(0);
+    expect(out.stats.acceptedByDepth).toHaveLength(2);
+    const info = run(['info', '--draft', draftFile]);
+    expect(info.code).toBe(0);
+    expect(info.stdout).toMatch(/format\s+chimera-draft/);
+    expect(info.stdout).toMatch(/heads\s+5/);
+  });
+
   test('info prints shapes and the tokenizer', () => {
     const r = run(['info', '--model', storiesGguf]);
     expect(r.code).toBe(0);
@@ -44,9 +65,11 @@ test.each([
   [['generate', '--model', 'x.gguf', '-n', 'abc']],
   [['generate', '--model', 'x.gguf', '--bogus']],
   [['frobnicate']],
+  [['generate', '--model', 'x.gguf', '--tree', 'chain-2']],
+  [['info']],
 ])('bad arguments %j print one line and exit non-zero', (args) => {
   const r = run(args as string[]);
-  expect(r.code).not.toBe(0);
+  expect(r.code).toBe(2);
   expect(r.stderr.trim().split('\n')[0]).toMatch(/^chimera: /);
   expect(r.stderr).not.toMatch(/at .*\.js:\d+/); // no stack trace
 });

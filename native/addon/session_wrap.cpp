@@ -13,7 +13,8 @@ Napi::Function SessionWrap::define(Napi::Env env) {
   return DefineClass(env, "NativeSession",
                      {InstanceMethod<&SessionWrap::generate>("generate"),
                       InstanceMethod<&SessionWrap::evaluate>("evaluate"), InstanceMethod<&SessionWrap::abort>("abort"),
-                      InstanceMethod<&SessionWrap::reset>("reset"), InstanceMethod<&SessionWrap::history>("history"),
+                      InstanceMethod<&SessionWrap::reset>("reset"),
+                      InstanceMethod<&SessionWrap::truncate>("truncate"), InstanceMethod<&SessionWrap::history>("history"),
                       InstanceMethod<&SessionWrap::stats>("stats"), InstanceMethod<&SessionWrap::dispose>("dispose")});
 }
 
@@ -252,18 +253,30 @@ Napi::Value SessionWrap::abort(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Synchronous edits of the context: refused while a worker owns the session.
+std::shared_ptr<SessionState> SessionWrap::idle(Napi::Env env) const {
+  auto st = state(env);
+  if (st->busy) throw make_js_error(env, ErrorCode::Busy, "the session is generating");
+  return st;
+}
+
 Napi::Value SessionWrap::reset(const Napi::CallbackInfo& info) {
+  idle(info.Env())->session.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value SessionWrap::truncate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto st = acquire(env);
-  st->session.reset();
-  st->busy = false;
+  auto st = idle(env);
+  const double n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (n != (double)(int)n) throw make_js_error(env, ErrorCode::InvalidArg, "truncate: length must be an integer");
+  guard(env, [&] { st->session.truncate((int)n); });
   return env.Undefined();
 }
 
 Napi::Value SessionWrap::history(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto st = state(env);
-  if (st->busy) throw make_js_error(env, ErrorCode::Busy, "the session is generating");
+  auto st = idle(env);
   const auto& h = st->session.history();
   Napi::Int32Array out = Napi::Int32Array::New(env, h.size());
   std::copy(h.begin(), h.end(), out.Data());

@@ -28,10 +28,12 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
  private:
   std::shared_ptr<SessionState> state(Napi::Env env) const;  // or a thrown E_DISPOSED
   std::shared_ptr<SessionState> acquire(Napi::Env env);     // state marked busy, or a thrown E_BUSY
+  std::shared_ptr<SessionState> idle(Napi::Env env) const;  // state not busy, or a thrown E_BUSY
   Napi::Value generate(const Napi::CallbackInfo& info);
   Napi::Value evaluate(const Napi::CallbackInfo& info);
   Napi::Value abort(const Napi::CallbackInfo& info);
   Napi::Value reset(const Napi::CallbackInfo& info);
+  Napi::Value truncate(const Napi::CallbackInfo& info);
   Napi::Value history(const Napi::CallbackInfo& info);
   Napi::Value stats(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
