@@ -64,27 +64,28 @@ async function generate(argv: string[]): Promise<void> {
   if (v.help) return void console.log(USAGE);
   if (typeof v.model !== 'string') throw new UsageError('--model is required');
   if (v.tree !== undefined && v.draft === undefined) throw new UsageError('--tree needs --draft');
-  const model = await loadModel(v.model, {
-    tokenizer: v.tokenizer as string | undefined,
-    threads: num('threads', v.threads, true),
-  });
+  // All flags are checked before the model loads.
+  const contextSize = num('context', v.context, true);
+  const tree = parseTree(v.tree);
+  const opts = {
+    maxTokens: num('n', v.n, true),
+    temperature: num('temperature', v.temperature, false),
+    topK: num('top-k', v['top-k'], true),
+    topP: num('top-p', v['top-p'], false),
+    minP: num('min-p', v['min-p'], false),
+    repeatPenalty: num('repeat-penalty', v['repeat-penalty'], false),
+    seed: num('seed', v.seed, true),
+    stop: v.stop as string[] | undefined,
+  };
+  const threads = num('threads', v.threads, true);
+  const model = await loadModel(v.model, { tokenizer: v.tokenizer as string | undefined, threads });
   try {
     const draft = typeof v.draft === 'string' ? await model.loadDraft(v.draft) : undefined;
     const session = model.createSession({
-      contextSize: num('context', v.context, true),
+      contextSize,
       draft,
-      tree: draft ? parseTree(v.tree) : undefined,
+      tree: draft ? tree : undefined,
     });
-    const opts = {
-      maxTokens: num('n', v.n, true),
-      temperature: num('temperature', v.temperature, false),
-      topK: num('top-k', v['top-k'], true),
-      topP: num('top-p', v['top-p'], false),
-      minP: num('min-p', v['min-p'], false),
-      repeatPenalty: num('repeat-penalty', v['repeat-penalty'], false),
-      seed: num('seed', v.seed, true),
-      stop: v.stop as string[] | undefined,
-    };
     const prompt = v.prompt as string;
     if (v.json) {
       const r = await session.complete(prompt, opts);
