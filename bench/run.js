@@ -3,12 +3,14 @@
 //
 //   node bench/run.js [--quick] [--cases=stories260K,synth-1b-f16,...] [--threads=N] [--tokens=N]
 //                     [--reps=N] [--prompt=N] [--no-bandwidth] [--engines=chimera,node-llama-cpp]
-//                     [--wait-idle[=SECONDS]]
+//                     [--wait-idle[=SECONDS]] [--no-speculative]
 //
 // Output: JSON lines on stdout (progress goes to stderr):
 //   1. {"type":"machine", ...}                     the CPU, cores, node version, load, read bandwidth
 //   2. {"type":"result", "model", "engine", ...}   one per model x engine
 //   3. {"type":"summary", "model", ...}            one per model: chimera / node-llama-cpp ratios
+//   4. {"type":"verify-cost"|"speculative", ...}   chimera only: the cost of verifying n tree nodes
+//      relative to one decode step, and plain vs Chimera decoding (bench/lib/speculative.js)
 //   ({"type":"skip"|"error", ...} lines say why a case did not run.)
 //
 // Definitions (the same for both engines; see bench/README.md):
@@ -35,6 +37,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
+const { runSpeculativeCase } = require('./lib/speculative');
 
 const REPO = path.resolve(__dirname, '..');
 const SHARED = path.resolve(REPO, '..', 'shared');
@@ -51,7 +54,7 @@ function parseArgs(argv) {
 }
 function parseArgsOrThrow(argv) {
   const a = { quick: false, cases: null, threads: 2, tokens: null, reps: null, prompt: null, bandwidth: true,
-    engines: ['chimera', 'node-llama-cpp'] };
+    engines: ['chimera', 'node-llama-cpp'], speculative: true };
   for (const arg of argv) {
     const [k, v] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const int = () => {
@@ -67,6 +70,7 @@ function parseArgsOrThrow(argv) {
       case '--reps': a.reps = int(); break;
       case '--prompt': a.prompt = int(); break;
       case '--no-bandwidth': a.bandwidth = false; break;
+      case '--no-speculative': a.speculative = false; break;
       case '--wait-idle': a.waitIdle = v === undefined ? 300 : int(); break;
       case '--engines': a.engines = v.split(',').map((s) => s.trim()).filter(Boolean); break;
       case '--help': case '-h':
@@ -458,6 +462,7 @@ async function main() {
         if (w.gaveUp) log(`${c.name}: the machine stayed busy (${w.others} cores used by others); measuring anyway`);
       }
       await runCase(c, args);
+      if (args.speculative) await runSpeculativeCase(c, args, emit);
     } catch (e) {
       failed = true;
       emit({ type: 'error', model: c.name, error: String(e && e.stack ? e.stack.split('\n').slice(0, 3).join(' | ') : e) });

@@ -1,0 +1,89 @@
+// Speculative-decoding cases of the benchmark, run on chimera-llm alone (node-llama-cpp has no tree
+// verification):
+//   {"type":"verify-cost", ...}   the cost of one forward pass over n tokens with logits for every row
+//                                 (what verifying an n-node tree costs: the tree mask changes which
+//                                 cache slots each row reads, not the work), relative to n = 1
+//   {"type":"speculative", ...}   plain vs Chimera greedy decoding in the same run: tokens/step,
+//                                 tokens/s, draft and verify time
+'use strict';
+
+const path = require('node:path');
+const { performance } = require('node:perf_hooks');
+
+const SIZES = [1, 2, 4, 8, 16, 26, 64];
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+
+// Median time of evaluating n tokens after a fixed prefix (the prefix stays cached; each measurement
+// is cut back off with truncate()).
+async function verifyCost(model, c, prefix, reps) {
+  const session = model.createSession({ contextSize: prefix.length + 80 });
+  await session.evaluate(prefix, 1);
+  const tokens = prefix.slice(1);
+  const ms = {};
+  for (const n of SIZES) {
+    const batch = Array.from({ length: n }, (_, i) => tokens[i % tokens.length]);
+    const times = [];
+    for (let r = 0; r < reps + 1; r++) {
+      const t = performance.now();
+      await session.evaluate(batch, n);
+      const dt = performance.now() - t;
+      session.truncate(prefix.length);
+      if (r > 0) times.push(dt); // the first one warms up
+    }
+    ms[n] = median(times);
+  }
+  session.dispose();
+  const relative = Object.fromEntries(SIZES.map((n) => [n, round(ms[n] / ms[1], 2)]));
+  return { msPerForward: Object.fromEntries(SIZES.map((n) => [n, round(ms[n], 3)])), relative };
+}
+
+async function plainVsChimera(model, draft, tree, text, n, reps) {
+  const plain = model.createSession({ contextSize: 1024 });
+  const spec = model.createSession({ contextSize: 1024, draft, tree });
+  const opts = { maxTokens: n, temperature: 0, stopOnEos: false, append: false };
+  const runs = { plain: [], spec: [] };
+  let last;
+  for (let r = 0; r < reps; r++) {
+    plain.reset();
+    spec.reset();
+    const a = await plain.complete(text, opts);
+    const b = await spec.complete(text, opts);
+    if (b.tokens.join() !== a.tokens.join()) throw new Error('speculative greedy output differs from plain');
+    runs.plain.push(a.stats.tokensPerSecond);
+    runs.spec.push(b.stats.tokensPerSecond);
+    last = b.stats;
+  }
+  plain.dispose();
+  spec.dispose();
+  const p = median(runs.plain), s = median(runs.spec);
+  return {
+    tree, genTokens: n, plainTokPerSec: round(p, 2), chimeraTokPerSec: round(s, 2), speedup: round(s / p, 3),
+    tokensPerStep: round(last.tokensPerStep, 3), steps: last.steps, acceptedByDepth: last.acceptedByDepth,
+    msDraftPerStep: round(last.msDraft / last.steps, 3), msVerifyPerStep: round(last.msVerify / last.steps, 3),
+  };
+}
+
+// c: a case of run.js; emit: prints one JSON line.
+async function runSpeculativeCase(c, args, emit) {
+  const { loadModel } = require(path.join(__dirname, '..', '..', 'dist'));
+  const model = await loadModel(c.file, { threads: args.threads });
+  try {
+    const text = c.words.slice(0, 40).join(' ');
+    const prefix = model.tokenize(c.words.join(' ')).slice(0, c.promptTokens);
+    const big = model.info.weightBytes > 1e8;
+    const cost = await verifyCost(model, c, prefix, big ? 2 : 20);
+    emit({ type: 'verify-cost', model: c.name, threads: args.threads, prefixTokens: prefix.length, ...cost });
+    // An untrained draft (the paper's initialisation) until trained drafts exist: a lower bound on τ.
+    const draft = await model.createDraft({ heads: 5, seed: 1 });
+    for (const tree of ['chain-1', 'chain-3', 'chimera-25']) {
+      const r = await plainVsChimera(model, draft, tree, text, big ? 12 : 256, big ? 1 : 3);
+      emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'untrained', ...r });
+    }
+    draft.dispose();
+  } finally {
+    await model.dispose();
+  }
+}
+
+module.exports = { runSpeculativeCase };
