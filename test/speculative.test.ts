@@ -31,6 +31,35 @@ function randomTree(seed: number, nodes: number, depth: number, width: number): 
   return paths;
 }
 
+// A copy of a saved draft with every weight perturbed by seeded noise of relative size `scale`
+// (read and rewritten as safetensors, keeping the metadata that names the base model).
+function perturbDraft(src: string, dst: string, scale: number, seed: number): string {
+  const buf = fs.readFileSync(src);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const data = buf.subarray(8 + n);
+  let a = seed;
+  const rnd = () => {
+    a = (a * 1103515245 + 12345) % 2147483648;
+    return a / 2147483648 - 0.5;
+  };
+  const tensors = Object.entries(header)
+    .filter(([k]) => k !== '__metadata__')
+    .map(([name, v]) => {
+      const { shape, data_offsets: [b, e] } = v as { shape: number[]; data_offsets: [number, number] };
+      const w = new Float32Array(data.buffer.slice(data.byteOffset + b, data.byteOffset + e));
+      let rms = 0;
+      for (const x of w) rms += x * x;
+      rms = Math.sqrt(rms / w.length) || 1;
+      for (let i = 0; i < w.length; i++) w[i] += scale * rms * rnd();
+      return { name, shape, dtype: 'F32', data: w };
+    });
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { writeSafetensors } = require(path.join(__dirname, '..', 'tools', 'writers', 'hf.js'));
+  writeSafetensors(dst, tensors, header.__metadata__);
+  return dst;
+}
+
 // A wide tree: many guesses per depth, so that deep paths get accepted even with an untrained draft.
 const wideTree: number[][] = [];
 for (let i = 0; i < 24; i++) wideTree.push([i]);
@@ -61,7 +90,10 @@ describe('speculative decoding on a tiny random model', () => {
   beforeAll(async () => {
     dir = tempDir();
     model = await loadModel(writeTiny(dir, 'gguf'), { threads: 2 });
-    drafts = [await model.createDraft({ heads: 5, seed: 1 }), await model.createDraft({ heads: 5, seed: 2 })];
+    const untrained = await model.createDraft({ heads: 5, seed: 1 });
+    await untrained.save(path.join(dir, 'untrained.safetensors'));
+    const perturbed = perturbDraft(path.join(dir, 'untrained.safetensors'), path.join(dir, 'perturbed.safetensors'), 0.5, 9);
+    drafts = [untrained, await model.loadDraft(perturbed)];
   });
   afterAll(() => model.dispose());
 
@@ -77,6 +109,17 @@ describe('speculative decoding on a tiny random model', () => {
       const runs = await plainAndSpeculative(model, draft, tree, ['the cat', ' and then'], 160);
       for (const r of runs) expect(r.spec).toEqual(r.plain);
     }
+  });
+
+  test('greedy equals plain with a draft that agrees often (deep paths accepted)', async () => {
+    const agreeing = await loadModel(writeContextFreeGguf(path.join(dir, 'cf.gguf'), 6), { threads: 2 });
+    const draft = await agreeing.createDraft({ heads: 5, seed: 4 });
+    for (const tree of ['chimera-25', 'chain-5'] as const) {
+      const runs = await plainAndSpeculative(agreeing, draft, tree, ['the cat', ' and then'], 150);
+      for (const r of runs) expect(r.spec).toEqual(r.plain);
+      expect(runs.reduce((s, r) => s + (r.accepted[2] ?? 0), 0)).toBeGreaterThan(5);
+    }
+    await agreeing.dispose();
   });
 
   test('the wide tree accepts paths deeper than one, so compaction is exercised', async () => {
@@ -118,6 +161,28 @@ describe('speculative decoding on a tiny random model', () => {
     expect(b.tokens).toEqual(a.tokens);
     expect(spec.tokens).toEqual(plain.tokens);
     plain.dispose();
+    spec.dispose();
+  });
+
+  test('abort stops within a step and leaves caches equal to plain decoding of the same tokens', async () => {
+    const spec = model.createSession({ contextSize: 4096, draft: drafts[0], tree: wideTree });
+    const ac = new AbortController();
+    const it = spec.generate('go', { ...greedy, maxTokens: 100000, signal: ac.signal });
+    await it.next();
+    ac.abort();
+    let step = await it.next();
+    while (!step.done) step = await it.next();
+    expect(step.value.aborted).toBe(true);
+    expect(step.value.tokens.length).toBeLessThan(4000);
+    const history = spec.tokens;
+    expect(history.slice(history.length - step.value.tokens.length)).toEqual(step.value.tokens);
+    const fresh = model.createSession({ contextSize: 4096 });
+    const a = await fresh.evaluate([...history, 5], 1);
+    const b = await spec.evaluate([5], 1);
+    let worst = 0;
+    for (let i = 0; i < a.logits.length; i++) worst = Math.max(worst, Math.abs(a.logits[i] - b.logits[i]));
+    expect(worst).toBeLessThan(1e-4);
+    fresh.dispose();
     spec.dispose();
   });
 
