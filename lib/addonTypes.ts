@@ -105,7 +105,25 @@ export interface NativeModel {
   dispose(): void;
 }
 
+export interface NativeTrainProgress {
+  phase: 'data' | 'train';
+  step: number;
+  steps: number;
+  loss: number;
+  ceByHead: number[];
+  agreementByHead: number[];
+  mse: number;
+  predictionsPerSecond: number;
+  elapsedSeconds: number;
+  etaSeconds: number;
+}
+
 export interface Binding {
+  trainDraft(
+    model: NativeModel,
+    options: Record<string, unknown>,
+    onProgress?: (p: NativeTrainProgress) => void,
+  ): { promise: Promise<NativeDraft>; abort(): void };
   loadModel(path: string, options: { tokenizer?: string; threads?: number }): Promise<NativeModel>;
   readDraftMetadata(path: string): Record<string, string>;
   kernelPath(): string;

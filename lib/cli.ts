@@ -4,12 +4,15 @@ import { parseArgs, ParseArgsConfig } from 'node:util';
 import { ChimeraError } from './errors';
 import { readDraftMetadata } from './draft';
 import { loadModel, ModelInfo } from './model';
+import { trainDraft, TrainDraftOptions } from './train';
 
 const USAGE = `usage:
   chimera generate --model FILE [--tokenizer FILE] [--prompt TEXT] [-n N] [--temperature T] [--top-k K]
                    [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--threads N] [--context N]
                    [--stop TEXT]... [--draft FILE [--tree chimera-25|chain-N|JSON]] [--json]
-  chimera info [--model FILE [--tokenizer FILE]] [--draft FILE] [--json]`;
+  chimera info [--model FILE [--tokenizer FILE]] [--draft FILE] [--json]
+  chimera train-draft --model FILE --out FILE [--heads K] [--data self:N|file:PATH] [--steps N] [--seq-len L]
+                   [--lr LR] [--batch B] [--seed S] [--threads T] [--checkpoint-every N] [--resume CKPT]`;
 
 class UsageError extends Error {}
 
@@ -154,11 +157,86 @@ function modelLines(i: ModelInfo): string[] {
   ];
 }
 
+function bar(fraction: number, width = 24): string {
+  const n = Math.max(0, Math.min(width, Math.round(fraction * width)));
+  return '[' + '#'.repeat(n) + '.'.repeat(width - n) + ']';
+}
+
+function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${Math.round(s % 60).toString().padStart(2, '0')}s` : `${Math.round(s)}s`;
+}
+
+async function trainDraftCommand(argv: string[]): Promise<void> {
+  const v = parse(argv, {
+    model: { type: 'string' },
+    tokenizer: { type: 'string' },
+    out: { type: 'string' },
+    heads: { type: 'string' },
+    data: { type: 'string' },
+    steps: { type: 'string' },
+    'seq-len': { type: 'string' },
+    lr: { type: 'string' },
+    batch: { type: 'string' },
+    seed: { type: 'string' },
+    threads: { type: 'string' },
+    'checkpoint-every': { type: 'string' },
+    resume: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h' },
+  }) as Record<string, unknown>;
+  if (v.help) return void console.log(USAGE);
+  if (typeof v.model !== 'string') throw new UsageError('--model is required');
+  if (typeof v.out !== 'string') throw new UsageError('--out is required');
+  const out = v.out;
+  const opts: TrainDraftOptions = {
+    heads: num('heads', v.heads, true),
+    data: v.data as string | undefined,
+    steps: num('steps', v.steps, true),
+    seqLen: num('seq-len', v['seq-len'], true),
+    lr: num('lr', v.lr, false),
+    batch: num('batch', v.batch, true),
+    seed: num('seed', v.seed, true),
+    checkpoint: `${out}.ckpt`,
+    checkpointEvery: num('checkpoint-every', v['checkpoint-every'], true),
+    resume: v.resume as string | undefined,
+  };
+  const threads = num('threads', v.threads, true);
+  const model = await loadModel(v.model, { tokenizer: v.tokenizer as string | undefined, threads });
+  const tty = process.stderr.isTTY;
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  try {
+    const draft = await trainDraft(model, opts, {
+      signal: ac.signal,
+      onProgress: (p) => {
+        let line: string;
+        if (p.phase === 'data') {
+          line = `generating data: ${p.step} sequences (${formatSeconds(p.elapsedSeconds)})`;
+        } else {
+          const agree = p.agreementByHead.map((a) => (a * 100).toFixed(0) + '%').join(' ');
+          line = `${bar(p.step / p.steps)} step ${p.step}/${p.steps} loss ${p.loss.toFixed(3)} agree ${agree} ` +
+            `${Math.round(p.predictionsPerSecond)} pred/s ETA ${formatSeconds(p.etaSeconds)}`;
+        }
+        if (v.json) process.stdout.write(JSON.stringify(p) + '\n');
+        else process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+      },
+    });
+    if (tty && !v.json) process.stderr.write('\n');
+    await draft.save(out);
+    process.stderr.write(`saved ${out} (checkpoint ${out}.ckpt)\n`);
+  } finally {
+    await model.dispose();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === 'generate') await generate(rest);
     else if (command === 'info') await info(rest);
+    else if (command === 'train-draft') await trainDraftCommand(rest);
     else if (command === undefined || command === '--help' || command === '-h') console.log(USAGE);
     else throw new UsageError(`unknown command '${command}'`);
     return 0;

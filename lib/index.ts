@@ -7,3 +7,5 @@ export type { DraftInfo } from './draft';
 export type { Chunk, CompletionResult, GenerationStats } from './session';
 export type { GenerateOptions, LoadModelOptions, SamplingOptions, SessionOptions } from './options';
 export * from './errors';
+export { trainDraft } from './train';
+export type { TrainDraftOptions, TrainProgress } from './train';

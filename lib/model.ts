@@ -74,6 +74,11 @@ export class Model {
     return new Draft(await callNative(() => native.createDraft({ heads, seed })));
   }
 
+  /** @internal the native handle, for other modules of this package */
+  nativeHandle(): NativeModel {
+    return this.ensure();
+  }
+
   /** @internal */
   forget(s: Session): void {
     this.sessions.delete(s);

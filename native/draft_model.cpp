@@ -92,6 +92,23 @@ size_t DraftModel::weight_bytes() const {
   return n;
 }
 
+std::vector<DraftParam> make_trainable(DraftModel& d) {
+  std::vector<DraftParam> out;
+  for (NamedMatrix& m : draft_tensors(d.config, d.weights)) {
+    const size_t n = (size_t)(m.rows * m.cols);
+    float* p = d.storage.alloc_f32(n);
+    if (m.vec) {
+      std::memcpy(p, *m.vec, n * sizeof(float));
+      *m.vec = p;
+    } else {
+      for (int64_t r = 0; r < m.rows; r++) row_to_f32(m.view->dtype, m.view->row(r), p + r * m.cols, (size_t)m.cols);
+      *m.view = TensorView{DType::F32, p, m.rows, m.cols};
+    }
+    out.push_back(DraftParam{m.name, p, m.rows, m.cols, m.vec != nullptr});
+  }
+  return out;
+}
+
 std::vector<float> base_fingerprint(const Model& base) {
   std::vector<float> out;
   const TensorView* views[2] = {&base.weights.tok_embd, &base.weights.output};

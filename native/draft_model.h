@@ -40,6 +40,19 @@ struct DraftModel {
   size_t weight_bytes() const;
 };
 
+// One trainable tensor of a draft: owned F32 memory (see make_trainable), row-major (rows, cols).
+struct DraftParam {
+  std::string name;
+  float* data;
+  int64_t rows, cols;
+  bool is_vector;  // biases and norm gains: no weight decay
+  int64_t size() const { return rows * cols; }
+};
+
+// Copies every weight into owned F32 buffers (drafts loaded from a file point into its read-only
+// mapping) and returns the parameter table in file order.
+std::vector<DraftParam> make_trainable(DraftModel& draft);
+
 // A few dozen base embedding and output values at fixed positions: identifies the base model across
 // dtypes (compared with a tolerance), so a draft made for another model is refused.
 std::vector<float> base_fingerprint(const Model& base);

@@ -6,6 +6,7 @@
 #include "kernels_cpu.h"
 #include "model_wrap.h"
 #include "session_wrap.h"
+#include "train_wrap.h"
 
 namespace chimera::addon {
 
@@ -23,6 +24,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   data->draft_ctor = Napi::Persistent(DraftWrap::define(env));
   exports.Set("loadModel", Napi::Function::New(env, load_model_async, "loadModel"));
   exports.Set("readDraftMetadata", Napi::Function::New(env, read_draft_metadata_js, "readDraftMetadata"));
+  exports.Set("trainDraft", Napi::Function::New(env, train_draft_async, "trainDraft"));
   exports.Set("kernelPath", Napi::Function::New(env, kernel_path, "kernelPath"));
   exports.Set("cpuCount", Napi::Function::New(env, cpu_count, "cpuCount"));
   exports.Set("hasCuda", Napi::Boolean::New(env, false));

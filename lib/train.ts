@@ -1,0 +1,80 @@
+// Native training of a Chimera draft for a loaded base model (self-distillation; see README).
+import type { NativeTrainProgress } from './addonTypes';
+import { binding } from './binding';
+import { Draft } from './draft';
+import { AbortError, InvalidArgumentError, callNative } from './errors';
+import type { Model } from './model';
+import { checkInteger, checkNumber, checkObject } from './options';
+
+export interface TrainDraftOptions {
+  /** Draft heads (tree depth it can fill). Default 5. */
+  heads?: number;
+  /** 'self:N' (N sequences the base generates itself; default 'self:1000') or 'file:PATH' (a text file). */
+  data?: string;
+  /** Optimiser steps. Default 2000. */
+  steps?: number;
+  /** Tokens per training sequence. Default 128. */
+  seqLen?: number;
+  /** Sequences per step. Default 8. */
+  batch?: number;
+  /** Peak learning rate (AdamW, linear warm-up then cosine decay). Default 2e-3. */
+  lr?: number;
+  /** Final learning rate as a fraction of lr. Default 0.1. */
+  lrMinRatio?: number;
+  /** Warm-up steps. Default 100. */
+  warmup?: number;
+  weightDecay?: number;
+  /** Global gradient-norm limit. Default 1. */
+  clip?: number;
+  /** Weight of the hidden-state MSE term. Default 1. */
+  mseWeight?: number;
+  seed?: number;
+  /** Checkpoint file (a draft file plus `<file>.optim.safetensors`), written every checkpointEvery steps. */
+  checkpoint?: string;
+  checkpointEvery?: number;
+  /** Resume from a checkpoint written with the same options: the result equals an uninterrupted run. */
+  resume?: string;
+}
+
+export type TrainProgress = NativeTrainProgress;
+
+/** Trains a draft for `model`; resolves with the draft (save it with draft.save(path)). */
+export async function trainDraft(
+  model: Model,
+  options: TrainDraftOptions = {},
+  hooks: { onProgress?: (p: TrainProgress) => void; signal?: AbortSignal } = {},
+): Promise<Draft> {
+  const o = checkObject('options', options) as TrainDraftOptions;
+  checkInteger('heads', o.heads, 1, 16);
+  checkInteger('steps', o.steps, 1, 1e9);
+  checkInteger('seqLen', o.seqLen, 8, 8192);
+  checkInteger('batch', o.batch, 1, 4096);
+  checkNumber('lr', o.lr, 0, 1, true);
+  checkNumber('lrMinRatio', o.lrMinRatio, 0, 1);
+  checkInteger('warmup', o.warmup, 0, 1e9);
+  checkNumber('weightDecay', o.weightDecay, 0, 10);
+  checkNumber('clip', o.clip, 0, 1e9, true);
+  checkNumber('mseWeight', o.mseWeight, 0, 1e6);
+  checkInteger('seed', o.seed, 0, Number.MAX_SAFE_INTEGER);
+  checkInteger('checkpointEvery', o.checkpointEvery, 1, 1e9);
+  for (const k of ['data', 'checkpoint', 'resume'] as const)
+    if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) throw new InvalidArgumentError(`${k} must be a non-empty string`);
+  if (o.data !== undefined && !/^(self:\d+|file:.+)$/.test(o.data))
+    throw new InvalidArgumentError(`data must be 'self:N' or 'file:PATH', got '${o.data}'`);
+  if (hooks.signal?.aborted) throw new AbortError('training was aborted');
+  const native = model.nativeHandle();
+  const job = binding().trainDraft(native, { ...o }, (p) => {
+    try {
+      hooks.onProgress?.(p);
+    } catch {
+      // a user callback must not break training
+    }
+  });
+  const onAbort = () => job.abort();
+  hooks.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return new Draft(await callNative(() => job.promise));
+  } finally {
+    hooks.signal?.removeEventListener('abort', onAbort);
+  }
+}
