@@ -22,8 +22,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Sequences = std::vector<std::vector<int32_t>>;
 
-// "self:N" -> N sequences the base writes itself: BOS, 1-3 tokens sampled at temperature 1 (so the
-// prompts vary), then greedy continuation, which is what greedy verification will ask the draft for.
+// "self:N" -> N sequences the base writes itself. Even ones: BOS, 1-3 tokens sampled at temperature 1
+// (so the prompts vary), then the greedy continuation, which is what greedy verification asks the draft
+// for. Odd ones: sampled at temperature 0.8 throughout, for variety of contexts. The labels are the
+// base's greedy choices either way (base_view).
 Sequences self_data(const std::shared_ptr<ModelRuntime>& runtime, int n, int L, uint64_t seed, const std::atomic<bool>& abort,
                     const std::function<void(int)>& tick) {
   const ModelRuntime& rt = *runtime;
@@ -43,10 +45,12 @@ Sequences self_data(const std::shared_ptr<ModelRuntime>& runtime, int n, int L, 
     s.reset();
     std::vector<int32_t> seq = {bos};
     s.evaluate(seq, 1, &logits, nullptr);
+    const bool sampled = i % 2 == 1;
     const int n_sampled = 1 + (int)(rng.next() % 3);
+    sample.temperature = sampled ? 0.8f : 1.0f;
     while ((int)seq.size() < L) {
       int32_t t;
-      if ((int)seq.size() <= n_sampled) {
+      if (sampled || (int)seq.size() <= n_sampled) {
         target_distribution(logits.data(), V, sample, seq.data(), (int)seq.size(), dist, scratch);
         t = sample_from(dist, rng);
       } else {
