@@ -29,7 +29,10 @@ export interface TrainDraftOptions {
   /** Weight of the hidden-state MSE term. Default 1. */
   mseWeight?: number;
   seed?: number;
-  /** Checkpoint file (a draft file plus `<file>.optim.safetensors`), written every checkpointEvery steps. */
+  /**
+   * Checkpoint file (a draft file plus `<file>.optim.safetensors`), written every checkpointEvery steps;
+   * `{step}` in the name is replaced by the step, keeping one checkpoint per save.
+   */
   checkpoint?: string;
   checkpointEvery?: number;
   /** Resume from a checkpoint written with the same options: the result equals an uninterrupted run. */

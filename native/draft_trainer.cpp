@@ -112,15 +112,24 @@ struct OptimState {
 
 std::string optim_path(const std::string& ckpt) { return ckpt + ".optim.safetensors"; }
 
+// "{step}" in the checkpoint path keeps one checkpoint per save.
+std::string checkpoint_path(const std::string& pattern, int step) {
+  std::string p = pattern;
+  const size_t at = p.find("{step}");
+  if (at != std::string::npos) p.replace(at, 6, std::to_string(step));
+  return p;
+}
+
 void save_checkpoint(const DraftModel& d, const std::vector<DraftParam>& params, const OptimState& st,
                      const DraftTrainOptions& o) {
-  save_draft(d, o.checkpoint);
+  const std::string path = checkpoint_path(o.checkpoint, st.step);
+  save_draft(d, path);
   std::vector<TensorToWrite> t;
   for (size_t i = 0; i < params.size(); i++) {
     t.push_back({"m." + params[i].name, DType::F32, {params[i].size()}, st.m[i].data()});
     t.push_back({"v." + params[i].name, DType::F32, {params[i].size()}, st.v[i].data()});
   }
-  write_safetensors(optim_path(o.checkpoint), t,
+  write_safetensors(optim_path(path), t,
                     {{"step", std::to_string(st.step)}, {"seed", std::to_string(o.seed)}, {"data", o.data}});
 }
 

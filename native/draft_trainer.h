@@ -27,7 +27,8 @@ struct DraftTrainOptions {
   float clip = 1.0f;               // global gradient norm limit
   float mse_weight = 1.0f;         // lambda of the hidden-state MSE
   uint64_t seed = 1;
-  std::string checkpoint;          // checkpoint file written every checkpoint_every steps ("" = none)
+  std::string checkpoint;          // checkpoint file written every checkpoint_every steps ("" = none);
+                                   // "{step}" in it is replaced by the step, keeping each one
   int checkpoint_every = 200;
   std::string resume;              // checkpoint to resume from ("" = start fresh)
 };
