@@ -118,7 +118,24 @@ export interface NativeTrainProgress {
   etaSeconds: number;
 }
 
+export interface NativeBaseTrainProgress {
+  phase: 'tokenizer' | 'train';
+  step: number;
+  steps: number;
+  loss: number;
+  validationLoss: number | null;
+  accuracy: number;
+  tokensPerSecond: number;
+  elapsedSeconds: number;
+  etaSeconds: number;
+}
+
 export interface Binding {
+  trainBase(
+    options: Record<string, unknown>,
+    threads: number,
+    onProgress?: (p: NativeBaseTrainProgress) => void,
+  ): { promise: Promise<number>; abort(): void };
   trainDraft(
     model: NativeModel,
     options: Record<string, unknown>,

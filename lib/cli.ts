@@ -4,7 +4,7 @@ import { parseArgs, ParseArgsConfig } from 'node:util';
 import { ChimeraError } from './errors';
 import { readDraftMetadata } from './draft';
 import { loadModel, ModelInfo } from './model';
-import { trainDraft, TrainDraftOptions } from './train';
+import { trainBase, TrainBaseOptions, trainDraft, TrainDraftOptions } from './train';
 
 const USAGE = `usage:
   chimera generate --model FILE [--tokenizer FILE] [--prompt TEXT] [-n N] [--temperature T] [--top-k K]
@@ -12,7 +12,10 @@ const USAGE = `usage:
                    [--stop TEXT]... [--draft FILE [--tree chimera-25|chain-N|JSON]] [--json]
   chimera info [--model FILE [--tokenizer FILE]] [--draft FILE] [--json]
   chimera train-draft --model FILE --out FILE [--heads K] [--data self:N|file:PATH] [--steps N] [--seq-len L]
-                   [--lr LR] [--batch B] [--seed S] [--threads T] [--checkpoint-every N] [--resume CKPT]`;
+                   [--lr LR] [--batch B] [--seed S] [--threads T] [--checkpoint-every N] [--resume CKPT]
+  chimera train-base --corpus FILE --out FILE.gguf [--vocab N] [--dim D] [--layers L] [--heads H] [--kv-heads G]
+                   [--hidden F] [--seq-len S] [--steps N] [--batch B] [--lr LR] [--dtype F32|F16|BF16] [--seed S]
+                   [--threads T]`;
 
 class UsageError extends Error {}
 
@@ -231,12 +234,61 @@ async function trainDraftCommand(argv: string[]): Promise<void> {
   }
 }
 
+async function trainBaseCommand(argv: string[]): Promise<void> {
+  const flags = ['corpus', 'out', 'vocab', 'dim', 'layers', 'heads', 'kv-heads', 'hidden', 'seq-len', 'context', 'steps',
+    'batch', 'lr', 'dtype', 'seed', 'threads', 'name'];
+  const v = parse(argv, {
+    ...Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])),
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h' },
+  }) as Record<string, unknown>;
+  if (v.help) return void console.log(USAGE);
+  if (typeof v.corpus !== 'string') throw new UsageError('--corpus is required');
+  if (typeof v.out !== 'string') throw new UsageError('--out is required');
+  const opts: TrainBaseOptions = {
+    corpus: v.corpus,
+    out: v.out,
+    vocab: num('vocab', v.vocab, true),
+    dim: num('dim', v.dim, true),
+    layers: num('layers', v.layers, true),
+    heads: num('heads', v.heads, true),
+    kvHeads: num('kv-heads', v['kv-heads'], true),
+    hidden: num('hidden', v.hidden, true),
+    seqLen: num('seq-len', v['seq-len'], true),
+    context: num('context', v.context, true),
+    steps: num('steps', v.steps, true),
+    batch: num('batch', v.batch, true),
+    lr: num('lr', v.lr, false),
+    seed: num('seed', v.seed, true),
+    dtype: v.dtype as TrainBaseOptions['dtype'],
+    name: v.name as string | undefined,
+  };
+  const tty = process.stderr.isTTY;
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  const loss = await trainBase(opts, {
+    signal: ac.signal,
+    threads: num('threads', v.threads, true),
+    onProgress: (p) => {
+      const line = p.phase === 'tokenizer' ? 'training the tokenizer...'
+        : `${bar(p.step / p.steps)} step ${p.step}/${p.steps} loss ${p.loss.toFixed(3)}` +
+          `${p.validationLoss === null ? '' : ` val ${p.validationLoss.toFixed(3)}`} acc ${(p.accuracy * 100).toFixed(1)}% ` +
+          `${Math.round(p.tokensPerSecond)} tok/s ETA ${formatSeconds(p.etaSeconds)}`;
+      if (v.json) process.stdout.write(JSON.stringify(p) + '\n');
+      else process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+    },
+  });
+  if (tty && !v.json) process.stderr.write('\n');
+  process.stderr.write(`wrote ${opts.out} (held-out loss ${loss.toFixed(3)} nats/token)\n`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === 'generate') await generate(rest);
     else if (command === 'info') await info(rest);
     else if (command === 'train-draft') await trainDraftCommand(rest);
+    else if (command === 'train-base') await trainBaseCommand(rest);
     else if (command === undefined || command === '--help' || command === '-h') console.log(USAGE);
     else throw new UsageError(`unknown command '${command}'`);
     return 0;

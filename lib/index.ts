@@ -7,5 +7,5 @@ export type { DraftInfo } from './draft';
 export type { Chunk, CompletionResult, GenerationStats } from './session';
 export type { GenerateOptions, LoadModelOptions, SamplingOptions, SessionOptions } from './options';
 export * from './errors';
-export { trainDraft } from './train';
-export type { TrainDraftOptions, TrainProgress } from './train';
+export { trainBase, trainDraft } from './train';
+export type { BaseTrainProgress, TrainBaseOptions, TrainDraftOptions, TrainProgress } from './train';

@@ -1,5 +1,5 @@
 // Native training of a Chimera draft for a loaded base model (self-distillation; see README).
-import type { NativeTrainProgress } from './addonTypes';
+import type { NativeBaseTrainProgress, NativeTrainProgress } from './addonTypes';
 import { binding } from './binding';
 import { Draft } from './draft';
 import { AbortError, InvalidArgumentError, callNative } from './errors';
@@ -77,6 +77,71 @@ export async function trainDraft(
   hooks.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return new Draft(await callNative(() => job.promise));
+  } finally {
+    hooks.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+export interface TrainBaseOptions {
+  /** UTF-8 text file to train on (the last 5% is held out for the validation loss). */
+  corpus: string;
+  /** The .gguf file to write (tokenizer included). */
+  out: string;
+  vocab?: number;
+  dim?: number;
+  layers?: number;
+  heads?: number;
+  kvHeads?: number;
+  hidden?: number;
+  seqLen?: number;
+  /** Context length recorded in the file. Default 512. */
+  context?: number;
+  steps?: number;
+  batch?: number;
+  lr?: number;
+  warmup?: number;
+  weightDecay?: number;
+  /** Output projection shares the embedding (default true). */
+  tied?: boolean;
+  /** Matrix dtype in the file: 'F32' (default), 'F16' or 'BF16'. */
+  dtype?: 'F32' | 'F16' | 'BF16';
+  seed?: number;
+  name?: string;
+}
+
+export type BaseTrainProgress = NativeBaseTrainProgress;
+
+/**
+ * Trains a small LLaMA base model on a text corpus (BPE tokenizer with byte fallback, then next-token
+ * training) and writes it as GGUF. Resolves with the final held-out loss (nats per token).
+ */
+export async function trainBase(
+  options: TrainBaseOptions,
+  hooks: { onProgress?: (p: BaseTrainProgress) => void; signal?: AbortSignal; threads?: number } = {},
+): Promise<number> {
+  const o = checkObject('options', options) as unknown as TrainBaseOptions;
+  for (const k of ['corpus', 'out'] as const)
+    if (typeof o[k] !== 'string' || o[k] === '') throw new InvalidArgumentError(`${k} must be a non-empty path`);
+  for (const k of ['vocab', 'dim', 'layers', 'heads', 'kvHeads', 'hidden', 'seqLen', 'context', 'steps', 'batch'] as const)
+    checkInteger(k, o[k], 1, 1 << 24);
+  checkInteger('warmup', o.warmup, 0, 1 << 30);
+  checkNumber('lr', o.lr, 0, 1, true);
+  checkNumber('weightDecay', o.weightDecay, 0, 10);
+  checkInteger('seed', o.seed, 0, Number.MAX_SAFE_INTEGER);
+  checkInteger('threads', hooks.threads, 1, 1024);
+  if (o.dtype !== undefined && !['F32', 'F16', 'BF16'].includes(o.dtype)) throw new InvalidArgumentError('dtype must be F32, F16 or BF16');
+  if (hooks.signal?.aborted) throw new AbortError('training was aborted');
+  const job = binding().trainBase({ ...o }, hooks.threads ?? 0, (p) => {
+    try {
+      hooks.onProgress?.(p);
+    } catch {
+      // a user callback must not break training
+    }
+  });
+  const onAbort = () => job.abort();
+  hooks.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await callNative(() => job.promise);
   } finally {
     hooks.signal?.removeEventListener('abort', onAbort);
   }

@@ -25,6 +25,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, load_model_async, "loadModel"));
   exports.Set("readDraftMetadata", Napi::Function::New(env, read_draft_metadata_js, "readDraftMetadata"));
   exports.Set("trainDraft", Napi::Function::New(env, train_draft_async, "trainDraft"));
+  exports.Set("trainBase", Napi::Function::New(env, train_base_async, "trainBase"));
   exports.Set("kernelPath", Napi::Function::New(env, kernel_path, "kernelPath"));
   exports.Set("cpuCount", Napi::Function::New(env, cpu_count, "cpuCount"));
   exports.Set("hasCuda", Napi::Boolean::New(env, false));
