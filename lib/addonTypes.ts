@@ -73,7 +73,7 @@ export interface NativeGenerateResult {
 
 export interface NativeDraft {
   info(): { heads: number; hiddenSize: number; vocabSize: number; weightBytes: number; formatVersion: number };
-  save(path: string): Promise<void>;
+  save(path: string, dtype?: 'F32' | 'F16' | 'BF16'): Promise<void>;
   dispose(): void;
 }
 

@@ -3,7 +3,7 @@
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { ChimeraError } from './errors';
 import { readDraftMetadata } from './draft';
-import { loadModel, ModelInfo } from './model';
+import { defaultDraftPath, defaultModelPath, loadModel, ModelInfo } from './model';
 import { trainBase, TrainBaseOptions, trainDraft, TrainDraftOptions } from './train';
 
 const USAGE = `usage:
@@ -13,6 +13,8 @@ const USAGE = `usage:
   chimera info [--model FILE [--tokenizer FILE]] [--draft FILE] [--json]
   chimera train-draft --model FILE --out FILE [--heads K] [--data self:N|file:PATH] [--steps N] [--seq-len L]
                    [--lr LR] [--batch B] [--seed S] [--threads T] [--checkpoint-every N] [--resume CKPT]
+                   [--dtype F32|F16|BF16]
+  chimera demo [--tree NAME|JSON] [-n N] [--threads T] [--json]   (the embedded default model: plain vs Chimera)
   chimera train-base --corpus FILE --out FILE.gguf [--vocab N] [--dim D] [--layers L] [--heads H] [--kv-heads G]
                    [--hidden F] [--seq-len S] [--steps N] [--batch B] [--lr LR] [--dtype F32|F16|BF16] [--seed S]
                    [--threads T]`;
@@ -186,6 +188,7 @@ async function trainDraftCommand(argv: string[]): Promise<void> {
     threads: { type: 'string' },
     'checkpoint-every': { type: 'string' },
     resume: { type: 'string' },
+    dtype: { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   }) as Record<string, unknown>;
@@ -227,7 +230,7 @@ async function trainDraftCommand(argv: string[]): Promise<void> {
       },
     });
     if (tty && !v.json) process.stderr.write('\n');
-    await draft.save(out);
+    await draft.save(out, { dtype: (v.dtype as 'F32' | 'F16' | 'BF16' | undefined) ?? 'F32' });
     process.stderr.write(`saved ${out} (checkpoint ${out}.ckpt)\n`);
   } finally {
     await model.dispose();
@@ -282,6 +285,53 @@ async function trainBaseCommand(argv: string[]): Promise<void> {
   process.stderr.write(`wrote ${opts.out} (held-out loss ${loss.toFixed(3)} nats/token)\n`);
 }
 
+const DEMO_PROMPTS = ['The jury said', 'In the morning, the', 'He looked at her and'];
+
+async function demo(argv: string[]): Promise<void> {
+  const v = parse(argv, {
+    tree: { type: 'string' },
+    n: { type: 'string', short: 'n', default: '96' },
+    threads: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h' },
+  }) as Record<string, unknown>;
+  if (v.help) return void console.log(USAGE);
+  const tree = parseTree(v.tree) ?? 'chain-3';
+  const n = num('n', v.n, true) as number;
+  const model = await loadModel(defaultModelPath, { threads: num('threads', v.threads, true) });
+  try {
+    const draft = await model.loadDraft(defaultDraftPath);
+    const plain = model.createSession({ contextSize: 512 });
+    const spec = model.createSession({ contextSize: 512, draft, tree });
+    const opts = { temperature: 0, maxTokens: n, stopOnEos: false, append: false };
+    await plain.complete('The', { ...opts, maxTokens: 8 }); // warm-up
+    await spec.complete('The', { ...opts, maxTokens: 8 });
+    const rows = [];
+    for (const prompt of DEMO_PROMPTS) {
+      const a = await plain.complete(prompt, opts);
+      const b = await spec.complete(prompt, opts);
+      rows.push({
+        prompt, text: a.text, identical: a.tokens.join() === b.tokens.join(),
+        plainTokensPerSecond: a.stats.tokensPerSecond, chimeraTokensPerSecond: b.stats.tokensPerSecond,
+        tokensPerStep: b.stats.tokensPerStep ?? 0, speedup: b.stats.tokensPerSecond / a.stats.tokensPerSecond,
+      });
+    }
+    if (v.json) {
+      process.stdout.write(JSON.stringify({ model: model.info.name, tree, tokens: n, rows }) + '\n');
+      return;
+    }
+    process.stdout.write(`${model.info.name}: ${model.info.layers} layers, dim ${model.info.embeddingLength}, ` +
+      `vocab ${model.info.vocabSize}; draft with ${draft.info.heads} heads, tree ${typeof tree === 'string' ? tree : 'custom'}\n\n`);
+    for (const r of rows) {
+      process.stdout.write(`> ${r.prompt}${r.text}\n`);
+      process.stdout.write(`  plain ${r.plainTokensPerSecond.toFixed(0)} tok/s | Chimera ${r.chimeraTokensPerSecond.toFixed(0)} tok/s, ` +
+        `${r.tokensPerStep.toFixed(2)} tokens/step, ${r.speedup.toFixed(2)}x | same output: ${r.identical ? 'yes' : 'NO'}\n\n`);
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -289,6 +339,7 @@ async function main(argv: string[]): Promise<number> {
     else if (command === 'info') await info(rest);
     else if (command === 'train-draft') await trainDraftCommand(rest);
     else if (command === 'train-base') await trainBaseCommand(rest);
+    else if (command === 'demo') await demo(rest);
     else if (command === undefined || command === '--help' || command === '-h') console.log(USAGE);
     else throw new UsageError(`unknown command '${command}'`);
     return 0;

@@ -32,11 +32,16 @@ export class Draft {
     return this.nativeDraft;
   }
 
-  /** Writes the draft as safetensors (with metadata naming its base model). */
-  async save(path: string): Promise<void> {
+  /**
+   * Writes the draft as safetensors (with metadata naming its base model). `dtype` F16 or BF16 halves
+   * the file (matrices only; a draft kept for further training should stay F32).
+   */
+  async save(path: string, options: { dtype?: 'F32' | 'F16' | 'BF16' } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
+    const dtype = options.dtype ?? 'F32';
+    if (!['F32', 'F16', 'BF16'].includes(dtype)) throw new InvalidArgumentError('dtype must be F32, F16 or BF16');
     const native = this.native;
-    await callNative(() => native.save(path));
+    await callNative(() => native.save(path, dtype));
   }
 
   /** Idempotent; sessions that use the draft keep it alive until they are disposed. */

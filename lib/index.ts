@@ -1,5 +1,5 @@
 // chimera-llm: LLaMA-family inference for Node.js.
-export { loadModel, Model } from './model';
+export { defaultDraftPath, defaultModelPath, loadModel, Model } from './model';
 export type { ModelInfo } from './model';
 export { Session } from './session';
 export { Draft, readDraftMetadata } from './draft';

@@ -1,4 +1,5 @@
 // A loaded model: metadata, tokenizer and sessions. Loading runs natively off the JS thread.
+import * as nodePath from 'node:path';
 import type { NativeModel, NativeModelInfo } from './addonTypes';
 import { binding } from './binding';
 import { Draft } from './draft';
@@ -103,11 +104,15 @@ export class Model {
   }
 }
 
+/** The embedded default model shipped in the package (models/README.md), and its trained draft. */
+export const defaultModelPath = nodePath.join(__dirname, '..', 'models', 'chimera-brown-1m.gguf');
+export const defaultDraftPath = nodePath.join(__dirname, '..', 'models', 'chimera-brown-1m.chimera.safetensors');
+
 /**
  * Loads a model: a GGUF file, a llama2.c checkpoint (with `options.tokenizer`), or a Hugging Face
- * directory (config.json, *.safetensors, tokenizer.json).
+ * directory (config.json, *.safetensors, tokenizer.json). Without a path: the embedded default model.
  */
-export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
+export async function loadModel(path: string = defaultModelPath, options: LoadModelOptions = {}): Promise<Model> {
   if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
   const opts = validateLoadOptions(options);
   const { signal } = opts;

@@ -2,7 +2,7 @@
 import type { NativeBaseTrainProgress, NativeTrainProgress } from './addonTypes';
 import { binding } from './binding';
 import { Draft } from './draft';
-import { AbortError, InvalidArgumentError, callNative } from './errors';
+import { AbortError, InvalidArgumentError, callNative, callNativeSync } from './errors';
 import type { Model } from './model';
 import { checkInteger, checkNumber, checkObject } from './options';
 
@@ -66,13 +66,15 @@ export async function trainDraft(
     throw new InvalidArgumentError(`data must be 'self:N' or 'file:PATH', got '${o.data}'`);
   if (hooks.signal?.aborted) throw new AbortError('training was aborted');
   const native = model.nativeHandle();
-  const job = binding().trainDraft(native, { ...o }, (p) => {
-    try {
-      hooks.onProgress?.(p);
-    } catch {
-      // a user callback must not break training
-    }
-  });
+  const job = callNativeSync(() =>
+    binding().trainDraft(native, { ...o }, (p) => {
+      try {
+        hooks.onProgress?.(p);
+      } catch {
+        // a user callback must not break training
+      }
+    }),
+  );
   const onAbort = () => job.abort();
   hooks.signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -131,13 +133,15 @@ export async function trainBase(
   checkInteger('threads', hooks.threads, 1, 1024);
   if (o.dtype !== undefined && !['F32', 'F16', 'BF16'].includes(o.dtype)) throw new InvalidArgumentError('dtype must be F32, F16 or BF16');
   if (hooks.signal?.aborted) throw new AbortError('training was aborted');
-  const job = binding().trainBase({ ...o }, hooks.threads ?? 0, (p) => {
-    try {
-      hooks.onProgress?.(p);
-    } catch {
-      // a user callback must not break training
-    }
-  });
+  const job = callNativeSync(() =>
+    binding().trainBase({ ...o }, hooks.threads ?? 0, (p) => {
+      try {
+        hooks.onProgress?.(p);
+      } catch {
+        // a user callback must not break training
+      }
+    }),
+  );
   const onAbort = () => job.abort();
   hooks.signal?.addEventListener('abort', onAbort, { once: true });
   try {

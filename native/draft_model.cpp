@@ -167,12 +167,15 @@ std::unique_ptr<DraftModel> create_draft(const Model& base, int heads, uint64_t 
   return d;
 }
 
-void save_draft(const DraftModel& draft, const std::string& path) {
+void save_draft(const DraftModel& draft, const std::string& path, DType matrix_dtype) {
+  CHIMERA_CHECK(matrix_dtype == DType::F32 || matrix_dtype == DType::F16 || matrix_dtype == DType::BF16,
+                ErrorCode::InvalidArg, "drafts are saved as F32, F16 or BF16");
   DraftModel& d = const_cast<DraftModel&>(draft);  // draft_tensors hands out pointers; nothing is modified
   DraftConfig cfg = d.config;
   DraftWeights w = d.weights;
   std::vector<TensorToWrite> out;
-  std::vector<std::vector<float>> converted;
+  std::vector<std::vector<uint16_t>> converted;  // matrices stored in a narrower type than in memory
+  std::vector<float> row;
   for (NamedMatrix& m : draft_tensors(cfg, w)) {
     TensorToWrite t;
     t.name = m.name;
@@ -182,8 +185,24 @@ void save_draft(const DraftModel& draft, const std::string& path) {
       t.data = *m.vec;
     } else {
       CHIMERA_CHECK(m.view->dtype != DType::Q8_0, ErrorCode::Unsupported, "cannot save Q8_0 draft weights");
-      t.dtype = m.view->dtype;
-      t.data = m.view->data;
+      if (m.view->dtype == matrix_dtype) {
+        t.dtype = m.view->dtype;
+        t.data = m.view->data;
+      } else {
+        converted.emplace_back((size_t)(m.rows * m.cols));
+        std::vector<uint16_t>& out16 = converted.back();
+        row.resize((size_t)m.cols);
+        CHIMERA_CHECK(matrix_dtype != DType::F32, ErrorCode::Unsupported, "cannot widen ", dtype_name(m.view->dtype),
+                      " draft weights to F32 on save");
+        for (int64_t r = 0; r < m.rows; r++) {
+          row_to_f32(m.view->dtype, m.view->row(r), row.data(), (size_t)m.cols);
+          for (int64_t i = 0; i < m.cols; i++)
+            out16[(size_t)(r * m.cols + i)] =
+                matrix_dtype == DType::F16 ? f32_to_fp16(row[(size_t)i]) : f32_to_bf16(row[(size_t)i]);
+        }
+        t.dtype = matrix_dtype;
+        t.data = out16.data();
+      }
     }
     out.push_back(t);
   }

@@ -64,7 +64,8 @@ std::unique_ptr<DraftModel> create_draft(const Model& base, int heads, uint64_t 
 // Loads a draft and checks it was made for `base` (E_FORMAT / E_INVALID_ARG on mismatch).
 std::unique_ptr<DraftModel> load_draft(const std::string& path, const Model& base);
 
-void save_draft(const DraftModel& draft, const std::string& path);
+// Writes the draft; matrices are stored as `matrix_dtype` (F32, F16 or BF16; vectors stay F32).
+void save_draft(const DraftModel& draft, const std::string& path, DType matrix_dtype = DType::F32);
 
 // Metadata of a draft file without a base model (for `chimera info --draft`); key/value strings.
 std::vector<std::pair<std::string, std::string>> read_draft_metadata(const std::string& path);

@@ -3,7 +3,7 @@
 // unreadable corpora are typed errors. The speedup a trained draft brings is measured in the bench.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FileNotFoundError, InvalidArgumentError, loadModel, Model, trainDraft, TrainProgress } from '../lib';
+import { FileNotFoundError, InvalidArgumentError, loadModel, Model, trainBase, trainDraft, TrainProgress } from '../lib';
 import { tempDir } from './helpers';
 import { writeContextFreeGguf, writeTiny } from './tinyModel';
 
@@ -91,4 +91,43 @@ test('bad options and unreadable corpora are typed errors', async () => {
   const p = trainDraft(model, { ...small, steps: 100000 }, { signal: ac.signal });
   setTimeout(() => ac.abort(), 50);
   await expect(p).rejects.toMatchObject({ code: 'E_ABORTED' });
+});
+
+describe('train-base', () => {
+  const corpusText = Array.from({ length: 300 }, (_, i) =>
+    `The ${['cat', 'dog', 'bird'][i % 3]} sat on the ${['mat', 'log', 'hill'][i % 3]} and looked at day ${i}. ` +
+    'Naïve café visitors said "hello" to it.').join('\n');
+
+  test('trains a tokenizer and a model whose GGUF loads, generates and round-trips text', async () => {
+    const corpus = path.join(dir, 'base-corpus.txt');
+    fs.writeFileSync(corpus, corpusText);
+    const out = path.join(dir, 'base.gguf');
+    const seen: number[] = [];
+    const loss = await trainBase(
+      { corpus, out, vocab: 320, dim: 32, layers: 1, heads: 2, hidden: 64, seqLen: 32, steps: 30, batch: 4, lr: 1e-2, warmup: 3 },
+      { threads: 2, onProgress: (p) => p.phase === 'train' && seen.push(p.loss) },
+    );
+    expect(Number.isFinite(loss)).toBe(true);
+    expect(seen[seen.length - 1]).toBeLessThan(seen[0]);
+    const m = await loadModel(out, { threads: 1 });
+    expect(m.info.vocabSize).toBe(320);
+    expect(m.info.embeddingLength).toBe(32);
+    const text = 'The cat sat on the mat. Naïve ✓';
+    expect(m.detokenize(m.tokenize(text, { addBos: false }))).toBe(text);
+    const s = m.createSession({ contextSize: 64 });
+    expect((await s.complete('The dog', { temperature: 0, maxTokens: 8 })).tokens).toHaveLength(8);
+    await m.dispose();
+  });
+
+  test('bad corpora and options are typed errors', async () => {
+    const out = path.join(dir, 'never.gguf');
+    await expect(trainBase({ corpus: path.join(dir, 'missing.txt'), out })).rejects.toBeInstanceOf(FileNotFoundError);
+    const empty = path.join(dir, 'empty.txt');
+    fs.writeFileSync(empty, '');
+    await expect(trainBase({ corpus: empty, out })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(trainBase({ corpus: empty, out, vocab: 100 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(trainBase({ corpus: empty, out, dim: 30, heads: 4 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(trainBase({ corpus: '', out })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(fs.existsSync(out)).toBe(false);
+  });
 });

@@ -260,7 +260,7 @@ void check_matrix(const char* label, const TensorView& got, const TensorView& sr
   const float* s = static_cast<const float*>(src.data);
   for (int64_t r = 0; r < got.rows; r++) row_to_f32(t, got.row(r), a.data() + r * got.cols, (size_t)got.cols);
   for (size_t i = 0; i < ref.size(); i++) ref[i] = round_as(t, s[i]);
-  test::compare(label, a.data(), ref.data(), a.size(), 0.0f, 0.0f);
+  EXPECT(a == ref);
   // And within the format's rounding of the F32 source.
   const float rtol = t == DType::F32 ? 0.0f : t == DType::F16 ? 1.0f / 2048 : 1.0f / 256;
   test::compare(label, a.data(), s, a.size(), 1e-7f, rtol);

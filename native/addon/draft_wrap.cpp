@@ -54,7 +54,11 @@ Napi::Value DraftWrap::save(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto d = draft(env);
   const std::string path = arg_string(info, 0, "path");
-  return run_job(env, "chimera.saveDraft", [d, path] { save_draft(*d, path); },
+  const std::string dt = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "F32";
+  if (dt != "F32" && dt != "F16" && dt != "BF16")
+    throw make_js_error(env, ErrorCode::InvalidArg, "dtype must be F32, F16 or BF16");
+  const DType dtype = dt == "F16" ? DType::F16 : dt == "BF16" ? DType::BF16 : DType::F32;
+  return run_job(env, "chimera.saveDraft", [d, path, dtype] { save_draft(*d, path, dtype); },
                  [](Napi::Env e) { return e.Undefined(); });
 }
 
