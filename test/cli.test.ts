@@ -79,3 +79,21 @@ test('a missing model file is a one-line E_NOT_FOUND error', () => {
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/^chimera: E_NOT_FOUND: /);
 });
+
+describe('the embedded default model', () => {
+  test('loadModel() without a path loads it, and chimera demo shows identical plain and Chimera output', async () => {
+    const m = await loadModel();
+    expect(m.info.name).toBe('chimera-brown-1m');
+    const s = m.createSession({ contextSize: 128 });
+    expect((await s.complete('The jury', { temperature: 0, maxTokens: 5 })).tokens).toHaveLength(5);
+    await m.dispose();
+    const r = run(['demo', '-n', '24', '--threads', '1', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.rows).toHaveLength(3);
+    for (const row of out.rows) {
+      expect(row.identical).toBe(true);
+      expect(row.tokensPerStep).toBeGreaterThan(1);
+    }
+  });
+});
