@@ -69,6 +69,7 @@ export interface NativeGenerateResult {
   acceptedByDepth?: number[];
   msDraft?: number;
   msVerify?: number;
+  stepsByTree?: Record<string, number>;
 }
 
 export interface NativeDraft {

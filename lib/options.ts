@@ -20,8 +20,9 @@ export interface SessionOptions {
   /** A Chimera draft (model.loadDraft / model.createDraft): turns on speculative decoding. */
   draft?: Draft;
   /**
-   * The token tree the draft fills: 'chimera-25' (default), 'chain-N', or a list of paths of top-k
-   * indices such as [[0],[1],[0,0]]. Every tree is lossless; it only changes speed.
+   * The token tree the draft fills: 'auto' (default: plain decoding, chain-1..3 and chimera-25, chosen
+   * step by step by the tokens/s each delivers on this machine), 'chimera-25', 'chain-N', or a list of
+   * paths of top-k indices such as [[0],[1],[0,0]]. Every tree is lossless; it only changes speed.
    */
   tree?: string | number[][];
 }

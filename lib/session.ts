@@ -33,6 +33,8 @@ export interface GenerationStats {
   acceptedByDepth?: number[];
   msDraft?: number;
   msVerify?: number;
+  /** Steps taken with each tree ('plain': one-token steps); with tree 'auto' this shows the choices. */
+  stepsByTree?: Record<string, number>;
 }
 
 /** What `complete()` resolves to and what `chimera generate --json` prints. */
@@ -73,6 +75,7 @@ function toResult(r: NativeGenerateResult): CompletionResult {
             acceptedByDepth: r.acceptedByDepth,
             msDraft: r.msDraft,
             msVerify: r.msVerify,
+            stepsByTree: r.stepsByTree,
           }
         : {}),
     },

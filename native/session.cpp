@@ -14,6 +14,13 @@ using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 }  // namespace
 
+static int max_tree_size(const SpeculativeConfig* s) {
+  int n = 1;
+  if (s)
+    for (const CompiledTree& t : s->trees) n = std::max(n, t.size);
+  return n;
+}
+
 const char* stop_reason_name(StopReason r) {
   switch (r) {
     case StopReason::Eos: return "eos";
@@ -29,11 +36,11 @@ Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int ba
                  const SpeculativeConfig* speculative)
     : runtime_(std::move(runtime)),
       kv_(&runtime_->backend(), runtime_->model().config.L, context_size, runtime_->model().config.KVD()),
-      ws_(&runtime_->backend(), runtime_->model().config,
-          std::max(batch_size, speculative ? speculative->tree.size : 1)) {
+      ws_(&runtime_->backend(), runtime_->model().config, std::max(batch_size, max_tree_size(speculative))) {
   if (speculative) {
-    spec_ = std::make_unique<Speculator>(speculative->draft, speculative->tree, runtime_->model(),
+    spec_ = std::make_unique<Speculator>(speculative->draft, speculative->trees, runtime_->model(),
                                          &runtime_->backend(), context_size, speculative->mode);
+    if (speculative->adaptive) policy_ = std::make_unique<TreePolicy>(spec_->n_trees());
     hidden_cache_.resize((size_t)context_size * runtime_->model().config.C);
   }
 }
@@ -146,6 +153,8 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
 
   const auto t_gen = Clock::now();
   res.speculative = spec_ != nullptr;
+  if (spec_)
+    for (int i = 0; i < spec_->n_trees(); i++) res.tree_names.push_back(spec_->tree(i).name);
   Rng rng(req.sampling.seed);
   Utf8StreamDecoder utf8;
   StopMatcher stops(req.stop);
@@ -197,13 +206,25 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
 }
 
 std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& rng, GenerateResult& res) {
-  if (spec_ && kv_.size() >= 1 && kv_.size() + spec_->tree().size <= kv_.capacity()) {
-    return spec_->step(runtime_->model(), runtime_->backend(), ws_, kv_, history_, hidden_cache_.data(), sampling, rng,
-                       res.spec);
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  if (spec_) {
+    // arm 0 = plain decoding; arm i = tree i-1. Without a policy the one tree always runs.
+    const int arm = policy_ ? policy_->choose() : 1;
+    if (arm > 0 && kv_.size() >= 1 && kv_.size() + spec_->tree(arm - 1).size <= kv_.capacity()) {
+      std::vector<int32_t> out = spec_->step(arm - 1, runtime_->model(), runtime_->backend(), ws_, kv_, history_,
+                                             hidden_cache_.data(), sampling, rng, res.spec);
+      if (policy_) policy_->record(arm, ms_since(t0), (int)out.size());
+      return out;
+    }
+    // Plain step (chosen, or the tree no longer fits the context).
+    evaluate_pending(1);
+    res.plain_steps++;
+    const int32_t t = sample_last(sampling, rng);
+    if (policy_ && arm == 0) policy_->record(0, ms_since(t0), 1);
+    return {t};
   }
-  // Plain step (also when the tree no longer fits the context).
   evaluate_pending(1);
-  res.plain_steps++;
   return {sample_last(sampling, rng)};
 }
 

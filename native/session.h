@@ -14,6 +14,7 @@
 #include "runtime.h"
 #include "sampler.h"
 #include "speculator.h"
+#include "tree_policy.h"
 
 namespace chimera {
 
@@ -39,13 +40,16 @@ struct GenerateResult {
   double ms_prompt = 0, ms_generate = 0, ms_total = 0;
   bool speculative = false;            // a draft was attached
   SpeculativeStats spec;               // speculative steps of this request
-  int plain_steps = 0;                 // one-token steps (no draft, or no room for the tree)
+  int plain_steps = 0;                 // one-token steps (no draft, chosen by 'auto', or no room for the tree)
+  std::vector<std::string> tree_names; // the trees of spec.steps_by_tree
 };
 
-// Chimera speculative decoding for a session: the draft and the tree it fills.
+// Chimera speculative decoding for a session: the draft and the tree it fills, or (adaptive) the
+// candidate trees that a TreePolicy chooses between, plain decoding included.
 struct SpeculativeConfig {
   std::shared_ptr<const DraftModel> draft;
-  CompiledTree tree;
+  std::vector<CompiledTree> trees;
+  bool adaptive = false;
   VerifyMode mode = VerifyMode::Exact;
 };
 
@@ -99,6 +103,7 @@ class Session {
   TokenDistribution dist_;        // sampling buffers, reused every step
   std::vector<float> scratch_;
   std::unique_ptr<Speculator> spec_;
+  std::unique_ptr<TreePolicy> policy_;  // tree: 'auto'
   std::vector<float> hidden_cache_;  // (S, C) final hidden states of cached positions, when speculating
 };
 

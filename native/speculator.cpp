@@ -1,6 +1,7 @@
 // The speculative step.
 #include "speculator.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "error.h"
@@ -12,16 +13,25 @@ using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 }  // namespace
 
-Speculator::Speculator(std::shared_ptr<const DraftModel> draft, CompiledTree tree, const Model& base,
+Speculator::Speculator(std::shared_ptr<const DraftModel> draft, std::vector<CompiledTree> trees, const Model& base,
                        Backend* backend, int context_size, VerifyMode mode)
-    : tree_(std::move(tree)), draft_(std::move(draft), base, backend, context_size), mode_(mode) {
-  CHIMERA_CHECK(tree_.depth <= draft_.draft().config.K, ErrorCode::InvalidArg, "tree is ", tree_.depth,
-                " deep but the draft has ", draft_.draft().config.K, " heads");
+    : trees_(std::move(trees)), draft_(std::move(draft), base, backend, context_size), mode_(mode) {
+  CHIMERA_CHECK(!trees_.empty(), ErrorCode::InvalidArg, "speculation needs a tree");
+  for (const CompiledTree& t : trees_)
+    CHIMERA_CHECK(t.depth <= draft_.draft().config.K, ErrorCode::InvalidArg, "tree is ", t.depth,
+                  " deep but the draft has ", draft_.draft().config.K, " heads");
 }
 
-std::vector<int32_t> Speculator::step(const Model& model, Backend& be, Workspace& ws, KVCache& kv,
+int Speculator::max_tree_size() const {
+  int n = 0;
+  for (const CompiledTree& t : trees_) n = std::max(n, t.size);
+  return n;
+}
+
+std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backend& be, Workspace& ws, KVCache& kv,
                                       const std::vector<int32_t>& history, float* hidden,
                                       const SamplingParams& sampling, Rng& rng, SpeculativeStats& stats) {
+  const CompiledTree& tree_ = trees_.at(tree_index);
   const int m = kv.size(), T = tree_.size, V = model.config.V, C = model.config.C;
   CHIMERA_CHECK((int)history.size() == m + 1 && m >= 1, ErrorCode::Internal, "speculative step: bad state");
   CHIMERA_CHECK(m + T <= kv.capacity() && T <= ws.max_T(), ErrorCode::Internal, "speculative step: no room");
@@ -73,6 +83,8 @@ std::vector<int32_t> Speculator::step(const Model& model, Backend& be, Workspace
   stats.steps++;
   stats.drafted_tokens += (int)out.size();
   if (stats.accepted_by_depth.size() < (size_t)tree_.depth) stats.accepted_by_depth.resize(tree_.depth, 0);
+  if (stats.steps_by_tree.size() < trees_.size()) stats.steps_by_tree.resize(trees_.size(), 0);
+  stats.steps_by_tree[tree_index]++;
   for (int d = 0; d < n_acc - 1; d++) stats.accepted_by_depth[d]++;
   return out;
 }

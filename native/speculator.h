@@ -17,26 +17,30 @@ struct SpeculativeStats {
   int steps = 0;
   int drafted_tokens = 0;                 // tokens emitted by speculative steps (accepted + bonus)
   std::vector<int64_t> accepted_by_depth;  // (depth) steps whose accepted path reached depth d+1
+  std::vector<int64_t> steps_by_tree;      // (trees) steps that used each tree
   double ms_draft = 0, ms_verify = 0;
 };
 
 class Speculator {
  public:
-  Speculator(std::shared_ptr<const DraftModel> draft, CompiledTree tree, const Model& base, Backend* backend,
-             int context_size, VerifyMode mode);
+  // One tree, or several that the caller chooses between step by step (tree: 'auto').
+  Speculator(std::shared_ptr<const DraftModel> draft, std::vector<CompiledTree> trees, const Model& base,
+             Backend* backend, int context_size, VerifyMode mode);
 
-  const CompiledTree& tree() const { return tree_; }
+  int n_trees() const { return (int)trees_.size(); }
+  const CompiledTree& tree(int i) const { return trees_[i]; }
+  int max_tree_size() const;
   DraftState& draft_state() { return draft_; }
 
   // Preconditions: history = cached tokens (m = kv.size()) + the root token; hidden (>= m + tree.size
   // rows of C) holds the final hidden states of cached positions. Returns accepted tokens + bonus;
   // afterwards the cache holds the root and the accepted tokens, hidden their states.
-  std::vector<int32_t> step(const Model& model, Backend& be, Workspace& ws, KVCache& kv,
+  std::vector<int32_t> step(int tree_index, const Model& model, Backend& be, Workspace& ws, KVCache& kv,
                             const std::vector<int32_t>& history, float* hidden, const SamplingParams& sampling,
                             Rng& rng, SpeculativeStats& stats);
 
  private:
-  CompiledTree tree_;
+  std::vector<CompiledTree> trees_;
   DraftState draft_;
   VerifyMode mode_;
   std::vector<std::vector<int32_t>> topk_;

@@ -98,6 +98,7 @@ describe('speculative decoding on a tiny random model', () => {
   afterAll(() => model.dispose());
 
   const trees: [string, string | number[][]][] = [
+    ['auto', 'auto'],
     ['chimera-25', 'chimera-25'],
     ['chain-1', 'chain-1'],
     ['chain-5', 'chain-5'],
@@ -120,6 +121,17 @@ describe('speculative decoding on a tiny random model', () => {
       expect(runs.reduce((s, r) => s + (r.accepted[2] ?? 0), 0)).toBeGreaterThan(5);
     }
     await agreeing.dispose();
+  });
+
+  test("tree 'auto' is the default and reports the trees it chose", async () => {
+    const s = model.createSession({ contextSize: 1024, draft: drafts[0] });
+    const r = await s.complete('the', { ...greedy, maxTokens: 120 });
+    const by = r.stats.stepsByTree!;
+    expect(Object.keys(by).sort()).toEqual(['chain-1', 'chain-2', 'chain-3', 'chimera-25', 'plain']);
+    const total = Object.values(by).reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(20);
+    for (const k of Object.keys(by)) expect(by[k]).toBeGreaterThanOrEqual(3); // every arm was measured
+    s.dispose();
   });
 
   test('the wide tree accepts paths deeper than one, so compaction is exercised', async () => {
@@ -317,7 +329,7 @@ describeStories('speculative decoding on stories260K', () => {
   test('greedy equals plain for 300 tokens with chimera-25, chain-1, chain-5 and a random tree', async () => {
     const model = await loadModel(storiesGguf, { threads: 2 });
     const draft = await model.createDraft({ heads: 5, seed: 1 });
-    for (const tree of ['chimera-25', 'chain-1', 'chain-5', randomTree(9, 40, 5, 8)] as const) {
+    for (const tree of ['auto', 'chimera-25', 'chain-1', 'chain-5', randomTree(9, 40, 5, 8)] as const) {
       const runs = await plainAndSpeculative(model, draft, tree as string | number[][], ['Once upon a time', ' The dog'], 150);
       for (const r of runs) expect(r.spec).toEqual(r.plain);
     }

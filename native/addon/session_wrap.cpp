@@ -18,7 +18,7 @@ Napi::Function SessionWrap::define(Napi::Env env) {
                       InstanceMethod<&SessionWrap::stats>("stats"), InstanceMethod<&SessionWrap::dispose>("dispose")});
 }
 
-// {draft, tree: 'chimera-25' | 'chain-N' | number[][], verify?: 'exact' | 'lossy-test-only'}
+// {draft, tree: 'auto' (default) | 'chimera-25' | 'chain-N' | number[][], verify?: 'exact' | 'lossy-test-only'}
 static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const std::shared_ptr<ModelRuntime>& rt,
                                                            const Napi::Object& opts) {
   Napi::Value d = opts.Get("draft");
@@ -31,13 +31,25 @@ static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const 
   auto spec = std::make_unique<SpeculativeConfig>();
   spec->draft = Napi::ObjectWrap<DraftWrap>::Unwrap(d.As<Napi::Object>())->draft(env);
   const int K = spec->draft->config.K;
-  TreePaths paths;
-  std::string name = "chimera-25";
-  if (t.IsString()) {
-    name = t.As<Napi::String>().Utf8Value();
-    paths = guard(env, [&] { return builtin_tree(name); });
+  // A built-in tree deeper than the draft is cut to its heads.
+  auto builtin = [&](const std::string& name) {
+    TreePaths cut;
+    for (auto& p : guard(env, [&] { return builtin_tree(name); }))
+      if ((int)p.size() <= K) cut.push_back(p);
+    return guard(env, [&] { return compile_tree(cut, K, 64, name); });
+  };
+  if (t.IsUndefined() || t.IsNull() || (t.IsString() && t.As<Napi::String>().Utf8Value() == "auto")) {
+    // The default: plain decoding and these trees, chosen as decoding goes by measured tokens/s.
+    spec->adaptive = true;
+    for (const char* name : {"chain-1", "chain-2", "chain-3", "chimera-25"}) {
+      CompiledTree tree = builtin(name);
+      if (tree.depth >= 1 && (spec->trees.empty() || tree.size != spec->trees.back().size))
+        spec->trees.push_back(std::move(tree));
+    }
+  } else if (t.IsString()) {
+    spec->trees.push_back(builtin(t.As<Napi::String>().Utf8Value()));
   } else if (t.IsArray()) {
-    name = "custom";
+    TreePaths paths;
     Napi::Array a = t.As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); i++) {
       Napi::Value p = a.Get(i);
@@ -52,18 +64,10 @@ static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const 
       }
       paths.push_back(path);
     }
-  } else if (t.IsUndefined() || t.IsNull()) {
-    paths = builtin_tree(name);
+    spec->trees.push_back(guard(env, [&] { return compile_tree(paths, K, 64, "custom"); }));
   } else {
-    throw make_js_error(env, ErrorCode::InvalidArg, "tree must be 'chimera-25', 'chain-N' or a list of paths");
+    throw make_js_error(env, ErrorCode::InvalidArg, "tree must be 'auto', 'chimera-25', 'chain-N' or a list of paths");
   }
-  if (t.IsString() || t.IsUndefined() || t.IsNull()) {  // a built-in deeper than the draft is cut to its heads
-    TreePaths cut;
-    for (auto& p : paths)
-      if ((int)p.size() <= K) cut.push_back(p);
-    paths = cut;
-  }
-  spec->tree = guard(env, [&] { return compile_tree(paths, K, 64, name); });
   const std::string verify = opt_string(opts, "verify", "exact");
   if (verify == "lossy-test-only") spec->mode = VerifyMode::LossyTopOneForTest;
   else if (verify != "exact") throw make_js_error(env, ErrorCode::InvalidArg, "verify must be 'exact'");
@@ -136,6 +140,11 @@ Napi::Object result_to_js(Napi::Env env, const GenerateResult& r) {
     for (size_t i = 0; i < r.spec.accepted_by_depth.size(); i++) by_depth.Set((uint32_t)i, (double)r.spec.accepted_by_depth[i]);
     o.Set("acceptedByDepth", by_depth);
     o.Set("msDraft", r.spec.ms_draft);
+    Napi::Object by_tree = Napi::Object::New(env);
+    by_tree.Set("plain", r.plain_steps);
+    for (size_t i = 0; i < r.tree_names.size(); i++)
+      by_tree.Set(r.tree_names[i], i < r.spec.steps_by_tree.size() ? (double)r.spec.steps_by_tree[i] : 0.0);
+    o.Set("stepsByTree", by_tree);
     o.Set("msVerify", r.spec.ms_verify);
   }
   return o;

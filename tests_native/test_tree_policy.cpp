@@ -1,0 +1,40 @@
+// The adaptive tree policy: warms every arm up, then runs the fastest, revisits the others now and
+// then, and follows a change of speed.
+#include "check.h"
+#include "tree_policy.h"
+
+using chimera::TreePolicy;
+
+int main() {
+  TreePolicy p(2, /*warmup*/ 2, /*explore_every*/ 10, /*decay*/ 0.8);
+  // Warm-up: arms 0, 0, 1, 1, 2, 2 in order.
+  const double rate_ms[3] = {1.0, 0.5, 0.4};  // ms per step
+  const int tokens[3] = {1, 3, 1};            // tokens per step: arm 1 gives 6 tokens/ms, best
+  for (int expect_arm : {0, 0, 1, 1, 2, 2}) {
+    const int a = p.choose();
+    EXPECT(a == expect_arm);
+    p.record(a, rate_ms[a], tokens[a]);
+  }
+  int counts[3] = {0, 0, 0};
+  for (int i = 0; i < 100; i++) {
+    const int a = p.choose();
+    counts[a]++;
+    p.record(a, rate_ms[a], tokens[a]);
+  }
+  EXPECT(counts[1] >= 85);                // the best arm runs almost always
+  EXPECT(counts[0] >= 2 && counts[2] >= 2);  // the others are revisited
+  // Arm 1 slows down (e.g. the text got harder for the draft): the policy moves to the next best,
+  // arm 2 (1 token per 0.4 ms beats arm 0's 1 per ms and arm 1's new 3 per 5 ms).
+  for (int i = 0; i < 200; i++) {
+    const int a = p.choose();
+    p.record(a, a == 1 ? 5.0 : rate_ms[a], tokens[a]);
+  }
+  int late[3] = {0, 0, 0};
+  for (int i = 0; i < 50; i++) {
+    const int a = p.choose();
+    late[a]++;
+    p.record(a, a == 1 ? 5.0 : rate_ms[a], tokens[a]);
+  }
+  EXPECT(late[2] > late[0] && late[2] > late[1]);
+  return test::finish("test_tree_policy");
+}
