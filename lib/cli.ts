@@ -296,7 +296,7 @@ async function demo(argv: string[]): Promise<void> {
     help: { type: 'boolean', short: 'h' },
   }) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
-  const tree = parseTree(v.tree) ?? 'chain-3';
+  const tree = parseTree(v.tree) ?? 'auto';
   const n = num('n', v.n, true) as number;
   const model = await loadModel(defaultModelPath, { threads: num('threads', v.threads, true) });
   try {

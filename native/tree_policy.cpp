@@ -1,10 +1,12 @@
 // The adaptive tree policy.
 #include "tree_policy.h"
 
+#include <algorithm>
+
 namespace chimera {
 
-TreePolicy::TreePolicy(int n_trees, int warmup_per_arm, int explore_every, double decay)
-    : arms_(n_trees + 1), warmup_(warmup_per_arm), explore_every_(explore_every), decay_(decay) {}
+TreePolicy::TreePolicy(int n_trees, int warmup_per_arm, int explore_interval, double decay)
+    : arms_(n_trees + 1), warmup_(warmup_per_arm), interval_(explore_interval), decay_(decay) {}
 
 double TreePolicy::rate(int arm) const {
   const Arm& a = arms_[arm];
@@ -22,24 +24,27 @@ int TreePolicy::choose() {
   step_++;
   for (int i = 0; i < n_arms(); i++)  // warm-up: every arm a few times, in order
     if (arms_[i].n < warmup_) return i;
-  if (explore_every_ > 0 && step_ % explore_every_ == 0) {  // revisit the others in turn
-    const int b = best();
-    for (int k = 0; k < n_arms(); k++) {
-      const int i = (explore_next_ + k) % n_arms();
-      if (i != b) {
-        explore_next_ = (i + 1) % n_arms();
-        return i;
-      }
-    }
-  }
-  return best();
+  const int b = best();
+  int due = -1;
+  for (int i = 0; i < n_arms(); i++)
+    if (i != b && arms_[i].next_explore <= step_ && (due < 0 || arms_[i].next_explore < arms_[due].next_explore))
+      due = i;
+  return due >= 0 ? due : b;
 }
 
 void TreePolicy::record(int arm, double ms, int tokens) {
   Arm& a = arms_[arm];
+  if (a.n >= warmup_ && a.tokens > 0) {  // clip a single slow outlier to 3x the arm's usual time per token
+    const double usual = a.ms / a.tokens * tokens;
+    ms = std::min(ms, 3.0 * usual);
+  }
   a.ms = a.ms * decay_ + ms;
   a.tokens = a.tokens * decay_ + tokens;
   a.n++;
+  // The next re-measurement: sooner for arms close to the best.
+  const double r = rate(arm), rb = rate(best());
+  const double slow = r > 0 ? std::max(1.0, rb / r) : 64.0;
+  a.next_explore = step_ + (int64_t)std::min(4096.0, interval_ * slow * slow);
 }
 
 }  // namespace chimera

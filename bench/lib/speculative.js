@@ -76,7 +76,7 @@ async function runSpeculativeCase(c, args, emit) {
     emit({ type: 'verify-cost', model: c.name, threads: args.threads, prefixTokens: prefix.length, ...cost });
     // An untrained draft (the paper's initialisation) until trained drafts exist: a lower bound on τ.
     const draft = await model.createDraft({ heads: 5, seed: 1 });
-    for (const tree of ['chain-1', 'chain-3', 'chimera-25']) {
+    for (const tree of ['auto', 'chain-1', 'chain-3', 'chimera-25']) {
       const r = await plainVsChimera(model, draft, tree, text, big ? 12 : 256, big ? 1 : 3);
       emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'untrained', ...r });
     }
