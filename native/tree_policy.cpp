@@ -22,9 +22,12 @@ int TreePolicy::best() const {
 
 int TreePolicy::choose() {
   step_++;
-  for (int i = 0; i < n_arms(); i++)  // warm-up: every arm a few times, in order
-    if (arms_[i].n < warmup_) return i;
+  // Warm-up: every arm a few times, in order; one sample is enough for an arm already far behind.
   const int b = best();
+  for (int i = 0; i < n_arms(); i++) {
+    const bool hopeless = arms_[i].n >= 1 && rate(i) < 0.5 * rate(b);
+    if (arms_[i].n < warmup_ && !hopeless) return i;
+  }
   int due = -1;
   for (int i = 0; i < n_arms(); i++)
     if (i != b && arms_[i].next_explore <= step_ && (due < 0 || arms_[i].next_explore < arms_[due].next_explore))

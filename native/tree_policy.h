@@ -2,7 +2,7 @@
 // candidate trees by the tokens per second each has delivered on this machine and this text, measured
 // as decoding goes. Every tree is lossless, so the choice changes speed, never output.
 //
-// Every arm is tried a few times first; afterwards the fastest runs. The others are re-measured now
+// Every arm is tried a few times first (once, if it is already far behind); afterwards the fastest runs. The others are re-measured now
 // and then, less often the slower they were (an arm at half the best speed waits 4x longer), so that a
 // change of text or machine load is noticed while exploring costs little. Single slow outliers (a
 // preempted step) are clipped so they cannot flip the choice.
