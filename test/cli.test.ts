@@ -89,7 +89,7 @@ const hasDefault = fs.existsSync(defaultModelPath) && fs.existsSync(defaultDraft
     const s = m.createSession({ contextSize: 128 });
     expect((await s.complete('The jury', { temperature: 0, maxTokens: 5 })).tokens).toHaveLength(5);
     await m.dispose();
-    const r = run(['demo', '-n', '24', '--threads', '1', '--json']);
+    const r = run(['demo', '-n', '24', '--tree', 'chain-3', '--threads', '1', '--json']);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.rows).toHaveLength(3);
