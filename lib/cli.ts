@@ -189,6 +189,7 @@ async function trainDraftCommand(argv: string[]): Promise<void> {
     'checkpoint-every': { type: 'string' },
     resume: { type: 'string' },
     dtype: { type: 'string' },
+    'soft-targets': { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   }) as Record<string, unknown>;
@@ -207,6 +208,7 @@ async function trainDraftCommand(argv: string[]): Promise<void> {
     checkpoint: `${out}.ckpt`,
     checkpointEvery: num('checkpoint-every', v['checkpoint-every'], true),
     resume: v.resume as string | undefined,
+    softTargets: num('soft-targets', v['soft-targets'], false),
   };
   const threads = num('threads', v.threads, true);
   const model = await loadModel(v.model, { tokenizer: v.tokenizer as string | undefined, threads });

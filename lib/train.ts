@@ -28,6 +28,11 @@ export interface TrainDraftOptions {
   clip?: number;
   /** Weight of the hidden-state MSE term. Default 1. */
   mseWeight?: number;
+  /**
+   * Soft targets: train each head toward the base's whole distribution (KL at this temperature)
+   * instead of its greedy choice; raises acceptance under sampling. 0 (default) = hard labels.
+   */
+  softTargets?: number;
   seed?: number;
   /**
    * Checkpoint file (a draft file plus `<file>.optim.safetensors`), written every checkpointEvery steps;
@@ -58,6 +63,7 @@ export async function trainDraft(
   checkNumber('weightDecay', o.weightDecay, 0, 10);
   checkNumber('clip', o.clip, 0, 1e9, true);
   checkNumber('mseWeight', o.mseWeight, 0, 1e6);
+  checkNumber('softTargets', o.softTargets, 0, 100);
   checkInteger('seed', o.seed, 0, Number.MAX_SAFE_INTEGER);
   checkInteger('checkpointEvery', o.checkpointEvery, 1, 1e9);
   for (const k of ['data', 'checkpoint', 'resume'] as const)

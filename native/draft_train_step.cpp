@@ -219,8 +219,19 @@ void draft_example_grads(const Model& base, const DraftModel& draft, const std::
     std::vector<int32_t> targets(nq);
     for (int i = 0; i < nq; i++) targets[i] = ex.labels[P.qpos[i] + 1];
     Buf dlogits((size_t)nq * V);
-    be.softmax_cross_entropy(dlogits.data(), P.logits.data(), targets.data(), nq, V, ce_scale, &stats.ce_sum[d],
-                             &stats.counted[d], &stats.correct[d]);
+    if (ex.teacher_logits) {  // soft targets: the base's whole distribution at position p + 1
+      Buf teacher((size_t)nq * V);
+      for (int i = 0; i < nq; i++)
+        std::memcpy(&teacher[(size_t)i * V], ex.teacher_logits + (size_t)P.qpos[i] * V, sizeof(float) * V);
+      be.kl_to_teacher(dlogits.data(), P.logits.data(), teacher.data(), nullptr, nq, V, ex.soft_temperature, ce_scale,
+                       &stats.ce_sum[d]);
+      double unused = 0;  // agreement with the base's choice is still what predicts acceptance
+      be.softmax_cross_entropy(nullptr, P.logits.data(), targets.data(), nq, V, 0.0f, &unused, &stats.counted[d],
+                               &stats.correct[d]);
+    } else {
+      be.softmax_cross_entropy(dlogits.data(), P.logits.data(), targets.data(), nq, V, ce_scale, &stats.ce_sum[d],
+                               &stats.counted[d], &stats.correct[d]);
+    }
     Buf dcat((size_t)nq * 2 * C);
     be.linear_backward(dcat.data(), g["heads." + std::to_string(d) + ".weight"], dlogits.data(), P.cat.data(), w.heads[d], nq);
     Buf dh((size_t)nq * C), target((size_t)nq * C), dmse((size_t)nq * C);

@@ -19,10 +19,14 @@ struct DraftExample {
   const float* hidden;    // (L, C) base final-normed hidden states
   const int32_t* labels;  // (L) labels[p] = the base's choice for position p (argmax at p-1); labels[0] = -1
   int L;
+  // Optional soft targets: the base's logits (L, V) (row p predicts position p + 1). When set, heads are
+  // trained by KL(base || head) at `soft_temperature` instead of cross-entropy to the labels.
+  const float* teacher_logits = nullptr;
+  float soft_temperature = 1.0f;
 };
 
 struct DraftLossStats {
-  std::vector<double> ce_sum;  // (K) summed cross-entropy per head
+  std::vector<double> ce_sum;  // (K) summed cross-entropy per head (KL with soft targets)
   std::vector<int> counted;    // (K) predictions per head
   std::vector<int> correct;    // (K) top-1 agreements with the base per head
   double mse_sum = 0;

@@ -97,8 +97,7 @@ Sequences load_data(const std::shared_ptr<ModelRuntime>& rt, const DraftTrainOpt
 
 // The frozen base on one sequence: final hidden states and its own choice at every position.
 void base_view(Session& s, const std::vector<int32_t>& seq, std::vector<float>& hidden, std::vector<int32_t>& labels,
-               int V) {
-  std::vector<float> logits;
+               std::vector<float>& logits, int V) {
   s.reset();
   s.evaluate(seq, (int)seq.size(), &logits, &hidden);
   labels.assign(seq.size(), -1);
@@ -164,6 +163,8 @@ void validate_train_options(const DraftTrainOptions& o) {
                     o.lr_min_ratio <= 1,
                 ErrorCode::InvalidArg, "weightDecay, clip, mseWeight and lrMinRatio must be non-negative (clip > 0)");
   CHIMERA_CHECK(o.checkpoint_every >= 1, ErrorCode::InvalidArg, "checkpointEvery must be >= 1");
+  CHIMERA_CHECK(std::isfinite(o.soft_targets) && o.soft_targets >= 0 && o.soft_targets <= 100, ErrorCode::InvalidArg,
+                "softTargets must be a temperature in [0, 100] (0 = hard labels), got ", o.soft_targets);
 }
 
 std::shared_ptr<DraftModel> train_draft(const std::shared_ptr<ModelRuntime>& runtime, const DraftTrainOptions& o,
@@ -205,7 +206,7 @@ std::shared_ptr<DraftModel> train_draft(const std::shared_ptr<ModelRuntime>& run
   Session base_session(runtime, o.seq_len + 1, 64);
   std::vector<std::vector<float>> grads;
   for (const DraftParam& p : params) grads.emplace_back(p.size(), 0.f);
-  std::vector<float> hidden;
+  std::vector<float> hidden, logits;
   std::vector<int32_t> labels;
   DraftLossStats window, batch_stats;
   window.reset(K);
@@ -222,8 +223,12 @@ std::shared_ptr<DraftModel> train_draft(const std::shared_ptr<ModelRuntime>& run
     const float mse_scale = o.mse_weight / (float)(o.batch * std::max(1, o.seq_len - 2) * base.config.C);
     for (int b = 0; b < o.batch; b++) {
       const std::vector<int32_t>& seq = data[pick.next() % data.size()];
-      base_view(base_session, seq, hidden, labels, base.config.V);
+      base_view(base_session, seq, hidden, labels, logits, base.config.V);
       DraftExample ex{seq.data(), hidden.data(), labels.data(), (int)seq.size()};
+      if (o.soft_targets > 0) {
+        ex.teacher_logits = logits.data();
+        ex.soft_temperature = o.soft_targets;
+      }
       draft_example_grads(base, *draft, params, grads, be, ex, ce_scale, mse_scale, batch_stats);
     }
     double sq = 0;

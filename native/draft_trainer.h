@@ -26,6 +26,8 @@ struct DraftTrainOptions {
   float weight_decay = 0.0f;
   float clip = 1.0f;               // global gradient norm limit
   float mse_weight = 1.0f;         // lambda of the hidden-state MSE
+  float soft_targets = 0.0f;       // > 0: KL to the base's distribution at this temperature instead of
+                                   // cross-entropy to its greedy choice (raises acceptance under sampling)
   uint64_t seed = 1;
   std::string checkpoint;          // checkpoint file written every checkpoint_every steps ("" = none);
                                    // "{step}" in it is replaced by the step, keeping each one

