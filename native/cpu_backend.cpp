@@ -103,10 +103,10 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
                       [&](int64_t n0, int64_t n1, int) { matmul_rows(path, out, x, W, T, n0, n1); });
 }
 
-void CpuBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-                      RopeLayout layout) {
-  if (active_kernel_path() == KernelPath::Reference)
-    return rope_forward_reference(x, pos, T, n_heads, HS, rope_dims, theta, layout);
+// Rotates the first rope_dims of every head by +angle (direction 1: the forward op) or -angle
+// (direction -1: its backward, the transposed rotation).
+void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
+                     RopeLayout layout, int direction) {
   CHIMERA_CHECK(rope_dims >= 0 && rope_dims <= HS && rope_dims % 2 == 0, ErrorCode::InvalidArg,
                 "rope_dims ", rope_dims, " must be even and at most the head size ", HS);
   const int half = rope_dims / 2;
@@ -117,7 +117,7 @@ void CpuBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, 
     for (int i = 0; i < half; i++) {
       const double angle = (double)pos[t] * std::pow((double)theta, -2.0 * i / rope_dims);
       cs[i] = (float)std::cos(angle);
-      sn[i] = (float)std::sin(angle);
+      sn[i] = (float)(direction * std::sin(angle));
     }
     for (int h = 0; h < n_heads; h++) {
       float* xh = x + ((int64_t)t * n_heads + h) * HS;
@@ -129,6 +129,13 @@ void CpuBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, 
       }
     }
   }
+}
+
+void CpuBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
+                      RopeLayout layout) {
+  if (active_kernel_path() == KernelPath::Reference)
+    return rope_forward_reference(x, pos, T, n_heads, HS, rope_dims, theta, layout);
+  rope_rotate_cpu(x, pos, T, n_heads, HS, rope_dims, theta, layout, 1);
 }
 
 void CpuBackend::attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask,

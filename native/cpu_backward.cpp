@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "error.h"
+#include "kernels_cpu.h"
 #include "ops.h"
 #include "thread_pool.h"
 
@@ -132,27 +133,7 @@ void CpuBackend::rmsnorm_backward(float* dx, float* dw, const float* dy, const f
 // are computed exactly as the forward computes them (double, then rounded to float).
 void CpuBackend::rope_backward(float* dx, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
                                RopeLayout layout) {
-  CHIMERA_CHECK(rope_dims >= 0 && rope_dims <= HS && rope_dims % 2 == 0, ErrorCode::InvalidArg, "rope_dims ",
-                rope_dims, " must be even and at most the head size ", HS);
-  const int half = rope_dims / 2;
-  std::vector<float> cs((size_t)half), sn((size_t)half);
-  const bool interleaved = layout == RopeLayout::Interleaved;
-  for (int t = 0; t < T; t++) {
-    for (int i = 0; i < half; i++) {
-      const double angle = (double)pos[t] * std::pow((double)theta, -2.0 * i / rope_dims);
-      cs[i] = (float)std::cos(angle);
-      sn[i] = (float)std::sin(angle);
-    }
-    for (int h = 0; h < n_heads; h++) {
-      float* xh = dx + ((int64_t)t * n_heads + h) * HS;  // (HS)
-      for (int i = 0; i < half; i++) {
-        const int i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
-        const float x0 = xh[i0], x1 = xh[i1];
-        xh[i0] = x0 * cs[i] + x1 * sn[i];
-        xh[i1] = x1 * cs[i] - x0 * sn[i];
-      }
-    }
-  }
+  rope_rotate_cpu(dx, pos, T, n_heads, HS, rope_dims, theta, layout, -1);  // the transposed rotation
 }
 
 // out = g * s(g) * u with s the logistic sigmoid: d/dg = u * s * (1 + g (1 - s)), d/du = g * s.

@@ -39,6 +39,9 @@ void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& 
 void attention_rows(KernelPath path, float* out, const float* q, const float* k_cache, const float* v_cache,
                     const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS, int t0, int t1, int h0 = 0,
                     int h1 = -1);
+// RoPE on x (T, n_heads * HS) in place, by +angle (direction 1) or -angle (direction -1, the backward).
+void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
+                     RopeLayout layout, int direction);
 // Dot product of an F32 vector with n elements of a weight row (any dtype).
 float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n);
 

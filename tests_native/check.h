@@ -2,6 +2,8 @@
 // and an array comparison that reports the worst element against a stated tolerance.
 #pragma once
 #include <cmath>
+#include <filesystem>
+#include <random>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -99,6 +101,20 @@ inline int finish(const char* name) {
   std::printf("%s: all checks passed\n", name);
   return 0;
 }
+
+// A fresh temporary directory, removed with everything in it when the object goes.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& prefix) {
+    path = std::filesystem::temp_directory_path() / (prefix + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
 
 constexpr int kSkip = 77;  // ctest SKIP_RETURN_CODE
 

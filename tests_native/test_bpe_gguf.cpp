@@ -19,19 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("chimera_test_bpe_gguf_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
 // A few KB of simple English: random sentences from a small grammar, four per line.
 std::string english_text(uint64_t seed, int sentences) {
   static const char* names[] = {"Tom", "Lily", "Max", "Anna", "Ben", "Sara", "Jack", "Mia"};
@@ -270,7 +257,7 @@ void check_vector(const float* got, const float* src, int n) {
   EXPECT(got != nullptr && std::equal(got, got + n, src));
 }
 
-void round_trip_model(const TempDir& tmp, const TokenizerData& d, bool tied, DType t) {
+void round_trip_model(const test::TempDir& tmp, const TokenizerData& d, bool tied, DType t) {
   TinyModel m((int)d.pieces.size(), tied, 7 + (int)t);
   const std::string path = tmp.file(std::string("tiny_") + dtype_name(t) + ".gguf");
   const std::vector<GgufTensorOut> tensors = model_tensors_for_gguf(m.w, m.cfg, t);
@@ -308,7 +295,7 @@ void round_trip_model(const TempDir& tmp, const TokenizerData& d, bool tied, DTy
   EXPECT(tied ? g->weights.output.data == g->weights.tok_embd.data : g->weights.output.data != g->weights.tok_embd.data);
 }
 
-void test_gguf_errors(const TempDir& tmp, const TokenizerData& d) {
+void test_gguf_errors(const test::TempDir& tmp, const TokenizerData& d) {
   TinyModel m((int)d.pieces.size(), false, 3);
   const std::vector<GgufTensorOut> tensors = model_tensors_for_gguf(m.w, m.cfg);
   EXPECT_THROWS_CODE(write_gguf(tmp.file("no/such/dir/x.gguf"), m.cfg, d, tensors), ErrorCode::NotFound);
@@ -333,7 +320,7 @@ void test_gguf_errors(const TempDir& tmp, const TokenizerData& d) {
 
 // The shared stories260K GGUF, re-written by write_gguf, loads back with the same tokenizer, encodings
 // and weights (skipped when the asset is absent).
-void test_rewrite_stories(const TempDir& tmp) {
+void test_rewrite_stories(const test::TempDir& tmp) {
   const std::string src = test::shared_dir() + "/models/stories260K/stories260K.gguf";
   if (!test::file_exists(src)) {
     std::printf("stories260K.gguf not found: skipping the re-write check\n");
@@ -365,7 +352,7 @@ int main() {
     test_small_exact();
     test_options_and_errors(text);
 
-    TempDir tmp;
+    test::TempDir tmp("chimera_test_bpe_gguf_");
     round_trip_model(tmp, d, false, DType::F32);
     round_trip_model(tmp, d, true, DType::F16);
     round_trip_model(tmp, d, false, DType::BF16);

@@ -6,6 +6,7 @@
 // the loss.
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
 #include "check.h"
 #include "draft_train_step.h"
@@ -50,37 +51,51 @@ namespace {
 const int C = 16, V = 11, NH = 2, NKV = 1, HD = 24, L = 7;
 }  // namespace
 
+// A draft with random weights everywhere (so no gradient is trivially zero) and one random example.
+struct Fixture {
+  test::Rng rng;
+  TinyBase base;
+  std::unique_ptr<DraftModel> draft;
+  std::vector<DraftParam> params;
+  std::vector<int32_t> tokens, labels;
+  std::vector<float> hidden;
+  DraftExample ex;
+  CpuBackend be{nullptr};
+  Fixture(uint64_t seed, int K) : rng(seed), base(rng, C, V, NH, NKV, HD) {
+    draft = create_draft(base.model, K, seed + 100);
+    params = make_trainable(*draft);
+    for (DraftParam& p : params)
+      for (int64_t i = 0; i < p.size(); i++) p.data[i] = (p.is_vector ? 1.0f : 0.0f) + 0.3f * rng.uniform();
+    tokens.resize(L);
+    labels.assign(L, -1);
+    for (int i = 0; i < L; i++) tokens[i] = rng.below(V);
+    for (int i = 1; i < L; i++) labels[i] = rng.below(V);
+    hidden = test::random_floats(rng, (size_t)L * C);
+    ex = DraftExample{tokens.data(), hidden.data(), labels.data(), L};
+  }
+  double loss(std::vector<std::vector<float>>* grads) { return loss_of(base.model, *draft, params, be, ex, grads); }
+  std::vector<std::vector<float>> zero_grads() const {
+    std::vector<std::vector<float>> g;
+    for (const auto& p : params) g.emplace_back(p.size(), 0.f);
+    return g;
+  }
+};
+
 void check_finite_differences() {
-  test::Rng rng(11);
-  const int K = 1;
-  TinyBase base(rng, C, V, NH, NKV, HD);
-  auto draft = create_draft(base.model, K, 5);
-  std::vector<DraftParam> params = make_trainable(*draft);
-  for (DraftParam& p : params)  // random everywhere, so no gradient is trivially zero
-    for (int64_t i = 0; i < p.size(); i++) p.data[i] = (p.is_vector ? 1.0f : 0.0f) + 0.3f * rng.uniform();
-
-  std::vector<int32_t> tokens(L), labels(L, -1);
-  for (int i = 0; i < L; i++) tokens[i] = rng.below(V);
-  for (int i = 1; i < L; i++) labels[i] = rng.below(V);
-  std::vector<float> hidden = test::random_floats(rng, (size_t)L * C);
-  DraftExample ex{tokens.data(), hidden.data(), labels.data(), L};
-
-  CpuBackend be(nullptr);
-  std::vector<std::vector<float>> grads;
-  for (const auto& p : params) grads.emplace_back(p.size(), 0.f);
-  loss_of(base.model, *draft, params, be, ex, &grads);
-
+  Fixture f(11, /*K=*/1);
+  auto grads = f.zero_grads();
+  f.loss(&grads);
   const float h = 1e-2f;
-  for (size_t pi = 0; pi < params.size(); pi++) {
-    DraftParam& p = params[pi];
+  for (size_t pi = 0; pi < f.params.size(); pi++) {
+    DraftParam& p = f.params[pi];
     std::vector<float> got, ref;
     for (int s = 0; s < 6; s++) {
-      const int64_t i = (int64_t)(rng.next() % (uint64_t)p.size());
+      const int64_t i = (int64_t)(f.rng.next() % (uint64_t)p.size());
       const float keep = p.data[i];
       p.data[i] = keep + h;
-      const double up = loss_of(base.model, *draft, params, be, ex, nullptr);
+      const double up = f.loss(nullptr);
       p.data[i] = keep - h;
-      const double down = loss_of(base.model, *draft, params, be, ex, nullptr);
+      const double down = f.loss(nullptr);
       p.data[i] = keep;
       ref.push_back((float)((up - down) / (2.0 * h)));
       got.push_back(grads[pi][i]);
@@ -92,25 +107,12 @@ void check_finite_differences() {
 // Several heads: the loss must fall along -gradient (detached chain inputs make it a descent direction,
 // not the exact gradient, for the layer weights; heads get exact gradients).
 void check_descent_with_chain() {
-  test::Rng rng(12);
-  const int K = 3;
-  TinyBase base(rng, C, V, NH, NKV, HD);
-  auto draft = create_draft(base.model, K, 6);
-  std::vector<DraftParam> params = make_trainable(*draft);
-  for (DraftParam& p : params)
-    for (int64_t i = 0; i < p.size(); i++) p.data[i] = (p.is_vector ? 1.0f : 0.0f) + 0.3f * rng.uniform();
-  std::vector<int32_t> tokens(L), labels(L, -1);
-  for (int i = 0; i < L; i++) tokens[i] = rng.below(V);
-  for (int i = 1; i < L; i++) labels[i] = rng.below(V);
-  std::vector<float> hidden = test::random_floats(rng, (size_t)L * C);
-  DraftExample ex{tokens.data(), hidden.data(), labels.data(), L};
-  CpuBackend be(nullptr);
-  std::vector<std::vector<float>> grads;
-  for (const auto& p : params) grads.emplace_back(p.size(), 0.f);
-  const double before = loss_of(base.model, *draft, params, be, ex, &grads);
-  for (size_t pi = 0; pi < params.size(); pi++)
-    for (int64_t i = 0; i < params[pi].size(); i++) params[pi].data[i] -= 1e-3f * grads[pi][i];
-  const double after = loss_of(base.model, *draft, params, be, ex, nullptr);
+  Fixture f(12, /*K=*/3);
+  auto grads = f.zero_grads();
+  const double before = f.loss(&grads);
+  for (size_t pi = 0; pi < f.params.size(); pi++)
+    for (int64_t i = 0; i < f.params[pi].size(); i++) f.params[pi].data[i] -= 1e-3f * grads[pi][i];
+  const double after = f.loss(nullptr);
   std::printf("three heads: loss %.5f -> %.5f after a step of 1e-3 along -gradient\n", before, after);
   EXPECT(after < before - 1e-4);
 }

@@ -21,19 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("chimera_test_loaders_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
@@ -122,7 +109,7 @@ static void test_real_models(const std::string& gguf, const std::string& bin, co
   }
 }
 
-static void test_dispatch(const std::string& gguf, const std::string& bin, const std::string& tok, const TempDir& tmp) {
+static void test_dispatch(const std::string& gguf, const std::string& bin, const std::string& tok, const test::TempDir& tmp) {
   LoadOptions opts;
   EXPECT(load_model(gguf, opts)->config.format == "gguf");
   EXPECT_THROWS_CODE(load_model(bin, opts), ErrorCode::InvalidArg);
@@ -136,7 +123,7 @@ static void test_dispatch(const std::string& gguf, const std::string& bin, const
   EXPECT_THROWS_CODE(load_gguf(tmp.file("empty.gguf")), ErrorCode::Format);
 }
 
-static void test_truncated_gguf(const std::string& gguf, const TempDir& tmp) {
+static void test_truncated_gguf(const std::string& gguf, const test::TempDir& tmp) {
   const std::vector<uint8_t> bytes = read_bytes(gguf);
   const std::string path = tmp.file("truncated.gguf");
   std::vector<size_t> cuts;
@@ -163,7 +150,7 @@ static GgufFields locate_fields(const std::vector<uint8_t>& b) {
   return f;
 }
 
-static void test_corrupted_gguf(const std::string& gguf, const TempDir& tmp) {
+static void test_corrupted_gguf(const std::string& gguf, const test::TempDir& tmp) {
   const std::vector<uint8_t> orig = read_bytes(gguf);
   const GgufFields f = locate_fields(orig);
   EXPECT(f.embd_ndims < 20000 && orig[f.embd_ndims] == 2);
@@ -202,7 +189,7 @@ static void test_corrupted_gguf(const std::string& gguf, const TempDir& tmp) {
 
 // Random byte flips in the metadata and tensor infos: the load may succeed (a flipped score) or throw a
 // chimera::Error of any code (the tokenizer has its own checks), but nothing else.
-static void test_fuzzed_gguf(const std::string& gguf, const TempDir& tmp) {
+static void test_fuzzed_gguf(const std::string& gguf, const test::TempDir& tmp) {
   const std::vector<uint8_t> orig = read_bytes(gguf);
   const size_t meta_end = std::min<size_t>(orig.size(), locate_fields(orig).embd_ndims + 4096);
   const std::string path = tmp.file("fuzz.gguf");
@@ -225,7 +212,7 @@ static void test_fuzzed_gguf(const std::string& gguf, const TempDir& tmp) {
   EXPECT(rejected > 0);
 }
 
-static void test_bad_llama2c(const std::string& bin, const std::string& tok, const TempDir& tmp) {
+static void test_bad_llama2c(const std::string& bin, const std::string& tok, const test::TempDir& tmp) {
   const std::vector<uint8_t> orig = read_bytes(bin), tok_bytes = read_bytes(tok);
   const std::string path = tmp.file("bad.bin"), tpath = tmp.file("bad_tok.bin");
   for (size_t n : {(size_t)3, (size_t)27, (size_t)28, (size_t)1000, orig.size() / 2, orig.size() - 4, orig.size() - 1}) {
@@ -337,7 +324,7 @@ TinyGguf make_tiny_gguf(uint32_t type, bool tied, uint64_t alignment, uint32_t v
 
 }  // namespace
 
-static void test_synthetic_gguf(const TempDir& tmp) {
+static void test_synthetic_gguf(const test::TempDir& tmp) {
   const std::string path = tmp.file("tiny.gguf");
   struct Case { uint32_t type; DType dtype; float tol; bool tied; uint64_t align; uint32_t version; };
   const Case cases[] = {{test::kGgmlF32, DType::F32, 0, false, 32, 3},     {test::kGgmlF16, DType::F16, 2e-4f, true, 32, 3},
@@ -394,7 +381,7 @@ static void test_validate_config() {
 }
 
 int main() {
-  TempDir tmp;
+  test::TempDir tmp("chimera_test_loaders_");
   test_validate_config();
   test_synthetic_gguf(tmp);
   const std::string dir = test::shared_dir() + "/models/stories260K/";
