@@ -173,4 +173,25 @@ void CpuBackend::add(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+void CpuBackend::bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float z = r[i] + bias[i];
+    out[i] = x[i] + z / (1.0f + std::exp(-z));
+  }
+}
+
+void CpuBackend::gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) {
+  for (int r = 0; r < R; r++) std::memcpy(dst + (int64_t)r * C, src + (int64_t)rows[r] * C, sizeof(float) * C);
+}
+
+void CpuBackend::compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src,
+                              int dst_start, int count) {
+  // Ascending order is safe: the row written (dst_start + i) is never a source of a later row.
+  for (int b = 0; b < blocks; b++)
+    for (int i = 0; i < count; i++)
+      if (src[i] != dst_start + i)
+        std::memcpy(base + b * block_stride + (int64_t)(dst_start + i) * row_floats,
+                    base + b * block_stride + (int64_t)src[i] * row_floats, sizeof(float) * row_floats);
+}
+
 }  // namespace chimera

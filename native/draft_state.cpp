@@ -18,8 +18,17 @@ DraftState::DraftState(std::shared_ptr<const DraftModel> draft, const Model& bas
   v_ = static_cast<float*>(be_->alloc(bytes));
   const size_t C = c.C, C3 = 3 * C, QD = (size_t)c.NH * c.HS;
   shape_ = LayerShape{c.C, c.NH, c.NKV, c.HS, c.HD, c.rope_dims, c.rms_eps, c.rope_theta, c.rope_layout};
-  e3_.resize(C3); r3_.resize(C3); xn_.resize(C); q_.resize(QD); att_.resize(QD);
-  hb_.resize(c.HD); hb2_.resize(c.HD); o_.resize(C); hhat_.resize(C); cat_.resize(2 * C); logits_.resize(c.V);
+  Backend* be = be_;
+  e3_.reset(be, C3); r3_.reset(be, C3); xn_.reset(be, C); q_.reset(be, QD); att_.reset(be, QD);
+  hb_.reset(be, c.HD); hb2_.reset(be, c.HD); o_.reset(be, C); hhat_.reset(be, C); cat_.reset(be, 2 * C);
+  logits_.reset(be, c.V); query_.reset(be, C); ids_.reset(be, 3);
+  std::vector<int32_t> iota((size_t)capacity_);
+  for (int i = 0; i < capacity_; i++) iota[i] = i;
+  iota_.reset(be, iota.size());
+  be_->copy_to_device(iota_.data(), iota.data(), iota.size() * sizeof(int32_t));
+  // About 16 MiB of memoised trigram vectors (texts reuse few triples; a full memo starts over).
+  memo_slots_ = (int)std::max<size_t>(256, std::min<size_t>(65536, (16u << 20) / (C * sizeof(float))));
+  memo_.reset(be, (size_t)memo_slots_ * C);
 }
 
 DraftState::~DraftState() {
@@ -29,24 +38,26 @@ DraftState::~DraftState() {
 
 const float* DraftState::trigram(int32_t a, int32_t b, int32_t c) {
   const uint64_t key = (uint64_t)(uint32_t)a | ((uint64_t)(uint32_t)b << 21) | ((uint64_t)(uint32_t)c << 42);
-  auto it = memo_.find(key);
-  if (it != memo_.end()) return it->second.data();
-  if (memo_.size() >= 65536) memo_.clear();  // bounded; text reuses few triples, so a rare reset is cheap
-  const DraftConfig& cfg = draft_->config;
+  const int C = draft_->config.C;
+  auto it = memo_index_.find(key);
+  if (it != memo_index_.end()) return memo_.data() + (size_t)it->second * C;
+  if ((int)memo_index_.size() >= memo_slots_) memo_index_.clear();  // bounded; a rare restart is cheap
+  const int slot = (int)memo_index_.size();
   const DraftWeights& w = draft_->weights;
-  const int C = cfg.C;
   const TensorView& E = base_.weights.tok_embd;
   const int32_t ids[3] = {a, b, c};
-  for (int i = 0; i < 3; i++) row_to_f32(E.dtype, E.row(ids[i]), e3_.data() + (size_t)i * C, (size_t)C);
-  be_->matmul(r3_.data(), e3_.data(), w.tri_res, 1);  // (3C)
-  for (int i = 0; i < 3 * C; i++) {
-    const float z = r3_[i] + w.tri_res_bias[i];
-    r3_[i] = e3_[i] + z / (1.0f + std::exp(-z));  // R(x) = x + SiLU(W_r x + b_r)
+  const int32_t* d_ids = ids;
+  if (!be_->host_memory()) {
+    be_->copy_to_device(ids_.data(), ids, sizeof(ids));
+    d_ids = ids_.data();
   }
-  std::vector<float>& g = memo_[key];
-  g.resize(C);
-  be_->matmul(g.data(), r3_.data(), w.tri_proj, 1);  // (C)
-  return g.data();
+  be_->embed(e3_.data(), E, d_ids, 3);                  // [e_a; e_b; e_c] (3C)
+  be_->matmul(r3_.data(), e3_.data(), w.tri_res, 1);   // (3C)
+  be_->bias_silu_residual(r3_.data(), e3_.data(), r3_.data(), w.tri_res_bias, 3 * (int64_t)C);  // R(x)
+  float* g = memo_.data() + (size_t)slot * C;
+  be_->matmul(g, r3_.data(), w.tri_proj, 1);  // (C)
+  memo_index_[key] = slot;
+  return g;
 }
 
 LayerScratch DraftState::scratch() {
@@ -56,17 +67,17 @@ LayerScratch DraftState::scratch() {
 void DraftState::push_kv(const float* x, int pos) {
   CHIMERA_CHECK(rows_ < capacity_, ErrorCode::Internal, "draft cache overflow");
   const size_t at = (size_t)rows_ * shape_.KVD();
-  decoder_layer_kv(*be_, draft_->weights.layer, shape_, scratch(), x, 1, &pos, k_ + at, v_ + at);
+  decoder_layer_kv(*be_, draft_->weights.layer, shape_, scratch(), x, 1, this->pos(pos), k_ + at, v_ + at);
   rows_++;
 }
 
 void DraftState::layer_query(const float* x, int pos, bool kv_cached, float* out) {
   CHIMERA_CHECK(kv_cached || rows_ < capacity_, ErrorCode::Internal, "draft cache overflow");
-  std::memcpy(out, x, sizeof(float) * shape_.C);
+  be_->copy_device(out, x, sizeof(float) * shape_.C);
   // Every row in the cache (committed and scratch) is visible to the newest query.
   const int n_past = kv_cached ? rows_ - 1 : rows_;
-  decoder_layer_forward(*be_, draft_->weights.layer, shape_, scratch(), out, 1, &pos, k_, v_, n_past, nullptr,
-                        kv_cached);
+  decoder_layer_forward(*be_, draft_->weights.layer, shape_, scratch(), out, 1, this->pos(pos), k_, v_, n_past,
+                        nullptr, kv_cached);
   if (!kv_cached) rows_++;
 }
 
@@ -108,20 +119,18 @@ void DraftState::draft_chain(const std::vector<int32_t>& history, int m, const f
   out.resize(depth);
   std::vector<int32_t> chain = {history[m]};  // tokens at positions m, m+1, ...
   auto tok = [&](int p) { return p <= m ? history[p] : chain[p - m]; };
-  std::memcpy(cat_.data(), h_anchor, sizeof(float) * c.C);
-  const float* g_root = trigram_at(m, tok);
-  std::vector<float> query(g_root, g_root + c.C);
+  be_->copy_device(cat_.data(), h_anchor, sizeof(float) * c.C);
+  be_->copy_device(query_.data(), trigram_at(m, tok), sizeof(float) * c.C);
   for (int d = 0; d < depth; d++) {
     const int pos = m + d;
-    layer_query(query.data(), pos, /*kv_cached=*/d == 0, hhat_.data());  // the root's g_m is committed
-    std::memcpy(cat_.data() + c.C, hhat_.data(), sizeof(float) * c.C);
+    layer_query(query_.data(), pos, /*kv_cached=*/d == 0, hhat_.data());  // the root's g_m is committed
+    be_->copy_device(cat_.data() + c.C, hhat_.data(), sizeof(float) * c.C);
     be_->matmul(logits_.data(), cat_.data(), draft_->weights.heads[d], 1);  // (V) guesses for position pos+1
-    top_k_ids(logits_.data(), c.V, top_k[d], out[d]);
+    top_k_ids(host_view(*be_, logits_.data(), (size_t)c.V, logits_host_), c.V, top_k[d], out[d]);
     if (d + 1 == depth) break;
     chain.push_back(out[d][0]);
     push_kv(hhat_.data(), pos);  // the chain's own prediction, visible to deeper queries
-    const float* g = trigram_at(pos + 1, tok);
-    query.assign(g, g + c.C);
+    be_->copy_device(query_.data(), trigram_at(pos + 1, tok), sizeof(float) * c.C);
   }
   rows_ = committed_;
 }

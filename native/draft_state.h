@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend_buffer.h"
 #include "decoder_layer.h"
 #include "draft_model.h"
 #include "ops.h"
@@ -30,10 +31,10 @@ class DraftState {
   // Forgets rows that depend on tokens at positions >= keep_tokens (the base cache was cut there).
   void truncate(int keep_tokens);
   // Appends committed rows until they describe history[0..m] with m base tokens cached;
-  // hidden (>= m rows of C) holds the base hidden states of positions 0..m-1.
+  // hidden (backend memory, >= m rows of C) holds the base hidden states of positions 0..m-1.
   void sync(const std::vector<int32_t>& history, int m, const float* hidden);
 
-  // Drafts the chain from the anchor (last cached token m-1, with base hidden h_anchor) and root
+  // Drafts the chain from the anchor (last cached token m-1, with base hidden h_anchor, backend memory) and root
   // x_m = history[m]: for depth d < depth, head d's top_k[d] guesses (best first) in out_topk[d].
   void draft_chain(const std::vector<int32_t>& history, int m, const float* h_anchor, int depth,
                    const std::vector<int>& top_k, std::vector<std::vector<int32_t>>& out_topk);
@@ -41,7 +42,7 @@ class DraftState {
   int committed_rows() const { return committed_; }
 
  private:
-  const float* trigram(int32_t a, int32_t b, int32_t c);  // memoised T(a,b,c) (C)
+  const float* trigram(int32_t a, int32_t b, int32_t c);  // memoised T(a,b,c) (C), backend memory
   // g_j = T(x_{j-2}, x_{j-1}, x_j), positions 0 and 1 padded by repetition: [e0;e0;e0], [e0;e1;e1].
   template <typename TokenAt>
   const float* trigram_at(int j, const TokenAt& x) {
@@ -63,9 +64,17 @@ class DraftState {
   float* v_ = nullptr;     // (capacity, KVD)
   int committed_ = 0;      // committed rows
   int rows_ = 0;           // committed + scratch rows
-  // scratch activations
-  std::vector<float> e3_, r3_, xn_, q_, att_, hb_, hb2_, o_, hhat_, cat_, logits_;
-  std::unordered_map<uint64_t, std::vector<float>> memo_;
+  const int32_t* pos(int p) const { return iota_.data() + p; }  // position p as backend memory
+
+  // scratch activations (backend memory)
+  BackendArray<float> e3_, r3_, xn_, q_, att_, hb_, hb2_, o_, hhat_, cat_, logits_, query_;
+  BackendArray<int32_t> iota_;  // 0, 1, 2, ... (positions)
+  BackendArray<int32_t> ids_;   // a trigram's token ids
+  std::vector<float> logits_host_;
+  // Memoised trigram vectors: memo_slots_ rows of C in memo_, found by key.
+  BackendArray<float> memo_;
+  int memo_slots_ = 0;
+  std::unordered_map<uint64_t, int> memo_index_;
 };
 
 }  // namespace chimera

@@ -2,6 +2,8 @@
 // -> output projection, for the rows asked for. Every op goes through the Backend table.
 #include "forward.h"
 
+#include <cstring>
+
 #include "decoder_layer.h"
 #include "error.h"
 
@@ -45,18 +47,36 @@ void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const 
   const ModelWeights& w = model.weights;
   const int T = b.T, N = kv.size(), C = cfg.C;
 
-  be.embed(ws.x, w.tok_embd, b.tokens, T);  // x (T, C)
+  // Index arrays and mask in backend memory: one upload per batch on a device backend.
+  const int32_t *tokens = b.tokens, *positions = b.positions, *out_rows = b.out_rows;
+  const uint8_t* mask = b.mask;
+  if (!be.host_memory()) {
+    const size_t ints = (size_t)(2 * T + b.R), mask_bytes = b.mask ? (size_t)T * (N + T) : 0;
+    ws.batch_host.resize(ints * sizeof(int32_t) + mask_bytes);
+    uint8_t* h = ws.batch_host.data();
+    std::memcpy(h, b.tokens, sizeof(int32_t) * T);
+    std::memcpy(h + sizeof(int32_t) * T, b.positions, sizeof(int32_t) * T);
+    if (b.R) std::memcpy(h + sizeof(int32_t) * 2 * T, b.out_rows, sizeof(int32_t) * b.R);
+    if (mask_bytes) std::memcpy(h + ints * sizeof(int32_t), b.mask, mask_bytes);
+    ws.batch_dev.ensure(&be, ws.batch_host.size());
+    be.copy_to_device(ws.batch_dev.data(), h, ws.batch_host.size());
+    tokens = reinterpret_cast<const int32_t*>(ws.batch_dev.data());
+    positions = tokens + T;
+    out_rows = tokens + 2 * T;
+    mask = mask_bytes ? ws.batch_dev.data() + ints * sizeof(int32_t) : nullptr;
+  }
+
+  be.embed(ws.x, w.tok_embd, tokens, T);  // x (T, C)
   const LayerShape shape = layer_shape(cfg);
   const LayerScratch scratch{ws.xb, ws.xb2, ws.q, ws.att, ws.hb, ws.hb2};
   for (int l = 0; l < cfg.L; l++)
-    decoder_layer_forward(be, w.layers[l], shape, scratch, ws.x, T, b.positions, kv.k(l), kv.v(l), N, b.mask);
+    decoder_layer_forward(be, w.layers[l], shape, scratch, ws.x, T, positions, kv.k(l), kv.v(l), N, mask);
   kv.grow(T);
   if (hidden_all) be.rmsnorm(hidden_all, ws.x, w.output_norm, T, C, cfg.rms_eps);  // (T, C)
   if (b.R == 0) return;
 
   // Gather the requested rows, final norm, output projection.
-  for (int r = 0; r < b.R; r++)
-    be.copy_device(ws.out_x + (size_t)r * C, ws.x + (size_t)b.out_rows[r] * C, C * sizeof(float));
+  be.gather_rows(ws.out_x, ws.x, out_rows, b.R, C);
   float* normed = hidden ? hidden : ws.xb;  // (R, C)
   be.rmsnorm(normed, ws.out_x, w.output_norm, b.R, C, cfg.rms_eps);
   if (logits) be.matmul(logits, normed, w.output, b.R);  // (R, V)

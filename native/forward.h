@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend_buffer.h"
 #include "kv_cache.h"
 #include "model.h"
 #include "ops.h"
 
 namespace chimera {
 
+// Host arrays; forward() moves them to backend memory.
 struct Batch {
   const int32_t* tokens = nullptr;     // (T)
   const int32_t* positions = nullptr;  // (T) RoPE positions
@@ -37,6 +39,9 @@ class Workspace {
   float* hb;      // (T, HD)
   float* hb2;     // (T, HD)
   float* out_x;   // (T, C) rows gathered for output
+  // The batch's index arrays and mask in backend memory (device backends), and their host staging.
+  BackendArray<uint8_t> batch_dev;
+  std::vector<uint8_t> batch_host;
 
  private:
   Backend* backend_;
@@ -47,6 +52,7 @@ class Workspace {
 // Runs the batch: writes K/V of the T tokens into cache slots [N, N+T) (N = kv.size()), grows the
 // cache, and fills logits (R, V) and hidden (R, C) of the out rows (the final-normed states; either
 // may be null), and hidden_all (T, C) with the final-normed states of every row when non-null.
+// logits, hidden and hidden_all are backend memory.
 void forward(const Model& model, Backend& backend, Workspace& ws, KVCache& kv, const Batch& batch, float* logits,
              float* hidden, float* hidden_all = nullptr);
 

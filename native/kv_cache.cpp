@@ -34,15 +34,12 @@ void KVCache::truncate(int n) {
 
 void KVCache::compact(int start, const int32_t* src, int count) {
   CHIMERA_CHECK(start >= 0 && start + count <= n_, ErrorCode::Internal, "KV cache compact out of range");
-  const size_t row = (size_t)KVD_ * sizeof(float);
-  for (int i = 0; i < count; i++) {
-    CHIMERA_CHECK(src[i] >= start + i && src[i] < n_, ErrorCode::Internal, "KV cache compact: bad slot ", src[i]);
-    if (src[i] == start + i) continue;
-    for (int l = 0; l < L_; l++) {
-      backend_->copy_device(k(l) + (size_t)(start + i) * KVD_, k(l) + (size_t)src[i] * KVD_, row);
-      backend_->copy_device(v(l) + (size_t)(start + i) * KVD_, v(l) + (size_t)src[i] * KVD_, row);
-    }
-  }
+  for (int i = 0; i < count; i++)
+    CHIMERA_CHECK(src[i] >= start + i && src[i] < n_ && (i == 0 || src[i] > src[i - 1]), ErrorCode::Internal,
+                  "KV cache compact: bad slot ", src[i]);
+  const int64_t stride = (int64_t)S_ * KVD_;
+  backend_->compact_rows(k_, stride, L_, KVD_, src, start, count);
+  backend_->compact_rows(v_, stride, L_, KVD_, src, start, count);
   n_ = start + count;
 }
 

@@ -1,6 +1,8 @@
 // The compute operations of a forward and a backward pass, as a small backend table. The CPU backend
-// implements it here; a CUDA backend implements the same table, so model, draft, tree and training code
-// are written once. All float buffers are backend memory; shapes use the letters of shapes.h.
+// implements it here; the CUDA backend (cuda/) implements the same table, so model, draft and tree code
+// are written once. Every pointer argument is backend memory (index arrays included) unless its comment
+// says "host"; weights (TensorView, norm gains) are passed as the host views a Model holds, and a device
+// backend keeps its own copy of each. Shapes use the letters of shapes.h.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +18,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+  // True when backend memory is ordinary host memory (the host may read and write it directly).
+  virtual bool host_memory() const = 0;
 
   // Memory.
   virtual void* alloc(size_t bytes) = 0;
@@ -42,6 +46,14 @@ class Backend {
   virtual void swiglu(float* out, const float* gate, const float* up, int64_t n) = 0;
   // x (n) += y (n).
   virtual void add(float* x, const float* y, int64_t n) = 0;
+  // out (n) = x + silu(r + bias) (the trigram encoder's residual block); out may alias x or r.
+  virtual void bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) = 0;
+  // dst (R, C) = rows `rows` (R) of src (any, C).
+  virtual void gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) = 0;
+  // In each of `blocks` blocks at base + b * block_stride (floats): row dst_start + i (i < count) takes
+  // the old row src[i] (host array; increasing, src[i] >= dst_start + i). Rows are row_floats long.
+  virtual void compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src,
+                            int dst_start, int count) = 0;
 
   // ---- Training: backward passes, losses and the optimiser ----
   // F32 row-major buffers. "accumulate" = += into the destination (callers zero gradients once per
@@ -100,6 +112,7 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(ThreadPool* pool);
   const char* name() const override { return "cpu"; }
+  bool host_memory() const override { return true; }
   void* alloc(size_t bytes) override;
   void free(void* p) override;
   void copy_to_device(void* dst, const void* src, size_t bytes) override;
@@ -114,6 +127,10 @@ class CpuBackend final : public Backend {
                  int n_past, int NH, int NKV, int HS) override;
   void swiglu(float* out, const float* gate, const float* up, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
+  void bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) override;
+  void gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) override;
+  void compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src, int dst_start,
+                    int count) override;
 
   // Training (cpu_backward.cpp, cpu_attention_train.cpp, cpu_losses.cpp, cpu_optim.cpp).
   void linear_backward(float* dx, float* dW, const float* dy, const float* x, const TensorView& W, int T) override;

@@ -2,6 +2,7 @@
 #include "runtime.h"
 
 #include "error.h"
+#include "gpu_backend.h"
 
 namespace chimera {
 
@@ -12,7 +13,17 @@ std::shared_ptr<ModelRuntime> ModelRuntime::load(const std::string& path, const 
   rt->model_ = load_model(path, opts.load);
   const int threads = opts.threads > 0 ? opts.threads : available_cpus();
   rt->pool_ = std::make_unique<ThreadPool>(threads);
-  rt->backend_ = std::make_unique<CpuBackend>(rt->pool_.get());
+  rt->cpu_backend_ = std::make_unique<CpuBackend>(rt->pool_.get());
+  rt->backend_ = rt->cpu_backend_.get();
+  if (opts.gpu != GpuMode::Off) {
+    std::string why;
+    if (gpu_available(opts.gpu_device, &why)) {
+      rt->gpu_backend_ = create_gpu_backend(opts.gpu_device);
+      rt->backend_ = rt->gpu_backend_.get();
+    } else if (opts.gpu == GpuMode::Cuda) {
+      throw_error(ErrorCode::Cuda, "gpu: 'cuda' was asked for but ", why);
+    }
+  }
   return rt;
 }
 

@@ -10,22 +10,32 @@
 
 namespace chimera {
 
+// Where a model runs: Auto = the CUDA backend when this build has it and a GPU is present, else the CPU.
+enum class GpuMode { Off, Auto, Cuda };
+
 struct RuntimeOptions {
   LoadOptions load;
   int threads = 0;  // 0: the CPUs this process may use
+  GpuMode gpu = GpuMode::Off;
+  int gpu_device = 0;
 };
 
 class ModelRuntime {
  public:
   static std::shared_ptr<ModelRuntime> load(const std::string& path, const RuntimeOptions& opts);
   const Model& model() const { return *model_; }
+  // The backend that runs inference: "cpu" or "cuda".
   Backend& backend() const { return *backend_; }
+  // A CPU backend over the same thread pool (training runs here whatever the inference backend).
+  Backend& cpu_backend() const { return *cpu_backend_; }
   int threads() const { return pool_->size(); }
 
  private:
   std::unique_ptr<Model> model_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Backend> cpu_backend_;
+  std::unique_ptr<Backend> gpu_backend_;
+  Backend* backend_ = nullptr;
 };
 
 }  // namespace chimera

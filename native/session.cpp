@@ -41,7 +41,7 @@ Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int ba
     spec_ = std::make_unique<Speculator>(speculative->draft, speculative->trees, runtime_->model(),
                                          &runtime_->backend(), context_size, speculative->mode);
     if (speculative->adaptive) policy_ = std::make_unique<TreePolicy>(spec_->n_trees());
-    hidden_cache_.resize((size_t)context_size * runtime_->model().config.C);
+    hidden_cache_.reset(&runtime_->backend(), (size_t)context_size * runtime_->model().config.C);
   }
 }
 
@@ -92,8 +92,10 @@ void Session::evaluate_pending(int rows_wanted) {
   const int V = model.config.V, C = model.config.C;
   const int total = (int)history_.size();
   const int first_wanted = total - rows_wanted;
-  logits_.resize((size_t)rows_wanted * V);
-  hidden_.resize((size_t)rows_wanted * C);
+  Backend& be = runtime_->backend();
+  logits_.ensure(&be, (size_t)std::max(rows_wanted, 1) * V);
+  hidden_.ensure(&be, (size_t)std::max(rows_wanted, 1) * C);
+  rows_evaluated_ = rows_wanted;
   while (kv_.size() < total) {
     const int start = kv_.size();
     const int T = std::min(ws_.max_T(), total - start);
@@ -111,8 +113,7 @@ void Session::evaluate_pending(int rows_wanted) {
     b.R = (int)rows_.size();
     const size_t out0 = rows_.empty() ? 0 : (size_t)(start + rows_[0] - first_wanted);
     float* hidden_all = spec_ ? hidden_cache_.data() + (size_t)start * C : nullptr;
-    forward(model, runtime_->backend(), ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C,
-            hidden_all);
+    forward(model, be, ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C, hidden_all);
   }
 }
 
@@ -128,8 +129,16 @@ void Session::evaluate(const std::vector<int32_t>& tokens, int rows, std::vector
   // Anything in history_ but not yet in the cache is evaluated along with the new tokens.
   history_.insert(history_.end(), tokens.begin(), tokens.end());
   evaluate_pending(rows);
-  if (logits) *logits = logits_;
-  if (hidden) *hidden = hidden_;
+  const ModelConfig& cfg = runtime_->model().config;
+  Backend& be = runtime_->backend();
+  if (logits) {
+    logits->resize((size_t)rows * cfg.V);
+    be.copy_to_host(logits->data(), logits_.data(), logits->size() * sizeof(float));
+  }
+  if (hidden) {
+    hidden->resize((size_t)rows * cfg.C);
+    be.copy_to_host(hidden->data(), hidden_.data(), hidden->size() * sizeof(float));
+  }
 }
 
 GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& sink, const std::atomic<bool>& abort) {
@@ -230,8 +239,10 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
 
 int32_t Session::sample_last(const SamplingParams& sampling, Rng& rng) {
   const int V = runtime_->model().config.V;
-  target_distribution(logits_.data() + logits_.size() - V, V, sampling, history_.data(), (int)history_.size(), dist_,
-                      scratch_);
+  CHIMERA_CHECK(rows_evaluated_ >= 1, ErrorCode::Internal, "sampling without evaluated logits");
+  const float* logits =
+      host_view(runtime_->backend(), logits_.data() + (size_t)(rows_evaluated_ - 1) * V, (size_t)V, logits_host_);
+  target_distribution(logits, V, sampling, history_.data(), (int)history_.size(), dist_, scratch_);
   return sample_from(dist_, rng);
 }
 

@@ -97,14 +97,16 @@ class Session {
   KVCache kv_;
   Workspace ws_;
   std::vector<int32_t> history_;  // the whole context; history_[0, kv_.size()) is in the cache
-  std::vector<float> logits_;     // (rows, V) of the last evaluation
-  std::vector<float> hidden_;     // (rows, C)
+  BackendArray<float> logits_;    // (rows, V) of the last evaluation (backend memory)
+  BackendArray<float> hidden_;    // (rows, C)
+  int rows_evaluated_ = 0;        // rows of logits_ / hidden_ that the last evaluation filled
+  std::vector<float> logits_host_;  // host copy of one row, on a device backend
   std::vector<int32_t> positions_, rows_;
   TokenDistribution dist_;        // sampling buffers, reused every step
   std::vector<float> scratch_;
   std::unique_ptr<Speculator> spec_;
   std::unique_ptr<TreePolicy> policy_;  // tree: 'auto'
-  std::vector<float> hidden_cache_;  // (S, C) final hidden states of cached positions, when speculating
+  BackendArray<float> hidden_cache_;  // (S, C) final hidden states of cached positions, when speculating
 };
 
 }  // namespace chimera

@@ -57,7 +57,7 @@ std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backen
   stats.ms_draft += std::chrono::duration<double, std::milli>(t1 - t0).count();
 
   // Verify: one base forward over every node.
-  logits_.resize((size_t)T * V);
+  logits_.ensure(&be, (size_t)T * V);
   Batch b;
   b.tokens = tokens_.data();
   b.positions = positions_.data();
@@ -66,15 +66,15 @@ std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backen
   b.out_rows = rows_.data();
   b.R = T;
   forward(model, be, ws, kv, b, logits_.data(), nullptr, hidden + (size_t)m * C);
-  TreeAcceptance acc = accept_tree(tree_, tokens_.data(), logits_.data(), V, sampling, history, rng, mode_);
+  const float* logits = host_view(be, logits_.data(), (size_t)T * V, logits_host_);
+  TreeAcceptance acc = accept_tree(tree_, tokens_.data(), logits, V, sampling, history, rng, mode_);
 
   // Keep the accepted path: compact the base cache and the hidden states, root first.
   const int n_acc = (int)acc.path.size();
   slots_.resize(n_acc);
   for (int i = 0; i < n_acc; i++) slots_[i] = m + acc.path[i];
   kv.compact(m, slots_.data(), n_acc);
-  for (int i = 1; i < n_acc; i++)
-    std::memmove(hidden + (size_t)(m + i) * C, hidden + (size_t)slots_[i] * C, sizeof(float) * C);
+  be.compact_rows(hidden, 0, 1, C, slots_.data(), m, n_acc);
   stats.ms_verify += ms_since(t1);
 
   std::vector<int32_t> out;

@@ -32,8 +32,8 @@ class Speculator {
   int max_tree_size() const;
   DraftState& draft_state() { return draft_; }
 
-  // Preconditions: history = cached tokens (m = kv.size()) + the root token; hidden (>= m + tree.size
-  // rows of C) holds the final hidden states of cached positions. Returns accepted tokens + bonus;
+  // Preconditions: history = cached tokens (m = kv.size()) + the root token; hidden (backend memory,
+  // >= m + tree.size rows of C) holds the final hidden states of cached positions. Returns accepted tokens + bonus;
   // afterwards the cache holds the root and the accepted tokens, hidden their states.
   std::vector<int32_t> step(int tree_index, const Model& model, Backend& be, Workspace& ws, KVCache& kv,
                             const std::vector<int32_t>& history, float* hidden, const SamplingParams& sampling,
@@ -46,7 +46,8 @@ class Speculator {
   std::vector<std::vector<int32_t>> topk_;
   std::vector<int32_t> tokens_, positions_, rows_, slots_;
   std::vector<uint8_t> mask_;
-  std::vector<float> logits_;
+  BackendArray<float> logits_;      // (T, V) backend memory
+  std::vector<float> logits_host_;  // its host copy, on a device backend
 };
 
 }  // namespace chimera
