@@ -33,7 +33,6 @@ namespace {
 
 using Buf = std::vector<float>;
 
-TensorView view(const float* p, int64_t rows, int64_t cols) { return TensorView{DType::F32, p, rows, cols}; }
 
 // Gradient arrays by parameter name.
 struct GradIndex {

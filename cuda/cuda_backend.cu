@@ -1,0 +1,312 @@
+// The CUDA backend: memory, the device copies of weights, and the op table over the kernels of
+// kernels.cuh.
+#include "cuda_backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuda_common.cuh"
+#include "gpu_backend.h"
+#include "kernels.cuh"
+
+namespace chimera {
+
+namespace {
+size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
+}  // namespace
+
+// ---- entry points of gpu_backend.h ----
+
+bool gpu_backend_built() { return true; }
+
+bool gpu_available(int device, std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    cudaGetLastError();
+    if (why) *why = std::string("no CUDA device is usable (") + (e != cudaSuccess ? cudaGetErrorString(e) : "none found") + ")";
+    return false;
+  }
+  if (device < 0 || device >= n) {
+    if (why) *why = "CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(n) + " found)";
+    return false;
+  }
+  int major = 0, minor = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+  if (major < 8) {
+    if (why)
+      *why = "CUDA device " + std::to_string(device) + " has compute capability " + std::to_string(major) + "." +
+             std::to_string(minor) + "; the CUDA kernels need 8.0 or newer";
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<Backend> create_gpu_backend(int device) {
+  std::string why;
+  if (!gpu_available(device, &why)) throw_error(ErrorCode::Cuda, why);
+  return std::make_unique<CudaBackend>(device);
+}
+
+// ---- CudaBackend ----
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  CHIMERA_CUDA_CHECK(cudaSetDevice(device));
+  CHIMERA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+}
+
+CudaBackend::~CudaBackend() {
+  use_device();
+  cudaStreamSynchronize(stream_);
+  for (auto& kv : weights_)
+    if (kv.second.owned) cudaFree(kv.second.dev);
+  if (scratch_) cudaFree(scratch_);
+  cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::use_device() const {
+  if (device_ != 0) cudaSetDevice(device_);  // a new host thread starts on device 0
+}
+
+void CudaBackend::synchronize() {
+  use_device();
+  CHIMERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void* CudaBackend::alloc(size_t bytes) {
+  use_device();
+  void* p = nullptr;
+  const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 256));
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw_error(e == cudaErrorMemoryAllocation ? ErrorCode::OutOfMemory : ErrorCode::Cuda, "cannot allocate ", bytes,
+                " bytes of GPU memory: ", cudaGetErrorString(e));
+  }
+  return p;
+}
+
+void CudaBackend::free(void* p) {
+  if (!p) return;
+  use_device();
+  cudaFree(p);  // implicitly waits for queued work; errors here cannot be acted on
+}
+
+void CudaBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  use_device();
+  // From pageable memory this returns once src has been staged, so the caller may reuse it.
+  CHIMERA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  use_device();
+  CHIMERA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  CHIMERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::copy_device(void* dst, const void* src, size_t bytes) {
+  if (!bytes || dst == src) return;
+  use_device();
+  CHIMERA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void* CudaBackend::scratch(size_t bytes) {
+  if (bytes <= scratch_bytes_) return scratch_;
+  if (scratch_) cudaFree(scratch_);  // waits for the ops that still use it
+  scratch_ = nullptr;
+  scratch_bytes_ = 0;
+  const size_t n = std::max(align_up(bytes), (size_t)1 << 20);
+  const cudaError_t e = cudaMalloc(&scratch_, n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    scratch_ = nullptr;
+    throw_error(ErrorCode::OutOfMemory, "cannot allocate ", n, " bytes of GPU scratch: ", cudaGetErrorString(e));
+  }
+  scratch_bytes_ = n;
+  return scratch_;
+}
+
+TensorView CudaBackend::device_weights(const TensorView& w) {
+  const size_t bytes = w.bytes();
+  auto it = weights_.find(w.data);
+  if (it != weights_.end()) {
+    const DeviceCopy& d = it->second;
+    const size_t edge = std::min<size_t>(16, bytes);
+    const uint8_t* h = static_cast<const uint8_t*>(w.data);
+    const bool same = d.host_bytes == bytes &&
+                      (!d.owned || (std::memcmp(d.head, h, edge) == 0 && std::memcmp(d.tail, h + bytes - edge, edge) == 0));
+    if (same) return TensorView{d.dtype, d.dev, w.rows, w.cols};
+    if (d.owned) cudaFree(d.dev);
+    weights_.erase(it);
+  }
+  DeviceCopy d;
+  d.host_bytes = bytes;
+  cudaPointerAttributes attr;
+  const cudaError_t e = cudaPointerGetAttributes(&attr, w.data);
+  if (e == cudaSuccess && attr.type == cudaMemoryTypeDevice) {
+    d.owned = false;
+    d.dev = const_cast<void*>(w.data);
+    d.dtype = w.dtype;
+  } else {
+    cudaGetLastError();
+    const uint8_t* h = static_cast<const uint8_t*>(w.data);
+    const size_t edge = std::min<size_t>(16, bytes);
+    std::memcpy(d.head, h, edge);
+    std::memcpy(d.tail, h + bytes - edge, edge);
+    if (w.dtype == DType::Q8_0) {  // dequantised once to F16
+      d.dtype = DType::F16;
+      const size_t out_bytes = (size_t)w.rows * w.cols * 2;
+      std::vector<uint16_t> f16((size_t)w.rows * w.cols);
+      std::vector<float> row((size_t)w.cols);
+      for (int64_t r = 0; r < w.rows; r++) {
+        row_to_f32(w.dtype, w.row(r), row.data(), (size_t)w.cols);
+        for (int64_t c = 0; c < w.cols; c++) f16[(size_t)r * w.cols + c] = f32_to_fp16(row[c]);
+      }
+      CHIMERA_CUDA_CHECK(cudaMalloc(&d.dev, out_bytes));
+      CHIMERA_CUDA_CHECK(cudaMemcpy(d.dev, f16.data(), out_bytes, cudaMemcpyHostToDevice));
+    } else {
+      d.dtype = w.dtype;
+      const cudaError_t ea = cudaMalloc(&d.dev, std::max<size_t>(bytes, 256));
+      if (ea != cudaSuccess) {
+        cudaGetLastError();
+        throw_error(ErrorCode::OutOfMemory, "cannot allocate ", bytes, " bytes of GPU memory for weights: ",
+                    cudaGetErrorString(ea));
+      }
+      CHIMERA_CUDA_CHECK(cudaMemcpy(d.dev, w.data, bytes, cudaMemcpyHostToDevice));
+    }
+  }
+  weights_[w.data] = d;
+  return TensorView{d.dtype, d.dev, w.rows, w.cols};
+}
+
+const float* CudaBackend::device_floats(const float* host, int64_t n) {
+  return static_cast<const float*>(device_weights(TensorView{DType::F32, host, 1, n}).data);
+}
+
+void CudaBackend::embed(float* out, const TensorView& table, const int32_t* tokens, int T) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  const TensorView d = device_weights(table);
+  cuda::embed(stream_, out, d.dtype, d.data, (int)d.cols, tokens, T);
+}
+
+void CudaBackend::rmsnorm(float* out, const float* x, const float* w, int T, int C, float eps) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  cuda::rmsnorm(stream_, out, x, device_floats(w, C), T, C, eps);
+}
+
+void CudaBackend::matmul(float* out, const float* x, const TensorView& W, int T) {
+  if (T <= 0 || W.rows <= 0) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  const TensorView d = device_weights(W);
+  const size_t need = cuda::matmul_scratch_bytes(d.dtype, (int)d.rows, (int)d.cols, T);
+  cuda::matmul(stream_, out, x, d.dtype, d.data, (int)d.rows, (int)d.cols, T, need ? scratch(need) : nullptr);
+}
+
+void CudaBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
+                       RopeLayout layout) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  cuda::rope(stream_, x, pos, T, n_heads, HS, rope_dims, theta, layout == RopeLayout::Interleaved);
+}
+
+void CudaBackend::attention(float* out, const float* q, const float* k_cache, const float* v_cache,
+                            const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS) {
+  if (T <= 0) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  void* s = scratch(cuda::attention_scratch_bytes(T, n_past, NH, HS, mask != nullptr));
+  cuda::attention(stream_, out, q, k_cache, v_cache, mask, T, n_past, NH, NKV, HS, s);
+}
+
+void CudaBackend::swiglu(float* out, const float* gate, const float* up, int64_t n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  cuda::swiglu(stream_, out, gate, up, n);
+}
+
+void CudaBackend::add(float* x, const float* y, int64_t n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  cuda::add(stream_, x, y, n);
+}
+
+void CudaBackend::bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  cuda::bias_silu_residual(stream_, out, x, r, device_floats(bias, n), n);
+}
+
+void CudaBackend::gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  cuda::gather_rows(stream_, dst, src, rows, R, C);
+}
+
+void CudaBackend::compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src,
+                               int dst_start, int count) {
+  if (count <= 0 || blocks <= 0) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  const size_t ints = align_up((size_t)count * sizeof(int32_t));
+  uint8_t* s = static_cast<uint8_t*>(scratch(ints + cuda::compact_rows_scratch_bytes(blocks, row_floats, count)));
+  CHIMERA_CUDA_CHECK(cudaMemcpyAsync(s, src, (size_t)count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  cuda::compact_rows(stream_, base, block_stride, blocks, row_floats, reinterpret_cast<const int32_t*>(s), dst_start,
+                     count, reinterpret_cast<float*>(s + ints));
+}
+
+void CudaBackend::argmax_rows(int32_t* out, const float* x, int R, int V) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  use_device();
+  cuda::argmax_rows(stream_, out, x, R, V);
+}
+
+// ---- training: the CPU backend's job ----
+
+namespace {
+[[noreturn]] void training_on_cpu(const char* op) {
+  throw_error(ErrorCode::Unsupported, "the CUDA backend does not run training op ", op,
+              "; training runs on the CPU backend");
+}
+}  // namespace
+
+void CudaBackend::linear_backward(float*, float*, const float*, const float*, const TensorView&, int) {
+  training_on_cpu("linear_backward");
+}
+void CudaBackend::rmsnorm_backward(float*, float*, const float*, const float*, const float*, int, int, float) {
+  training_on_cpu("rmsnorm_backward");
+}
+void CudaBackend::rope_backward(float*, const int32_t*, int, int, int, int, float, RopeLayout) {
+  training_on_cpu("rope_backward");
+}
+void CudaBackend::attention_forward_train(float*, float*, const float*, const float*, const float*, const uint8_t*,
+                                          int, int, int, int, int) {
+  training_on_cpu("attention_forward_train");
+}
+void CudaBackend::attention_backward(float*, float*, float*, const float*, const float*, const float*, const float*,
+                                     const float*, int, int, int, int, int) {
+  training_on_cpu("attention_backward");
+}
+void CudaBackend::swiglu_backward(float*, float*, const float*, const float*, const float*, int64_t) {
+  training_on_cpu("swiglu_backward");
+}
+void CudaBackend::softmax_cross_entropy(float*, const float*, const int32_t*, int, int, float, double*, int*, int*) {
+  training_on_cpu("softmax_cross_entropy");
+}
+void CudaBackend::kl_to_teacher(float*, const float*, const float*, const uint8_t*, int, int, float, float, double*) {
+  training_on_cpu("kl_to_teacher");
+}
+void CudaBackend::mse(float*, const float*, const float*, int64_t, float, double*) { training_on_cpu("mse"); }
+double CudaBackend::sum_squares(const float*, int64_t) { training_on_cpu("sum_squares"); }
+void CudaBackend::scale(float*, float, int64_t) { training_on_cpu("scale"); }
+void CudaBackend::adamw_step(float*, const float*, float*, float*, int64_t, float, float, float, float, float, int) {
+  training_on_cpu("adamw_step");
+}
+
+}  // namespace chimera

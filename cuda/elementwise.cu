@@ -1,0 +1,48 @@
+// Element-wise ops: SwiGLU, residual add, and the trigram encoder's bias + SiLU + residual.
+#include "cuda_common.cuh"
+#include "kernels.cuh"
+
+namespace chimera {
+namespace cuda {
+
+__global__ void swiglu_kernel(float* out, const float* gate, const float* up, int64_t n) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += y[i];
+}
+
+__global__ void bias_silu_residual_kernel(float* out, const float* x, const float* r, const float* bias, int64_t n) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) {
+    const float z = r[i] + bias[i];
+    out[i] = x[i] + z / (1.0f + expf(-z));
+  }
+}
+
+void swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n) {
+  if (n <= 0) return;
+  swiglu_kernel<<<grid_for(n, 256), 256, 0, s>>>(out, gate, up, n);
+  check_launch("swiglu");
+}
+
+void add(cudaStream_t s, float* x, const float* y, int64_t n) {
+  if (n <= 0) return;
+  add_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
+  check_launch("add");
+}
+
+void bias_silu_residual(cudaStream_t s, float* out, const float* x, const float* r, const float* bias, int64_t n) {
+  if (n <= 0) return;
+  bias_silu_residual_kernel<<<grid_for(n, 256), 256, 0, s>>>(out, x, r, bias, n);
+  check_launch("bias_silu_residual");
+}
+
+}  // namespace cuda
+}  // namespace chimera

@@ -1,0 +1,56 @@
+// Launchers of the CUDA kernels, one op per .cu file. Each op's CPU twin is the CpuBackend op of the
+// same name (ops.h); tests_native/test_cuda_ops.cpp compares the two. All pointers are device memory
+// unless marked "host"; every launcher enqueues on `stream` and returns without waiting.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "dtype.h"
+
+namespace chimera {
+namespace cuda {
+
+// embedding.cu: out (T, C) = rows tokens (T) of table (V, C) (F32, F16 or BF16) as F32.
+void embed(cudaStream_t s, float* out, DType dtype, const void* table, int C, const int32_t* tokens, int T);
+
+// rmsnorm.cu: out (T, C) = x / rms(x) * w.
+void rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, int T, int C, float eps);
+
+// rope.cu: rotates the first rope_dims of each of n_heads heads of x (T, n_heads * HS) in place.
+void rope(cudaStream_t s, float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
+          bool interleaved);
+
+// matmul.cu: out (T, N) = x (T, K) @ W^T, W (N, K) in F32, F16 or BF16. F16/BF16 matrices whose N and K
+// are multiples of 16 run on tensor cores (x rounded to the weight type, F32 accumulation); others on
+// CUDA cores in F32. Either way a row's result does not depend on T or on the other rows.
+size_t matmul_scratch_bytes(DType dtype, int N, int K, int T);
+void matmul(cudaStream_t s, float* out, const float* x, DType dtype, const void* W, int N, int K, int T,
+            void* scratch);
+bool matmul_uses_tensor_cores(DType dtype, int N, int K);
+
+// attention.cu: attention of T query rows over n_past + T cache slots; mask (T, n_past + T) or null
+// for causal. Each row sums its visible slots in slot order, split into fixed chunks of that order, so
+// a row's result depends only on the slots it sees (tree rows equal plain decoding bit for bit).
+size_t attention_scratch_bytes(int T, int n_past, int NH, int HS, bool masked);
+void attention(cudaStream_t s, float* out, const float* q, const float* k_cache, const float* v_cache,
+               const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS, void* scratch);
+
+// elementwise.cu
+void swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
+void add(cudaStream_t s, float* x, const float* y, int64_t n);
+void bias_silu_residual(cudaStream_t s, float* out, const float* x, const float* r, const float* bias, int64_t n);
+
+// rows.cu: row gathers. compact_rows takes its source rows in device memory (src_rows, count) and
+// needs scratch of compact_rows_scratch_bytes.
+void gather_rows(cudaStream_t s, float* dst, const float* src, const int32_t* rows, int R, int C);
+size_t compact_rows_scratch_bytes(int blocks, int row_floats, int count);
+void compact_rows(cudaStream_t s, float* base, int64_t block_stride, int blocks, int row_floats,
+                  const int32_t* src_rows, int dst_start, int count, float* scratch);
+
+// argmax.cu: out (R) = the index of the largest of each row of x (R, V); the lowest index wins ties.
+void argmax_rows(cudaStream_t s, int32_t* out, const float* x, int R, int V);
+
+}  // namespace cuda
+}  // namespace chimera

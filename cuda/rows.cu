@@ -1,0 +1,56 @@
+// Row gathers: output rows of a batch, and compaction of an accepted tree path in the KV cache and the
+// hidden states (through scratch, because a destination row may be another row's source).
+#include "cuda_common.cuh"
+#include "kernels.cuh"
+
+namespace chimera {
+namespace cuda {
+
+__global__ void gather_rows_kernel(float* __restrict__ dst, const float* __restrict__ src,
+                                   const int32_t* __restrict__ rows, int C) {
+  const int r = blockIdx.x;
+  const float* s = src + (int64_t)rows[r] * C;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) dst[(int64_t)r * C + c] = s[c];
+}
+
+// blockIdx.x = row i, blockIdx.y = block b.
+__global__ void rows_to_scratch_kernel(float* __restrict__ scratch, const float* __restrict__ base,
+                                       int64_t block_stride, int row_floats, const int32_t* __restrict__ src,
+                                       int count) {
+  const int i = blockIdx.x, b = blockIdx.y;
+  const float* s = base + b * block_stride + (int64_t)src[i] * row_floats;
+  float* d = scratch + ((int64_t)b * count + i) * row_floats;
+  for (int c = threadIdx.x; c < row_floats; c += blockDim.x) d[c] = s[c];
+}
+
+__global__ void scratch_to_rows_kernel(float* __restrict__ base, const float* __restrict__ scratch,
+                                       int64_t block_stride, int row_floats, int dst_start, int count) {
+  const int i = blockIdx.x, b = blockIdx.y;
+  const float* s = scratch + ((int64_t)b * count + i) * row_floats;
+  float* d = base + b * block_stride + (int64_t)(dst_start + i) * row_floats;
+  for (int c = threadIdx.x; c < row_floats; c += blockDim.x) d[c] = s[c];
+}
+
+void gather_rows(cudaStream_t s, float* dst, const float* src, const int32_t* rows, int R, int C) {
+  if (R <= 0) return;
+  gather_rows_kernel<<<R, C >= 256 ? 256 : 64, 0, s>>>(dst, src, rows, C);
+  check_launch("gather_rows");
+}
+
+size_t compact_rows_scratch_bytes(int blocks, int row_floats, int count) {
+  return (size_t)blocks * count * row_floats * sizeof(float);
+}
+
+void compact_rows(cudaStream_t s, float* base, int64_t block_stride, int blocks, int row_floats,
+                  const int32_t* src_rows, int dst_start, int count, float* scratch) {
+  if (count <= 0 || blocks <= 0) return;
+  const dim3 grid((unsigned)count, (unsigned)blocks);
+  const int threads = row_floats >= 256 ? 256 : 64;
+  rows_to_scratch_kernel<<<grid, threads, 0, s>>>(scratch, base, block_stride, row_floats, src_rows, count);
+  check_launch("compact_rows (gather)");
+  scratch_to_rows_kernel<<<grid, threads, 0, s>>>(base, scratch, block_stride, row_floats, dst_start, count);
+  check_launch("compact_rows (scatter)");
+}
+
+}  // namespace cuda
+}  // namespace chimera

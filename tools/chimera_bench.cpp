@@ -1,0 +1,282 @@
+// C++ benchmark driver (no Node needed), one JSON object per case on stdout.
+//   chimera_bench model --model M.gguf [--draft D.safetensors] [--backend cuda|cpu] [--tokens 256]
+//       plain greedy decode vs Chimera (chimera-25, chain-4, auto) on the same backend: tokens/s, ratio,
+//       accepted tokens per step.
+//   chimera_bench synthetic [--layers 22] [--tau 3.4]
+//       a TinyLlama-1.1B-shaped model with random BF16 weights made on the GPU: plain decode tokens/s,
+//       achieved bandwidth (weight bytes / step time) against a device copy, and the cost of verifying
+//       trees of 1, 8, 26 and 64 nodes relative to one decode step; with --tau, the projected Chimera
+//       speedup tau * step / (verify(26) + draft), the draft's cost estimated from its weight bytes.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "draft_model.h"
+#include "error.h"
+#include "forward.h"
+#include "gpu_backend.h"
+#include "session.h"
+#include "token_tree.h"
+
+using namespace chimera;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::map<std::string, std::string> parse_flags(int argc, char** argv, int first) {
+  std::map<std::string, std::string> f;
+  for (int i = first; i < argc; i++) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) throw_error(ErrorCode::InvalidArg, "unexpected argument ", a);
+    a = a.substr(2);
+    if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) f[a] = argv[++i];
+    else f[a] = "1";
+  }
+  return f;
+}
+
+std::string flag(const std::map<std::string, std::string>& f, const std::string& k, const std::string& def) {
+  auto it = f.find(k);
+  return it == f.end() ? def : it->second;
+}
+
+struct Timed {
+  GenerateResult r;
+  double tok_s;
+};
+
+Timed generate(Session& s, const std::string& prompt, int tokens) {
+  GenerateRequest req;
+  req.text = prompt;
+  req.append = false;
+  req.max_tokens = tokens;
+  req.sampling.temperature = 0;
+  req.stop_on_eos = false;
+  std::atomic<bool> abort{false};
+  Timed t;
+  t.r = s.generate(req, [](Chunk&&) {}, abort);
+  t.tok_s = t.r.tokens.size() / (t.r.ms_generate / 1000.0);
+  return t;
+}
+
+int bench_model(const std::map<std::string, std::string>& f) {
+  RuntimeOptions opts;
+  opts.gpu = flag(f, "backend", "cuda") == "cuda" ? GpuMode::Cuda : GpuMode::Off;
+  opts.threads = std::atoi(flag(f, "threads", "0").c_str());
+  auto rt = ModelRuntime::load(flag(f, "model", ""), opts);
+  const int tokens = std::atoi(flag(f, "tokens", "256").c_str());
+  const std::vector<std::string> prompts = {"Once upon a time", "Lily and Ben went to the park", "The little dog"};
+  const std::string name = rt->model().config.name, backend = rt->backend().name();
+  std::string device = backend == "cuda" ? gpu_device_name(rt->backend()) : "cpu";
+  // Plain decoding, warmed up once (uploads the weights).
+  Session plain(rt, 1024);
+  generate(plain, prompts[0], 16);
+  double plain_tok_s = 0;
+  for (const std::string& p : prompts) plain_tok_s += generate(plain, p, tokens).tok_s;
+  plain_tok_s /= prompts.size();
+  std::printf("{\"case\":\"%s plain\",\"backend\":\"%s\",\"device\":\"%s\",\"tokens_per_s\":%.1f}\n", name.c_str(),
+              backend.c_str(), device.c_str(), plain_tok_s);
+  const std::string draft_path = flag(f, "draft", "");
+  if (draft_path.empty()) return 0;
+  std::shared_ptr<const DraftModel> draft(load_draft(draft_path, rt->model()));
+  for (const std::string tree : {"chimera-25", "chain-4", "auto"}) {
+    SpeculativeConfig spec;
+    spec.draft = draft;
+    if (tree == "auto") {
+      spec.adaptive = true;
+      for (const char* t : {"chain-2", "chain-4", "chimera-25"})
+        spec.trees.push_back(compile_tree(builtin_tree(t), draft->config.K, 64, t));
+    } else {
+      spec.trees.push_back(compile_tree(builtin_tree(tree), draft->config.K, 64, tree));
+    }
+    Session s(rt, 1024, 64, &spec);
+    generate(s, prompts[0], 16);
+    double tok_s = 0, drafted = 0, steps = 0, ms_draft = 0, ms_verify = 0;
+    for (const std::string& p : prompts) {
+      Timed t = generate(s, p, tokens);
+      tok_s += t.tok_s;
+      drafted += t.r.spec.drafted_tokens;
+      steps += t.r.spec.steps;
+      ms_draft += t.r.spec.ms_draft;
+      ms_verify += t.r.spec.ms_verify;
+    }
+    tok_s /= prompts.size();
+    std::printf("{\"case\":\"%s chimera %s\",\"backend\":\"%s\",\"device\":\"%s\",\"tokens_per_s\":%.1f,"
+                "\"ratio_vs_plain\":%.2f,\"tokens_per_step\":%.2f,\"ms_draft_per_step\":%.3f,"
+                "\"ms_verify_per_step\":%.3f}\n",
+                name.c_str(), tree.c_str(), backend.c_str(), device.c_str(), tok_s, tok_s / plain_tok_s,
+                steps ? drafted / steps : 0.0, steps ? ms_draft / steps : 0.0, steps ? ms_verify / steps : 0.0);
+  }
+  return 0;
+}
+
+// A TinyLlama-1.1B-shaped model whose weights are random BF16 made on the device.
+struct SyntheticModel {
+  Model model;
+  std::vector<void*> buffers;
+  Backend* be = nullptr;
+  ~SyntheticModel() {
+    for (void* p : buffers) be->free(p);
+  }
+};
+
+void make_synthetic(SyntheticModel& s, Backend& be, int layers) {
+  s.be = &be;
+  ModelConfig& c = s.model.config;
+  c.name = "synthetic-1.1b-bf16";
+  c.C = 2048; c.L = layers; c.NH = 32; c.NKV = 4; c.HS = 64; c.HD = 5632; c.V = 32000;
+  c.max_context = 2048; c.rope_dims = 64; c.format = "synthetic";
+  uint64_t seed = 1;
+  auto matrix = [&](int64_t rows, int64_t cols) {
+    void* p = be.alloc((size_t)rows * cols * 2);
+    s.buffers.push_back(p);
+    gpu_fill_random_bf16(be, p, (size_t)rows * cols, seed++, 0.5f / std::sqrt((float)cols) * 1.7f);
+    return TensorView{DType::BF16, p, rows, cols};
+  };
+  std::vector<float> ones((size_t)c.C, 1.0f);
+  auto gains = [&]() {
+    void* p = be.alloc(ones.size() * 4);
+    s.buffers.push_back(p);
+    be.copy_to_device(p, ones.data(), ones.size() * 4);
+    return static_cast<const float*>(p);
+  };
+  ModelWeights& w = s.model.weights;
+  w.tok_embd = matrix(c.V, c.C);
+  for (int l = 0; l < layers; l++) {
+    LayerWeights lw;
+    lw.attn_norm = gains();
+    lw.wq = matrix(c.NH * c.HS, c.C);
+    lw.wk = matrix(c.KVD(), c.C);
+    lw.wv = matrix(c.KVD(), c.C);
+    lw.wo = matrix(c.C, c.NH * c.HS);
+    lw.ffn_norm = gains();
+    lw.w_gate = matrix(c.HD, c.C);
+    lw.w_up = matrix(c.HD, c.C);
+    lw.w_down = matrix(c.C, c.HD);
+    w.layers.push_back(lw);
+  }
+  w.output_norm = gains();
+  w.output = matrix(c.V, c.C);
+  gpu_synchronize(be);
+}
+
+int bench_synthetic(const std::map<std::string, std::string>& f) {
+  std::string why;
+  if (!gpu_available(0, &why)) throw_error(ErrorCode::Cuda, why);
+  std::unique_ptr<Backend> be = create_gpu_backend(0);
+  const int layers = std::atoi(flag(f, "layers", "22").c_str());
+  SyntheticModel sm;
+  make_synthetic(sm, *be, layers);
+  const Model& model = sm.model;
+  const ModelConfig& c = model.config;
+  size_t weight_bytes = 0;
+  for (const LayerWeights& lw : model.weights.layers)
+    for (const TensorView* t : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
+      weight_bytes += t->bytes();
+  weight_bytes += model.weights.output.bytes();  // the embedding is a gather, not streamed
+  const double copy_gbs = gpu_copy_bandwidth_gbs(*be, (size_t)1 << 30);
+
+  const int ctx = 1024, prompt = 128;
+  KVCache kv(be.get(), c.L, ctx, c.KVD());
+  Workspace ws(be.get(), c, 64);
+  BackendArray<float> logits(be.get(), (size_t)64 * c.V);
+  std::vector<float> host((size_t)64 * c.V);
+  std::vector<int32_t> tokens(64), pos(64), rows(64);
+  // Prefill 128 tokens (two batches of 64).
+  for (int b = 0; b < prompt; b += 64) {
+    for (int i = 0; i < 64; i++) { tokens[i] = (b + i) * 7 % c.V; pos[i] = b + i; rows[i] = i; }
+    Batch batch;
+    batch.tokens = tokens.data(); batch.positions = pos.data(); batch.T = 64; batch.out_rows = rows.data(); batch.R = 1;
+    forward(model, *be, ws, kv, batch, logits.data(), nullptr);
+  }
+  gpu_synchronize(*be);
+  // One step over n tree nodes (n = 1: a plain decode step), logits of every node copied to the host
+  // as verification needs; the cache is cut back after each.
+  std::vector<uint8_t> mask;
+  auto step = [&](int n) {
+    const int N = kv.size();
+    for (int i = 0; i < n; i++) { tokens[i] = (N + i) * 13 % c.V; pos[i] = N + (i == 0 ? 0 : 1 + (i - 1) / 4); rows[i] = i; }
+    mask.assign((size_t)n * (N + n), 0);
+    for (int i = 0; i < n; i++) {  // a root with a 4-wide fan of chains: each node sees the prefix, root, itself
+      std::memset(mask.data() + (size_t)i * (N + n), 1, N);
+      mask[(size_t)i * (N + n) + N] = 1;
+      mask[(size_t)i * (N + n) + N + i] = 1;
+    }
+    Batch batch;
+    batch.tokens = tokens.data(); batch.positions = pos.data(); batch.T = n; batch.out_rows = rows.data();
+    batch.R = n; batch.mask = n > 1 ? mask.data() : nullptr;
+    forward(model, *be, ws, kv, batch, logits.data(), nullptr);
+    be->copy_to_host(host.data(), logits.data(), (size_t)n * c.V * sizeof(float));
+    kv.truncate(N);
+  };
+  auto time_steps = [&](int n, int reps) {
+    step(n);  // warm-up
+    const auto t0 = Clock::now();
+    for (int r = 0; r < reps; r++) step(n);
+    return seconds_since(t0) / reps;
+  };
+  // Plain decode: tokens appended for real (the cache grows), 64 steps.
+  double t_step;
+  {
+    const auto t0 = Clock::now();
+    const int steps = 64;
+    for (int s = 0; s < steps; s++) {
+      const int N = kv.size();
+      tokens[0] = (N * 31) % c.V; pos[0] = N; rows[0] = 0;
+      Batch batch;
+      batch.tokens = tokens.data(); batch.positions = pos.data(); batch.T = 1; batch.out_rows = rows.data(); batch.R = 1;
+      forward(model, *be, ws, kv, batch, logits.data(), nullptr);
+      be->copy_to_host(host.data(), logits.data(), (size_t)c.V * sizeof(float));
+    }
+    t_step = seconds_since(t0) / steps;
+  }
+  const double achieved = weight_bytes / t_step / 1e9;
+  std::printf("{\"case\":\"%s decode\",\"device\":\"%s\",\"layers\":%d,\"tokens_per_s\":%.1f,\"ms_per_token\":%.3f,"
+              "\"weight_gb\":%.3f,\"achieved_gbs\":%.0f,\"copy_gbs\":%.0f,\"fraction_of_copy_bw\":%.2f}\n",
+              c.name.c_str(), gpu_device_name(*be).c_str(), c.L, 1.0 / t_step, t_step * 1e3, weight_bytes / 1e9,
+              achieved, copy_gbs, achieved / copy_gbs);
+  const double t1 = time_steps(1, 20);
+  std::map<int, double> cost;
+  for (int n : {1, 8, 26, 64}) {
+    const double t = n == 1 ? t1 : time_steps(n, 20);
+    cost[n] = t / t1;
+    std::printf("{\"case\":\"%s verify\",\"nodes\":%d,\"ms\":%.3f,\"cost_vs_decode_step\":%.2f}\n", c.name.c_str(), n,
+                t * 1e3, t / t1);
+  }
+  const double tau = std::atof(flag(f, "tau", "0").c_str());
+  if (tau > 0) {
+    // Chimera draft of this base in BF16: 4 heads Linear(2C -> V), one layer, the trigram encoder.
+    const double draft_bytes = 2.0 * (4.0 * c.V * 2 * c.C + (double)weight_bytes / c.L + 12.0 * c.C * c.C);
+    const double t_draft = draft_bytes / 1e9 / achieved;
+    const double speedup = tau * t1 / (cost[26] * t1 + t_draft);
+    std::printf("{\"case\":\"%s chimera-25 projected\",\"tau\":%.2f,\"draft_ms_estimate\":%.3f,"
+                "\"projected_speedup\":%.2f}\n", c.name.c_str(), tau, t_draft * 1e3, speedup);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const std::string cmd = argc > 1 ? argv[1] : "";
+    const auto f = parse_flags(argc, argv, 2);
+    if (cmd == "model") return bench_model(f);
+    if (cmd == "synthetic") return bench_synthetic(f);
+    std::fprintf(stderr, "usage: chimera_bench model --model M.gguf [--draft D] [--backend cuda|cpu] [--tokens N]\n"
+                         "       chimera_bench synthetic [--layers 22] [--tau 3.4]\n");
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "chimera_bench: %s: %s\n", error_code_name(e.code()), e.what());
+    return 1;
+  }
+}
