@@ -167,7 +167,9 @@ TensorView CudaBackend::device_weights(const TensorView& w) {
         for (int64_t c = 0; c < w.cols; c++) f16[(size_t)r * w.cols + c] = f32_to_fp16(row[c]);
       }
       CHIMERA_CUDA_CHECK(cudaMalloc(&d.dev, out_bytes));
-      CHIMERA_CUDA_CHECK(cudaMemcpy(d.dev, f16.data(), out_bytes, cudaMemcpyHostToDevice));
+      // On our stream, so the kernels queued after it see the whole copy; from pageable memory the
+      // call returns once f16 is staged.
+      CHIMERA_CUDA_CHECK(cudaMemcpyAsync(d.dev, f16.data(), out_bytes, cudaMemcpyHostToDevice, stream_));
     } else {
       d.dtype = w.dtype;
       const cudaError_t ea = cudaMalloc(&d.dev, std::max<size_t>(bytes, 256));
@@ -176,7 +178,7 @@ TensorView CudaBackend::device_weights(const TensorView& w) {
         throw_error(ErrorCode::OutOfMemory, "cannot allocate ", bytes, " bytes of GPU memory for weights: ",
                     cudaGetErrorString(ea));
       }
-      CHIMERA_CUDA_CHECK(cudaMemcpy(d.dev, w.data, bytes, cudaMemcpyHostToDevice));
+      CHIMERA_CUDA_CHECK(cudaMemcpyAsync(d.dev, w.data, bytes, cudaMemcpyHostToDevice, stream_));
     }
   }
   weights_[w.data] = d;
@@ -205,8 +207,7 @@ void CudaBackend::matmul(float* out, const float* x, const TensorView& W, int T)
   std::lock_guard<std::mutex> lock(mutex_);
   use_device();
   const TensorView d = device_weights(W);
-  const size_t need = cuda::matmul_scratch_bytes(d.dtype, (int)d.rows, (int)d.cols, T);
-  cuda::matmul(stream_, out, x, d.dtype, d.data, (int)d.rows, (int)d.cols, T, need ? scratch(need) : nullptr);
+  cuda::matmul(stream_, out, x, d.dtype, d.data, (int)d.rows, (int)d.cols, T);
 }
 
 void CudaBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,

@@ -44,28 +44,24 @@ __global__ void matmul_rows_kernel(float* __restrict__ out, const float* __restr
   }
 }
 
-// xh (tiles * 16, K) = x (T, K) rounded to WT, rows >= T zero.
-template <typename WT>
-__global__ void round_rows_kernel(WT* __restrict__ xh, const float* __restrict__ x, int T, int rows, int K) {
-  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= (int64_t)rows * K) return;
-  const int t = (int)(i / K);
-  xh[i] = from_f32<WT>(t < T ? x[i] : 0.f);
-}
-
+// Each warp builds the 16x16 x tile of a k-step in shared memory (x rounded to WT; token rows >= T
+// are zero), so x needs no separate conversion pass.
 template <typename WT, int NT>
 __global__ void __launch_bounds__(kWmmaWarps * 32)
-    matmul_wmma_kernel(float* __restrict__ out, const WT* __restrict__ W, const WT* __restrict__ xh, int T, int N,
+    matmul_wmma_kernel(float* __restrict__ out, const WT* __restrict__ W, const float* __restrict__ x, int T, int N,
                        int K) {
   using namespace nvcuda;
   __shared__ float red[kWmmaWarps * NT * 256];
-  const int warp = threadIdx.x >> 5;
+  __shared__ __align__(32) WT stage[kWmmaWarps][256];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n0 = blockIdx.x * 16;
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[NT];
 #pragma unroll
   for (int i = 0; i < NT; i++) wmma::fill_fragment(acc[i], 0.0f);
   const int ksteps = K / 16;
   const WT* wrow = W + (size_t)n0 * K;
+  WT* st = stage[warp];
+  const int r = lane >> 1, h = (lane & 1) * 8;  // this lane stages token row r, k offsets h..h+7
   for (int g = warp * kWmmaGroup; g < ksteps; g += kWmmaWarps * kWmmaGroup) {
     wmma::fragment<wmma::matrix_a, 16, 16, 16, WT, wmma::row_major> a[kWmmaGroup];
 #pragma unroll
@@ -74,11 +70,18 @@ __global__ void __launch_bounds__(kWmmaWarps * 32)
 #pragma unroll
     for (int u = 0; u < kWmmaGroup; u++) {
       if (g + u < ksteps) {
+        const int k0 = (g + u) * 16 + h;
 #pragma unroll
         for (int i = 0; i < NT; i++) {
+          const int t = i * 16 + r;
+          const float* xr = x + (size_t)t * K + k0;
+#pragma unroll
+          for (int e = 0; e < 8; e++) st[r * 16 + h + e] = from_f32<WT>(t < T ? xr[e] : 0.f);
+          __syncwarp();
           wmma::fragment<wmma::matrix_b, 16, 16, 16, WT, wmma::col_major> b;
-          wmma::load_matrix_sync(b, xh + (size_t)i * 16 * K + (size_t)(g + u) * 16, K);
+          wmma::load_matrix_sync(b, st, 16);  // element (k, t) at t * 16 + k
           wmma::mma_sync(acc[i], a[u], b, acc[i]);
+          __syncwarp();
         }
       }
     }
@@ -88,29 +91,27 @@ __global__ void __launch_bounds__(kWmmaWarps * 32)
   __syncthreads();
   // red[warp][tile] is (16 weight rows, 16 tokens); sum the warps in order.
   for (int idx = threadIdx.x; idx < NT * 256; idx += blockDim.x) {
-    const int i = idx >> 8, r = (idx >> 4) & 15, c = idx & 15;
+    const int i = idx >> 8, rr = (idx >> 4) & 15, c = idx & 15;
     const int t = i * 16 + c;
     float s = 0.f;
-    for (int w = 0; w < kWmmaWarps; w++) s += red[(w * NT + i) * 256 + r * 16 + c];
-    if (t < T) out[(size_t)t * N + n0 + r] = s;
+    for (int w = 0; w < kWmmaWarps; w++) s += red[(w * NT + i) * 256 + rr * 16 + c];
+    if (t < T) out[(size_t)t * N + n0 + rr] = s;
   }
 }
 
 template <typename WT>
-void launch_wmma(cudaStream_t s, float* out, const float* x, const WT* W, int N, int K, int T, WT* xh) {
+void launch_wmma(cudaStream_t s, float* out, const float* x, const WT* W, int N, int K, int T) {
   for (int t0 = 0; t0 < T; t0 += kMaxTokenTiles * 16) {
     const int Tc = T - t0 < kMaxTokenTiles * 16 ? T - t0 : kMaxTokenTiles * 16;
     const int tiles = (Tc + 15) / 16;
-    const int64_t n = (int64_t)tiles * 16 * K;
-    round_rows_kernel<WT><<<grid_for(n, 256), 256, 0, s>>>(xh, x + (size_t)t0 * K, Tc, tiles * 16, K);
-    check_launch("matmul (round x)");
+    const float* xc = x + (size_t)t0 * K;
     float* o = out + (size_t)t0 * N;
     const dim3 grid((unsigned)(N / 16)), block(kWmmaWarps * 32);
     switch (tiles) {
-      case 1: matmul_wmma_kernel<WT, 1><<<grid, block, 0, s>>>(o, W, xh, Tc, N, K); break;
-      case 2: matmul_wmma_kernel<WT, 2><<<grid, block, 0, s>>>(o, W, xh, Tc, N, K); break;
-      case 3: matmul_wmma_kernel<WT, 3><<<grid, block, 0, s>>>(o, W, xh, Tc, N, K); break;
-      default: matmul_wmma_kernel<WT, 4><<<grid, block, 0, s>>>(o, W, xh, Tc, N, K); break;
+      case 1: matmul_wmma_kernel<WT, 1><<<grid, block, 0, s>>>(o, W, xc, Tc, N, K); break;
+      case 2: matmul_wmma_kernel<WT, 2><<<grid, block, 0, s>>>(o, W, xc, Tc, N, K); break;
+      case 3: matmul_wmma_kernel<WT, 3><<<grid, block, 0, s>>>(o, W, xc, Tc, N, K); break;
+      default: matmul_wmma_kernel<WT, 4><<<grid, block, 0, s>>>(o, W, xc, Tc, N, K); break;
     }
     check_launch("matmul (tensor cores)");
   }
@@ -128,25 +129,17 @@ bool matmul_uses_tensor_cores(DType dtype, int N, int K) {
   return (dtype == DType::F16 || dtype == DType::BF16) && N % 16 == 0 && K % 16 == 0;
 }
 
-size_t matmul_scratch_bytes(DType dtype, int N, int K, int T) {
-  if (!matmul_uses_tensor_cores(dtype, N, K)) return 0;
-  const int rows = (T < kMaxTokenTiles * 16 ? (T + 15) / 16 : kMaxTokenTiles) * 16;
-  return (size_t)rows * K * 2;
-}
-
-void matmul(cudaStream_t s, float* out, const float* x, DType dtype, const void* W, int N, int K, int T,
-            void* scratch) {
+void matmul(cudaStream_t s, float* out, const float* x, DType dtype, const void* W, int N, int K, int T) {
   if (T <= 0 || N <= 0) return;
   const bool tc = matmul_uses_tensor_cores(dtype, N, K);
   switch (dtype) {
     case DType::F32: return launch_rows(s, out, x, static_cast<const float*>(W), N, K, T);
     case DType::F16:
-      if (tc) return launch_wmma(s, out, x, static_cast<const __half*>(W), N, K, T, static_cast<__half*>(scratch));
+      if (tc) return launch_wmma(s, out, x, static_cast<const __half*>(W), N, K, T);
       return launch_rows(s, out, x, static_cast<const __half*>(W), N, K, T);
     case DType::BF16:
       if (tc)
-        return launch_wmma(s, out, x, static_cast<const __nv_bfloat16*>(W), N, K, T,
-                           static_cast<__nv_bfloat16*>(scratch));
+        return launch_wmma(s, out, x, static_cast<const __nv_bfloat16*>(W), N, K, T);
       return launch_rows(s, out, x, static_cast<const __nv_bfloat16*>(W), N, K, T);
     default: throw_error(ErrorCode::Unsupported, "CUDA matmul over ", dtype_name(dtype), " weights");
   }

@@ -69,7 +69,7 @@ print(f"{'case':44} {'value':>40}")
 for d in rows:
     c = d.pop('case')
     keys = [k for k in ('tokens_per_s','ratio_vs_plain','tokens_per_step','fraction_of_copy_bw','achieved_gbs',
-                        'copy_gbs','ms','cost_vs_decode_step','projected_speedup') if k in d]
+                        'copy_gbs','ms','cost_vs_decode_step','projected_speedup','us','gbs') if k in d]
     print(f"{c:44} " + ", ".join(f"{k}={d[k]}" for k in keys))
 PY
 exit $status

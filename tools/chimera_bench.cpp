@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -184,6 +185,31 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
       weight_bytes += t->bytes();
   weight_bytes += model.weights.output.bytes();  // the embedding is a gather, not streamed
   const double copy_gbs = gpu_copy_bandwidth_gbs(*be, (size_t)1 << 30);
+
+  // Per-op costs: back-to-back calls of one op (the larger of launch time and run time).
+  {
+    auto per_call_us = [&](const std::function<void()>& fn, int reps) {
+      fn();
+      gpu_synchronize(*be);
+      const auto t0 = Clock::now();
+      for (int r = 0; r < reps; r++) fn();
+      gpu_synchronize(*be);
+      return seconds_since(t0) / reps * 1e6;
+    };
+    BackendArray<float> a(be.get(), (size_t)64 * 32000), b(be.get(), (size_t)64 * 5632);
+    const double launch = per_call_us([&] { be->add(a.data(), b.data(), 1); }, 2000);
+    std::printf("{\"case\":\"op launch (add of 1 float)\",\"us\":%.2f}\n", launch);
+    const LayerWeights& lw = model.weights.layers[0];
+    const std::vector<std::pair<const char*, const TensorView*>> mats = {
+        {"wq", &lw.wq}, {"wk", &lw.wk}, {"w_gate", &lw.w_gate}, {"w_down", &lw.w_down},
+        {"output", &model.weights.output}};
+    for (int T : {1, 26, 64})
+      for (const auto& [nm, W] : mats) {
+        const double us = per_call_us([&] { be->matmul(a.data(), b.data(), *W, T); }, 50);
+        std::printf("{\"case\":\"op matmul %s T=%d\",\"us\":%.1f,\"gbs\":%.0f}\n", nm, T, us,
+                    W->bytes() / us / 1e3);
+      }
+  }
 
   const int ctx = 1024, prompt = 128;
   KVCache kv(be.get(), c.L, ctx, c.KVD());
