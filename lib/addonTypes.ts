@@ -142,10 +142,22 @@ export interface Binding {
     options: Record<string, unknown>,
     onProgress?: (p: NativeTrainProgress) => void,
   ): { promise: Promise<NativeDraft>; abort(): void };
-  loadModel(path: string, options: { tokenizer?: string; threads?: number }): Promise<NativeModel>;
+  loadModel(path: string, options: { tokenizer?: string; threads?: number; gpu?: 'auto' | 'cuda' | 'off' }): Promise<NativeModel>;
+  /** Whether a CUDA device is usable, and why not. */
+  cudaStatus(): Promise<CudaStatus>;
   readDraftMetadata(path: string): Record<string, string>;
   kernelPath(): string;
   cpuCount(): number;
+  /** The addon was built with the CUDA backend. */
   hasCuda: boolean;
   version: string;
+}
+
+export interface CudaStatus {
+  /** This build of the addon includes the CUDA backend (nvcc was found at install time). */
+  built: boolean;
+  /** A GPU the backend can run on is present (compute capability 8.0 or newer, a working driver). */
+  available: boolean;
+  /** Why not, when available is false. */
+  reason: string;
 }

@@ -8,4 +8,6 @@ export type { Chunk, CompletionResult, GenerationStats } from './session';
 export type { GenerateOptions, LoadModelOptions, SamplingOptions, SessionOptions } from './options';
 export * from './errors';
 export { trainBase, trainDraft } from './train';
+export { cudaStatus } from './gpu';
+export type { CudaStatus } from './gpu';
 export type { BaseTrainProgress, TrainBaseOptions, TrainDraftOptions, TrainProgress } from './train';

@@ -118,7 +118,8 @@ export async function loadModel(path: string = defaultModelPath, options: LoadMo
   const { signal } = opts;
   const aborted = () => new AbortError('loading the model was aborted');
   if (signal?.aborted) throw aborted();
-  const load = callNative(() => binding().loadModel(path, { tokenizer: opts.tokenizer, threads: opts.threads }));
+  const gpu = opts.gpu === undefined ? 'auto' : opts.gpu === false ? 'off' : opts.gpu;
+  const load = callNative(() => binding().loadModel(path, { tokenizer: opts.tokenizer, threads: opts.threads, gpu }));
   if (!signal) return new Model(await load);
   // The native load cannot stop half way; an abort rejects now and frees the model when it arrives.
   return new Promise<Model>((resolve, reject) => {

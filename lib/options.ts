@@ -8,6 +8,11 @@ export interface LoadModelOptions {
   tokenizer?: string;
   /** Compute threads; default: the CPUs this process may use. */
   threads?: number;
+  /**
+   * Where the model runs. 'auto' (default): the CUDA backend when this build has it and a GPU with
+   * compute capability 8.0+ is present, otherwise the CPU. 'cuda': the GPU or a CudaError. false: the CPU.
+   */
+  gpu?: 'auto' | 'cuda' | false;
   /** Rejects the load with AbortError (the model is freed as soon as its load finishes). */
   signal?: AbortSignal;
 }
@@ -89,6 +94,8 @@ export function validateLoadOptions(o: LoadModelOptions | undefined): LoadModelO
   if (opts.tokenizer !== undefined && (typeof opts.tokenizer !== 'string' || opts.tokenizer === ''))
     fail('tokenizer must be a non-empty path string');
   checkInteger('threads', opts.threads, 1, 1024);
+  if (opts.gpu !== undefined && opts.gpu !== 'auto' && opts.gpu !== 'cuda' && opts.gpu !== false)
+    fail(`gpu must be 'auto', 'cuda' or false, got ${JSON.stringify(opts.gpu)}`);
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) fail('signal must be an AbortSignal');
   return opts;
 }

@@ -3,6 +3,8 @@
 
 #include "addon_data.h"
 #include "draft_wrap.h"
+#include "gpu_backend.h"
+#include "job_worker.h"
 #include "kernels_cpu.h"
 #include "model_wrap.h"
 #include "session_wrap.h"
@@ -16,6 +18,24 @@ static Napi::Value kernel_path(const Napi::CallbackInfo& info) {
 
 static Napi::Value cpu_count(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), available_cpus()); }
 
+// Whether this build has the CUDA backend and a usable GPU (off the JS thread: the first CUDA call
+// starts the driver).
+static Napi::Value cuda_status(const Napi::CallbackInfo& info) {
+  struct Status {
+    bool available = false;
+    std::string reason;
+  };
+  auto out = std::make_shared<Status>();
+  return run_job(info.Env(), "chimera.cudaStatus", [out] { out->available = gpu_available(0, &out->reason); },
+                 [out](Napi::Env e) {
+                   Napi::Object o = Napi::Object::New(e);
+                   o.Set("built", gpu_backend_built());
+                   o.Set("available", out->available);
+                   o.Set("reason", out->available ? std::string() : out->reason);
+                   return o;
+                 });
+}
+
 static Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
@@ -28,7 +48,8 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("trainBase", Napi::Function::New(env, train_base_async, "trainBase"));
   exports.Set("kernelPath", Napi::Function::New(env, kernel_path, "kernelPath"));
   exports.Set("cpuCount", Napi::Function::New(env, cpu_count, "cpuCount"));
-  exports.Set("hasCuda", Napi::Boolean::New(env, false));
+  exports.Set("hasCuda", Napi::Boolean::New(env, gpu_backend_built()));
+  exports.Set("cudaStatus", Napi::Function::New(env, cuda_status, "cudaStatus"));
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   return exports;
 }

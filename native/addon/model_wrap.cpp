@@ -158,6 +158,11 @@ Napi::Value load_model_async(const Napi::CallbackInfo& info) {
   RuntimeOptions opts;
   opts.load.tokenizer_path = opt_string(o, "tokenizer", "");
   opts.threads = opt_int(o, "threads", 0);
+  const std::string gpu = opt_string(o, "gpu", "auto");
+  if (gpu == "auto") opts.gpu = GpuMode::Auto;
+  else if (gpu == "cuda") opts.gpu = GpuMode::Cuda;
+  else if (gpu == "off") opts.gpu = GpuMode::Off;
+  else throw make_js_error(env, ErrorCode::InvalidArg, "gpu must be 'auto', 'cuda' or false");
   auto out = std::make_shared<std::shared_ptr<ModelRuntime>>();
   return run_job(env, "chimera.loadModel", [path, opts, out] { *out = ModelRuntime::load(path, opts); },
                  [out](Napi::Env e) { return ModelWrap::wrap(e, std::move(*out)); });
