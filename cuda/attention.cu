@@ -20,9 +20,12 @@ constexpr int kScanThreads = 256;
 
 size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
 
+// S = slots of this batch (n_past + T; read from n_past_dev when given); vis rows are vis_stride long.
 __global__ void visible_slots_kernel(int32_t* __restrict__ vis, int32_t* __restrict__ counts,
-                                     const uint8_t* __restrict__ mask, int S) {
+                                     const uint8_t* __restrict__ mask, int S, const int32_t* __restrict__ n_past_dev,
+                                     int T, int vis_stride) {
   __shared__ int sums[kScanThreads];
+  if (n_past_dev) S = *n_past_dev + T;
   const int t = blockIdx.x;
   const uint8_t* m = mask + (int64_t)t * S;
   const int per = (S + kScanThreads - 1) / kScanThreads;
@@ -39,7 +42,7 @@ __global__ void visible_slots_kernel(int32_t* __restrict__ vis, int32_t* __restr
   }
   int at = sums[threadIdx.x] - c;
   for (int i = a; i < b; i++)
-    if (m[i]) vis[(int64_t)t * S + at++] = i;
+    if (m[i]) vis[(int64_t)t * vis_stride + at++] = i;
   if (threadIdx.x == kScanThreads - 1) counts[t] = sums[threadIdx.x];
 }
 
@@ -47,8 +50,8 @@ __global__ void visible_slots_kernel(int32_t* __restrict__ vis, int32_t* __restr
 __global__ void __launch_bounds__(kThreads)
     attention_partial_kernel(float* __restrict__ part, const float* __restrict__ q, const float* __restrict__ k,
                              const float* __restrict__ v, const int32_t* __restrict__ vis,
-                             const int32_t* __restrict__ counts, int n_past, int NH, int NKV, int HS, int S,
-                             int splits, float scale) {
+                             const int32_t* __restrict__ counts, int n_past, const int32_t* __restrict__ n_past_dev,
+                             int NH, int NKV, int HS, int vis_stride, int splits, float scale) {
   extern __shared__ float sh[];
   float* qs = sh;
   float* ps = qs + HS;
@@ -56,6 +59,7 @@ __global__ void __launch_bounds__(kThreads)
   float* red = reinterpret_cast<float*>(slots + kChunk);
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
   const int KVD = NKV * HS, kvo = (h / (NH / NKV)) * HS;
+  if (n_past_dev) n_past = *n_past_dev;
   const int cnt = vis ? counts[t] : n_past + t + 1;
   const int c0 = sp * kChunk, c1 = min(cnt, c0 + kChunk);
   float* dst = part + (((int64_t)t * NH + h) * splits + sp) * (HS + 2);
@@ -71,7 +75,7 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   const int n = c1 - c0;
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    const int slot = vis ? vis[(int64_t)t * S + c0 + i] : c0 + i;
+    const int slot = vis ? vis[(int64_t)t * vis_stride + c0 + i] : c0 + i;
     slots[i] = slot;
     const float* kr = k + (int64_t)slot * KVD + kvo;
     float s = 0.f;
@@ -122,19 +126,20 @@ __global__ void attention_combine_kernel(float* __restrict__ out, const float* _
 
 }  // namespace
 
-size_t attention_scratch_bytes(int T, int n_past, int NH, int HS, bool masked) {
-  const int S = n_past + T, splits = (S + kChunk - 1) / kChunk;
+size_t attention_scratch_bytes(int T, int max_slots, int NH, int HS, bool masked) {
+  const int S = max_slots, splits = (S + kChunk - 1) / kChunk;
   size_t bytes = align_up((size_t)T * NH * splits * (HS + 2) * sizeof(float));
   if (masked) bytes += align_up((size_t)T * S * sizeof(int32_t)) + align_up((size_t)T * sizeof(int32_t));
   return bytes;
 }
 
 void attention(cudaStream_t s, float* out, const float* q, const float* k_cache, const float* v_cache,
-               const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS, void* scratch) {
+               const uint8_t* mask, int T, int n_past, const int32_t* n_past_dev, int max_slots, int NH, int NKV,
+               int HS, void* scratch) {
   CHIMERA_CHECK(NH > 0 && NKV > 0 && NH % NKV == 0 && HS > 0 && T >= 0 && n_past >= 0, ErrorCode::InvalidArg,
                 "bad attention shape NH=", NH, " NKV=", NKV, " HS=", HS, " T=", T, " n_past=", n_past);
   if (T == 0) return;
-  const int S = n_past + T, splits = (S + kChunk - 1) / kChunk;
+  const int S = max_slots, splits = (S + kChunk - 1) / kChunk;
   uint8_t* p = static_cast<uint8_t*>(scratch);
   float* part = reinterpret_cast<float*>(p);
   p += align_up((size_t)T * NH * splits * (HS + 2) * sizeof(float));
@@ -143,14 +148,14 @@ void attention(cudaStream_t s, float* out, const float* q, const float* k_cache,
     vis = reinterpret_cast<int32_t*>(p);
     p += align_up((size_t)T * S * sizeof(int32_t));
     counts = reinterpret_cast<int32_t*>(p);
-    visible_slots_kernel<<<T, kScanThreads, 0, s>>>(vis, counts, mask, S);
+    visible_slots_kernel<<<T, kScanThreads, 0, s>>>(vis, counts, mask, n_past + T, n_past_dev, T, S);
     check_launch("attention (visible slots)");
   }
   const size_t shared = (size_t)HS * sizeof(float) + kChunk * (sizeof(float) + sizeof(int)) + 32 * sizeof(float);
   CHIMERA_CHECK(shared <= 48 * 1024, ErrorCode::Unsupported, "CUDA attention: head size ", HS, " is too large");
   const float scale = 1.0f / sqrtf((float)HS);
-  attention_partial_kernel<<<dim3(NH, T, splits), kThreads, shared, s>>>(part, q, k_cache, v_cache, vis, counts,
-                                                                         n_past, NH, NKV, HS, S, splits, scale);
+  attention_partial_kernel<<<dim3(NH, T, splits), kThreads, shared, s>>>(
+      part, q, k_cache, v_cache, vis, counts, n_past, n_past_dev, NH, NKV, HS, S, splits, scale);
   check_launch("attention (chunks)");
   attention_combine_kernel<<<dim3(NH, T), HS >= 128 ? 128 : 64, 0, s>>>(out, part, NH, HS, splits);
   check_launch("attention (combine)");

@@ -64,6 +64,7 @@ CudaBackend::~CudaBackend() {
   for (auto& kv : weights_)
     if (kv.second.owned) cudaFree(kv.second.dev);
   if (scratch_) cudaFree(scratch_);
+  for (void* p : retired_) cudaFree(p);
   cudaStreamDestroy(stream_);
 }
 
@@ -72,11 +73,13 @@ void CudaBackend::use_device() const {
 }
 
 void CudaBackend::synchronize() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   CHIMERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 void* CudaBackend::alloc(size_t bytes) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   void* p = nullptr;
   const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 256));
@@ -90,12 +93,14 @@ void* CudaBackend::alloc(size_t bytes) {
 
 void CudaBackend::free(void* p) {
   if (!p) return;
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   cudaFree(p);  // implicitly waits for queued work; errors here cannot be acted on
 }
 
 void CudaBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   // From pageable memory this returns once src has been staged, so the caller may reuse it.
   CHIMERA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
@@ -103,6 +108,7 @@ void CudaBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
 
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   CHIMERA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
   CHIMERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -110,13 +116,14 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
 
 void CudaBackend::copy_device(void* dst, const void* src, size_t bytes) {
   if (!bytes || dst == src) return;
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   CHIMERA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
 }
 
 void* CudaBackend::scratch(size_t bytes) {
   if (bytes <= scratch_bytes_) return scratch_;
-  if (scratch_) cudaFree(scratch_);  // waits for the ops that still use it
+  if (scratch_) retired_.push_back(scratch_);
   scratch_ = nullptr;
   scratch_bytes_ = 0;
   const size_t n = std::max(align_up(bytes), (size_t)1 << 20);
@@ -190,21 +197,21 @@ const float* CudaBackend::device_floats(const float* host, int64_t n) {
 }
 
 void CudaBackend::embed(float* out, const TensorView& table, const int32_t* tokens, int T) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   const TensorView d = device_weights(table);
   cuda::embed(stream_, out, d.dtype, d.data, (int)d.cols, tokens, T);
 }
 
 void CudaBackend::rmsnorm(float* out, const float* x, const float* w, int T, int C, float eps) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   cuda::rmsnorm(stream_, out, x, device_floats(w, C), T, C, eps);
 }
 
 void CudaBackend::matmul(float* out, const float* x, const TensorView& W, int T) {
   if (T <= 0 || W.rows <= 0) return;
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   const TensorView d = device_weights(W);
   cuda::matmul(stream_, out, x, d.dtype, d.data, (int)d.rows, (int)d.cols, T);
@@ -212,40 +219,101 @@ void CudaBackend::matmul(float* out, const float* x, const TensorView& W, int T)
 
 void CudaBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
                        RopeLayout layout) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   cuda::rope(stream_, x, pos, T, n_heads, HS, rope_dims, theta, layout == RopeLayout::Interleaved);
 }
 
 void CudaBackend::attention(float* out, const float* q, const float* k_cache, const float* v_cache,
-                            const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS) {
+                            const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS,
+                            const DeviceSlots* slots) {
   if (T <= 0) return;
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
-  void* s = scratch(cuda::attention_scratch_bytes(T, n_past, NH, HS, mask != nullptr));
-  cuda::attention(stream_, out, q, k_cache, v_cache, mask, T, n_past, NH, NKV, HS, s);
+  const int max_slots = slots ? std::max(slots->max_slots, n_past + T) : n_past + T;
+  void* s = scratch(cuda::attention_scratch_bytes(T, max_slots, NH, HS, mask != nullptr));
+  cuda::attention(stream_, out, q, k_cache, v_cache, mask, T, n_past, slots ? slots->n_past : nullptr, max_slots, NH,
+                  NKV, HS, s);
+}
+
+void CudaBackend::store_rows(float* base, const float* src, int T, int row_floats, int at, const DeviceSlots* slots) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  use_device();
+  cuda::store_rows(stream_, base, src, T, row_floats, at, slots ? slots->n_past : nullptr);
+}
+
+namespace {
+
+class CudaGraph final : public OpGraph {
+ public:
+  CudaGraph(std::recursive_mutex& m, cudaStream_t s, cudaGraph_t g, cudaGraphExec_t e)
+      : mutex_(m), stream_(s), graph_(g), exec_(e) {}
+  ~CudaGraph() override {
+    cudaGraphExecDestroy(exec_);
+    cudaGraphDestroy(graph_);
+  }
+  void replay() override {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    CHIMERA_CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+  }
+
+ private:
+  std::recursive_mutex& mutex_;
+  cudaStream_t stream_;
+  cudaGraph_t graph_;
+  cudaGraphExec_t exec_;
+};
+
+}  // namespace
+
+std::unique_ptr<OpGraph> CudaBackend::record(const std::function<void()>& ops) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);  // held throughout: no other thread's op is captured
+  use_device();
+  CHIMERA_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  cudaGraph_t graph = nullptr;
+  try {
+    ops();
+  } catch (...) {
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    return nullptr;  // the caller runs the ops directly (and meets the error again if it is real)
+  }
+  const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  if (e != cudaSuccess || !graph) {
+    cudaGetLastError();
+    if (graph) cudaGraphDestroy(graph);
+    return nullptr;
+  }
+  cudaGraphExec_t exec = nullptr;
+  if (cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
+    cudaGetLastError();
+    cudaGraphDestroy(graph);
+    return nullptr;
+  }
+  return std::make_unique<CudaGraph>(mutex_, stream_, graph, exec);
 }
 
 void CudaBackend::swiglu(float* out, const float* gate, const float* up, int64_t n) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   cuda::swiglu(stream_, out, gate, up, n);
 }
 
 void CudaBackend::add(float* x, const float* y, int64_t n) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   cuda::add(stream_, x, y, n);
 }
 
 void CudaBackend::bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   cuda::bias_silu_residual(stream_, out, x, r, device_floats(bias, n), n);
 }
 
 void CudaBackend::gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   cuda::gather_rows(stream_, dst, src, rows, R, C);
 }
@@ -253,7 +321,7 @@ void CudaBackend::gather_rows(float* dst, const float* src, const int32_t* rows,
 void CudaBackend::compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src,
                                int dst_start, int count) {
   if (count <= 0 || blocks <= 0) return;
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   const size_t ints = align_up((size_t)count * sizeof(int32_t));
   uint8_t* s = static_cast<uint8_t*>(scratch(ints + cuda::compact_rows_scratch_bytes(blocks, row_floats, count)));
@@ -263,7 +331,7 @@ void CudaBackend::compact_rows(float* base, int64_t block_stride, int blocks, in
 }
 
 void CudaBackend::argmax_rows(int32_t* out, const float* x, int R, int V) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   cuda::argmax_rows(stream_, out, x, R, V);
 }

@@ -1,13 +1,15 @@
 // The CUDA backend: the Backend table of ops.h on one GPU, one stream. Model weights stay where the
 // Model keeps them (host mappings); the backend uploads each matrix on first use and keeps the device
 // copy (Q8_0 matrices become F16). Buffers that are already device memory are used in place.
-// Safe to share between threads: launches are serialised by a mutex onto the one stream.
+// Safe to share between threads: launches are serialised by a mutex onto the one stream (a recording
+// holds it throughout, so no other thread's op lands in a graph).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "ops.h"
 
@@ -37,7 +39,10 @@ class CudaBackend final : public Backend {
   void rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
             RopeLayout layout) override;
   void attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask, int T,
-                 int n_past, int NH, int NKV, int HS) override;
+                 int n_past, int NH, int NKV, int HS, const DeviceSlots* slots = nullptr) override;
+  void store_rows(float* base, const float* src, int T, int row_floats, int at,
+                  const DeviceSlots* slots = nullptr) override;
+  std::unique_ptr<OpGraph> record(const std::function<void()>& ops) override;
   void swiglu(float* out, const float* gate, const float* up, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
   void bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) override;
@@ -73,11 +78,14 @@ class CudaBackend final : public Backend {
   };
   void use_device() const;
   const float* device_floats(const float* host, int64_t n);
-  void* scratch(size_t bytes);  // op scratch (mutex held; stream order keeps uses apart)
+  // Op scratch (mutex held; stream order keeps uses apart). Outgrown buffers are kept until the
+  // backend goes, because recorded graphs may point into them.
+  void* scratch(size_t bytes);
 
   int device_;
   cudaStream_t stream_ = nullptr;
-  std::mutex mutex_;
+  std::recursive_mutex mutex_;
+  std::vector<void*> retired_;
   std::unordered_map<const void*, DeviceCopy> weights_;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;

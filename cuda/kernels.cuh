@@ -31,9 +31,12 @@ bool matmul_uses_tensor_cores(DType dtype, int N, int K);
 // attention.cu: attention of T query rows over n_past + T cache slots; mask (T, n_past + T) or null
 // for causal. Each row sums its visible slots in slot order, split into fixed chunks of that order, so
 // a row's result depends only on the slots it sees (tree rows equal plain decoding bit for bit).
-size_t attention_scratch_bytes(int T, int n_past, int NH, int HS, bool masked);
+// max_slots >= n_past + T sizes the launch; with n_past_dev the kernels read n_past there (a recorded
+// graph then serves any n_past up to max_slots - T).
+size_t attention_scratch_bytes(int T, int max_slots, int NH, int HS, bool masked);
 void attention(cudaStream_t s, float* out, const float* q, const float* k_cache, const float* v_cache,
-               const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS, void* scratch);
+               const uint8_t* mask, int T, int n_past, const int32_t* n_past_dev, int max_slots, int NH, int NKV,
+               int HS, void* scratch);
 
 // elementwise.cu
 void swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
@@ -42,6 +45,8 @@ void bias_silu_residual(cudaStream_t s, float* out, const float* x, const float*
 
 // rows.cu: row gathers. compact_rows takes its source rows in device memory (src_rows, count) and
 // needs scratch of compact_rows_scratch_bytes.
+// rows [at, at + T) of base = src (T, row_floats); at = *at_dev when at_dev is given.
+void store_rows(cudaStream_t s, float* base, const float* src, int T, int row_floats, int at, const int32_t* at_dev);
 void gather_rows(cudaStream_t s, float* dst, const float* src, const int32_t* rows, int R, int C);
 size_t compact_rows_scratch_bytes(int blocks, int row_floats, int count);
 void compact_rows(cudaStream_t s, float* base, int64_t block_stride, int blocks, int row_floats,

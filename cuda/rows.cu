@@ -31,6 +31,19 @@ __global__ void scratch_to_rows_kernel(float* __restrict__ base, const float* __
   for (int c = threadIdx.x; c < row_floats; c += blockDim.x) d[c] = s[c];
 }
 
+__global__ void store_rows_kernel(float* __restrict__ base, const float* __restrict__ src, int row_floats, int at,
+                                  const int32_t* __restrict__ at_dev) {
+  const int r = blockIdx.x;
+  const int64_t row = (int64_t)(at_dev ? *at_dev : at) + r;
+  for (int c = threadIdx.x; c < row_floats; c += blockDim.x) base[row * row_floats + c] = src[(int64_t)r * row_floats + c];
+}
+
+void store_rows(cudaStream_t s, float* base, const float* src, int T, int row_floats, int at, const int32_t* at_dev) {
+  if (T <= 0) return;
+  store_rows_kernel<<<T, row_floats >= 256 ? 256 : 64, 0, s>>>(base, src, row_floats, at, at_dev);
+  check_launch("store_rows");
+}
+
 void gather_rows(cudaStream_t s, float* dst, const float* src, const int32_t* rows, int R, int C) {
   if (R <= 0) return;
   gather_rows_kernel<<<R, C >= 256 ? 256 : 64, 0, s>>>(dst, src, rows, C);

@@ -139,7 +139,7 @@ void CpuBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, 
 }
 
 void CpuBackend::attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask,
-                           int T, int n_past, int NH, int NKV, int HS) {
+                           int T, int n_past, int NH, int NKV, int HS, const DeviceSlots*) {
   CHIMERA_CHECK(NH > 0 && NKV > 0 && NH % NKV == 0 && HS > 0 && T >= 0 && n_past >= 0, ErrorCode::InvalidArg,
                 "bad attention shape NH=", NH, " NKV=", NKV, " HS=", HS, " T=", T, " n_past=", n_past);
   if (T == 0) return;
@@ -178,6 +178,10 @@ void CpuBackend::bias_silu_residual(float* out, const float* x, const float* r, 
     const float z = r[i] + bias[i];
     out[i] = x[i] + z / (1.0f + std::exp(-z));
   }
+}
+
+void CpuBackend::store_rows(float* base, const float* src, int T, int row_floats, int at, const DeviceSlots*) {
+  if (T > 0) std::memmove(base + (int64_t)at * row_floats, src, sizeof(float) * T * row_floats);
 }
 
 void CpuBackend::gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) {

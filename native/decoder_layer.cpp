@@ -17,16 +17,21 @@ void decoder_layer_kv(Backend& be, const LayerWeights& lw, const LayerShape& s, 
 
 void decoder_layer_forward(Backend& be, const LayerWeights& lw, const LayerShape& s, const LayerScratch& sc,
                            float* x, int T, const int32_t* pos, float* k_cache, float* v_cache, int n_past,
-                           const uint8_t* mask, bool kv_cached) {
+                           const uint8_t* mask, bool kv_cached, const DeviceSlots* slots) {
   const int64_t TC = (int64_t)T * s.C;
   // attention block
-  if (!kv_cached)
-    decoder_layer_kv(be, lw, s, sc, x, T, pos, k_cache + (size_t)n_past * s.KVD(), v_cache + (size_t)n_past * s.KVD());
-  else
+  if (kv_cached) {
     be.rmsnorm(sc.xb, x, lw.attn_norm, T, s.C, s.rms_eps);
+  } else if (slots) {  // the cache offset is device-side: compute, then store at *slots->n_past
+    decoder_layer_kv(be, lw, s, sc, x, T, pos, sc.k_new, sc.v_new);
+    be.store_rows(k_cache, sc.k_new, T, s.KVD(), n_past, slots);
+    be.store_rows(v_cache, sc.v_new, T, s.KVD(), n_past, slots);
+  } else {
+    decoder_layer_kv(be, lw, s, sc, x, T, pos, k_cache + (size_t)n_past * s.KVD(), v_cache + (size_t)n_past * s.KVD());
+  }
   be.matmul(sc.q, sc.xb, lw.wq, T);  // (T, NH*HS)
   be.rope(sc.q, pos, T, s.NH, s.HS, s.rope_dims, s.rope_theta, s.rope_layout);
-  be.attention(sc.att, sc.q, k_cache, v_cache, mask, T, n_past, s.NH, s.NKV, s.HS);
+  be.attention(sc.att, sc.q, k_cache, v_cache, mask, T, n_past, s.NH, s.NKV, s.HS, slots);
   be.matmul(sc.xb2, sc.att, lw.wo, T);  // (T, C)
   be.add(x, sc.xb2, TC);
 

@@ -27,6 +27,8 @@ struct LayerScratch {
   float* att;  // (T, NH*HS)
   float* hb;   // (T, HD)
   float* hb2;  // (T, HD)
+  float* k_new = nullptr;  // (T, KVD) new keys/values before they are stored (with DeviceSlots)
+  float* v_new = nullptr;
 };
 
 // K/V of T input rows x (T, C) at positions pos (T), written to k_out, v_out (T, KVD). Uses s.xb.
@@ -35,8 +37,10 @@ void decoder_layer_kv(Backend& be, const LayerWeights& lw, const LayerShape& s, 
 
 // Runs the layer on x (T, C) in place. The rows' K/V go to cache slots [n_past, n_past + T) unless
 // `kv_cached` says they are there already; attention sees slots per `mask` (T, n_past + T) or causally.
+// With `slots` (device backends) n_past is also device-side data, so the ops can be recorded once and
+// replayed at any n_past; the scratch's k_new / v_new are then needed.
 void decoder_layer_forward(Backend& be, const LayerWeights& lw, const LayerShape& s, const LayerScratch& scratch,
                            float* x, int T, const int32_t* pos, float* k_cache, float* v_cache, int n_past,
-                           const uint8_t* mask, bool kv_cached = false);
+                           const uint8_t* mask, bool kv_cached = false, const DeviceSlots* slots = nullptr);
 
 }  // namespace chimera

@@ -2,6 +2,7 @@
 // -> output projection, for the rows asked for. Every op goes through the Backend table.
 #include "forward.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "decoder_layer.h"
@@ -10,8 +11,8 @@
 namespace chimera {
 
 Workspace::Workspace(Backend* backend, const ModelConfig& cfg, int max_T) : backend_(backend), max_T_(max_T) {
-  const size_t C = cfg.C, QD = (size_t)cfg.NH * cfg.HS, HD = cfg.HD, T = max_T;
-  const size_t floats = T * (4 * C + 2 * QD + 2 * HD);
+  const size_t C = cfg.C, QD = (size_t)cfg.NH * cfg.HS, HD = cfg.HD, T = max_T, KVD = cfg.KVD();
+  const size_t floats = T * (4 * C + 2 * QD + 2 * HD + 2 * KVD);
   float* p = static_cast<float*>(backend_->alloc(floats * sizeof(float)));
   block_ = p;
   x = p; p += T * C;
@@ -21,7 +22,9 @@ Workspace::Workspace(Backend* backend, const ModelConfig& cfg, int max_T) : back
   q = p; p += T * QD;
   att = p; p += T * QD;
   hb = p; p += T * HD;
-  hb2 = p;
+  hb2 = p; p += T * HD;
+  k_new = p; p += T * KVD;
+  v_new = p;
 }
 
 Workspace::~Workspace() { backend_->free(block_); }
@@ -40,6 +43,23 @@ static void check_batch(const Model& model, const Workspace& ws, const KVCache& 
     CHIMERA_CHECK(b.out_rows[r] >= 0 && b.out_rows[r] < b.T, ErrorCode::InvalidArg, "output row out of range");
 }
 
+namespace {
+
+// Offsets in Workspace::batch_dev (bytes): n_past, then tokens, positions and out rows (max_T each),
+// then the mask (max_T x (capacity + max_T)).
+struct BatchLayout {
+  size_t tokens, positions, rows, mask, total;
+  BatchLayout(int max_T, int capacity) {
+    tokens = 64;
+    positions = tokens + sizeof(int32_t) * max_T;
+    rows = positions + sizeof(int32_t) * max_T;
+    mask = (rows + sizeof(int32_t) * max_T + 63) / 64 * 64;
+    total = mask + (size_t)max_T * (capacity + max_T);
+  }
+};
+
+}  // namespace
+
 void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const Batch& b, float* logits,
              float* hidden, float* hidden_all) {
   check_batch(model, ws, kv, b);
@@ -47,39 +67,82 @@ void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const 
   const ModelWeights& w = model.weights;
   const int T = b.T, N = kv.size(), C = cfg.C;
 
-  // Index arrays and mask in backend memory: one upload per batch on a device backend.
+  // Index arrays and mask in backend memory: one upload per batch on a device backend, where the
+  // cache length is device-side too (DeviceSlots), so that the ops below can be recorded and replayed.
   const int32_t *tokens = b.tokens, *positions = b.positions, *out_rows = b.out_rows;
   const uint8_t* mask = b.mask;
+  DeviceSlots slots_dev;
+  const DeviceSlots* slots = nullptr;
   if (!be.host_memory()) {
-    const size_t ints = (size_t)(2 * T + b.R), mask_bytes = b.mask ? (size_t)T * (N + T) : 0;
-    ws.batch_host.resize(ints * sizeof(int32_t) + mask_bytes);
+    const BatchLayout L(ws.max_T(), kv.capacity());
+    if (ws.batch_dev.size() < L.total) {
+      ws.graphs.clear();  // recordings point into the old buffer
+      ws.seen.clear();
+      ws.batch_dev.reset(&be, L.total);
+    }
+    const size_t mask_bytes = b.mask ? (size_t)T * (N + T) : 0;
+    const size_t upload = b.mask ? L.mask + mask_bytes : L.rows + sizeof(int32_t) * b.R;
+    ws.batch_host.resize(std::max(upload, L.mask));
     uint8_t* h = ws.batch_host.data();
-    std::memcpy(h, b.tokens, sizeof(int32_t) * T);
-    std::memcpy(h + sizeof(int32_t) * T, b.positions, sizeof(int32_t) * T);
-    if (b.R) std::memcpy(h + sizeof(int32_t) * 2 * T, b.out_rows, sizeof(int32_t) * b.R);
-    if (mask_bytes) std::memcpy(h + ints * sizeof(int32_t), b.mask, mask_bytes);
-    ws.batch_dev.ensure(&be, ws.batch_host.size());
-    be.copy_to_device(ws.batch_dev.data(), h, ws.batch_host.size());
-    tokens = reinterpret_cast<const int32_t*>(ws.batch_dev.data());
-    positions = tokens + T;
-    out_rows = tokens + 2 * T;
-    mask = mask_bytes ? ws.batch_dev.data() + ints * sizeof(int32_t) : nullptr;
+    const int32_t n_past = N;
+    std::memcpy(h, &n_past, sizeof(n_past));
+    std::memcpy(h + L.tokens, b.tokens, sizeof(int32_t) * T);
+    std::memcpy(h + L.positions, b.positions, sizeof(int32_t) * T);
+    if (b.R) std::memcpy(h + L.rows, b.out_rows, sizeof(int32_t) * b.R);
+    if (mask_bytes) std::memcpy(h + L.mask, b.mask, mask_bytes);
+    be.copy_to_device(ws.batch_dev.data(), h, upload);
+    uint8_t* d = ws.batch_dev.data();
+    slots_dev.n_past = reinterpret_cast<const int32_t*>(d);
+    slots_dev.max_slots = kv.capacity();
+    slots = &slots_dev;
+    tokens = reinterpret_cast<const int32_t*>(d + L.tokens);
+    positions = reinterpret_cast<const int32_t*>(d + L.positions);
+    out_rows = reinterpret_cast<const int32_t*>(d + L.rows);
+    mask = b.mask ? d + L.mask : nullptr;
   }
 
-  be.embed(ws.x, w.tok_embd, tokens, T);  // x (T, C)
-  const LayerShape shape = layer_shape(cfg);
-  const LayerScratch scratch{ws.xb, ws.xb2, ws.q, ws.att, ws.hb, ws.hb2};
-  for (int l = 0; l < cfg.L; l++)
-    decoder_layer_forward(be, w.layers[l], shape, scratch, ws.x, T, positions, kv.k(l), kv.v(l), N, mask);
-  kv.grow(T);
-  if (hidden_all) be.rmsnorm(hidden_all, ws.x, w.output_norm, T, C, cfg.rms_eps);  // (T, C)
-  if (b.R == 0) return;
+  auto run = [&] {
+    be.embed(ws.x, w.tok_embd, tokens, T);  // x (T, C)
+    const LayerShape shape = layer_shape(cfg);
+    const LayerScratch scratch{ws.xb, ws.xb2, ws.q, ws.att, ws.hb, ws.hb2, ws.k_new, ws.v_new};
+    for (int l = 0; l < cfg.L; l++)
+      decoder_layer_forward(be, w.layers[l], shape, scratch, ws.x, T, positions, kv.k(l), kv.v(l), N, mask, false,
+                            slots);
+    if (hidden_all) {
+      if (slots) {
+        be.rmsnorm(ws.xb, ws.x, w.output_norm, T, C, cfg.rms_eps);  // (T, C), stored at row N
+        be.store_rows(hidden_all, ws.xb, T, C, N, slots);
+      } else {
+        be.rmsnorm(hidden_all + (size_t)N * C, ws.x, w.output_norm, T, C, cfg.rms_eps);
+      }
+    }
+    if (b.R == 0) return;
+    // Gather the requested rows, final norm, output projection.
+    be.gather_rows(ws.out_x, ws.x, out_rows, b.R, C);
+    float* normed = hidden ? hidden : ws.xb;  // (R, C)
+    be.rmsnorm(normed, ws.out_x, w.output_norm, b.R, C, cfg.rms_eps);
+    if (logits) be.matmul(logits, normed, w.output, b.R);  // (R, V)
+  };
 
-  // Gather the requested rows, final norm, output projection.
-  be.gather_rows(ws.out_x, ws.x, out_rows, b.R, C);
-  float* normed = hidden ? hidden : ws.xb;  // (R, C)
-  be.rmsnorm(normed, ws.out_x, w.output_norm, b.R, C, cfg.rms_eps);
-  if (logits) be.matmul(logits, normed, w.output, b.R);  // (R, V)
+  if (!slots) {
+    run();
+  } else {
+    const Workspace::GraphKey key{T, b.R, b.mask != nullptr, logits, hidden, hidden_all, kv.k(0), kv.v(0)};
+    auto it = ws.graphs.find(key);
+    if (it == ws.graphs.end() && ws.seen.count(key)) {
+      if (ws.graphs.size() >= 32) ws.graphs.clear();  // batch shapes that come and go
+      std::unique_ptr<OpGraph> g = be.record(run);
+      if (g) it = ws.graphs.emplace(key, std::move(g)).first;
+    }
+    if (it != ws.graphs.end()) {
+      it->second->replay();
+    } else {
+      if (ws.seen.size() >= 256) ws.seen.clear();
+      ws.seen.insert(key);
+      run();
+    }
+  }
+  kv.grow(T);
 }
 
 }  // namespace chimera

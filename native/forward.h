@@ -2,6 +2,10 @@
 // attention mask over (cached + new) slots. Prefill, decode and tree verification are this one call.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include "backend_buffer.h"
@@ -39,9 +43,19 @@ class Workspace {
   float* hb;      // (T, HD)
   float* hb2;     // (T, HD)
   float* out_x;   // (T, C) rows gathered for output
-  // The batch's index arrays and mask in backend memory (device backends), and their host staging.
+  float* k_new;   // (T, KVD) keys / values of the batch before they are stored in the cache
+  float* v_new;
+
+  // ---- device backends ----
+  // The batch in backend memory at fixed offsets: n_past, tokens, positions, out rows, mask; one upload
+  // per batch from the host staging.
   BackendArray<uint8_t> batch_dev;
   std::vector<uint8_t> batch_host;
+  // Recorded forward passes (CUDA graphs), by everything the recording fixes; a batch shape is
+  // recorded the second time it is seen (the first run uploads the weights) and replayed after.
+  using GraphKey = std::tuple<int, int, bool, const void*, const void*, const void*, const void*, const void*>;
+  std::map<GraphKey, std::unique_ptr<OpGraph>> graphs;
+  std::set<GraphKey> seen;
 
  private:
   Backend* backend_;
@@ -51,8 +65,8 @@ class Workspace {
 
 // Runs the batch: writes K/V of the T tokens into cache slots [N, N+T) (N = kv.size()), grows the
 // cache, and fills logits (R, V) and hidden (R, C) of the out rows (the final-normed states; either
-// may be null), and hidden_all (T, C) with the final-normed states of every row when non-null.
-// logits, hidden and hidden_all are backend memory.
+// may be null), and the final-normed states of every row into rows [N, N + T) of hidden_all when
+// non-null. logits, hidden and hidden_all are backend memory.
 void forward(const Model& model, Backend& backend, Workspace& ws, KVCache& kv, const Batch& batch, float* logits,
              float* hidden, float* hidden_all = nullptr);
 

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 
 #include "model_config.h"
 #include "weights.h"
@@ -13,6 +15,21 @@
 namespace chimera {
 
 class ThreadPool;
+
+// The number of cached slots as device-side data: kernels read n_past from `n_past` (backend memory)
+// rather than the host argument, and size their launches for up to max_slots slots, so that a
+// recorded op graph (OpGraph) stays valid as the cache grows. Host-memory backends ignore it.
+struct DeviceSlots {
+  const int32_t* n_past = nullptr;
+  int max_slots = 0;
+};
+
+// A recorded sequence of ops that a device backend replays with one launch (a CUDA graph).
+class OpGraph {
+ public:
+  virtual ~OpGraph() = default;
+  virtual void replay() = 0;
+};
 
 class Backend {
  public:
@@ -40,14 +57,22 @@ class Backend {
   // Attention of T new query rows over S' = n_past + T cache slots.
   //   out (T, NH*HS); q (T, NH*HS), already rotated; k_cache, v_cache (slots, KVD) of this layer;
   //   mask (T, n_past + T), 1 = may attend, or nullptr for causal (row i sees slots < n_past + i + 1).
+  //   slots: optional device-side n_past (see DeviceSlots); the host n_past must equal it.
   virtual void attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask,
-                         int T, int n_past, int NH, int NKV, int HS) = 0;
+                         int T, int n_past, int NH, int NKV, int HS, const DeviceSlots* slots = nullptr) = 0;
   // out (n) = silu(gate) * up.
   virtual void swiglu(float* out, const float* gate, const float* up, int64_t n) = 0;
   // x (n) += y (n).
   virtual void add(float* x, const float* y, int64_t n) = 0;
   // out (n) = x + silu(r + bias) (the trigram encoder's residual block); out may alias x or r.
   virtual void bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) = 0;
+  // Rows [at, at + T) of base (any, row_floats) = src (T, row_floats); `at` is *slots->n_past when
+  // slots is given (device backends), else the host value.
+  virtual void store_rows(float* base, const float* src, int T, int row_floats, int at,
+                          const DeviceSlots* slots = nullptr) = 0;
+  // Records the ops that `ops` issues into a graph to replay later (nullptr: this backend has none).
+  // Between record and replay, only device-side data (buffer contents) may change.
+  virtual std::unique_ptr<OpGraph> record(const std::function<void()>& ops) { return nullptr; }
   // dst (R, C) = rows `rows` (R) of src (any, C).
   virtual void gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) = 0;
   // In each of `blocks` blocks at base + b * block_stride (floats): row dst_start + i (i < count) takes
@@ -124,9 +149,11 @@ class CpuBackend final : public Backend {
   void rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
             RopeLayout layout) override;
   void attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask, int T,
-                 int n_past, int NH, int NKV, int HS) override;
+                 int n_past, int NH, int NKV, int HS, const DeviceSlots* slots = nullptr) override;
   void swiglu(float* out, const float* gate, const float* up, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
+  void store_rows(float* base, const float* src, int T, int row_floats, int at,
+                  const DeviceSlots* slots = nullptr) override;
   void bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) override;
   void gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) override;
   void compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src, int dst_start,

@@ -112,7 +112,7 @@ void Session::evaluate_pending(int rows_wanted) {
     b.out_rows = rows_.data();
     b.R = (int)rows_.size();
     const size_t out0 = rows_.empty() ? 0 : (size_t)(start + rows_[0] - first_wanted);
-    float* hidden_all = spec_ ? hidden_cache_.data() + (size_t)start * C : nullptr;
+    float* hidden_all = spec_ ? hidden_cache_.data() : nullptr;  // rows [start, start + T) are written
     forward(model, be, ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C, hidden_all);
   }
 }

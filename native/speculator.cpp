@@ -65,7 +65,7 @@ std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backen
   b.mask = mask_.data();
   b.out_rows = rows_.data();
   b.R = T;
-  forward(model, be, ws, kv, b, logits_.data(), nullptr, hidden + (size_t)m * C);
+  forward(model, be, ws, kv, b, logits_.data(), nullptr, hidden);  // hidden rows m.. are written
   const float* logits = host_view(be, logits_.data(), (size_t)T * V, logits_host_);
   TreeAcceptance acc = accept_tree(tree_, tokens_.data(), logits, V, sampling, history, rng, mode_);
 
