@@ -15,6 +15,7 @@ namespace chimera {
 
 namespace {
 size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
+constexpr int kTickets = 1 << 16;
 }  // namespace
 
 // ---- entry points of gpu_backend.h ----
@@ -56,6 +57,8 @@ std::unique_ptr<Backend> create_gpu_backend(int device) {
 CudaBackend::CudaBackend(int device) : device_(device) {
   CHIMERA_CUDA_CHECK(cudaSetDevice(device));
   CHIMERA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  CHIMERA_CUDA_CHECK(cudaMalloc(&tickets_, kTickets * sizeof(int)));
+  CHIMERA_CUDA_CHECK(cudaMemset(tickets_, 0, kTickets * sizeof(int)));
 }
 
 CudaBackend::~CudaBackend() {
@@ -65,6 +68,7 @@ CudaBackend::~CudaBackend() {
     if (kv.second.owned) cudaFree(kv.second.dev);
   if (scratch_) cudaFree(scratch_);
   for (void* p : retired_) cudaFree(p);
+  cudaFree(tickets_);
   cudaStreamDestroy(stream_);
 }
 
@@ -214,7 +218,11 @@ void CudaBackend::matmul(float* out, const float* x, const TensorView& W, int T)
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
   const TensorView d = device_weights(W);
-  cuda::matmul(stream_, out, x, d.dtype, d.data, (int)d.rows, (int)d.cols, T);
+  CHIMERA_CHECK(cuda::matmul_tickets_needed((int)d.rows) <= kTickets, ErrorCode::Unsupported,
+                "CUDA matmul: ", d.rows, " rows is too many");
+  const size_t need = cuda::matmul_scratch_bytes(d.dtype, (int)d.rows, (int)d.cols, T);
+  cuda::matmul(stream_, out, x, d.dtype, d.data, (int)d.rows, (int)d.cols, T,
+               need ? static_cast<float*>(scratch(need)) : nullptr, tickets_);
 }
 
 void CudaBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,

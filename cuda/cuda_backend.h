@@ -88,6 +88,7 @@ class CudaBackend final : public Backend {
   std::vector<void*> retired_;
   std::unordered_map<const void*, DeviceCopy> weights_;
   void* scratch_ = nullptr;
+  int* tickets_ = nullptr;  // zeroed counters of the tensor-core matmul (kTickets)
   size_t scratch_bytes_ = 0;
 };
 

@@ -25,7 +25,12 @@ void rope(cudaStream_t s, float* x, const int32_t* pos, int T, int n_heads, int 
 // matmul.cu: out (T, N) = x (T, K) @ W^T, W (N, K) in F32, F16 or BF16. F16/BF16 matrices whose N and K
 // are multiples of 16 run on tensor cores (x rounded to the weight type, F32 accumulation); others on
 // CUDA cores in F32. Either way a row's result does not depend on T or on the other rows.
-void matmul(cudaStream_t s, float* out, const float* x, DType dtype, const void* W, int N, int K, int T);
+// The tensor-core path needs matmul_scratch_bytes of scratch (partial sums) and
+// matmul_tickets_needed(N) zeroed ints that it leaves zeroed.
+size_t matmul_scratch_bytes(DType dtype, int N, int K, int T);
+int matmul_tickets_needed(int N);
+void matmul(cudaStream_t s, float* out, const float* x, DType dtype, const void* W, int N, int K, int T,
+            float* partials, int* tickets);
 bool matmul_uses_tensor_cores(DType dtype, int N, int K);
 
 // attention.cu: attention of T query rows over n_past + T cache slots; mask (T, n_past + T) or null

@@ -1,10 +1,13 @@
 // Matrix multiply out (T, N) = x (T, K) @ W^T for decode (T = 1), tree verification (T up to 64) and
 // prefill (chunks of 64 rows).
-//  - Tensor cores (WMMA 16x16x16, F32 accumulate) for F16/BF16 weights with N and K multiples of 16:
-//    a block owns 16 weight rows; its 8 warps stream the K dimension in groups of 8 k-steps (256 bytes
-//    of each row), so every weight byte is read once for all T rows, and combine their partial sums in
-//    warp order. x is rounded to the weight type. T = 1 runs the same code (one 16-row token tile),
-//    so the result of a row never depends on how many rows share the call.
+//  - Tensor cores (WMMA 16x16x16, F32 accumulate) for F16/BF16 weights with N and K multiples of 16.
+//    A block owns 64 weight rows x a 256-column slice of K (split-K, so even a 2048-row matrix has
+//    hundreds of blocks streaming it): each of its 8 warps loads its 16 rows x 128 columns of weights
+//    first, the block stages the slice of x (rounded to the weight type; token rows >= T zero) in
+//    shared memory, then the warps multiply. Slices meet in a partial buffer and the last block of a
+//    row group (an atomic ticket) sums them in slice order. Every sum has a fixed order that does not
+//    depend on T, so a row's result never depends on how many rows share the call (T = 1 runs the
+//    same code with one 16-row token tile).
 //  - CUDA cores for F32 weights and odd shapes: a warp per weight row, 4 token rows per pass.
 #include <mma.h>
 
@@ -16,10 +19,12 @@ namespace cuda {
 
 namespace {
 
-constexpr int kWmmaWarps = 8;
-constexpr int kWmmaGroup = 8;    // k-steps a warp loads before it multiplies
 constexpr int kMaxTokenTiles = 4;  // 64 rows of x per launch
 constexpr int kRowsWarps = 8;
+constexpr int kBlockRows = 64;     // 4 row tiles of 16
+constexpr int kSliceSteps = 16;    // k-steps (of 16 columns) per block
+constexpr int kWarpSteps = 8;      // k-steps per warp (two warps per row tile)
+constexpr int kStageLd = kSliceSteps * 16 + 8;  // padded stage row (elements): fewer bank conflicts
 
 template <typename WT>
 __global__ void matmul_rows_kernel(float* __restrict__ out, const float* __restrict__ x, const WT* __restrict__ W,
@@ -44,74 +49,103 @@ __global__ void matmul_rows_kernel(float* __restrict__ out, const float* __restr
   }
 }
 
-// Each warp builds the 16x16 x tile of a k-step in shared memory (x rounded to WT; token rows >= T
-// are zero), so x needs no separate conversion pass.
 template <typename WT, int NT>
-__global__ void __launch_bounds__(kWmmaWarps * 32)
-    matmul_wmma_kernel(float* __restrict__ out, const WT* __restrict__ W, const float* __restrict__ x, int T, int N,
-                       int K) {
+__global__ void __launch_bounds__(256)
+    matmul_tc_kernel(float* __restrict__ out, const WT* __restrict__ W, const float* __restrict__ x, int T, int N,
+                     int K, float* __restrict__ partials, int* __restrict__ tickets) {
   using namespace nvcuda;
-  __shared__ float red[kWmmaWarps * NT * 256];
-  __shared__ __align__(32) WT stage[kWmmaWarps][256];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int n0 = blockIdx.x * 16;
+  constexpr int kStageBytes = NT * 16 * kStageLd * (int)sizeof(WT);
+  constexpr int kRedBytes = 8 * NT * 256 * (int)sizeof(float);
+  __shared__ __align__(128) unsigned char smem[kStageBytes > kRedBytes ? kStageBytes : kRedBytes];
+  __shared__ int is_last;
+  WT* stage = reinterpret_cast<WT*>(smem);
+  float* red = reinterpret_cast<float*>(smem);
+  const int warp = threadIdx.x >> 5;
+  const int rt = warp & 3, kh = warp >> 2;  // row tile, half of the slice
+  const int n0 = blockIdx.x * kBlockRows;
+  const int slice = blockIdx.y, slices = gridDim.y;
+  const int ksteps = K / 16;
+  const int ks0 = slice * kSliceSteps, kw0 = ks0 + kh * kWarpSteps;
+  const int row = n0 + rt * 16;
+  const bool row_ok = row < N;
+
+  // 1. This warp's weights, issued before the staging so that their latency overlaps it.
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, WT, wmma::row_major> a[kWarpSteps];
+  if (row_ok) {
+#pragma unroll
+    for (int u = 0; u < kWarpSteps; u++)
+      if (kw0 + u < ksteps) wmma::load_matrix_sync(a[u], W + (size_t)row * K + (size_t)(kw0 + u) * 16, K);
+  }
+  // 2. The slice of x, rounded to WT, zero beyond T and beyond K.
+  const int c0 = ks0 * 16, cols = min(kSliceSteps * 16, K - c0);
+  for (int idx = threadIdx.x; idx < NT * 16 * kSliceSteps * 16; idx += blockDim.x) {
+    const int t = idx / (kSliceSteps * 16), c = idx % (kSliceSteps * 16);
+    const float v = (t < T && c < cols) ? x[(size_t)t * K + c0 + c] : 0.f;
+    stage[t * kStageLd + c] = from_f32<WT>(v);
+  }
+  __syncthreads();
+  // 3. Multiply: acc[i] (16 rows, 16 tokens of tile i).
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[NT];
 #pragma unroll
   for (int i = 0; i < NT; i++) wmma::fill_fragment(acc[i], 0.0f);
-  const int ksteps = K / 16;
-  const WT* wrow = W + (size_t)n0 * K;
-  WT* st = stage[warp];
-  const int r = lane >> 1, h = (lane & 1) * 8;  // this lane stages token row r, k offsets h..h+7
-  for (int g = warp * kWmmaGroup; g < ksteps; g += kWmmaWarps * kWmmaGroup) {
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, WT, wmma::row_major> a[kWmmaGroup];
+  if (row_ok) {
 #pragma unroll
-    for (int u = 0; u < kWmmaGroup; u++)
-      if (g + u < ksteps) wmma::load_matrix_sync(a[u], wrow + (size_t)(g + u) * 16, K);
-#pragma unroll
-    for (int u = 0; u < kWmmaGroup; u++) {
-      if (g + u < ksteps) {
-        const int k0 = (g + u) * 16 + h;
+    for (int u = 0; u < kWarpSteps; u++) {
+      if (kw0 + u < ksteps) {
+        const int cc = (kh * kWarpSteps + u) * 16;
 #pragma unroll
         for (int i = 0; i < NT; i++) {
-          const int t = i * 16 + r;
-          const float* xr = x + (size_t)t * K + k0;
-#pragma unroll
-          for (int e = 0; e < 8; e++) st[r * 16 + h + e] = from_f32<WT>(t < T ? xr[e] : 0.f);
-          __syncwarp();
           wmma::fragment<wmma::matrix_b, 16, 16, 16, WT, wmma::col_major> b;
-          wmma::load_matrix_sync(b, st, 16);  // element (k, t) at t * 16 + k
+          wmma::load_matrix_sync(b, stage + i * 16 * kStageLd + cc, kStageLd);  // (k, t) at t * ld + k
           wmma::mma_sync(acc[i], a[u], b, acc[i]);
-          __syncwarp();
         }
       }
     }
   }
+  __syncthreads();  // the stage becomes the reduction buffer
 #pragma unroll
   for (int i = 0; i < NT; i++) wmma::store_matrix_sync(red + (warp * NT + i) * 256, acc[i], 16, wmma::mem_row_major);
   __syncthreads();
-  // red[warp][tile] is (16 weight rows, 16 tokens); sum the warps in order.
-  for (int idx = threadIdx.x; idx < NT * 256; idx += blockDim.x) {
-    const int i = idx >> 8, rr = (idx >> 4) & 15, c = idx & 15;
-    const int t = i * 16 + c;
-    float s = 0.f;
-    for (int w = 0; w < kWmmaWarps; w++) s += red[(w * NT + i) * 256 + rr * 16 + c];
-    if (t < T) out[(size_t)t * N + n0 + rr] = s;
+  // 4. This block's partial: half 0 + half 1 of each row tile.
+  for (int idx = threadIdx.x; idx < 4 * NT * 256; idx += blockDim.x) {
+    const int tile = idx / (NT * 256), rem = idx % (NT * 256);
+    const int i = rem >> 8, r = (rem >> 4) & 15, c = rem & 15;
+    const int t = i * 16 + c, n = n0 + tile * 16 + r;
+    if (t < T && n < N)
+      partials[((size_t)slice * T + t) * N + n] =
+          red[(tile * NT + i) * 256 + r * 16 + c] + red[((4 + tile) * NT + i) * 256 + r * 16 + c];
   }
+  // 5. The last block of the row group sums the slices in order and resets the ticket.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) is_last = atomicAdd(&tickets[blockIdx.x], 1) == slices - 1;
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  for (int idx = threadIdx.x; idx < kBlockRows * T; idx += blockDim.x) {
+    const int t = idx / kBlockRows, n = n0 + idx % kBlockRows;
+    if (n >= N) continue;
+    float sum = 0.f;
+    for (int sl = 0; sl < slices; sl++) sum += __ldcg(&partials[((size_t)sl * T + t) * N + n]);
+    out[(size_t)t * N + n] = sum;
+  }
+  if (threadIdx.x == 0) tickets[blockIdx.x] = 0;
 }
 
 template <typename WT>
-void launch_wmma(cudaStream_t s, float* out, const float* x, const WT* W, int N, int K, int T) {
+void launch_tc(cudaStream_t s, float* out, const float* x, const WT* W, int N, int K, int T, float* partials,
+               int* tickets) {
+  const int ksteps = K / 16;
+  const dim3 grid((unsigned)((N + kBlockRows - 1) / kBlockRows), (unsigned)((ksteps + kSliceSteps - 1) / kSliceSteps));
   for (int t0 = 0; t0 < T; t0 += kMaxTokenTiles * 16) {
     const int Tc = T - t0 < kMaxTokenTiles * 16 ? T - t0 : kMaxTokenTiles * 16;
-    const int tiles = (Tc + 15) / 16;
     const float* xc = x + (size_t)t0 * K;
     float* o = out + (size_t)t0 * N;
-    const dim3 grid((unsigned)(N / 16)), block(kWmmaWarps * 32);
-    switch (tiles) {
-      case 1: matmul_wmma_kernel<WT, 1><<<grid, block, 0, s>>>(o, W, xc, Tc, N, K); break;
-      case 2: matmul_wmma_kernel<WT, 2><<<grid, block, 0, s>>>(o, W, xc, Tc, N, K); break;
-      case 3: matmul_wmma_kernel<WT, 3><<<grid, block, 0, s>>>(o, W, xc, Tc, N, K); break;
-      default: matmul_wmma_kernel<WT, 4><<<grid, block, 0, s>>>(o, W, xc, Tc, N, K); break;
+    switch ((Tc + 15) / 16) {
+      case 1: matmul_tc_kernel<WT, 1><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, partials, tickets); break;
+      case 2: matmul_tc_kernel<WT, 2><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, partials, tickets); break;
+      case 3: matmul_tc_kernel<WT, 3><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, partials, tickets); break;
+      default: matmul_tc_kernel<WT, 4><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, partials, tickets); break;
     }
     check_launch("matmul (tensor cores)");
   }
@@ -129,17 +163,27 @@ bool matmul_uses_tensor_cores(DType dtype, int N, int K) {
   return (dtype == DType::F16 || dtype == DType::BF16) && N % 16 == 0 && K % 16 == 0;
 }
 
-void matmul(cudaStream_t s, float* out, const float* x, DType dtype, const void* W, int N, int K, int T) {
+size_t matmul_scratch_bytes(DType dtype, int N, int K, int T) {
+  if (!matmul_uses_tensor_cores(dtype, N, K)) return 0;
+  const size_t slices = ((size_t)K / 16 + kSliceSteps - 1) / kSliceSteps;
+  const size_t rows = T < kMaxTokenTiles * 16 ? (size_t)T : (size_t)kMaxTokenTiles * 16;
+  return slices * rows * N * sizeof(float);
+}
+
+int matmul_tickets_needed(int N) { return (N + kBlockRows - 1) / kBlockRows; }
+
+void matmul(cudaStream_t s, float* out, const float* x, DType dtype, const void* W, int N, int K, int T,
+            float* partials, int* tickets) {
   if (T <= 0 || N <= 0) return;
   const bool tc = matmul_uses_tensor_cores(dtype, N, K);
   switch (dtype) {
     case DType::F32: return launch_rows(s, out, x, static_cast<const float*>(W), N, K, T);
     case DType::F16:
-      if (tc) return launch_wmma(s, out, x, static_cast<const __half*>(W), N, K, T);
+      if (tc) return launch_tc(s, out, x, static_cast<const __half*>(W), N, K, T, partials, tickets);
       return launch_rows(s, out, x, static_cast<const __half*>(W), N, K, T);
     case DType::BF16:
       if (tc)
-        return launch_wmma(s, out, x, static_cast<const __nv_bfloat16*>(W), N, K, T);
+        return launch_tc(s, out, x, static_cast<const __nv_bfloat16*>(W), N, K, T, partials, tickets);
       return launch_rows(s, out, x, static_cast<const __nv_bfloat16*>(W), N, K, T);
     default: throw_error(ErrorCode::Unsupported, "CUDA matmul over ", dtype_name(dtype), " weights");
   }
