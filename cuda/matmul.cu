@@ -1,10 +1,11 @@
 // Matrix multiply out (T, N) = x (T, K) @ W^T for decode (T = 1), tree verification (T up to 64) and
 // prefill (chunks of 64 rows).
 //  - Tensor cores (WMMA 16x16x16, F32 accumulate) for F16/BF16 weights with N and K multiples of 16.
-//    A block owns 64 weight rows x a 256-column slice of K (split-K, so even a 2048-row matrix has
-//    hundreds of blocks streaming it): each of its 8 warps loads its 16 rows x 128 columns of weights
-//    first, the block stages the slice of x (rounded to the weight type; token rows >= T zero) in
-//    shared memory, then the warps multiply. Slices meet in a partial buffer and the last block of a
+//    A block owns 64 weight rows x a slice of K (split-K only as far as needed for ~2 blocks per SM,
+//    so even a 2048-row matrix has hundreds of blocks streaming it). It walks its slice in 256-column
+//    chunks: each of its 8 warps keeps 16 rows x 128 columns of weights in flight for the next chunk
+//    while the block stages the chunk of x (rounded to the weight type; token rows >= T zero) in
+//    shared memory and the warps multiply. Slices meet in a partial buffer and the last block of a
 //    row group (an atomic ticket) sums them in slice order. Every sum has a fixed order that does not
 //    depend on T, so a row's result never depends on how many rows share the call (T = 1 runs the
 //    same code with one 16-row token tile).
@@ -25,6 +26,7 @@ constexpr int kBlockRows = 64;     // 4 row tiles of 16
 constexpr int kSliceSteps = 16;    // k-steps (of 16 columns) per block
 constexpr int kWarpSteps = 8;      // k-steps per warp (two warps per row tile)
 constexpr int kStageLd = kSliceSteps * 16 + 8;  // padded stage row (elements): fewer bank conflicts
+constexpr int kTargetBlocks = 264;  // about two blocks per SM of an H100
 
 template <typename WT>
 __global__ void matmul_rows_kernel(float* __restrict__ out, const float* __restrict__ x, const WT* __restrict__ W,
@@ -49,10 +51,68 @@ __global__ void matmul_rows_kernel(float* __restrict__ out, const float* __restr
   }
 }
 
+// How a matrix is split: slices of K per row group (enough blocks to fill the GPU, each block looping
+// over `chunks` 256-column chunks). Depends on the shape only, so sums keep one order for every T.
+struct TcPlan {
+  int row_groups, chunks, slices;
+  TcPlan(int N, int K) {
+    row_groups = (N + kBlockRows - 1) / kBlockRows;
+    const int total = (K / 16 + kSliceSteps - 1) / kSliceSteps;
+    const int want = (kTargetBlocks + row_groups - 1) / row_groups;
+    slices = want < 1 ? 1 : (want > total ? total : want);
+    chunks = (total + slices - 1) / slices;
+    slices = (total + chunks - 1) / chunks;
+  }
+};
+
+template <typename WT>
+using AFrag = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, WT, nvcuda::wmma::row_major>;
+
+// This warp's 16 rows x 128 columns of chunk `chunk`.
+template <typename WT>
+__device__ __forceinline__ void load_weights(AFrag<WT> (&a)[kWarpSteps], const WT* __restrict__ wrow, int K, int chunk,
+                                             int kh, int ksteps) {
+  const int kw0 = chunk * kSliceSteps + kh * kWarpSteps;
+#pragma unroll
+  for (int u = 0; u < kWarpSteps; u++)
+    if (kw0 + u < ksteps) nvcuda::wmma::load_matrix_sync(a[u], wrow + (size_t)(kw0 + u) * 16, K);
+}
+
+// The chunk's columns of x, rounded to WT, zero beyond T and beyond K.
+template <typename WT, int NT>
+__device__ __forceinline__ void stage_x(WT* stage, const float* __restrict__ x, int T, int K, int chunk) {
+  const int c0 = chunk * kSliceSteps * 16, cols = min(kSliceSteps * 16, K - c0);
+  for (int idx = threadIdx.x; idx < NT * 16 * kSliceSteps * 16; idx += blockDim.x) {
+    const int t = idx / (kSliceSteps * 16), c = idx % (kSliceSteps * 16);
+    const float v = (t < T && c < cols) ? x[(size_t)t * K + c0 + c] : 0.f;
+    stage[t * kStageLd + c] = from_f32<WT>(v);
+  }
+}
+
+template <typename WT, int NT>
+__device__ __forceinline__ void multiply(nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> (&acc)[NT],
+                                         const AFrag<WT> (&a)[kWarpSteps], const WT* stage, int chunk, int kh,
+                                         int ksteps) {
+  using namespace nvcuda;
+  const int kw0 = chunk * kSliceSteps + kh * kWarpSteps;
+#pragma unroll
+  for (int u = 0; u < kWarpSteps; u++) {
+    if (kw0 + u < ksteps) {
+      const int cc = (kh * kWarpSteps + u) * 16;
+#pragma unroll
+      for (int i = 0; i < NT; i++) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, WT, wmma::col_major> b;
+        wmma::load_matrix_sync(b, stage + i * 16 * kStageLd + cc, kStageLd);  // (k, t) at t * ld + k
+        wmma::mma_sync(acc[i], a[u], b, acc[i]);
+      }
+    }
+  }
+}
+
 template <typename WT, int NT>
 __global__ void __launch_bounds__(256)
     matmul_tc_kernel(float* __restrict__ out, const WT* __restrict__ W, const float* __restrict__ x, int T, int N,
-                     int K, float* __restrict__ partials, int* __restrict__ tickets) {
+                     int K, int chunks, float* __restrict__ partials, int* __restrict__ tickets) {
   using namespace nvcuda;
   constexpr int kStageBytes = NT * 16 * kStageLd * (int)sizeof(WT);
   constexpr int kRedBytes = 8 * NT * 256 * (int)sizeof(float);
@@ -61,61 +121,49 @@ __global__ void __launch_bounds__(256)
   WT* stage = reinterpret_cast<WT*>(smem);
   float* red = reinterpret_cast<float*>(smem);
   const int warp = threadIdx.x >> 5;
-  const int rt = warp & 3, kh = warp >> 2;  // row tile, half of the slice
+  const int rt = warp & 3, kh = warp >> 2;  // row tile, half of each chunk
   const int n0 = blockIdx.x * kBlockRows;
   const int slice = blockIdx.y, slices = gridDim.y;
-  const int ksteps = K / 16;
-  const int ks0 = slice * kSliceSteps, kw0 = ks0 + kh * kWarpSteps;
+  const int ksteps = K / 16, total = (ksteps + kSliceSteps - 1) / kSliceSteps;
+  const int c_begin = slice * chunks, c_end = min(total, c_begin + chunks);
   const int row = n0 + rt * 16;
   const bool row_ok = row < N;
+  const WT* wrow = W + (size_t)(row_ok ? row : 0) * K;
 
-  // 1. This warp's weights, issued before the staging so that their latency overlaps it.
-  wmma::fragment<wmma::matrix_a, 16, 16, 16, WT, wmma::row_major> a[kWarpSteps];
-  if (row_ok) {
-#pragma unroll
-    for (int u = 0; u < kWarpSteps; u++)
-      if (kw0 + u < ksteps) wmma::load_matrix_sync(a[u], W + (size_t)row * K + (size_t)(kw0 + u) * 16, K);
-  }
-  // 2. The slice of x, rounded to WT, zero beyond T and beyond K.
-  const int c0 = ks0 * 16, cols = min(kSliceSteps * 16, K - c0);
-  for (int idx = threadIdx.x; idx < NT * 16 * kSliceSteps * 16; idx += blockDim.x) {
-    const int t = idx / (kSliceSteps * 16), c = idx % (kSliceSteps * 16);
-    const float v = (t < T && c < cols) ? x[(size_t)t * K + c0 + c] : 0.f;
-    stage[t * kStageLd + c] = from_f32<WT>(v);
-  }
-  __syncthreads();
-  // 3. Multiply: acc[i] (16 rows, 16 tokens of tile i).
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[NT];
 #pragma unroll
   for (int i = 0; i < NT; i++) wmma::fill_fragment(acc[i], 0.0f);
-  if (row_ok) {
-#pragma unroll
-    for (int u = 0; u < kWarpSteps; u++) {
-      if (kw0 + u < ksteps) {
-        const int cc = (kh * kWarpSteps + u) * 16;
-#pragma unroll
-        for (int i = 0; i < NT; i++) {
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, WT, wmma::col_major> b;
-          wmma::load_matrix_sync(b, stage + i * 16 * kStageLd + cc, kStageLd);  // (k, t) at t * ld + k
-          wmma::mma_sync(acc[i], a[u], b, acc[i]);
-        }
-      }
-    }
+  // Chunks in order; the next chunk's weights are in flight while this one multiplies.
+  AFrag<WT> a0[kWarpSteps], a1[kWarpSteps];
+  if (row_ok) load_weights<WT>(a0, wrow, K, c_begin, kh, ksteps);
+  for (int c = c_begin; c < c_end; c += 2) {
+    __syncthreads();
+    stage_x<WT, NT>(stage, x, T, K, c);
+    if (row_ok && c + 1 < c_end) load_weights<WT>(a1, wrow, K, c + 1, kh, ksteps);
+    __syncthreads();
+    if (row_ok) multiply<WT, NT>(acc, a0, stage, c, kh, ksteps);
+    if (c + 1 >= c_end) break;
+    __syncthreads();
+    stage_x<WT, NT>(stage, x, T, K, c + 1);
+    if (row_ok && c + 2 < c_end) load_weights<WT>(a0, wrow, K, c + 2, kh, ksteps);
+    __syncthreads();
+    if (row_ok) multiply<WT, NT>(acc, a1, stage, c + 1, kh, ksteps);
   }
   __syncthreads();  // the stage becomes the reduction buffer
 #pragma unroll
   for (int i = 0; i < NT; i++) wmma::store_matrix_sync(red + (warp * NT + i) * 256, acc[i], 16, wmma::mem_row_major);
   __syncthreads();
-  // 4. This block's partial: half 0 + half 1 of each row tile.
+  // This block's sum: half 0 + half 1 of each row tile; the output itself when K is not split.
+  float* dst = slices == 1 ? out : partials + (size_t)slice * T * N;
   for (int idx = threadIdx.x; idx < 4 * NT * 256; idx += blockDim.x) {
     const int tile = idx / (NT * 256), rem = idx % (NT * 256);
     const int i = rem >> 8, r = (rem >> 4) & 15, c = rem & 15;
     const int t = i * 16 + c, n = n0 + tile * 16 + r;
     if (t < T && n < N)
-      partials[((size_t)slice * T + t) * N + n] =
-          red[(tile * NT + i) * 256 + r * 16 + c] + red[((4 + tile) * NT + i) * 256 + r * 16 + c];
+      dst[(size_t)t * N + n] = red[(tile * NT + i) * 256 + r * 16 + c] + red[((4 + tile) * NT + i) * 256 + r * 16 + c];
   }
-  // 5. The last block of the row group sums the slices in order and resets the ticket.
+  if (slices == 1) return;
+  // The last block of the row group sums the slices in order and resets the ticket.
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) is_last = atomicAdd(&tickets[blockIdx.x], 1) == slices - 1;
@@ -135,17 +183,18 @@ __global__ void __launch_bounds__(256)
 template <typename WT>
 void launch_tc(cudaStream_t s, float* out, const float* x, const WT* W, int N, int K, int T, float* partials,
                int* tickets) {
-  const int ksteps = K / 16;
-  const dim3 grid((unsigned)((N + kBlockRows - 1) / kBlockRows), (unsigned)((ksteps + kSliceSteps - 1) / kSliceSteps));
+  const TcPlan plan(N, K);
+  const dim3 grid((unsigned)plan.row_groups, (unsigned)plan.slices);
   for (int t0 = 0; t0 < T; t0 += kMaxTokenTiles * 16) {
     const int Tc = T - t0 < kMaxTokenTiles * 16 ? T - t0 : kMaxTokenTiles * 16;
     const float* xc = x + (size_t)t0 * K;
     float* o = out + (size_t)t0 * N;
+    const int ch = plan.chunks;
     switch ((Tc + 15) / 16) {
-      case 1: matmul_tc_kernel<WT, 1><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, partials, tickets); break;
-      case 2: matmul_tc_kernel<WT, 2><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, partials, tickets); break;
-      case 3: matmul_tc_kernel<WT, 3><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, partials, tickets); break;
-      default: matmul_tc_kernel<WT, 4><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, partials, tickets); break;
+      case 1: matmul_tc_kernel<WT, 1><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, ch, partials, tickets); break;
+      case 2: matmul_tc_kernel<WT, 2><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, ch, partials, tickets); break;
+      case 3: matmul_tc_kernel<WT, 3><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, ch, partials, tickets); break;
+      default: matmul_tc_kernel<WT, 4><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, ch, partials, tickets); break;
     }
     check_launch("matmul (tensor cores)");
   }
@@ -165,7 +214,8 @@ bool matmul_uses_tensor_cores(DType dtype, int N, int K) {
 
 size_t matmul_scratch_bytes(DType dtype, int N, int K, int T) {
   if (!matmul_uses_tensor_cores(dtype, N, K)) return 0;
-  const size_t slices = ((size_t)K / 16 + kSliceSteps - 1) / kSliceSteps;
+  const size_t slices = (size_t)TcPlan(N, K).slices;
+  if (slices == 1) return 0;
   const size_t rows = T < kMaxTokenTiles * 16 ? (size_t)T : (size_t)kMaxTokenTiles * 16;
   return slices * rows * N * sizeof(float);
 }
