@@ -3,9 +3,9 @@
 //  - Tensor cores (WMMA 16x16x16, F32 accumulate) for F16/BF16 weights with N and K multiples of 16.
 //    A block owns 64 weight rows x a slice of K (split-K only as far as needed for ~2 blocks per SM,
 //    so even a 2048-row matrix has hundreds of blocks streaming it). It walks its slice in 256-column
-//    chunks: each of its 8 warps keeps 16 rows x 128 columns of weights in flight for the next chunk
-//    while the block stages the chunk of x (rounded to the weight type; token rows >= T zero) in
-//    shared memory and the warps multiply. Slices meet in a partial buffer and the last block of a
+//    chunks of 64 x 256 weights, fetched with 16-byte loads into registers (the next chunk is in
+//    flight while the warps multiply this one from shared memory) together with the chunk of x,
+//    rounded to the weight type (token rows >= T zero). Slices meet in a partial buffer and the last block of a
 //    row group (an atomic ticket) sums them in slice order. Every sum has a fixed order that does not
 //    depend on T, so a row's result never depends on how many rows share the call (T = 1 runs the
 //    same code with one 16-row token tile).
@@ -65,17 +65,27 @@ struct TcPlan {
   }
 };
 
+// The block's share of a weight chunk (64 rows x 256 columns = 2048 16-byte pieces, 8 per thread),
+// fetched with 16-byte loads into registers while the previous chunk is multiplied.
 template <typename WT>
-using AFrag = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, WT, nvcuda::wmma::row_major>;
-
-// This warp's 16 rows x 128 columns of chunk `chunk`.
-template <typename WT>
-__device__ __forceinline__ void load_weights(AFrag<WT> (&a)[kWarpSteps], const WT* __restrict__ wrow, int K, int chunk,
-                                             int kh, int ksteps) {
-  const int kw0 = chunk * kSliceSteps + kh * kWarpSteps;
+__device__ __forceinline__ void fetch_weights(uint4 (&w)[8], const WT* __restrict__ W, int N, int K, int n0,
+                                              int chunk) {
+  const int c0 = chunk * kSliceSteps * 16;
 #pragma unroll
-  for (int u = 0; u < kWarpSteps; u++)
-    if (kw0 + u < ksteps) nvcuda::wmma::load_matrix_sync(a[u], wrow + (size_t)(kw0 + u) * 16, K);
+  for (int j = 0; j < 8; j++) {
+    const int idx = threadIdx.x + j * 256, r = idx >> 5, q = idx & 31;
+    const int n = n0 + r, col = c0 + q * 8;
+    w[j] = (n < N && col < K) ? __ldg(reinterpret_cast<const uint4*>(W + (size_t)n * K + col)) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+template <typename WT>
+__device__ __forceinline__ void store_weights(WT* wtile, const uint4 (&w)[8]) {
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    const int idx = threadIdx.x + j * 256, r = idx >> 5, q = idx & 31;
+    *reinterpret_cast<uint4*>(wtile + r * kStageLd + q * 8) = w[j];
+  }
 }
 
 // The chunk's columns of x, rounded to WT, zero beyond T and beyond K.
@@ -89,24 +99,9 @@ __device__ __forceinline__ void stage_x(WT* stage, const float* __restrict__ x, 
   }
 }
 
-template <typename WT, int NT>
-__device__ __forceinline__ void multiply(nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> (&acc)[NT],
-                                         const AFrag<WT> (&a)[kWarpSteps], const WT* stage, int chunk, int kh,
-                                         int ksteps) {
-  using namespace nvcuda;
-  const int kw0 = chunk * kSliceSteps + kh * kWarpSteps;
-#pragma unroll
-  for (int u = 0; u < kWarpSteps; u++) {
-    if (kw0 + u < ksteps) {
-      const int cc = (kh * kWarpSteps + u) * 16;
-#pragma unroll
-      for (int i = 0; i < NT; i++) {
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, WT, wmma::col_major> b;
-        wmma::load_matrix_sync(b, stage + i * 16 * kStageLd + cc, kStageLd);  // (k, t) at t * ld + k
-        wmma::mma_sync(acc[i], a[u], b, acc[i]);
-      }
-    }
-  }
+template <int NT>
+constexpr int tc_smem_bytes() {
+  return (kBlockRows + NT * 16) * kStageLd * 2;
 }
 
 template <typename WT, int NT>
@@ -114,42 +109,46 @@ __global__ void __launch_bounds__(256)
     matmul_tc_kernel(float* __restrict__ out, const WT* __restrict__ W, const float* __restrict__ x, int T, int N,
                      int K, int chunks, float* __restrict__ partials, int* __restrict__ tickets) {
   using namespace nvcuda;
-  constexpr int kStageBytes = NT * 16 * kStageLd * (int)sizeof(WT);
-  constexpr int kRedBytes = 8 * NT * 256 * (int)sizeof(float);
-  __shared__ __align__(128) unsigned char smem[kStageBytes > kRedBytes ? kStageBytes : kRedBytes];
+  extern __shared__ __align__(128) unsigned char smem[];
   __shared__ int is_last;
-  WT* stage = reinterpret_cast<WT*>(smem);
-  float* red = reinterpret_cast<float*>(smem);
+  WT* wtile = reinterpret_cast<WT*>(smem);   // (64, kStageLd): this chunk's weights
+  WT* stage = wtile + kBlockRows * kStageLd;  // (NT * 16, kStageLd): this chunk's x
+  float* red = reinterpret_cast<float*>(smem);  // after the loop: (8 warps, NT, 16 x 16)
   const int warp = threadIdx.x >> 5;
   const int rt = warp & 3, kh = warp >> 2;  // row tile, half of each chunk
   const int n0 = blockIdx.x * kBlockRows;
   const int slice = blockIdx.y, slices = gridDim.y;
   const int ksteps = K / 16, total = (ksteps + kSliceSteps - 1) / kSliceSteps;
   const int c_begin = slice * chunks, c_end = min(total, c_begin + chunks);
-  const int row = n0 + rt * 16;
-  const bool row_ok = row < N;
-  const WT* wrow = W + (size_t)(row_ok ? row : 0) * K;
 
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[NT];
 #pragma unroll
   for (int i = 0; i < NT; i++) wmma::fill_fragment(acc[i], 0.0f);
-  // Chunks in order; the next chunk's weights are in flight while this one multiplies.
-  AFrag<WT> a0[kWarpSteps], a1[kWarpSteps];
-  if (row_ok) load_weights<WT>(a0, wrow, K, c_begin, kh, ksteps);
-  for (int c = c_begin; c < c_end; c += 2) {
-    __syncthreads();
+  uint4 wnext[8];
+  fetch_weights<WT>(wnext, W, N, K, n0, c_begin);
+  for (int c = c_begin; c < c_end; c++) {
+    __syncthreads();  // the previous chunk is multiplied
+    store_weights<WT>(wtile, wnext);
     stage_x<WT, NT>(stage, x, T, K, c);
-    if (row_ok && c + 1 < c_end) load_weights<WT>(a1, wrow, K, c + 1, kh, ksteps);
     __syncthreads();
-    if (row_ok) multiply<WT, NT>(acc, a0, stage, c, kh, ksteps);
-    if (c + 1 >= c_end) break;
-    __syncthreads();
-    stage_x<WT, NT>(stage, x, T, K, c + 1);
-    if (row_ok && c + 2 < c_end) load_weights<WT>(a0, wrow, K, c + 2, kh, ksteps);
-    __syncthreads();
-    if (row_ok) multiply<WT, NT>(acc, a1, stage, c + 1, kh, ksteps);
+    if (c + 1 < c_end) fetch_weights<WT>(wnext, W, N, K, n0, c + 1);  // in flight while this chunk multiplies
+    const int kw0 = c * kSliceSteps + kh * kWarpSteps;
+#pragma unroll
+    for (int u = 0; u < kWarpSteps; u++) {
+      if (kw0 + u < ksteps) {
+        const int cc = (kh * kWarpSteps + u) * 16;
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, WT, wmma::row_major> a;
+        wmma::load_matrix_sync(a, wtile + rt * 16 * kStageLd + cc, kStageLd);
+#pragma unroll
+        for (int i = 0; i < NT; i++) {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, WT, wmma::col_major> b;
+          wmma::load_matrix_sync(b, stage + i * 16 * kStageLd + cc, kStageLd);  // (k, t) at t * ld + k
+          wmma::mma_sync(acc[i], a, b, acc[i]);
+        }
+      }
+    }
   }
-  __syncthreads();  // the stage becomes the reduction buffer
+  __syncthreads();  // the tiles become the reduction buffer
 #pragma unroll
   for (int i = 0; i < NT; i++) wmma::store_matrix_sync(red + (warp * NT + i) * 256, acc[i], 16, wmma::mem_row_major);
   __syncthreads();
@@ -180,6 +179,19 @@ __global__ void __launch_bounds__(256)
   if (threadIdx.x == 0) tickets[blockIdx.x] = 0;
 }
 
+template <typename WT, int NT>
+void launch_tc_tiles(cudaStream_t s, const dim3& grid, float* o, const WT* W, const float* xc, int Tc, int N, int K,
+                     int chunks, float* partials, int* tickets) {
+  constexpr int bytes = tc_smem_bytes<NT>();
+  static bool attribute_set = false;  // once per instantiation (callers hold the backend's mutex)
+  if (!attribute_set) {
+    CHIMERA_CUDA_CHECK(cudaFuncSetAttribute(matmul_tc_kernel<WT, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            bytes));
+    attribute_set = true;
+  }
+  matmul_tc_kernel<WT, NT><<<grid, 256, bytes, s>>>(o, W, xc, Tc, N, K, chunks, partials, tickets);
+}
+
 template <typename WT>
 void launch_tc(cudaStream_t s, float* out, const float* x, const WT* W, int N, int K, int T, float* partials,
                int* tickets) {
@@ -191,10 +203,10 @@ void launch_tc(cudaStream_t s, float* out, const float* x, const WT* W, int N, i
     float* o = out + (size_t)t0 * N;
     const int ch = plan.chunks;
     switch ((Tc + 15) / 16) {
-      case 1: matmul_tc_kernel<WT, 1><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, ch, partials, tickets); break;
-      case 2: matmul_tc_kernel<WT, 2><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, ch, partials, tickets); break;
-      case 3: matmul_tc_kernel<WT, 3><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, ch, partials, tickets); break;
-      default: matmul_tc_kernel<WT, 4><<<grid, 256, 0, s>>>(o, W, xc, Tc, N, K, ch, partials, tickets); break;
+      case 1: launch_tc_tiles<WT, 1>(s, grid, o, W, xc, Tc, N, K, ch, partials, tickets); break;
+      case 2: launch_tc_tiles<WT, 2>(s, grid, o, W, xc, Tc, N, K, ch, partials, tickets); break;
+      case 3: launch_tc_tiles<WT, 3>(s, grid, o, W, xc, Tc, N, K, ch, partials, tickets); break;
+      default: launch_tc_tiles<WT, 4>(s, grid, o, W, xc, Tc, N, K, ch, partials, tickets); break;
     }
     check_launch("matmul (tensor cores)");
   }
