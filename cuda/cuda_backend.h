@@ -49,8 +49,7 @@ class CudaBackend final : public Backend {
   void gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) override;
   void compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src, int dst_start,
                     int count) override;
-  // out (R) = argmax of each row of x (R, V), device memory.
-  void argmax_rows(int32_t* out, const float* x, int R, int V);
+  void argmax_rows(int32_t* out, const float* x, int R, int V) override;
 
   // Training runs on the CPU backend (ModelRuntime::cpu_backend); these throw E_UNSUPPORTED.
   void linear_backward(float*, float*, const float*, const float*, const TensorView&, int) override;

@@ -88,12 +88,28 @@ __device__ __forceinline__ void store_weights(WT* wtile, const uint4 (&w)[8]) {
   }
 }
 
-// The chunk's columns of x, rounded to WT, zero beyond T and beyond K.
+// The chunk's columns of x, rounded to WT, zero beyond T and beyond K: four columns per load when x
+// is 16-byte aligned (K is a multiple of 16, so every row then is), one otherwise.
 template <typename WT, int NT>
-__device__ __forceinline__ void stage_x(WT* stage, const float* __restrict__ x, int T, int K, int chunk) {
-  const int c0 = chunk * kSliceSteps * 16, cols = min(kSliceSteps * 16, K - c0);
-  for (int idx = threadIdx.x; idx < NT * 16 * kSliceSteps * 16; idx += blockDim.x) {
-    const int t = idx / (kSliceSteps * 16), c = idx % (kSliceSteps * 16);
+__device__ __forceinline__ void stage_x(WT* stage, const float* __restrict__ x, int T, int K, int chunk,
+                                        bool vec4) {
+  constexpr int kCols = kSliceSteps * 16;
+  const int c0 = chunk * kCols, cols = min(kCols, K - c0);
+  if (vec4) {
+    for (int idx = threadIdx.x; idx < NT * 16 * (kCols / 4); idx += blockDim.x) {
+      const int t = idx / (kCols / 4), c = (idx % (kCols / 4)) * 4;
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (t < T && c < cols) v = __ldg(reinterpret_cast<const float4*>(x + (size_t)t * K + c0 + c));
+      WT* d = stage + t * kStageLd + c;
+      d[0] = from_f32<WT>(v.x);
+      d[1] = from_f32<WT>(v.y);
+      d[2] = from_f32<WT>(v.z);
+      d[3] = from_f32<WT>(v.w);
+    }
+    return;
+  }
+  for (int idx = threadIdx.x; idx < NT * 16 * kCols; idx += blockDim.x) {
+    const int t = idx / kCols, c = idx % kCols;
     const float v = (t < T && c < cols) ? x[(size_t)t * K + c0 + c] : 0.f;
     stage[t * kStageLd + c] = from_f32<WT>(v);
   }
@@ -124,12 +140,13 @@ __global__ void __launch_bounds__(256)
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[NT];
 #pragma unroll
   for (int i = 0; i < NT; i++) wmma::fill_fragment(acc[i], 0.0f);
+  const bool vec4 = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
   uint4 wnext[8];
   fetch_weights<WT>(wnext, W, N, K, n0, c_begin);
   for (int c = c_begin; c < c_end; c++) {
     __syncthreads();  // the previous chunk is multiplied
     store_weights<WT>(wtile, wnext);
-    stage_x<WT, NT>(stage, x, T, K, c);
+    stage_x<WT, NT>(stage, x, T, K, c, vec4);
     __syncthreads();
     if (c + 1 < c_end) fetch_weights<WT>(wnext, W, N, K, n0, c + 1);  // in flight while this chunk multiplies
     const int kw0 = c * kSliceSteps + kh * kWarpSteps;

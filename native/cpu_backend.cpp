@@ -184,6 +184,16 @@ void CpuBackend::store_rows(float* base, const float* src, int T, int row_floats
   if (T > 0) std::memmove(base + (int64_t)at * row_floats, src, sizeof(float) * T * row_floats);
 }
 
+void CpuBackend::argmax_rows(int32_t* out, const float* x, int R, int V) {
+  for (int r = 0; r < R; r++) {
+    const float* row = x + (int64_t)r * V;
+    int best = 0;
+    for (int i = 1; i < V; i++)
+      if (row[i] > row[best]) best = i;
+    out[r] = best;
+  }
+}
+
 void CpuBackend::gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) {
   for (int r = 0; r < R; r++) std::memcpy(dst + (int64_t)r * C, src + (int64_t)rows[r] * C, sizeof(float) * C);
 }

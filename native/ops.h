@@ -73,6 +73,8 @@ class Backend {
   // Records the ops that `ops` issues into a graph to replay later (nullptr: this backend has none).
   // Between record and replay, only device-side data (buffer contents) may change.
   virtual std::unique_ptr<OpGraph> record(const std::function<void()>& ops) { return nullptr; }
+  // out (R) = the index of the largest value of each row of x (R, V); the lowest index wins ties.
+  virtual void argmax_rows(int32_t* out, const float* x, int R, int V) = 0;
   // dst (R, C) = rows `rows` (R) of src (any, C).
   virtual void gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) = 0;
   // In each of `blocks` blocks at base + b * block_stride (floats): row dst_start + i (i < count) takes
@@ -156,6 +158,7 @@ class CpuBackend final : public Backend {
                   const DeviceSlots* slots = nullptr) override;
   void bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) override;
   void gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) override;
+  void argmax_rows(int32_t* out, const float* x, int R, int V) override;
   void compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src, int dst_start,
                     int count) override;
 

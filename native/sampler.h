@@ -48,6 +48,10 @@ struct TokenDistribution {
 void target_distribution(const float* logits, int V, const SamplingParams& p, const int32_t* recent, int n_recent,
                          TokenDistribution& out, std::vector<float>& scratch);
 
+// True when the target distribution is one-hot on the argmax of the raw logits (greedy, no penalty):
+// then only the argmax is needed, and a device backend can find it without copying the logits.
+inline bool plain_greedy(const SamplingParams& p) { return p.temperature <= 0.0f && p.repeat_penalty == 1.0f; }
+
 // Draws from a distribution (greedy distributions have one entry).
 int32_t sample_from(const TokenDistribution& dist, Rng& rng);
 

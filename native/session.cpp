@@ -240,6 +240,14 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
 int32_t Session::sample_last(const SamplingParams& sampling, Rng& rng) {
   const int V = runtime_->model().config.V;
   CHIMERA_CHECK(rows_evaluated_ >= 1, ErrorCode::Internal, "sampling without evaluated logits");
+  Backend& be = runtime_->backend();
+  if (plain_greedy(sampling) && !be.host_memory()) {  // one int crosses to the host, not V floats
+    argmax_.ensure(&be, 1);
+    be.argmax_rows(argmax_.data(), logits_.data() + (size_t)(rows_evaluated_ - 1) * V, 1, V);
+    int32_t id = 0;
+    be.copy_to_host(&id, argmax_.data(), sizeof(id));
+    return id;
+  }
   const float* logits =
       host_view(runtime_->backend(), logits_.data() + (size_t)(rows_evaluated_ - 1) * V, (size_t)V, logits_host_);
   target_distribution(logits, V, sampling, history_.data(), (int)history_.size(), dist_, scratch_);

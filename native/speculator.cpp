@@ -66,8 +66,18 @@ std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backen
   b.out_rows = rows_.data();
   b.R = T;
   forward(model, be, ws, kv, b, logits_.data(), nullptr, hidden);  // hidden rows m.. are written
-  const float* logits = host_view(be, logits_.data(), (size_t)T * V, logits_host_);
-  TreeAcceptance acc = accept_tree(tree_, tokens_.data(), logits, V, sampling, history, rng, mode_);
+  TreeAcceptance acc;
+  if (plain_greedy(sampling) && !be.host_memory() && mode_ == VerifyMode::Exact) {
+    // T ints cross to the host instead of T x V logits.
+    argmax_.ensure(&be, (size_t)T);
+    argmax_host_.resize(T);
+    be.argmax_rows(argmax_.data(), logits_.data(), T, V);
+    be.copy_to_host(argmax_host_.data(), argmax_.data(), sizeof(int32_t) * T);
+    acc = accept_tree_greedy(tree_, tokens_.data(), argmax_host_.data());
+  } else {
+    const float* logits = host_view(be, logits_.data(), (size_t)T * V, logits_host_);
+    acc = accept_tree(tree_, tokens_.data(), logits, V, sampling, history, rng, mode_);
+  }
 
   // Keep the accepted path: compact the base cache and the hidden states, root first.
   const int n_acc = (int)acc.path.size();

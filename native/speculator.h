@@ -48,6 +48,8 @@ class Speculator {
   std::vector<uint8_t> mask_;
   BackendArray<float> logits_;      // (T, V) backend memory
   std::vector<float> logits_host_;  // its host copy, on a device backend
+  BackendArray<int32_t> argmax_;    // greedy on a device backend: each node's argmax (T)
+  std::vector<int32_t> argmax_host_;
 };
 
 }  // namespace chimera

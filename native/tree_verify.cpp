@@ -59,4 +59,23 @@ TreeAcceptance accept_tree(const CompiledTree& tree, const int32_t* node_tokens,
   }
 }
 
+TreeAcceptance accept_tree_greedy(const CompiledTree& tree, const int32_t* node_tokens, const int32_t* argmax) {
+  TreeAcceptance out;
+  int u = 0;
+  out.path.push_back(0);
+  for (;;) {
+    int next = -1;
+    for (int c : tree.children[u])
+      if (node_tokens[c] == argmax[u]) {
+        next = c;
+        break;
+      }
+    if (next < 0) break;
+    u = next;
+    out.path.push_back(u);
+  }
+  out.bonus = argmax[u];
+  return out;
+}
+
 }  // namespace chimera

@@ -29,4 +29,9 @@ TreeAcceptance accept_tree(const CompiledTree& tree, const int32_t* node_tokens,
                            const SamplingParams& sampling, const std::vector<int32_t>& history, Rng& rng,
                            VerifyMode mode = VerifyMode::Exact);
 
+// The same acceptance under plain greedy targets (plain_greedy(sampling)), from each node's argmax
+// (tree.size) alone: the longest path whose every token is its parent's argmax, then the argmax of
+// the last node as the bonus token.
+TreeAcceptance accept_tree_greedy(const CompiledTree& tree, const int32_t* node_tokens, const int32_t* argmax);
+
 }  // namespace chimera

@@ -259,6 +259,23 @@ void test_rows(Backend& cpu, Backend& gpu, Rng& rng) {
   test::compare("compact_rows", download(gpu, db->f(), base.size()).data(), cref.data(), base.size(), 0.f, 0.f);
 }
 
+void test_argmax(Backend& cpu, Backend& gpu, Rng& rng) {
+  const int R = 7, V = 32000;
+  std::vector<float> x = test::random_floats(rng, (size_t)R * V, -5, 5);
+  x[(size_t)2 * V + 100] = 9.f;  // a tie: the lower index wins
+  x[(size_t)2 * V + 31000] = 9.f;
+  for (int i = 0; i < V; i++) x[(size_t)5 * V + i] = -1.f;  // all equal: index 0
+  std::vector<int32_t> want(R), got(R);
+  cpu.argmax_rows(want.data(), x.data(), R, V);
+  auto dx = upload(gpu, x);
+  DevBuf out(gpu, R * sizeof(int32_t));
+  gpu.argmax_rows(out.i(), dx->f(), R, V);
+  gpu.copy_to_host(got.data(), out.p, R * sizeof(int32_t));
+  std::printf("argmax_rows: %s\n", got == want ? "ok (exact)" : "FAIL");
+  EXPECT(got == want);
+  EXPECT(want[2] == 100 && want[5] == 0);
+}
+
 }  // namespace
 
 int main() {
@@ -279,6 +296,7 @@ int main() {
     test_attention(cpu, *gpu, rng);
     test_elementwise(cpu, *gpu, rng);
     test_rows(cpu, *gpu, rng);
+    test_argmax(cpu, *gpu, rng);
   } catch (const Error& e) {
     std::fprintf(stderr, "test_cuda_ops: %s: %s\n", error_code_name(e.code()), e.what());
     return 1;

@@ -215,7 +215,6 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
   KVCache kv(be.get(), c.L, ctx, c.KVD());
   Workspace ws(be.get(), c, 64);
   BackendArray<float> logits(be.get(), (size_t)64 * c.V);
-  std::vector<float> host((size_t)64 * c.V);
   std::vector<int32_t> tokens(64), pos(64), rows(64);
   // Prefill 128 tokens (two batches of 64).
   for (int b = 0; b < prompt; b += 64) {
@@ -225,8 +224,10 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
     forward(model, *be, ws, kv, batch, logits.data(), nullptr);
   }
   gpu_synchronize(*be);
-  // One step over n tree nodes (n = 1: a plain decode step), logits of every node copied to the host
-  // as verification needs; the cache is cut back after each.
+  // One step over n tree nodes (n = 1: a plain decode step) with greedy verification's device argmax
+  // of every node (n ints to the host); the cache is cut back after each.
+  BackendArray<int32_t> argmax(be.get(), 64);
+  std::vector<int32_t> argmax_host(64);
   std::vector<uint8_t> mask;
   auto step = [&](int n) {
     const int N = kv.size();
@@ -241,7 +242,8 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
     batch.tokens = tokens.data(); batch.positions = pos.data(); batch.T = n; batch.out_rows = rows.data();
     batch.R = n; batch.mask = n > 1 ? mask.data() : nullptr;
     forward(model, *be, ws, kv, batch, logits.data(), nullptr);
-    be->copy_to_host(host.data(), logits.data(), (size_t)n * c.V * sizeof(float));
+    be->argmax_rows(argmax.data(), logits.data(), n, c.V);
+    be->copy_to_host(argmax_host.data(), argmax.data(), sizeof(int32_t) * n);
     kv.truncate(N);
   };
   auto time_steps = [&](int n, int reps) {
@@ -261,7 +263,8 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
       Batch batch;
       batch.tokens = tokens.data(); batch.positions = pos.data(); batch.T = 1; batch.out_rows = rows.data(); batch.R = 1;
       forward(model, *be, ws, kv, batch, logits.data(), nullptr);
-      be->copy_to_host(host.data(), logits.data(), (size_t)c.V * sizeof(float));
+      be->argmax_rows(argmax.data(), logits.data(), 1, c.V);  // greedy, as Session does on a GPU
+      be->copy_to_host(argmax_host.data(), argmax.data(), sizeof(int32_t));
     }
     t_step = seconds_since(t0) / steps;
   }
