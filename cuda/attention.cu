@@ -4,6 +4,7 @@
 //     V rows, all in a fixed order: a partial (acc[HS], max, sum).
 //  3. Each (head, row) combines its chunks in order.
 // A row that sees nothing outputs zeros (as the CPU twin does).
+#include <algorithm>
 #include <cmath>
 
 #include "cuda_common.cuh"
@@ -46,7 +47,8 @@ __global__ void visible_slots_kernel(int32_t* __restrict__ vis, int32_t* __restr
   if (threadIdx.x == kScanThreads - 1) counts[t] = sums[threadIdx.x];
 }
 
-// grid (NH, T, splits); shared: q (HS) + p (kChunk) + slots (kChunk ints) + red (32).
+// grid (NH, T, splits); shared: q (HS) + p (kChunk) + group sums (max(kThreads, HS)) + slots (kChunk
+// ints) + red (32).
 __global__ void __launch_bounds__(kThreads)
     attention_partial_kernel(float* __restrict__ part, const float* __restrict__ q, const float* __restrict__ k,
                              const float* __restrict__ v, const int32_t* __restrict__ vis,
@@ -55,7 +57,7 @@ __global__ void __launch_bounds__(kThreads)
   extern __shared__ float sh[];
   float* qs = sh;
   float* ps = qs + HS;
-  int* slots = reinterpret_cast<int*>(ps + kChunk);
+  int* slots = reinterpret_cast<int*>(ps + kChunk + (HS > kThreads ? HS : kThreads));
   float* red = reinterpret_cast<float*>(slots + kChunk);
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
   const int KVD = NKV * HS, kvo = (h / (NH / NKV)) * HS;
@@ -74,13 +76,18 @@ __global__ void __launch_bounds__(kThreads)
   for (int d = threadIdx.x; d < HS; d += blockDim.x) qs[d] = q[((int64_t)t * NH + h) * HS + d];
   __syncthreads();
   const int n = c1 - c0;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  // Scores: a warp per slot, lanes over the head dimensions (coalesced K rows), a fixed-order reduction.
+  for (int i = warp; i < n; i += warps) {
     const int slot = vis ? vis[(int64_t)t * vis_stride + c0 + i] : c0 + i;
-    slots[i] = slot;
     const float* kr = k + (int64_t)slot * KVD + kvo;
     float s = 0.f;
-    for (int d = 0; d < HS; d++) s = fmaf(qs[d], kr[d], s);
-    ps[i] = s * scale;
+    for (int d = lane; d < HS; d += 32) s = fmaf(qs[d], kr[d], s);
+    s = warp_sum(s);
+    if (lane == 0) {
+      slots[i] = slot;
+      ps[i] = s * scale;
+    }
   }
   __syncthreads();
   float mx = -INFINITY;
@@ -93,9 +100,23 @@ __global__ void __launch_bounds__(kThreads)
     sum += e;
   }
   sum = block_sum(sum, red);  // its barriers also publish ps
+  // Weighted sum of V: G groups of HS threads each take a contiguous run of the slots; the groups'
+  // sums are added in group order.
+  const int G = HS <= (int)blockDim.x ? (int)blockDim.x / HS : 1;
+  const int g = threadIdx.x / HS;
+  float* gsum = ps + kChunk;  // (G, HS), after the slots (shared layout reserves it)
+  if (g < G) {
+    const int i0 = (int)((int64_t)n * g / G), i1 = (int)((int64_t)n * (g + 1) / G);
+    for (int d = threadIdx.x % HS; d < HS; d += (HS <= (int)blockDim.x ? HS : (int)blockDim.x)) {
+      float a = 0.f;
+      for (int i = i0; i < i1; i++) a = fmaf(ps[i], v[(int64_t)slots[i] * KVD + kvo + d], a);
+      gsum[g * HS + d] = a;
+    }
+  }
+  __syncthreads();
   for (int d = threadIdx.x; d < HS; d += blockDim.x) {
     float a = 0.f;
-    for (int i = 0; i < n; i++) a = fmaf(ps[i], v[(int64_t)slots[i] * KVD + kvo + d], a);
+    for (int j = 0; j < G; j++) a += gsum[j * HS + d];
     dst[d] = a;
   }
   if (threadIdx.x == 0) {
@@ -151,7 +172,8 @@ void attention(cudaStream_t s, float* out, const float* q, const float* k_cache,
     visible_slots_kernel<<<T, kScanThreads, 0, s>>>(vis, counts, mask, n_past + T, n_past_dev, T, S);
     check_launch("attention (visible slots)");
   }
-  const size_t shared = (size_t)HS * sizeof(float) + kChunk * (sizeof(float) + sizeof(int)) + 32 * sizeof(float);
+  const size_t shared = (size_t)HS * sizeof(float) + kChunk * (sizeof(float) + sizeof(int)) +
+                        (size_t)std::max(HS, kThreads) * sizeof(float) + 32 * sizeof(float);
   CHIMERA_CHECK(shared <= 48 * 1024, ErrorCode::Unsupported, "CUDA attention: head size ", HS, " is too large");
   const float scale = 1.0f / sqrtf((float)HS);
   attention_partial_kernel<<<dim3(NH, T, splits), kThreads, shared, s>>>(
