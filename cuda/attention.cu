@@ -77,14 +77,21 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   const int n = c1 - c0;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  // Scores: a warp per slot, lanes over the head dimensions (coalesced K rows), a fixed-order reduction.
-  for (int i = warp; i < n; i += warps) {
-    const int slot = vis ? vis[(int64_t)t * vis_stride + c0 + i] : c0 + i;
+  // Scores: 8 lanes per slot (4 slots per warp at a time), each lane over every 8th head dimension,
+  // then a fixed-order reduction within the 8 lanes.
+  const int sub = lane & 7, group = warp * 4 + (lane >> 3), groups = warps * 4;
+  for (int i0 = 0; i0 < n; i0 += groups) {
+    const int i = i0 + group;
+    const bool active = i < n;
+    const int slot = active ? (vis ? vis[(int64_t)t * vis_stride + c0 + i] : c0 + i) : 0;
     const float* kr = k + (int64_t)slot * KVD + kvo;
     float s = 0.f;
-    for (int d = lane; d < HS; d += 32) s = fmaf(qs[d], kr[d], s);
-    s = warp_sum(s);
-    if (lane == 0) {
+    if (active)
+      for (int d = sub; d < HS; d += 8) s = fmaf(qs[d], kr[d], s);
+    s += __shfl_xor_sync(0xffffffffu, s, 4);
+    s += __shfl_xor_sync(0xffffffffu, s, 2);
+    s += __shfl_xor_sync(0xffffffffu, s, 1);
+    if (active && sub == 0) {
       slots[i] = slot;
       ps[i] = s * scale;
     }
