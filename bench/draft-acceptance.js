@@ -25,7 +25,7 @@ function arg(name, fallback) {
 }
 
 async function main() {
-  const model = await loadModel(arg('model'), { threads: Number(arg('threads', '2')) });
+  const model = await loadModel(arg('model'), { threads: Number(arg('threads', '2')), gpu: false });
   const draft = await model.loadDraft(arg('draft'));
   const n = Number(arg('tokens', '200'));
   const prompts = PROMPTS[arg('prompts', 'stories')];

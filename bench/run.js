@@ -11,6 +11,8 @@
 //   3. {"type":"summary", "model", ...}            one per model: chimera / node-llama-cpp ratios
 //   4. {"type":"verify-cost"|"speculative", ...}   chimera only: the cost of verifying n tree nodes
 //      relative to one decode step, and plain vs Chimera decoding (bench/lib/speculative.js)
+//   5. {"type":"gpu", ...}                         with a usable GPU: stories260K plain vs Chimera on the
+//      CUDA backend and the C++ driver's synthetic 1.1B BF16 case (bench/lib/gpu.js)
 //   ({"type":"skip"|"error", ...} lines say why a case did not run.)
 //
 // Definitions (the same for both engines; see bench/README.md):
@@ -38,6 +40,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { runSpeculativeCase } = require('./lib/speculative');
+const { runGpuCase } = require('./lib/gpu');
 
 const REPO = path.resolve(__dirname, '..');
 const SHARED = path.resolve(REPO, '..', 'shared');
@@ -239,7 +242,7 @@ class ChimeraEngine {
   async load(file, c) {
     const { loadModel } = require(path.join(REPO, 'dist'));
     const t = performance.now();
-    this.model = await loadModel(file, { threads: this.threads });
+    this.model = await loadModel(file, { threads: this.threads, gpu: false });  // the CPU comparison
     this.loadMs = performance.now() - t;
     this.session = this.model.createSession({ contextSize: c.contextSize });
     this.info = this.model.info;
@@ -420,9 +423,9 @@ async function main() {
   const all = caseList();
   let cases;
   if (args.cases) {
-    cases = args.cases.map((n) => {
+    cases = args.cases.filter((n) => n !== 'gpu').map((n) => {
       const c = all.find((x) => x.name === n);
-      if (!c) throw Object.assign(new Error(`unknown case ${n}; cases: ${all.map((x) => x.name).join(', ')}`), { usage: true });
+      if (!c) throw Object.assign(new Error(`unknown case ${n}; cases: gpu, ${all.map((x) => x.name).join(', ')}`), { usage: true });
       return c;
     });
   } else {
@@ -466,6 +469,16 @@ async function main() {
     } catch (e) {
       failed = true;
       emit({ type: 'error', model: c.name, error: String(e && e.stack ? e.stack.split('\n').slice(0, 3).join(' | ') : e) });
+    }
+  }
+  // The GPU case (skipped with its reason where no usable GPU exists).
+  if (!args.cases || args.cases.includes('gpu')) {
+    try {
+      await runGpuCase(require(path.join(REPO, 'dist')), path.join(SHARED, 'models', 'stories260K', 'stories260K.gguf'),
+        path.join(MODELS_DIR, 'stories260K.chimera.safetensors'), args, emit);
+    } catch (e) {
+      failed = true;
+      emit({ type: 'error', model: 'gpu', error: String(e && e.stack ? e.stack.split('\n').slice(0, 3).join(' | ') : e) });
     }
   }
   // node-llama-cpp keeps its Llama instance (and native threads) alive; dispose it so the process exits.

@@ -6,6 +6,7 @@ namespace chimera {
 namespace cuda {
 
 __global__ void argmax_rows_kernel(int32_t* __restrict__ out, const float* __restrict__ x, int V) {
+  grid_dependency_wait();
   __shared__ float best_v[256];
   __shared__ int best_i[256];
   const float* row = x + (int64_t)blockIdx.x * V;
@@ -36,7 +37,7 @@ __global__ void argmax_rows_kernel(int32_t* __restrict__ out, const float* __res
 
 void argmax_rows(cudaStream_t s, int32_t* out, const float* x, int R, int V) {
   if (R <= 0) return;
-  argmax_rows_kernel<<<R, 256, 0, s>>>(out, x, V);
+  launch("argmax_rows_kernel", argmax_rows_kernel, dim3(R), dim3(256), 0, s, out, x, V);
   check_launch("argmax_rows");
 }
 

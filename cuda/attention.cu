@@ -25,6 +25,7 @@ size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
 __global__ void visible_slots_kernel(int32_t* __restrict__ vis, int32_t* __restrict__ counts,
                                      const uint8_t* __restrict__ mask, int S, const int32_t* __restrict__ n_past_dev,
                                      int T, int vis_stride) {
+  grid_dependency_wait();
   __shared__ int sums[kScanThreads];
   if (n_past_dev) S = *n_past_dev + T;
   const int t = blockIdx.x;
@@ -54,6 +55,7 @@ __global__ void __launch_bounds__(kThreads)
                              const float* __restrict__ v, const int32_t* __restrict__ vis,
                              const int32_t* __restrict__ counts, int n_past, const int32_t* __restrict__ n_past_dev,
                              int NH, int NKV, int HS, int vis_stride, int splits, float scale) {
+  grid_dependency_wait();
   extern __shared__ float sh[];
   float* qs = sh;
   float* ps = qs + HS;
@@ -135,6 +137,7 @@ __global__ void __launch_bounds__(kThreads)
 // grid (NH, T)
 __global__ void attention_combine_kernel(float* __restrict__ out, const float* __restrict__ part, int NH, int HS,
                                          int splits) {
+  grid_dependency_wait();
   const int h = blockIdx.x, t = blockIdx.y;
   const float* p = part + ((int64_t)t * NH + h) * splits * (HS + 2);
   float M = -INFINITY;
@@ -176,17 +179,17 @@ void attention(cudaStream_t s, float* out, const float* q, const float* k_cache,
     vis = reinterpret_cast<int32_t*>(p);
     p += align_up((size_t)T * S * sizeof(int32_t));
     counts = reinterpret_cast<int32_t*>(p);
-    visible_slots_kernel<<<T, kScanThreads, 0, s>>>(vis, counts, mask, n_past + T, n_past_dev, T, S);
+    launch("visible_slots_kernel", visible_slots_kernel, dim3(T), dim3(kScanThreads), 0, s, vis, counts, mask, n_past + T, n_past_dev, T, S);
     check_launch("attention (visible slots)");
   }
   const size_t shared = (size_t)HS * sizeof(float) + kChunk * (sizeof(float) + sizeof(int)) +
                         (size_t)std::max(HS, kThreads) * sizeof(float) + 32 * sizeof(float);
   CHIMERA_CHECK(shared <= 48 * 1024, ErrorCode::Unsupported, "CUDA attention: head size ", HS, " is too large");
   const float scale = 1.0f / sqrtf((float)HS);
-  attention_partial_kernel<<<dim3(NH, T, splits), kThreads, shared, s>>>(
+  launch("attention_partial_kernel", attention_partial_kernel, dim3(dim3(NH, T, splits)), dim3(kThreads), shared, s, 
       part, q, k_cache, v_cache, vis, counts, n_past, n_past_dev, NH, NKV, HS, S, splits, scale);
   check_launch("attention (chunks)");
-  attention_combine_kernel<<<dim3(NH, T), HS >= 128 ? 128 : 64, 0, s>>>(out, part, NH, HS, splits);
+  launch("attention_combine_kernel", attention_combine_kernel, dim3(dim3(NH, T)), dim3(HS >= 128 ? 128 : 64), 0, s, out, part, NH, HS, splits);
   check_launch("attention (combine)");
 }
 

@@ -18,6 +18,7 @@ CudaBackend& cuda_of(Backend& be) {
 }
 
 __global__ void fill_random_bf16_kernel(__nv_bfloat16* dst, size_t n, uint64_t seed, float scale) {
+  cuda::grid_dependency_wait();
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     uint64_t z = seed + 0x9E3779B97F4A7C15ull * (i + 1);  // splitmix64 of the index
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -38,7 +39,7 @@ std::string gpu_device_name(Backend& be) {
 
 void gpu_fill_random_bf16(Backend& be, void* dst, size_t n, uint64_t seed, float scale) {
   CudaBackend& c = cuda_of(be);
-  fill_random_bf16_kernel<<<1024, 256, 0, c.stream()>>>(static_cast<__nv_bfloat16*>(dst), n, seed, scale);
+  cuda::launch("fill_random_bf16_kernel", fill_random_bf16_kernel, dim3(1024), dim3(256), 0, c.stream(), static_cast<__nv_bfloat16*>(dst), n, seed, scale);
   cuda::check_launch("fill_random_bf16");
 }
 

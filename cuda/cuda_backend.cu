@@ -3,6 +3,7 @@
 #include "cuda_backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -17,6 +18,13 @@ namespace {
 size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
 constexpr int kTickets = 1 << 16;
 }  // namespace
+
+namespace cuda {
+bool& pdl_enabled() {
+  static bool on = false;
+  return on;
+}
+}  // namespace cuda
 
 // ---- entry points of gpu_backend.h ----
 
@@ -56,6 +64,14 @@ std::unique_ptr<Backend> create_gpu_backend(int device) {
 
 CudaBackend::CudaBackend(int device) : device_(device) {
   CHIMERA_CUDA_CHECK(cudaSetDevice(device));
+  // Programmatic dependent launch where every GPU in use has it (compute capability 9.0+).
+  static bool first = true;
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  const char* env = std::getenv("CHIMERA_CUDA_PDL");
+  const bool pdl = major >= 9 && !(env && std::string(env) == "0");
+  cuda::pdl_enabled() = first ? pdl : (cuda::pdl_enabled() && pdl);
+  first = false;
   CHIMERA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   CHIMERA_CUDA_CHECK(cudaMalloc(&tickets_, kTickets * sizeof(int)));
   CHIMERA_CUDA_CHECK(cudaMemset(tickets_, 0, kTickets * sizeof(int)));

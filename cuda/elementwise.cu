@@ -6,6 +6,7 @@ namespace chimera {
 namespace cuda {
 
 __global__ void swiglu_kernel(float* out, const float* gate, const float* up, int64_t n) {
+  grid_dependency_wait();
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) {
     const float g = gate[i];
@@ -14,11 +15,13 @@ __global__ void swiglu_kernel(float* out, const float* gate, const float* up, in
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
+  grid_dependency_wait();
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) x[i] += y[i];
 }
 
 __global__ void bias_silu_residual_kernel(float* out, const float* x, const float* r, const float* bias, int64_t n) {
+  grid_dependency_wait();
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) {
     const float z = r[i] + bias[i];
@@ -28,19 +31,19 @@ __global__ void bias_silu_residual_kernel(float* out, const float* x, const floa
 
 void swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n) {
   if (n <= 0) return;
-  swiglu_kernel<<<grid_for(n, 256), 256, 0, s>>>(out, gate, up, n);
+  launch("swiglu_kernel", swiglu_kernel, dim3(grid_for(n, 256)), dim3(256), 0, s, out, gate, up, n);
   check_launch("swiglu");
 }
 
 void add(cudaStream_t s, float* x, const float* y, int64_t n) {
   if (n <= 0) return;
-  add_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
+  launch("add_kernel", add_kernel, dim3(grid_for(n, 256)), dim3(256), 0, s, x, y, n);
   check_launch("add");
 }
 
 void bias_silu_residual(cudaStream_t s, float* out, const float* x, const float* r, const float* bias, int64_t n) {
   if (n <= 0) return;
-  bias_silu_residual_kernel<<<grid_for(n, 256), 256, 0, s>>>(out, x, r, bias, n);
+  launch("bias_silu_residual_kernel", bias_silu_residual_kernel, dim3(grid_for(n, 256)), dim3(256), 0, s, out, x, r, bias, n);
   check_launch("bias_silu_residual");
 }
 

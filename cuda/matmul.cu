@@ -31,6 +31,7 @@ constexpr int kTargetBlocks = 264;  // about two blocks per SM of an H100
 template <typename WT>
 __global__ void matmul_rows_kernel(float* __restrict__ out, const float* __restrict__ x, const WT* __restrict__ W,
                                    int T, int N, int K) {
+  grid_dependency_wait();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n = blockIdx.x * kRowsWarps + warp;
   if (n >= N) return;
@@ -142,7 +143,8 @@ __global__ void __launch_bounds__(256)
   for (int i = 0; i < NT; i++) wmma::fill_fragment(acc[i], 0.0f);
   const bool vec4 = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
   uint4 wnext[8];
-  fetch_weights<WT>(wnext, W, N, K, n0, c_begin);
+  fetch_weights<WT>(wnext, W, N, K, n0, c_begin);  // weights only: no earlier kernel writes them
+  grid_dependency_wait();
   for (int c = c_begin; c < c_end; c++) {
     __syncthreads();  // the previous chunk is multiplied
     store_weights<WT>(wtile, wnext);
@@ -206,7 +208,7 @@ void launch_tc_tiles(cudaStream_t s, const dim3& grid, float* o, const WT* W, co
                                             bytes));
     attribute_set = true;
   }
-  matmul_tc_kernel<WT, NT><<<grid, 256, bytes, s>>>(o, W, xc, Tc, N, K, chunks, partials, tickets);
+  launch("matmul_tc_kernel", matmul_tc_kernel<WT, NT>, dim3(grid), dim3(256), bytes, s, o, W, xc, Tc, N, K, chunks, partials, tickets);
 }
 
 template <typename WT>
@@ -231,7 +233,7 @@ void launch_tc(cudaStream_t s, float* out, const float* x, const WT* W, int N, i
 
 template <typename WT>
 void launch_rows(cudaStream_t s, float* out, const float* x, const WT* W, int N, int K, int T) {
-  matmul_rows_kernel<WT><<<grid_for(N, kRowsWarps), kRowsWarps * 32, 0, s>>>(out, x, W, T, N, K);
+  launch("matmul_rows_kernel", matmul_rows_kernel<WT>, dim3(grid_for(N, kRowsWarps)), dim3(kRowsWarps * 32), 0, s, out, x, W, T, N, K);
   check_launch("matmul (CUDA cores)");
 }
 

@@ -7,6 +7,7 @@ namespace cuda {
 
 __global__ void rmsnorm_kernel(float* __restrict__ out, const float* __restrict__ x, const float* __restrict__ w, int C,
                                float eps) {
+  grid_dependency_wait();
   __shared__ float red[32];
   const float* xr = x + (size_t)blockIdx.x * C;
   float* o = out + (size_t)blockIdx.x * C;
@@ -19,7 +20,7 @@ __global__ void rmsnorm_kernel(float* __restrict__ out, const float* __restrict_
 
 void rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, int T, int C, float eps) {
   if (T <= 0) return;
-  rmsnorm_kernel<<<T, C >= 1024 ? 256 : 128, 0, s>>>(out, x, w, C, eps);
+  launch("rmsnorm_kernel", rmsnorm_kernel, dim3(T), dim3(C >= 1024 ? 256 : 128), 0, s, out, x, w, C, eps);
   check_launch("rmsnorm");
 }
 

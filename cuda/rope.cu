@@ -7,6 +7,7 @@ namespace cuda {
 
 __global__ void rope_kernel(float* __restrict__ x, const int32_t* __restrict__ pos, int T, int n_heads, int HS,
                             int rope_dims, double theta, bool interleaved) {
+  grid_dependency_wait();
   const int half = rope_dims / 2;
   const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (idx >= (int64_t)T * n_heads * half) return;
@@ -30,7 +31,7 @@ void rope(cudaStream_t s, float* x, const int32_t* pos, int T, int n_heads, int 
                 rope_dims, " must be even and at most the head size ", HS);
   const int64_t n = (int64_t)T * n_heads * (rope_dims / 2);
   if (n == 0) return;
-  rope_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, pos, T, n_heads, HS, rope_dims, (double)theta, interleaved);
+  launch("rope_kernel", rope_kernel, dim3(grid_for(n, 256)), dim3(256), 0, s, x, pos, T, n_heads, HS, rope_dims, (double)theta, interleaved);
   check_launch("rope");
 }
 

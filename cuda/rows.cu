@@ -8,6 +8,7 @@ namespace cuda {
 
 __global__ void gather_rows_kernel(float* __restrict__ dst, const float* __restrict__ src,
                                    const int32_t* __restrict__ rows, int C) {
+  grid_dependency_wait();
   const int r = blockIdx.x;
   const float* s = src + (int64_t)rows[r] * C;
   for (int c = threadIdx.x; c < C; c += blockDim.x) dst[(int64_t)r * C + c] = s[c];
@@ -17,6 +18,7 @@ __global__ void gather_rows_kernel(float* __restrict__ dst, const float* __restr
 __global__ void rows_to_scratch_kernel(float* __restrict__ scratch, const float* __restrict__ base,
                                        int64_t block_stride, int row_floats, const int32_t* __restrict__ src,
                                        int count) {
+  grid_dependency_wait();
   const int i = blockIdx.x, b = blockIdx.y;
   const float* s = base + b * block_stride + (int64_t)src[i] * row_floats;
   float* d = scratch + ((int64_t)b * count + i) * row_floats;
@@ -25,6 +27,7 @@ __global__ void rows_to_scratch_kernel(float* __restrict__ scratch, const float*
 
 __global__ void scratch_to_rows_kernel(float* __restrict__ base, const float* __restrict__ scratch,
                                        int64_t block_stride, int row_floats, int dst_start, int count) {
+  grid_dependency_wait();
   const int i = blockIdx.x, b = blockIdx.y;
   const float* s = scratch + ((int64_t)b * count + i) * row_floats;
   float* d = base + b * block_stride + (int64_t)(dst_start + i) * row_floats;
@@ -33,6 +36,7 @@ __global__ void scratch_to_rows_kernel(float* __restrict__ base, const float* __
 
 __global__ void store_rows_kernel(float* __restrict__ base, const float* __restrict__ src, int row_floats, int at,
                                   const int32_t* __restrict__ at_dev) {
+  grid_dependency_wait();
   const int r = blockIdx.x;
   const int64_t row = (int64_t)(at_dev ? *at_dev : at) + r;
   for (int c = threadIdx.x; c < row_floats; c += blockDim.x) base[row * row_floats + c] = src[(int64_t)r * row_floats + c];
@@ -40,13 +44,13 @@ __global__ void store_rows_kernel(float* __restrict__ base, const float* __restr
 
 void store_rows(cudaStream_t s, float* base, const float* src, int T, int row_floats, int at, const int32_t* at_dev) {
   if (T <= 0) return;
-  store_rows_kernel<<<T, row_floats >= 256 ? 256 : 64, 0, s>>>(base, src, row_floats, at, at_dev);
+  launch("store_rows_kernel", store_rows_kernel, dim3(T), dim3(row_floats >= 256 ? 256 : 64), 0, s, base, src, row_floats, at, at_dev);
   check_launch("store_rows");
 }
 
 void gather_rows(cudaStream_t s, float* dst, const float* src, const int32_t* rows, int R, int C) {
   if (R <= 0) return;
-  gather_rows_kernel<<<R, C >= 256 ? 256 : 64, 0, s>>>(dst, src, rows, C);
+  launch("gather_rows_kernel", gather_rows_kernel, dim3(R), dim3(C >= 256 ? 256 : 64), 0, s, dst, src, rows, C);
   check_launch("gather_rows");
 }
 
@@ -59,9 +63,9 @@ void compact_rows(cudaStream_t s, float* base, int64_t block_stride, int blocks,
   if (count <= 0 || blocks <= 0) return;
   const dim3 grid((unsigned)count, (unsigned)blocks);
   const int threads = row_floats >= 256 ? 256 : 64;
-  rows_to_scratch_kernel<<<grid, threads, 0, s>>>(scratch, base, block_stride, row_floats, src_rows, count);
+  launch("rows_to_scratch_kernel", rows_to_scratch_kernel, dim3(grid), dim3(threads), 0, s, scratch, base, block_stride, row_floats, src_rows, count);
   check_launch("compact_rows (gather)");
-  scratch_to_rows_kernel<<<grid, threads, 0, s>>>(base, scratch, block_stride, row_floats, dst_start, count);
+  launch("scratch_to_rows_kernel", scratch_to_rows_kernel, dim3(grid), dim3(threads), 0, s, base, scratch, block_stride, row_floats, dst_start, count);
   check_launch("compact_rows (scatter)");
 }
 

@@ -60,6 +60,9 @@ for l in open('$RESULTS'):
     d=json.loads(l)
     if d.get('case','').endswith('chimera chimera-25'): print(d['tokens_per_step'])" 2>/dev/null | head -1)
 timeout 180 build-gpu/chimera_bench synthetic --tau "${TAU:-0}" | tee -a "$RESULTS"
+# The same without programmatic dependent launch, for comparison in this run.
+CHIMERA_CUDA_PDL=0 timeout 120 build-gpu/chimera_bench synthetic --tau "${TAU:-0}" \
+  | grep -v '"op ' | sed 's/"case":"\([^"]*\)"/"case":"\1 (no PDL)"/' | tee -a "$RESULTS"
 
 say "table"
 python3 - "$RESULTS" <<'PY' | tee "$OUTDIR/table.txt"

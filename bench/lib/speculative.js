@@ -67,7 +67,7 @@ async function plainVsChimera(model, draft, tree, text, n, reps) {
 // c: a case of run.js; emit: prints one JSON line.
 async function runSpeculativeCase(c, args, emit) {
   const { loadModel } = require(path.join(__dirname, '..', '..', 'dist'));
-  const model = await loadModel(c.file, { threads: args.threads });
+  const model = await loadModel(c.file, { threads: args.threads, gpu: false });
   try {
     const text = c.words.slice(0, 40).join(' ');
     const prefix = model.tokenize(c.words.join(' ')).slice(0, c.promptTokens);
