@@ -241,6 +241,50 @@ void CudaBackend::matmul(float* out, const float* x, const TensorView& W, int T)
                need ? static_cast<float*>(scratch(need)) : nullptr, tickets_);
 }
 
+void CudaBackend::matmul_group(float* const* outs, const TensorView* const* Ws, int count, const float* x, int T) {
+  if (T <= 0) return;
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  use_device();
+  TensorView d[3];
+  bool together = count >= 1 && count <= 3;
+  int groups = 0;
+  for (int i = 0; i < count && together; i++) {
+    d[i] = device_weights(*Ws[i]);
+    together = cuda::matmul_uses_tensor_cores(d[i].dtype, (int)d[i].rows, (int)d[i].cols) &&
+               d[i].dtype == d[0].dtype && d[i].cols == d[0].cols;
+    groups += cuda::matmul_tickets_needed((int)d[i].rows);
+  }
+  if (!together || groups > kTickets) {
+    for (int i = 0; i < count; i++) matmul(outs[i], x, *Ws[i], T);
+    return;
+  }
+  int N[3];
+  const void* W[3];
+  for (int i = 0; i < count; i++) {
+    N[i] = (int)d[i].rows;
+    W[i] = d[i].data;
+  }
+  const int K = (int)d[0].cols;
+  const size_t need = cuda::matmul_group_scratch_bytes(N, count, K, T);
+  cuda::matmul_group(stream_, outs, W, N, count, d[0].dtype, x, K, T, false,
+                     need ? static_cast<float*>(scratch(need)) : nullptr, tickets_);
+}
+
+void CudaBackend::matmul_add(float* out, const float* x, const TensorView& W, int T, float* scratch_rows) {
+  if (T <= 0 || W.rows <= 0) return;
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  use_device();
+  const TensorView d = device_weights(W);
+  const int N = (int)d.rows, K = (int)d.cols;
+  if (!cuda::matmul_uses_tensor_cores(d.dtype, N, K) || cuda::matmul_tickets_needed(N) > kTickets)
+    return Backend::matmul_add(out, x, W, T, scratch_rows);
+  const size_t need = cuda::matmul_group_scratch_bytes(&N, 1, K, T);
+  float* outs[1] = {out};
+  const void* Wd[1] = {d.data};
+  cuda::matmul_group(stream_, outs, Wd, &N, 1, d.dtype, x, K, T, /*accumulate=*/true,
+                     need ? static_cast<float*>(scratch(need)) : nullptr, tickets_);
+}
+
 void CudaBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
                        RopeLayout layout) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);

@@ -36,6 +36,8 @@ class CudaBackend final : public Backend {
   void embed(float* out, const TensorView& table, const int32_t* tokens, int T) override;
   void rmsnorm(float* out, const float* x, const float* w, int T, int C, float eps) override;
   void matmul(float* out, const float* x, const TensorView& W, int T) override;
+  void matmul_group(float* const* outs, const TensorView* const* Ws, int count, const float* x, int T) override;
+  void matmul_add(float* out, const float* x, const TensorView& W, int T, float* scratch) override;
   void rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
             RopeLayout layout) override;
   void attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask, int T,

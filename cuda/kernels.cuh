@@ -28,6 +28,12 @@ void rope(cudaStream_t s, float* x, const int32_t* pos, int T, int n_heads, int 
 // The tensor-core path needs matmul_scratch_bytes of scratch (partial sums) and
 // matmul_tickets_needed(N) zeroed ints that it leaves zeroed.
 size_t matmul_scratch_bytes(DType dtype, int N, int K, int T);
+// Tensor-core matrices only (matmul_uses_tensor_cores), 1 to 3 of one dtype over the same x (T, K):
+// outs[j] (T, N[j]) = x @ Ws[j]^T, or += with accumulate. Scratch: matmul_group_scratch_bytes; tickets:
+// the sum of matmul_tickets_needed(N[j]).
+size_t matmul_group_scratch_bytes(const int* N, int count, int K, int T);
+void matmul_group(cudaStream_t s, float* const* outs, const void* const* Ws, const int* N, int count, DType dtype,
+                  const float* x, int K, int T, bool accumulate, float* partials, int* tickets);
 int matmul_tickets_needed(int N);
 void matmul(cudaStream_t s, float* out, const float* x, DType dtype, const void* W, int N, int K, int T,
             float* partials, int* tickets);

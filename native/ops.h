@@ -51,6 +51,16 @@ class Backend {
   virtual void rmsnorm(float* out, const float* x, const float* w, int T, int C, float eps) = 0;
   // out (T, N) = x (T, K) @ W^T, W (N, K) of any weight dtype.
   virtual void matmul(float* out, const float* x, const TensorView& W, int T) = 0;
+  // Several matrices over the same x (T, K), e.g. Q, K and V: outs[i] (T, Ws[i]->rows) = x @ Ws[i]^T,
+  // count <= 3. A device backend may run them as one launch.
+  virtual void matmul_group(float* const* outs, const TensorView* const* Ws, int count, const float* x, int T) {
+    for (int i = 0; i < count; i++) matmul(outs[i], x, *Ws[i], T);
+  }
+  // out (T, N) += x (T, K) @ W^T (a residual add); scratch (T, N) may be used on the way.
+  virtual void matmul_add(float* out, const float* x, const TensorView& W, int T, float* scratch) {
+    matmul(scratch, x, W, T);
+    add(out, scratch, (int64_t)T * W.rows);
+  }
   // Rotates heads in place: x (T, n_heads * HS) at positions pos (T); the first `rope_dims` of each head.
   virtual void rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
                     RopeLayout layout) = 0;

@@ -155,6 +155,54 @@ void test_matmul(Backend& cpu, Backend& gpu, Rng& rng) {
   }
 }
 
+// Q, K, V-like groups in one launch, and the residual form out += x W^T, against the CPU; a row of a
+// group does not depend on T either.
+void test_matmul_group(Backend& cpu, Backend& gpu, Rng& rng) {
+  for (DType dt : {DType::BF16, DType::F16, DType::F32}) {
+    const int K = 512, Tmax = 40;
+    std::vector<Matrix> Ms;
+    for (int N : {1024, 128, 128}) Ms.push_back(make_matrix(rng, dt, N, K, 0.5f));
+    std::vector<float> x = test::random_floats(rng, (size_t)Tmax * K);
+    auto dx = upload(gpu, x);
+    std::vector<std::unique_ptr<DevBuf>> outs;
+    for (const Matrix& m : Ms) outs.push_back(std::make_unique<DevBuf>(gpu, (size_t)Tmax * m.rows * 4));
+    std::vector<TensorView> views;
+    for (const Matrix& m : Ms) views.push_back(m.view());
+    const TensorView* Ws[3] = {&views[0], &views[1], &views[2]};
+    float* douts[3] = {outs[0]->f(), outs[1]->f(), outs[2]->f()};
+    std::vector<float> row0;
+    for (int T : {1, 26, 40}) {
+      gpu.matmul_group(douts, Ws, 3, dx->f(), T);
+      for (int i = 0; i < 3; i++) {
+        std::vector<float> ref((size_t)T * Ms[i].rows);
+        cpu.matmul(ref.data(), x.data(), views[i], T);
+        std::vector<float> got = download(gpu, douts[i], ref.size());
+        const float eps = dt == DType::F32 ? 2e-6f : (dt == DType::F16 ? 1e-3f : 8e-3f);
+        const std::string label = std::string("matmul_group ") + dtype_name(dt) + " #" + std::to_string(i) +
+                                  " T=" + std::to_string(T);
+        test::compare(label.c_str(), got.data(), ref.data(), ref.size(), eps * std::sqrt((float)K), 1e-3f);
+        if (i == 0) {
+          if (T == 1) row0.assign(got.begin(), got.begin() + Ms[0].rows);
+          else EXPECT(bitwise_equal(got.data(), row0.data(), Ms[0].rows));
+        }
+      }
+    }
+    // out += x W^T
+    const int T = 9;
+    std::vector<float> base = test::random_floats(rng, (size_t)T * Ms[1].rows);
+    std::vector<float> ref = base, prod((size_t)T * Ms[1].rows);
+    cpu.matmul(prod.data(), x.data(), views[1], T);
+    cpu.add(ref.data(), prod.data(), (int64_t)prod.size());
+    auto dout = upload(gpu, base);
+    DevBuf scratch(gpu, prod.size() * 4);
+    gpu.matmul_add(dout->f(), dx->f(), views[1], T, scratch.f());
+    const float eps = dt == DType::F32 ? 2e-6f : (dt == DType::F16 ? 1e-3f : 8e-3f);
+    const std::string label = std::string("matmul_add ") + dtype_name(dt);
+    test::compare(label.c_str(), download(gpu, dout->f(), ref.size()).data(), ref.data(), ref.size(),
+                  eps * std::sqrt((float)K), 1e-3f);
+  }
+}
+
 void test_attention(Backend& cpu, Backend& gpu, Rng& rng) {
   const int NH = 8, NKV = 2, HS = 64, KVD = NKV * HS;
   for (int n_past : {0, 37, 300, 700}) {
@@ -293,6 +341,7 @@ int main() {
     test_rmsnorm(cpu, *gpu, rng);
     test_rope(cpu, *gpu, rng);
     test_matmul(cpu, *gpu, rng);
+    test_matmul_group(cpu, *gpu, rng);
     test_attention(cpu, *gpu, rng);
     test_elementwise(cpu, *gpu, rng);
     test_rows(cpu, *gpu, rng);
