@@ -5,8 +5,9 @@
 
 namespace chimera {
 
-TreePolicy::TreePolicy(int n_trees, int warmup_per_arm, int explore_interval, double decay)
-    : arms_(n_trees + 1), warmup_(warmup_per_arm), interval_(explore_interval), decay_(decay) {}
+TreePolicy::TreePolicy(int n_trees, int warmup_per_arm, int explore_interval, double decay, double explore_budget)
+    : arms_(n_trees + 1), warmup_(warmup_per_arm), interval_(explore_interval), decay_(decay),
+      budget_(explore_budget) {}
 
 double TreePolicy::rate(int arm) const {
   const Arm& a = arms_[arm];
@@ -21,16 +22,16 @@ int TreePolicy::best() const {
 }
 
 int TreePolicy::choose() {
-  step_++;
-  // Warm-up: every arm a few times, in order; one sample is enough for an arm already far behind.
+  // Warm-up: every arm once (plain first), then more samples only for arms close to the best.
+  for (int i = 0; i < n_arms(); i++)
+    if (arms_[i].n == 0) return i;
   const int b = best();
-  for (int i = 0; i < n_arms(); i++) {
-    const bool hopeless = arms_[i].n >= 1 && rate(i) < 0.5 * rate(b);
-    if (arms_[i].n < warmup_ && !hopeless) return i;
-  }
+  for (int i = 0; i < n_arms(); i++)
+    if (arms_[i].n < warmup_ && rate(i) >= 0.8 * rate(b)) return i;
   int due = -1;
   for (int i = 0; i < n_arms(); i++)
-    if (i != b && arms_[i].next_explore <= step_ && (due < 0 || arms_[i].next_explore < arms_[due].next_explore))
+    if (i != b && arms_[i].next_explore_ms <= elapsed_ms_ &&
+        (due < 0 || arms_[i].next_explore_ms < arms_[due].next_explore_ms))
       due = i;
   return due >= 0 ? due : b;
 }
@@ -43,11 +44,17 @@ void TreePolicy::record(int arm, double ms, int tokens) {
   }
   a.ms = a.ms * decay_ + ms;
   a.tokens = a.tokens * decay_ + tokens;
+  a.steps = a.steps * decay_ + 1;
   a.n++;
-  // The next re-measurement: sooner for arms close to the best.
-  const double r = rate(arm), rb = rate(best());
-  const double slow = r > 0 ? std::max(1.0, rb / r) : 64.0;
-  a.next_explore = step_ + (int64_t)std::min(4096.0, interval_ * slow * slow);
+  elapsed_ms_ += ms;
+  // The next re-measurement of this arm: when one of its steps would cost at most budget_ of the time
+  // since, and at least interval_ steps of the best arm from now.
+  const Arm& bb = arms_[best()];
+  const double rb = rate(best());
+  const double step_ms = a.ms / a.steps, step_tokens = a.tokens / a.steps;
+  const double loss = rb > 0 ? std::max(0.0, step_ms - step_tokens / rb) : 0.0;
+  const double best_step_ms = bb.steps > 0 ? bb.ms / bb.steps : step_ms;
+  a.next_explore_ms = elapsed_ms_ + std::max(loss / budget_, interval_ * best_step_ms);
 }
 
 }  // namespace chimera
