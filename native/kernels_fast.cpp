@@ -170,12 +170,15 @@ void attention_values_portable(const AttentionGroup& g, const float* probs, floa
 
 namespace {
 
-// Up to this many input rows, each weight row is streamed once over the full K (decode, small drafts).
+// Up to this many input rows, each weight row tile is streamed once over the full K (decode, small
+// drafts), chunk by chunk of kTileK.
 constexpr int kRowStreamMaxT = 4;
 // Larger batches are tiled so the operands of the inner loops stay in cache while the weights are still
 // read from memory once: a tile of weight rows by kTileK columns (about kTileBytes, in L2) is swept by
 // every group of 4 input rows (4 x 8 KB of a K chunk). K chunks are long enough that the per-call cost
-// of a register tile (horizontal sums, stores) stays small.
+// of a register tile (horizontal sums, stores) stays small. Both ways sum a row in the same order:
+// each kTileK chunk in its own accumulator, the chunks added in order. So a row's result does not
+// depend on T, which lossless speculation needs (a tree row must equal the plain decode step).
 constexpr int64_t kTileK = 2048;
 constexpr int64_t kTileBytes = 256 * 1024;
 
@@ -227,6 +230,30 @@ void matmul_block(KernelPath path, float* out, const float* x, const TensorView&
   }
 }
 
+// All of K for each tile of weight rows in turn (the weights stream through once, row by row), with the
+// register tile restarted at every kTileK boundary so that the sums equal matmul_block's.
+void matmul_stream(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
+  const int64_t N = W.rows, K = W.cols;
+  const int64_t ldw = (int64_t)dtype_row_bytes(W.dtype, (size_t)K);
+  for (int t0 = 0; t0 < T; t0 += 4) {
+    const int nt = std::min(4, T - t0);
+    const int nn = tile_width(path, nt);
+    inner::MatmulTile a{x + (int64_t)t0 * K, K, nullptr, ldw, 0, 0, nullptr, N, false};
+    for (int64_t n = n0; n < n1;) {
+      const int width = n1 - n >= nn ? nn : 1;
+      a.w = W.row(n);
+      a.out = out + (int64_t)t0 * N + n;
+      for (int64_t k0 = 0; k0 < K; k0 += kTileK) {
+        a.k0 = k0;
+        a.k1 = std::min(K, k0 + kTileK);
+        a.accumulate = k0 > 0;
+        tile_call(path, W.dtype, nt, width, a);
+      }
+      n += width;
+    }
+  }
+}
+
 }  // namespace
 
 void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
@@ -242,7 +269,7 @@ void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& 
     for (int t = 0; t < T; t++) std::fill(out + (int64_t)t * W.rows + n0, out + (int64_t)t * W.rows + n1, 0.f);
     return;
   }
-  if (T <= kRowStreamMaxT) return matmul_block(path, out, x, W, T, n0, n1, 0, K);
+  if (T <= kRowStreamMaxT) return matmul_stream(path, out, x, W, T, n0, n1);
   const int64_t rows = tile_rows(W);
   for (int64_t b0 = n0; b0 < n1; b0 += rows) {
     const int64_t b1 = std::min(n1, b0 + rows);

@@ -151,6 +151,36 @@ void test_matmul(ThreadPool& pool) {
   }
 }
 
+// Lossless speculation on the CPU: a row's result must not depend on how many rows share the call
+// (a tree row must equal the plain decode step bit for bit), also when K spans several K chunks.
+void test_matmul_row_independence(ThreadPool& pool) {
+  test::Rng rng(23);
+  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0}) {
+    for (int64_t K : {(int64_t)96, (int64_t)2080, (int64_t)5632}) {
+      const int64_t N = 37;
+      const Weights W = make_weights(rng, dt, N, K);
+      const std::vector<float> x = test::random_floats(rng, (size_t)(64 * K));
+      for (KernelPath path : fast_paths()) {
+        std::vector<float> one((size_t)N), many((size_t)64 * N);
+        matmul_rows(path, one.data(), x.data(), W.view, 1, 0, N);
+        bool same = true;
+        for (int T : {2, 4, 5, 26, 64}) {
+          matmul_rows(path, many.data(), x.data(), W.view, T, 0, N);
+          same = same && std::memcmp(one.data(), many.data(), sizeof(float) * N) == 0;
+        }
+        if (path == active_kernel_path()) {  // and through the backend, split over the pool
+          CpuBackend pooled(&pool);
+          pooled.matmul(many.data(), x.data(), W.view, 26);
+          same = same && std::memcmp(one.data(), many.data(), sizeof(float) * N) == 0;
+        }
+        std::printf("matmul %s %s K=%lld: row 0 at T = 2..64 %s T = 1\n", dtype_name(dt), kernel_path_name(path),
+                    (long long)K, same ? "equals" : "DIFFERS FROM");
+        EXPECT(same);
+      }
+    }
+  }
+}
+
 // Every finite F16 / BF16 bit pattern through each path's conversion: x = identity picks single weights.
 void test_conversion_exact() {
   for (DType dt : {DType::F16, DType::BF16}) {
@@ -465,6 +495,7 @@ int main() {
     test_matmul(pool);
     test_conversion_exact();
     test_dot_row();
+    test_matmul_row_independence(pool);
     test_attention(pool);
     test_rope();
     test_elementwise();
