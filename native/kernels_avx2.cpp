@@ -91,6 +91,54 @@ struct Avx2Kernels {
   }
 };
 
+// Q8_0 weights times x quantised to Q8 blocks: per 32-element block an exact integer dot product
+// (|w| as unsigned bytes times x with w's sign, pairwise into 16 then 32 bits; |w| <= 128 and
+// |x| <= 127 cannot saturate), scaled by d_w * d_x into F32 accumulators.
+template <int NT, int NN>
+CHIMERA_AVX2 void tile_q8q8(const MatmulTile& a) {
+  const int64_t b0 = a.k0 / kQ8BlockSize, b1 = a.k1 / kQ8BlockSize, ldq = a.ldx, lds = a.ldx / kQ8BlockSize;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NT][NN];
+  CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+    CHIMERA_UNROLL for (int n = 0; n < NN; n++) acc[t][n] = _mm256_setzero_ps();
+  }
+  for (int64_t b = b0; b < b1; b++) {
+    __m256i xv[NT];
+    float xd[NT];
+    CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+      xv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.xq + t * ldq + b * kQ8BlockSize));
+      xd[t] = a.xs[t * lds + b];
+    }
+    CHIMERA_UNROLL for (int n = 0; n < NN; n++) {
+      const uint8_t* blk = a.w + n * a.ldw + b * kQ8BlockBytes;
+      uint16_t h;
+      std::memcpy(&h, blk, 2);
+      const float dw = _cvtsh_ss(h);
+      const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      const __m256i aw = _mm256_sign_epi8(wq, wq);
+      CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+        const __m256i sx = _mm256_sign_epi8(xv[t], wq);
+        const __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
+        acc[t][n] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[t]), _mm256_cvtepi32_ps(p32), acc[t][n]);
+      }
+    }
+  }
+  CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+    CHIMERA_UNROLL for (int n = 0; n < NN; n++) {
+      const float sum = hsum(acc[t][n]);
+      float& o = a.out[t * a.ldo + n];
+      o = a.accumulate ? o + sum : sum;
+    }
+  }
+}
+
+struct Avx2Q8Kernels {
+  template <DType DT, int NT, int NN>
+  static void tile(const MatmulTile& a) {
+    tile_q8q8<NT, NN>(a);
+  }
+};
+
 CHIMERA_AVX2_INLINE float dot(const float* a, const float* b, int n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   int i = 0;
@@ -118,7 +166,10 @@ CHIMERA_AVX2_INLINE void axpy(float* o, float p, const float* v, int n) {
 
 }  // namespace
 
-void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a) { dispatch_tile<Avx2Kernels>(dt, nt, nn, a); }
+void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a) {
+  if (dt == DType::Q8_0 && a.xq) return dispatch_tile_nt<Avx2Q8Kernels, DType::Q8_0>(nt, nn, a);
+  dispatch_tile<Avx2Kernels>(dt, nt, nn, a);
+}
 
 CHIMERA_AVX2 void attention_scores_avx2(const AttentionGroup& g, float* scores) {
   for (int j = 0; j < g.nvis; j++) {

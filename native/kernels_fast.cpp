@@ -211,15 +211,38 @@ int tile_width(KernelPath path, int nt) {
   return 4;  // the portable tile converts each weight chunk once for all nt rows
 }
 
+// x quantised for a Q8_0 matrix on the AVX2 path (null otherwise), per thread.
+struct QuantisedX {
+  const int8_t* q = nullptr;
+  const float* s = nullptr;
+};
+
+QuantisedX quantise_for(KernelPath path, const TensorView& W, const float* x, int T) {
+  if (path != KernelPath::Avx2 || W.dtype != DType::Q8_0) return {};
+  thread_local std::vector<int8_t> q;
+  thread_local std::vector<float> s;
+  q.resize((size_t)T * W.cols);
+  s.resize((size_t)T * W.cols / kQ8BlockSize);
+  quantize_q8_activations(x, T, W.cols, q.data(), s.data());
+  return {q.data(), s.data()};
+}
+
+void set_quantised(inner::MatmulTile& a, const QuantisedX& qx, int t0, int64_t K) {
+  if (!qx.q) return;
+  a.xq = qx.q + (int64_t)t0 * K;
+  a.xs = qx.s + (int64_t)t0 * (K / kQ8BlockSize);
+}
+
 // out rows [0, T) x columns [b0, b1) over K columns [k0, k1); adds to out unless k0 == 0.
 void matmul_block(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t b0, int64_t b1,
-                  int64_t k0, int64_t k1) {
+                  int64_t k0, int64_t k1, const QuantisedX& qx) {
   const int64_t N = W.rows, K = W.cols;
   const int64_t ldw = (int64_t)dtype_row_bytes(W.dtype, (size_t)K);
   for (int t0 = 0; t0 < T; t0 += 4) {
     const int nt = std::min(4, T - t0);
     const int nn = tile_width(path, nt);
     inner::MatmulTile a{x + (int64_t)t0 * K, K, nullptr, ldw, k0, k1, nullptr, N, k0 > 0};
+    set_quantised(a, qx, t0, K);
     for (int64_t n = b0; n < b1;) {
       const int width = b1 - n >= nn ? nn : 1;
       a.w = W.row(n);
@@ -232,13 +255,15 @@ void matmul_block(KernelPath path, float* out, const float* x, const TensorView&
 
 // All of K for each tile of weight rows in turn (the weights stream through once, row by row), with the
 // register tile restarted at every kTileK boundary so that the sums equal matmul_block's.
-void matmul_stream(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
+void matmul_stream(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1,
+                   const QuantisedX& qx) {
   const int64_t N = W.rows, K = W.cols;
   const int64_t ldw = (int64_t)dtype_row_bytes(W.dtype, (size_t)K);
   for (int t0 = 0; t0 < T; t0 += 4) {
     const int nt = std::min(4, T - t0);
     const int nn = tile_width(path, nt);
     inner::MatmulTile a{x + (int64_t)t0 * K, K, nullptr, ldw, 0, 0, nullptr, N, false};
+    set_quantised(a, qx, t0, K);
     for (int64_t n = n0; n < n1;) {
       const int width = n1 - n >= nn ? nn : 1;
       a.w = W.row(n);
@@ -269,11 +294,26 @@ void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& 
     for (int t = 0; t < T; t++) std::fill(out + (int64_t)t * W.rows + n0, out + (int64_t)t * W.rows + n1, 0.f);
     return;
   }
-  if (T <= kRowStreamMaxT) return matmul_stream(path, out, x, W, T, n0, n1);
+  const QuantisedX qx = quantise_for(path, W, x, T);
+  if (T <= kRowStreamMaxT) return matmul_stream(path, out, x, W, T, n0, n1, qx);
   const int64_t rows = tile_rows(W);
   for (int64_t b0 = n0; b0 < n1; b0 += rows) {
     const int64_t b1 = std::min(n1, b0 + rows);
-    for (int64_t k0 = 0; k0 < K; k0 += kTileK) matmul_block(path, out, x, W, T, b0, b1, k0, std::min(K, k0 + kTileK));
+    for (int64_t k0 = 0; k0 < K; k0 += kTileK)
+      matmul_block(path, out, x, W, T, b0, b1, k0, std::min(K, k0 + kTileK), qx);
+  }
+}
+
+void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float* s) {
+  CHIMERA_CHECK(K % kQ8BlockSize == 0, ErrorCode::Internal, "Q8 activations of ", K, " columns");
+  const int64_t blocks = K / kQ8BlockSize;
+  for (int64_t b = 0; b < (int64_t)T * blocks; b++) {
+    const float* xb = x + b * kQ8BlockSize;
+    float amax = 0.f;
+    for (int i = 0; i < kQ8BlockSize; i++) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+    s[b] = d;
+    for (int i = 0; i < kQ8BlockSize; i++) q[b * kQ8BlockSize + i] = (int8_t)std::lrintf(xb[i] * id);
   }
 }
 

@@ -21,6 +21,9 @@ namespace inner {
 // One register tile of a matmul, nt input rows by nn weight rows (nt <= 4, nn <= 4):
 //   out[t * ldo + n] (=, or += when accumulate) sum over k in [k0, k1) of x[t * ldx + k] * W_n[k]
 // where W_n starts at w + n * ldw bytes. k0 is a multiple of 32 for Q8_0; k1 - k0 may have any tail.
+// For Q8_0 on the AVX2 path, xq / xs carry x quantised to Q8 blocks (quantize_q8_activations): int8
+// values (row stride ldx) and one float scale per 32 (row stride ldx / 32); k0 and k1 are then
+// multiples of 32.
 struct MatmulTile {
   const float* x;
   int64_t ldx;
@@ -30,6 +33,8 @@ struct MatmulTile {
   float* out;
   int64_t ldo;
   bool accumulate;
+  const int8_t* xq = nullptr;
+  const float* xs = nullptr;
 };
 
 // G query heads (adjacent, HS floats each) that share one KV head, over the visible slots idx[0..nvis).

@@ -4,8 +4,9 @@
 // its closed formula, and the pool against its scheduling, exception and coverage guarantees.
 //
 // Tolerances: the fast paths read exactly the quantised weights the reference reads (weights are built
-// from random floats and then stored as F16/BF16/Q8_0), so every dtype uses the F32 tolerance; the only
-// difference is float vs double accumulation: |diff| <= 1e-4 + 1e-4 |ref| for K <= 257, and for the
+// from random floats and then stored as F16/BF16/Q8_0), so every dtype uses the F32 tolerance; Q8_0 on
+// the AVX2 path quantises x to Q8 blocks, and its reference does the same first. The only difference
+// is float vs double accumulation: |diff| <= 1e-4 + 1e-4 |ref| for K <= 257, and for the
 // few K = 4100 cases (sums of 4100 products of values in [-1, 1] are ~30 at most). Attention:
 // 1e-5 + 1e-4 |ref|. Rope, rmsnorm, swiglu: 1e-5 + 1e-5 |ref|. Dtype conversion: exact.
 #include <atomic>
@@ -98,13 +99,29 @@ Weights make_weights(test::Rng& rng, DType dt, int64_t N, int64_t K) {
 
 // ---- matmul ----
 
+// The reference result a path must give: x as is, or for Q8_0 on the AVX2 path x quantised to Q8
+// blocks first (that path's integer dot products are then exact up to float rounding).
+std::vector<float> reference_for(KernelPath path, DType dt, const TensorView& W, const std::vector<float>& x, int T) {
+  std::vector<float> ref((size_t)T * W.rows);
+  if (path == KernelPath::Avx2 && dt == DType::Q8_0) {
+    std::vector<int8_t> q(x.size());
+    std::vector<float> sc(x.size() / kQ8BlockSize), xh(x.size());
+    quantize_q8_activations(x.data(), T, W.cols, q.data(), sc.data());
+    for (size_t i = 0; i < x.size(); i++) xh[i] = (float)q[i] * sc[i / kQ8BlockSize];
+    matmul_forward_reference(ref.data(), xh.data(), W, T);
+  } else {
+    matmul_forward_reference(ref.data(), x.data(), W, T);
+  }
+  return ref;
+}
+
 void run_matmul_case(DType dt, int64_t N, int64_t K, int T, const Weights& W, const std::vector<float>& x,
                      ThreadPool& pool, std::vector<Group>& groups) {
-  std::vector<float> ref((size_t)T * N), out;
-  matmul_forward_reference(ref.data(), x.data(), W.view, T);
+  std::vector<float> out;
   const std::string name = "T=" + std::to_string(T) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
   size_t g = 0;
   for (KernelPath path : fast_paths()) {
+    const std::vector<float> ref = reference_for(path, dt, W.view, x, T);
     out.assign(ref.size(), kNaN);  // NaN marks elements nobody wrote
     matmul_rows(path, out.data(), x.data(), W.view, T, 0, N);
     groups[g++].add(name, out, ref);
@@ -114,6 +131,7 @@ void run_matmul_case(DType dt, int64_t N, int64_t K, int T, const Weights& W, co
     });
     groups[g++].add(name, out, ref);
   }
+  const std::vector<float> ref = reference_for(active_kernel_path(), dt, W.view, x, T);
   CpuBackend serial(nullptr), pooled(&pool);
   for (CpuBackend* be : {&serial, &pooled}) {
     out.assign(ref.size(), kNaN);
