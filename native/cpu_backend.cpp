@@ -96,11 +96,15 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
   if (T <= 0 || W.rows <= 0) return;
   const KernelPath path = active_kernel_path();
   if (path == KernelPath::Reference) return matmul_forward_reference(out, x, W, T);
+  // Q8 activations once for the whole call, not once per thread's rows.
+  Q8Activations xq;
+  if (matmul_quantises_x(path, W)) xq = quantize_q8_activations(x, T, W.cols);
+  const Q8Activations* xqp = xq.q ? &xq : nullptr;
   const double work = (double)T * (double)W.rows * (double)W.cols;
   const bool serial = !pool_ || pool_->size() == 1 || work < kParallelMatmulWork;
-  if (serial) return matmul_rows(path, out, x, W, T, 0, W.rows);
+  if (serial) return matmul_rows(path, out, x, W, T, 0, W.rows, xqp);
   pool_->parallel_for(W.rows, kMatmulRowAlign,
-                      [&](int64_t n0, int64_t n1, int) { matmul_rows(path, out, x, W, T, n0, n1); });
+                      [&](int64_t n0, int64_t n1, int) { matmul_rows(path, out, x, W, T, n0, n1, xqp); });
 }
 
 // Rotates the first rope_dims of every head by +angle (direction 1: the forward op) or -angle

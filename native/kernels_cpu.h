@@ -35,7 +35,16 @@ void swiglu_forward_reference(float* out, const float* gate, const float* up, in
 // out (T, N) for W rows [n0, n1) only: out[t*N + n] for n in range. Row stride of out is W.rows.
 // Q8_0 matrices on the AVX2 path multiply x quantised to Q8 blocks (quantize_q8_activations), with
 // exact integer dot products per block, as llama.cpp does; the other dtypes and paths use x as is.
-void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1);
+// x quantised to Q8 blocks (quantize_q8_activations), for the matmuls that work on it.
+struct Q8Activations {
+  const int8_t* q = nullptr;  // (T, K)
+  const float* s = nullptr;   // (T, K / 32)
+};
+// Whether matmul_rows(path, .., W, ..) multiplies x quantised to Q8 blocks; a caller that splits one
+// matmul over threads then quantises once and passes it to every part (else each part does).
+bool matmul_quantises_x(KernelPath path, const TensorView& W);
+void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1,
+                 const Q8Activations* xq = nullptr);
 // Attention for query rows [t0, t1) and query heads [h0, h1) (h1 = -1: all heads); same contract as the
 // reference. A head range lets a decode step (T = 1) be split over threads.
 void attention_rows(KernelPath path, float* out, const float* q, const float* k_cache, const float* v_cache,
@@ -47,6 +56,8 @@ void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, i
 // x (T, K) -> per 32 elements a scale d = max |x| / 127 (s, T x K/32) and round(x / d) (q, T x K).
 // K must be a multiple of 32.
 void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float* s);
+// The same into buffers of the calling thread, valid until its next call.
+Q8Activations quantize_q8_activations(const float* x, int T, int64_t K);
 // Dot product of an F32 vector with n elements of a weight row (any dtype).
 float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n);
 

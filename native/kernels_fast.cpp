@@ -211,23 +211,7 @@ int tile_width(KernelPath path, int nt) {
   return 4;  // the portable tile converts each weight chunk once for all nt rows
 }
 
-// x quantised for a Q8_0 matrix on the AVX2 path (null otherwise), per thread.
-struct QuantisedX {
-  const int8_t* q = nullptr;
-  const float* s = nullptr;
-};
-
-QuantisedX quantise_for(KernelPath path, const TensorView& W, const float* x, int T) {
-  if (path != KernelPath::Avx2 || W.dtype != DType::Q8_0) return {};
-  thread_local std::vector<int8_t> q;
-  thread_local std::vector<float> s;
-  q.resize((size_t)T * W.cols);
-  s.resize((size_t)T * W.cols / kQ8BlockSize);
-  quantize_q8_activations(x, T, W.cols, q.data(), s.data());
-  return {q.data(), s.data()};
-}
-
-void set_quantised(inner::MatmulTile& a, const QuantisedX& qx, int t0, int64_t K) {
+void set_quantised(inner::MatmulTile& a, const Q8Activations& qx, int t0, int64_t K) {
   if (!qx.q) return;
   a.xq = qx.q + (int64_t)t0 * K;
   a.xs = qx.s + (int64_t)t0 * (K / kQ8BlockSize);
@@ -235,7 +219,7 @@ void set_quantised(inner::MatmulTile& a, const QuantisedX& qx, int t0, int64_t K
 
 // out rows [0, T) x columns [b0, b1) over K columns [k0, k1); adds to out unless k0 == 0.
 void matmul_block(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t b0, int64_t b1,
-                  int64_t k0, int64_t k1, const QuantisedX& qx) {
+                  int64_t k0, int64_t k1, const Q8Activations& qx) {
   const int64_t N = W.rows, K = W.cols;
   const int64_t ldw = (int64_t)dtype_row_bytes(W.dtype, (size_t)K);
   for (int t0 = 0; t0 < T; t0 += 4) {
@@ -256,7 +240,7 @@ void matmul_block(KernelPath path, float* out, const float* x, const TensorView&
 // All of K for each tile of weight rows in turn (the weights stream through once, row by row), with the
 // register tile restarted at every kTileK boundary so that the sums equal matmul_block's.
 void matmul_stream(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1,
-                   const QuantisedX& qx) {
+                   const Q8Activations& qx) {
   const int64_t N = W.rows, K = W.cols;
   const int64_t ldw = (int64_t)dtype_row_bytes(W.dtype, (size_t)K);
   for (int t0 = 0; t0 < T; t0 += 4) {
@@ -281,7 +265,12 @@ void matmul_stream(KernelPath path, float* out, const float* x, const TensorView
 
 }  // namespace
 
-void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
+bool matmul_quantises_x(KernelPath path, const TensorView& W) {
+  return usable(path) == KernelPath::Avx2 && W.dtype == DType::Q8_0;
+}
+
+void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1,
+                 const Q8Activations* xq) {
   CHIMERA_CHECK(W.dtype != DType::Q8_0 || W.cols % kQ8BlockSize == 0, ErrorCode::Tensor,
                 "Q8_0 matrix with ", W.cols, " columns (not a multiple of 32)");
   n0 = std::max<int64_t>(n0, 0);
@@ -294,7 +283,14 @@ void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& 
     for (int t = 0; t < T; t++) std::fill(out + (int64_t)t * W.rows + n0, out + (int64_t)t * W.rows + n1, 0.f);
     return;
   }
-  const QuantisedX qx = quantise_for(path, W, x, T);
+  Q8Activations qx;
+  if (matmul_quantises_x(path, W)) {
+    if (xq) {
+      qx = *xq;
+    } else {  // quantised here (callers splitting one matmul over threads pass it in)
+      qx = quantize_q8_activations(x, T, K);
+    }
+  }
   if (T <= kRowStreamMaxT) return matmul_stream(path, out, x, W, T, n0, n1, qx);
   const int64_t rows = tile_rows(W);
   for (int64_t b0 = n0; b0 < n1; b0 += rows) {
@@ -315,6 +311,15 @@ void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float*
     s[b] = d;
     for (int i = 0; i < kQ8BlockSize; i++) q[b * kQ8BlockSize + i] = (int8_t)std::lrintf(xb[i] * id);
   }
+}
+
+Q8Activations quantize_q8_activations(const float* x, int T, int64_t K) {
+  thread_local std::vector<int8_t> q;
+  thread_local std::vector<float> sc;
+  q.resize((size_t)T * K);
+  sc.resize((size_t)T * K / kQ8BlockSize);
+  quantize_q8_activations(x, T, K, q.data(), sc.data());
+  return {q.data(), sc.data()};
 }
 
 float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n) {
