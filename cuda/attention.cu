@@ -180,7 +180,6 @@ void attention(cudaStream_t s, float* out, const float* q, const float* k_cache,
     p += align_up((size_t)T * S * sizeof(int32_t));
     counts = reinterpret_cast<int32_t*>(p);
     launch("visible_slots_kernel", visible_slots_kernel, dim3(T), dim3(kScanThreads), 0, s, vis, counts, mask, n_past + T, n_past_dev, T, S);
-    check_launch("attention (visible slots)");
   }
   const size_t shared = (size_t)HS * sizeof(float) + kChunk * (sizeof(float) + sizeof(int)) +
                         (size_t)std::max(HS, kThreads) * sizeof(float) + 32 * sizeof(float);
@@ -188,9 +187,7 @@ void attention(cudaStream_t s, float* out, const float* q, const float* k_cache,
   const float scale = 1.0f / sqrtf((float)HS);
   launch("attention_partial_kernel", attention_partial_kernel, dim3(dim3(NH, T, splits)), dim3(kThreads), shared, s, 
       part, q, k_cache, v_cache, vis, counts, n_past, n_past_dev, NH, NKV, HS, S, splits, scale);
-  check_launch("attention (chunks)");
   launch("attention_combine_kernel", attention_combine_kernel, dim3(dim3(NH, T)), dim3(HS >= 128 ? 128 : 64), 0, s, out, part, NH, HS, splits);
-  check_launch("attention (combine)");
 }
 
 }  // namespace cuda

@@ -18,12 +18,6 @@
 namespace chimera {
 namespace cuda {
 
-// Throws E_CUDA when the last kernel launch failed.
-inline void check_launch(const char* kernel) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw_error(ErrorCode::Cuda, "kernel ", kernel, " failed to launch: ", cudaGetErrorString(e));
-}
-
 inline unsigned grid_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
 // Programmatic dependent launch (Hopper and newer): each kernel may be launched while the previous one
@@ -71,41 +65,37 @@ __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2hal
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
-__device__ __forceinline__ float warp_sum(float v) {
+struct SumOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+};
+struct MaxOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <typename Op>
+__device__ __forceinline__ float warp_reduce(float v, Op op) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-// Sum over the block in a fixed order (deterministic). `red` holds blockDim.x / 32 floats; every
-// thread gets the result. blockDim.x must be a multiple of 32.
-__device__ __forceinline__ float block_sum(float v, float* red) {
+// Reduction over the block in a fixed order (deterministic). `red` holds blockDim.x / 32 floats;
+// every thread gets the result. blockDim.x must be a multiple of 32.
+template <typename Op>
+__device__ __forceinline__ float block_reduce(float v, float* red, Op op) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_sum(v);
+  v = warp_reduce(v, op);
   __syncthreads();
   if (lane == 0) red[warp] = v;
   __syncthreads();
-  float s = 0.f;
-  for (int w = 0; w < warps; w++) s += red[w];
-  return s;
+  float r = red[0];
+  for (int w = 1; w < warps; w++) r = op(r, red[w]);
+  return r;
 }
 
-__device__ __forceinline__ float block_max(float v, float* red) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  float m = red[0];
-  for (int w = 1; w < warps; w++) m = fmaxf(m, red[w]);
-  return m;
-}
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce(v, SumOp()); }
+__device__ __forceinline__ float block_sum(float v, float* red) { return block_reduce(v, red, SumOp()); }
+__device__ __forceinline__ float block_max(float v, float* red) { return block_reduce(v, red, MaxOp()); }
 
 }  // namespace cuda
 }  // namespace chimera

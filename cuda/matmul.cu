@@ -72,7 +72,7 @@ __global__ void matmul_rows_kernel(float* __restrict__ out, const float* __restr
 struct TcPlan {
   int row_groups, chunks, slices;
   // row_groups: of every matrix of the launch together.
-  TcPlan(int groups, int K, bool) {
+  TcPlan(int groups, int K) {
     row_groups = groups;
     const int total = (K / 16 + kSliceSteps - 1) / kSliceSteps;
     const int want = (kTargetBlocks + row_groups - 1) / row_groups;
@@ -254,7 +254,7 @@ template <typename WT>
 void launch_tc(cudaStream_t s, TcJobs jobs, const float* x, int K, int T, float* partials, int* tickets) {
   jobs.rg_begin[0] = 0;
   for (int j = 0; j < jobs.count; j++) jobs.rg_begin[j + 1] = jobs.rg_begin[j] + row_groups_of(jobs.N[j]);
-  const TcPlan plan(jobs.rg_begin[jobs.count], K, true);
+  const TcPlan plan(jobs.rg_begin[jobs.count], K);
   const int rows = T < kMaxTokenTiles * 16 ? T : kMaxTokenTiles * 16;
   size_t offset = 0;
   for (int j = 0; j < jobs.count; j++) {
@@ -280,7 +280,6 @@ void launch_tc(cudaStream_t s, TcJobs jobs, const float* x, int K, int T, float*
 template <typename WT>
 void launch_rows(cudaStream_t s, float* out, const float* x, const WT* W, int N, int K, int T) {
   launch("matmul_rows_kernel", matmul_rows_kernel<WT>, dim3(grid_for(N, kRowsWarps)), dim3(kRowsWarps * 32), 0, s, out, x, W, T, N, K);
-  check_launch("matmul (CUDA cores)");
 }
 
 }  // namespace
@@ -296,7 +295,7 @@ size_t matmul_group_scratch_bytes(const int* N, int count, int K, int T) {
     groups += row_groups_of(N[j]);
     rows_total += (size_t)N[j];
   }
-  const TcPlan plan(groups, K, true);
+  const TcPlan plan(groups, K);
   if (plan.slices == 1) return 0;
   const size_t rows = T < kMaxTokenTiles * 16 ? (size_t)T : (size_t)kMaxTokenTiles * 16;
   return (size_t)plan.slices * rows * rows_total * sizeof(float);

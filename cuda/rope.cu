@@ -32,7 +32,6 @@ void rope(cudaStream_t s, float* x, const int32_t* pos, int T, int n_heads, int 
   const int64_t n = (int64_t)T * n_heads * (rope_dims / 2);
   if (n == 0) return;
   launch("rope_kernel", rope_kernel, dim3(grid_for(n, 256)), dim3(256), 0, s, x, pos, T, n_heads, HS, rope_dims, (double)theta, interleaved);
-  check_launch("rope");
 }
 
 }  // namespace cuda

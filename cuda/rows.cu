@@ -45,13 +45,11 @@ __global__ void store_rows_kernel(float* __restrict__ base, const float* __restr
 void store_rows(cudaStream_t s, float* base, const float* src, int T, int row_floats, int at, const int32_t* at_dev) {
   if (T <= 0) return;
   launch("store_rows_kernel", store_rows_kernel, dim3(T), dim3(row_floats >= 256 ? 256 : 64), 0, s, base, src, row_floats, at, at_dev);
-  check_launch("store_rows");
 }
 
 void gather_rows(cudaStream_t s, float* dst, const float* src, const int32_t* rows, int R, int C) {
   if (R <= 0) return;
   launch("gather_rows_kernel", gather_rows_kernel, dim3(R), dim3(C >= 256 ? 256 : 64), 0, s, dst, src, rows, C);
-  check_launch("gather_rows");
 }
 
 size_t compact_rows_scratch_bytes(int blocks, int row_floats, int count) {
@@ -64,9 +62,7 @@ void compact_rows(cudaStream_t s, float* base, int64_t block_stride, int blocks,
   const dim3 grid((unsigned)count, (unsigned)blocks);
   const int threads = row_floats >= 256 ? 256 : 64;
   launch("rows_to_scratch_kernel", rows_to_scratch_kernel, dim3(grid), dim3(threads), 0, s, scratch, base, block_stride, row_floats, src_rows, count);
-  check_launch("compact_rows (gather)");
   launch("scratch_to_rows_kernel", scratch_to_rows_kernel, dim3(grid), dim3(threads), 0, s, base, scratch, block_stride, row_floats, dst_start, count);
-  check_launch("compact_rows (scatter)");
 }
 
 }  // namespace cuda
