@@ -70,24 +70,8 @@ export async function trainDraft(
     if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) throw new InvalidArgumentError(`${k} must be a non-empty string`);
   if (o.data !== undefined && !/^(self:\d+|file:.+)$/.test(o.data))
     throw new InvalidArgumentError(`data must be 'self:N' or 'file:PATH', got '${o.data}'`);
-  if (hooks.signal?.aborted) throw new AbortError('training was aborted');
   const native = model.nativeHandle();
-  const job = callNativeSync(() =>
-    binding().trainDraft(native, { ...o }, (p) => {
-      try {
-        hooks.onProgress?.(p);
-      } catch {
-        // a user callback must not break training
-      }
-    }),
-  );
-  const onAbort = () => job.abort();
-  hooks.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    return new Draft(await callNative(() => job.promise));
-  } finally {
-    hooks.signal?.removeEventListener('abort', onAbort);
-  }
+  return new Draft(await runTrainingJob((report) => binding().trainDraft(native, { ...o }, report), hooks));
 }
 
 export interface TrainBaseOptions {
@@ -138,9 +122,18 @@ export async function trainBase(
   checkInteger('seed', o.seed, 0, Number.MAX_SAFE_INTEGER);
   checkInteger('threads', hooks.threads, 1, 1024);
   if (o.dtype !== undefined && !['F32', 'F16', 'BF16'].includes(o.dtype)) throw new InvalidArgumentError('dtype must be F32, F16 or BF16');
+  return runTrainingJob((report) => binding().trainBase({ ...o }, hooks.threads ?? 0, report), hooks);
+}
+
+// Starts a native training job with a progress callback that user errors cannot break, ties it to the
+// AbortSignal, and resolves with its result.
+async function runTrainingJob<P, R>(
+  start: (report: (p: P) => void) => { promise: Promise<R>; abort(): void },
+  hooks: { onProgress?: (p: P) => void; signal?: AbortSignal },
+): Promise<R> {
   if (hooks.signal?.aborted) throw new AbortError('training was aborted');
   const job = callNativeSync(() =>
-    binding().trainBase({ ...o }, hooks.threads ?? 0, (p) => {
+    start((p) => {
       try {
         hooks.onProgress?.(p);
       } catch {

@@ -7,17 +7,12 @@
 
 #include "model.h"
 #include "ops.h"
+#include "optimizer.h"
 
 namespace chimera {
 
-// One trainable tensor of a base model (owned F32), in a fixed order.
-struct BaseParam {
-  std::string name;  // GGUF tensor name
-  float* data;
-  int64_t rows, cols;
-  bool is_vector;    // norm gains: no weight decay
-  int64_t size() const { return rows * cols; }
-};
+// One trainable tensor of a base model, in a fixed order.
+using BaseParam = TrainableParam;
 
 // Allocates F32 weights for `cfg` in `storage`, initialised (seeded normal, std 0.02, residual
 // projections scaled by 1/sqrt(2L), norms one), points `w` at them and returns the parameter table.

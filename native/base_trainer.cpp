@@ -95,15 +95,8 @@ double train_base(const BaseTrainOptions& o, int threads, const std::function<vo
       const size_t off = pick.next() % (n_train - (size_t)o.seq_len - 1);
       base_sequence_grads(c, w, params, grads, be, ids.data() + off, o.seq_len, scale, window);
     }
-    double sq = 0;
-    for (auto& g : grads) sq += be.sum_squares(g.data(), (int64_t)g.size());
-    const float clip = clip_scale(sq, o.clip);
     const float lr = cosine_lr(step, o.warmup, o.steps, o.lr, o.lr * o.lr_min_ratio);
-    for (size_t i = 0; i < params.size(); i++) {
-      if (clip < 1.0f) be.scale(grads[i].data(), clip, (int64_t)grads[i].size());
-      be.adamw_step(params[i].data, grads[i].data(), m[i].data(), v[i].data(), params[i].size(), lr, 0.9f, 0.95f,
-                    1e-8f, params[i].is_vector ? 0.0f : o.weight_decay, step);
-    }
+    clipped_adamw_step(be, params, grads, m, v, o.clip, lr, AdamWConfig{0.9f, 0.95f, 1e-8f, o.weight_decay}, step);
     window_steps++;
     if (cb && (step % report_every == 0 || step == o.steps)) {
       const double secs = std::chrono::duration<double>(Clock::now() - t_window).count();

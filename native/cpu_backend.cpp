@@ -12,6 +12,7 @@
 #include "error.h"
 #include "kernels_cpu.h"
 #include "ops.h"
+#include "sampler.h"
 #include "thread_pool.h"
 
 namespace chimera {
@@ -189,13 +190,7 @@ void CpuBackend::store_rows(float* base, const float* src, int T, int row_floats
 }
 
 void CpuBackend::argmax_rows(int32_t* out, const float* x, int R, int V) {
-  for (int r = 0; r < R; r++) {
-    const float* row = x + (int64_t)r * V;
-    int best = 0;
-    for (int i = 1; i < V; i++)
-      if (row[i] > row[best]) best = i;
-    out[r] = best;
-  }
+  for (int r = 0; r < R; r++) out[r] = argmax(x + (int64_t)r * V, V);  // the sampler's greedy pick
 }
 
 void CpuBackend::gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) {

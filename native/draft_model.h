@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model.h"
+#include "optimizer.h"
 
 namespace chimera {
 
@@ -40,14 +41,8 @@ struct DraftModel {
   size_t weight_bytes() const;
 };
 
-// One trainable tensor of a draft: owned F32 memory (see make_trainable), row-major (rows, cols).
-struct DraftParam {
-  std::string name;
-  float* data;
-  int64_t rows, cols;
-  bool is_vector;  // biases and norm gains: no weight decay
-  int64_t size() const { return rows * cols; }
-};
+// One trainable tensor of a draft (see make_trainable).
+using DraftParam = TrainableParam;
 
 // Copies every weight into owned F32 buffers (drafts loaded from a file point into its read-only
 // mapping) and returns the parameter table in file order.

@@ -231,15 +231,9 @@ std::shared_ptr<DraftModel> train_draft(const std::shared_ptr<ModelRuntime>& run
       }
       draft_example_grads(base, *draft, params, grads, be, ex, ce_scale, mse_scale, batch_stats);
     }
-    double sq = 0;
-    for (auto& g : grads) sq += be.sum_squares(g.data(), (int64_t)g.size());
-    const float clip = clip_scale(sq, o.clip);
     const float lr = cosine_lr(step, o.warmup, o.steps, o.lr, o.lr * o.lr_min_ratio);
-    for (size_t i = 0; i < params.size(); i++) {
-      if (clip < 1.0f) be.scale(grads[i].data(), clip, (int64_t)grads[i].size());
-      be.adamw_step(params[i].data, grads[i].data(), st.m[i].data(), st.v[i].data(), params[i].size(), lr, 0.9f,
-                    0.999f, 1e-8f, params[i].is_vector ? 0.0f : o.weight_decay, step);
-    }
+    clipped_adamw_step(be, params, grads, st.m, st.v, o.clip, lr, AdamWConfig{0.9f, 0.999f, 1e-8f, o.weight_decay},
+                       step);
     st.step = step;
     window.add(batch_stats);
     window_steps++;
