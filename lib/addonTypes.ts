@@ -22,6 +22,8 @@ export interface NativeModelInfo {
   weightBytes: number;
   mappedBytes: number;
   ownedBytes: number;
+  /** Bytes of weight copies in a faster layout for the CPU kernels (Q8_0 on AVX2), made at load. */
+  repackedBytes: number;
   threads: number;
   backend: string;
   kernels: string;

@@ -156,7 +156,7 @@ function modelLines(i: ModelInfo): string[] {
     `vocab         ${i.vocabSize}, context ${i.contextLength}`,
     `dtype         ${i.dtype}, output ${i.tiedOutput ? 'tied to embedding' : 'separate'}`,
     `rope          theta ${i.ropeTheta}, ${i.ropeLayout}; rms eps ${i.rmsEps}`,
-    `memory        weights ${mb(i.weightBytes)} (mapped ${mb(i.mappedBytes)}, converted ${mb(i.ownedBytes)})`,
+    `memory        weights ${mb(i.weightBytes)} (mapped ${mb(i.mappedBytes)}, converted ${mb(i.ownedBytes)}, repacked for the CPU ${mb(i.repackedBytes)})`,
     `tokenizer     ${i.tokenizer.model} BPE, ${i.tokenizer.vocabSize} tokens, bos ${i.tokenizer.bos}, eos ${i.tokenizer.eos}`,
     `compute       ${i.backend}, ${i.kernels} kernels, ${i.threads} threads`,
   ];

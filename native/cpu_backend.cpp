@@ -12,6 +12,7 @@
 #include "error.h"
 #include "kernels_cpu.h"
 #include "ops.h"
+#include "q8_0x4.h"
 #include "sampler.h"
 #include "thread_pool.h"
 
@@ -103,9 +104,34 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
   const Q8Activations* xqp = xq.q ? &xq : nullptr;
   const double work = (double)T * (double)W.rows * (double)W.cols;
   const bool serial = !pool_ || pool_->size() == 1 || work < kParallelMatmulWork;
+  const auto packed = xq.q && W.dtype == DType::Q8_0 ? repacked_.find(W.data) : repacked_.end();
+  if (packed != repacked_.end()) {
+    const uint8_t* p = packed->second.get();
+    if (serial) return matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, 0, W.rows);
+    return pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t n0, int64_t n1, int) {
+      matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, n0, n1);
+    });
+  }
   if (serial) return matmul_rows(path, out, x, W, T, 0, W.rows, xqp);
   pool_->parallel_for(W.rows, kMatmulRowAlign,
                       [&](int64_t n0, int64_t n1, int) { matmul_rows(path, out, x, W, T, n0, n1, xqp); });
+}
+
+size_t CpuBackend::prepare_weights(const ModelWeights& w) {
+  const char* env = std::getenv("CHIMERA_CPU_REPACK");
+  if ((env && std::strcmp(env, "0") == 0) || active_kernel_path() != KernelPath::Avx2) return repacked_bytes_;
+  auto add = [&](const TensorView& W) {
+    if (W.dtype != DType::Q8_0 || W.rows == 0 || repacked_.count(W.data)) return;
+    const size_t bytes = W.bytes();
+    std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });
+    repack_q8_0x4(W, copy.get());
+    repacked_.emplace(W.data, std::move(copy));
+    repacked_bytes_ += bytes;
+  };
+  for (const LayerWeights& l : w.layers)
+    for (const TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*W);
+  add(w.output);  // when tied, the embedding lookups still read the plain rows
+  return repacked_bytes_;
 }
 
 // Rotates the first rope_dims of every head by +angle (direction 1: the forward op) or -angle

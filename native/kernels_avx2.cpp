@@ -164,7 +164,76 @@ CHIMERA_AVX2_INLINE void axpy(float* o, float p, const float* v, int n) {
   for (; i < n; i++) o[i] += p * v[i];
 }
 
+// A Q8_0x4 group (q8_0x4.h) against NT input rows. Per chunk of up to 8 blocks, the 4 x 8 weight
+// scales are converted in 4 instructions and multiplied by the 8 x scales at once; each block then
+// broadcasts its product from memory (a plain load) into the same integer dot product as tile_q8q8.
+// Each (t, r) sums its blocks in order in one accumulator, whatever NT, r0 and r1 are.
+template <int NT, int M>
+CHIMERA_AVX2_INLINE void q8x4_chunk(const uint8_t* chunk, int m, const int8_t* xq, const float* xs, int64_t ldx,
+                                    int64_t b0, __m256 (&acc)[NT][4]) {
+  constexpr int kR = 4;
+  const int blocks = M > 0 ? M : m;
+  const __m256i ones = _mm256_set1_epi16(1);
+  alignas(32) float dd[NT][kR][8];
+  __m256 xsv[NT];
+  CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+    if constexpr (M == 8) {
+      xsv[t] = _mm256_loadu_ps(xs + t * (ldx / kQ8BlockSize) + b0);
+    } else {
+      alignas(32) float tmp[8] = {};
+      std::memcpy(tmp, xs + t * (ldx / kQ8BlockSize) + b0, sizeof(float) * blocks);
+      xsv[t] = _mm256_load_ps(tmp);
+    }
+  }
+  CHIMERA_UNROLL for (int r = 0; r < kR; r++) {
+    __m256 dw;
+    if constexpr (M == 8) {
+      dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk + 16 * r)));
+    } else {
+      alignas(16) uint16_t tmp[8] = {};
+      std::memcpy(tmp, chunk + 2 * r * blocks, 2 * blocks);
+      dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
+    }
+    CHIMERA_UNROLL for (int t = 0; t < NT; t++) _mm256_store_ps(dd[t][r], _mm256_mul_ps(dw, xsv[t]));
+  }
+  const uint8_t* quants = chunk + 2 * kR * blocks;
+  for (int j = 0; j < blocks; j++) {
+    __m256i xv[NT];
+    CHIMERA_UNROLL for (int t = 0; t < NT; t++)
+      xv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * ldx + (b0 + j) * kQ8BlockSize));
+    CHIMERA_UNROLL for (int r = 0; r < kR; r++) {
+      const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants + (j * kR + r) * kQ8BlockSize));
+      const __m256i aw = _mm256_sign_epi8(wq, wq);
+      CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+        const __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[t], wq)), ones);
+        acc[t][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[t][r][j]), _mm256_cvtepi32_ps(p32), acc[t][r]);
+      }
+    }
+  }
+}
+
+template <int NT>
+CHIMERA_AVX2 void q8x4_group(const Q8x4Group& a) {
+  constexpr int kR = 4, kChunk = 8;
+  __m256 acc[NT][kR];
+  CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+    CHIMERA_UNROLL for (int r = 0; r < kR; r++) acc[t][r] = _mm256_setzero_ps();
+  }
+  const int64_t full = a.blocks / kChunk * kChunk;
+  for (int64_t b0 = 0; b0 < full; b0 += kChunk)
+    q8x4_chunk<NT, kChunk>(a.w + b0 * kR * kQ8BlockBytes, kChunk, a.xq, a.xs, a.ldx, b0, acc);
+  if (full < a.blocks)
+    q8x4_chunk<NT, 0>(a.w + full * kR * kQ8BlockBytes, (int)(a.blocks - full), a.xq, a.xs, a.ldx, full, acc);
+  for (int t = 0; t < NT; t++)
+    for (int r = a.r0; r < a.r1; r++) a.out[t * a.ldo + r] = hsum(acc[t][r]);
+}
+
 }  // namespace
+
+void matmul_q8x4_group_avx2(const Q8x4Group& a) {
+  if (a.nt >= 2) q8x4_group<2>(a);
+  else q8x4_group<1>(a);
+}
 
 void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a) {
   if (dt == DType::Q8_0 && a.xq) return dispatch_tile_nt<Avx2Q8Kernels, DType::Q8_0>(nt, nn, a);

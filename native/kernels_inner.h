@@ -127,6 +127,20 @@ inline void dispatch_tile(DType dt, int nt, int nn, const MatmulTile& a) {
   }
 }
 
+// One group of 4 Q8_0x4 rows (q8_0x4.h) against nt (1 or 2) input rows quantised to Q8 blocks:
+//   out[t * ldo + r] = row r of the group . x_t, for r in [r0, r1) (the other rows are not written).
+struct Q8x4Group {
+  const uint8_t* w;  // the group's first byte
+  int64_t blocks;    // K / 32
+  const int8_t* xq;  // (nt, ldx) int8
+  const float* xs;   // (nt, ldx / 32) scales
+  int64_t ldx;
+  float* out;
+  int64_t ldo;
+  int nt;
+  int r0, r1;
+};
+
 // ---- the inner loops ----
 
 void matmul_tile_portable(DType dt, int nt, int nn, const MatmulTile& a);
@@ -139,6 +153,7 @@ void attention_values_portable(const AttentionGroup& g, const float* probs, floa
 void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a);
 void attention_scores_avx2(const AttentionGroup& g, float* scores);
 void attention_values_avx2(const AttentionGroup& g, const float* probs, float* out);
+void matmul_q8x4_group_avx2(const Q8x4Group& a);
 #endif
 
 }  // namespace inner

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 
 #include "model_config.h"
 #include "weights.h"
@@ -194,8 +195,16 @@ class CpuBackend final : public Backend {
   void adamw_step(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, int step) override;
 
+  // Copies the Q8_0 matrices of `w` into the Q8_0x4 layout (q8_0x4.h) when the AVX2 path is active and
+  // CHIMERA_CPU_REPACK is not 0; matmul then reads a matrix's copy, found by its address. Call before
+  // the backend is used from several threads. Returns the bytes of the copies (all calls together).
+  size_t prepare_weights(const ModelWeights& w);
+  size_t repacked_bytes() const { return repacked_bytes_; }
+
  private:
   ThreadPool* pool_;
+  std::unordered_map<const void*, std::shared_ptr<uint8_t>> repacked_;  // plain data -> Q8_0x4 copy
+  size_t repacked_bytes_ = 0;
 };
 
 }  // namespace chimera

@@ -24,6 +24,9 @@ std::shared_ptr<ModelRuntime> ModelRuntime::load(const std::string& path, const 
       throw_error(ErrorCode::Cuda, "gpu: 'cuda' was asked for but ", why);
     }
   }
+  // The CPU runs inference: Q8_0 matrices get their AVX2 layout now, before any session exists.
+  if (rt->backend_ == rt->cpu_backend_.get())
+    rt->repacked_bytes_ = static_cast<CpuBackend&>(*rt->cpu_backend_).prepare_weights(rt->model_->weights);
   return rt;
 }
 

@@ -29,6 +29,8 @@ class ModelRuntime {
   // A CPU backend over the same thread pool (training runs here whatever the inference backend).
   Backend& cpu_backend() const { return *cpu_backend_; }
   int threads() const { return pool_->size(); }
+  // Bytes of weight copies in a faster layout for the CPU kernels (CpuBackend::prepare_weights).
+  size_t repacked_bytes() const { return repacked_bytes_; }
 
  private:
   std::unique_ptr<Model> model_;
@@ -36,6 +38,7 @@ class ModelRuntime {
   std::unique_ptr<Backend> cpu_backend_;
   std::unique_ptr<Backend> gpu_backend_;
   Backend* backend_ = nullptr;
+  size_t repacked_bytes_ = 0;
 };
 
 }  // namespace chimera

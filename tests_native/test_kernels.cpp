@@ -23,6 +23,7 @@
 #include "error.h"
 #include "kernels_cpu.h"
 #include "ops.h"
+#include "q8_0x4.h"
 #include "thread_pool.h"
 
 using namespace chimera;
@@ -197,6 +198,73 @@ void test_matmul_row_independence(ThreadPool& pool) {
       }
     }
   }
+}
+
+// The Q8_0x4 layout of the AVX2 path: the repacked bytes decode to the same elements, the matmul
+// matches the reference over awkward shapes (rows not a multiple of 4, K not a multiple of 256) and
+// any row range, a row's result is the same bit for bit for every T and every split, and the
+// backend reads the copy once prepare_weights has made it.
+void test_q8_0x4(ThreadPool& pool) {
+  if (!cpu_supports(KernelPath::Avx2)) {
+    std::printf("q8_0x4: skipped (this CPU has no AVX2)\n");
+    return;
+  }
+  test::Rng rng(31);
+  Group group{"matmul Q8_0x4 vs reference (x as Q8)", 1e-4f, 1e-4f, {}, {}};
+  bool layout_ok = true, independent = true, backend_same = true;
+  for (int64_t K : {(int64_t)32, (int64_t)96, (int64_t)256, (int64_t)288, (int64_t)2080}) {
+    for (int64_t N : {(int64_t)1, (int64_t)3, (int64_t)4, (int64_t)5, (int64_t)13, (int64_t)36}) {
+      const Weights W = make_weights(rng, DType::Q8_0, N, K);
+      std::vector<uint8_t> packed(W.view.bytes() + 1);
+      repack_q8_0x4(W.view, packed.data());
+      std::vector<float> plain_row((size_t)K);
+      for (int64_t n = 0; n < N; n++) {
+        row_to_f32(DType::Q8_0, W.view.row(n), plain_row.data(), (size_t)K);
+        for (int64_t k = 0; k < K; k++)
+          layout_ok = layout_ok && q8_0x4_element(packed.data(), N, K, n, k) == plain_row[(size_t)k];
+      }
+      const std::vector<float> x = test::random_floats(rng, (size_t)(64 * K));
+      std::vector<float> one((size_t)N);
+      for (int T : {1, 2, 3, 5, 26, 64}) {
+        const Q8Activations xq = quantize_q8_activations(x.data(), T, K);
+        std::vector<float> out((size_t)T * N, kNaN);
+        matmul_q8_0x4_rows(out.data(), x.data(), xq, packed.data(), N, K, T, 0, N);
+        group.add("T=" + std::to_string(T) + " N=" + std::to_string(N) + " K=" + std::to_string(K), out,
+                  reference_for(KernelPath::Avx2, DType::Q8_0, W.view, x, T));
+        if (T == 1) one.assign(out.begin(), out.begin() + N);
+        independent = independent && std::memcmp(one.data(), out.data(), sizeof(float) * N) == 0;
+        // The same rows in pieces that start and end inside row groups.
+        std::vector<float> pieces((size_t)T * N, kNaN);
+        for (int64_t n0 = 0; n0 < N;) {
+          const int64_t n1 = std::min<int64_t>(N, n0 + 1 + rng.below(6));
+          matmul_q8_0x4_rows(pieces.data(), x.data(), xq, packed.data(), N, K, T, n0, n1);
+          n0 = n1;
+        }
+        independent = independent && std::memcmp(pieces.data(), out.data(), sizeof(float) * T * N) == 0;
+        if (T == 26) {
+          ModelWeights mw;
+          mw.output = W.view;
+          CpuBackend pooled(&pool);
+          const size_t bytes = pooled.prepare_weights(mw);
+          std::vector<float> be((size_t)T * N, kNaN);
+          pooled.matmul(be.data(), x.data(), W.view, T);
+          const char* repack = std::getenv("CHIMERA_CPU_REPACK");
+          if (active_kernel_path() == KernelPath::Avx2 && !(repack && std::string(repack) == "0"))
+            backend_same = backend_same && bytes == W.view.bytes() &&
+                           std::memcmp(be.data(), out.data(), sizeof(float) * T * N) == 0;
+          else
+            backend_same = backend_same && bytes == 0;  // another path, or repacking turned off
+        }
+      }
+    }
+  }
+  group.report();
+  std::printf("q8_0x4: layout decodes to the plain elements: %s; rows equal for every T and split: %s; "
+              "backend reads the copy: %s\n",
+              layout_ok ? "yes" : "NO", independent ? "yes" : "NO", backend_same ? "yes" : "NO");
+  EXPECT(layout_ok);
+  EXPECT(independent);
+  EXPECT(backend_same);
 }
 
 // Every finite F16 / BF16 bit pattern through each path's conversion: x = identity picks single weights.
@@ -514,6 +582,7 @@ int main() {
     test_conversion_exact();
     test_dot_row();
     test_matmul_row_independence(pool);
+    test_q8_0x4(pool);
     test_attention(pool);
     test_rope();
     test_elementwise();

@@ -67,6 +67,7 @@ Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
   o.Set("weightBytes", (double)m.weight_bytes());
   o.Set("mappedBytes", (double)m.storage.mapped_bytes);
   o.Set("ownedBytes", (double)m.storage.owned_bytes);
+  o.Set("repackedBytes", (double)rt->repacked_bytes());
   o.Set("threads", rt->threads());
   o.Set("backend", rt->backend().name());
   o.Set("kernels", kernel_path_name(active_kernel_path()));
