@@ -4,13 +4,24 @@
 //                                 (what verifying an n-node tree costs: the tree mask changes which
 //                                 cache slots each row reads, not the work), relative to n = 1
 //   {"type":"speculative", ...}   plain vs Chimera greedy decoding in the same run: tokens/step,
-//                                 tokens/s, draft and verify time
+//                                 tokens/s, draft and verify time; on stories260K also with its
+//                                 trained draft (bench/models/stories260K.chimera.safetensors) when present
+//   {"type":"projection", ...}    on the large models: the speedup a tree would give there, from this
+//                                 model's measured verify and draft cost and the tokens per step the
+//                                 trained stories260K draft reached earlier in the same run
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
 const SIZES = [1, 2, 4, 8, 16, 26, 64];
+const TREES = ['auto', 'chain-1', 'chain-3', 'chimera-25'];
+// Nodes a tree's verification evaluates (the root and the drafted nodes).
+const TREE_NODES = { 'chain-1': 2, 'chain-3': 4, 'chimera-25': 26 };
+const TRAINED_STORIES_DRAFT = path.join(__dirname, '..', 'models', 'stories260K.chimera.safetensors');
+// Tokens per step of the trained stories260K draft, by tree (filled by the stories260K case).
+const trainedTau = {};
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -64,6 +75,25 @@ async function plainVsChimera(model, draft, tree, text, n, reps) {
   };
 }
 
+// Speedup of each tree on this model if its draft were as good as the trained stories260K draft:
+// τ / (verify cost of the tree's nodes + the draft's time per step), both in plain decode steps
+// measured here. 'best' is what tree: 'auto' would settle on (plain decoding = 1).
+function projection(name, threads, cost, untrained) {
+  const stepMs = cost.msPerForward[1];
+  const trees = {};
+  let best = { tree: 'plain', speedup: 1 };
+  for (const [tree, nodes] of Object.entries(TREE_NODES)) {
+    if (trainedTau[tree] === undefined || cost.relative[nodes] === undefined) continue;
+    const draftSteps = untrained[tree].msDraftPerStep / stepMs;
+    const speedup = trainedTau[tree] / (cost.relative[nodes] + draftSteps);
+    trees[tree] = { tokensPerStep: trainedTau[tree], verifySteps: cost.relative[nodes], draftSteps: round(draftSteps),
+      projectedSpeedup: round(speedup) };
+    if (speedup > best.speedup) best = { tree, speedup: round(speedup) };
+  }
+  return { type: 'projection', model: name, threads, basis: 'tokens per step of the trained stories260K draft',
+    msPerDecodeStep: stepMs, trees, auto: best };
+}
+
 // c: a case of run.js; emit: prints one JSON line.
 async function runSpeculativeCase(c, args, emit) {
   const { loadModel } = require(path.join(__dirname, '..', '..', 'dist'));
@@ -74,13 +104,26 @@ async function runSpeculativeCase(c, args, emit) {
     const big = model.info.weightBytes > 1e8;
     const cost = await verifyCost(model, c, prefix, big ? 2 : 20);
     emit({ type: 'verify-cost', model: c.name, threads: args.threads, prefixTokens: prefix.length, ...cost });
-    // An untrained draft (the paper's initialisation) until trained drafts exist: a lower bound on τ.
+    // An untrained draft (the paper's initialisation): a lower bound on τ, and the draft's cost on
+    // models without a trained one.
     const draft = await model.createDraft({ heads: 5, seed: 1 });
-    for (const tree of ['auto', 'chain-1', 'chain-3', 'chimera-25']) {
+    const untrained = {};
+    for (const tree of TREES) {
       const r = await plainVsChimera(model, draft, tree, text, big ? 12 : 256, big ? 1 : 3);
+      untrained[tree] = r;
       emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'untrained', ...r });
     }
     draft.dispose();
+    if (c.name === 'stories260K' && fs.existsSync(TRAINED_STORIES_DRAFT)) {
+      const trained = await model.loadDraft(TRAINED_STORIES_DRAFT);
+      for (const tree of TREES) {
+        const r = await plainVsChimera(model, trained, tree, text, 256, 3);
+        if (TREE_NODES[tree]) trainedTau[tree] = r.tokensPerStep;
+        emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'trained', ...r });
+      }
+      trained.dispose();
+    }
+    if (big && Object.keys(trainedTau).length) emit(projection(c.name, args.threads, cost, untrained));
   } finally {
     await model.dispose();
   }
