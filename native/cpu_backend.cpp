@@ -119,7 +119,7 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
 
 size_t CpuBackend::prepare_weights(const ModelWeights& w) {
   const char* env = std::getenv("CHIMERA_CPU_REPACK");
-  if ((env && std::strcmp(env, "0") == 0) || active_kernel_path() != KernelPath::Avx2) return repacked_bytes_;
+  if ((env && std::strcmp(env, "0") == 0) || !uses_avx2_loops(active_kernel_path())) return repacked_bytes_;
   auto add = [&](const TensorView& W) {
     if (W.dtype != DType::Q8_0 || W.rows == 0 || repacked_.count(W.data)) return;
     const size_t bytes = W.bytes();

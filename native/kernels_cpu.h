@@ -1,5 +1,6 @@
 // CPU kernels: a plain reference for each op (the ground truth in tests) and fast paths (portable
-// blocked C++ and AVX2/FMA/F16C), chosen at run time by CPU feature detection.
+// blocked C++, AVX2/FMA/F16C, and AVX-512F for F32/F16/BF16 matmuls), chosen at run time by CPU
+// feature detection.
 //
 // The reference functions are single-threaded and simple. The fast matmul works on a row range of W
 // so the backend can split W's rows over threads; each weight row is streamed once per call and
@@ -12,13 +13,17 @@
 
 namespace chimera {
 
-enum class KernelPath { Reference = 0, Portable = 1, Avx2 = 2 };
+// Avx512 runs the AVX-512F matmul tiles for F32, F16 and BF16 and the AVX2 loops for the rest (Q8_0,
+// attention): a CPU with it has AVX2 too.
+enum class KernelPath { Reference = 0, Portable = 1, Avx2 = 2, Avx512 = 3 };
 
 // The path in use: the best the CPU supports, or the one CHIMERA_CPU_KERNELS forces
-// (reference|portable|avx2; forcing a path the CPU lacks falls back to the best available).
+// (reference|portable|avx2|avx512; forcing a path the CPU lacks falls back to the best available).
 KernelPath active_kernel_path();
 const char* kernel_path_name(KernelPath p);
 bool cpu_supports(KernelPath p);
+// Whether the path runs the AVX2 integer loops for Q8_0 (x quantised to Q8 blocks, Q8_0x4 weights).
+inline bool uses_avx2_loops(KernelPath p) { return p == KernelPath::Avx2 || p == KernelPath::Avx512; }
 
 // ---- reference (plain loops, F32 accumulation in double where it matters for tests) ----
 void matmul_forward_reference(float* out, const float* x, const TensorView& W, int T);  // out (T,N) = x (T,K) W^T

@@ -23,18 +23,21 @@ const char* kernel_path_name(KernelPath p) {
     case KernelPath::Reference: return "reference";
     case KernelPath::Portable: return "portable";
     case KernelPath::Avx2: return "avx2";
+    case KernelPath::Avx512: return "avx512";
   }
   return "?";
 }
 
+// libgcc's checks also require the OS to save the YMM / ZMM registers (XGETBV).
 bool cpu_supports(KernelPath p) {
-  if (p != KernelPath::Avx2) return true;
+  if (p == KernelPath::Reference || p == KernelPath::Portable) return true;
 #if CHIMERA_HAVE_AVX2_PATH
   static const bool avx2 = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   }();
-  return avx2;
+  static const bool avx512 = avx2 && __builtin_cpu_supports("avx512f");
+  return p == KernelPath::Avx2 ? avx2 : avx512;
 #else
   return false;
 #endif
@@ -42,13 +45,15 @@ bool cpu_supports(KernelPath p) {
 
 KernelPath active_kernel_path() {
   static const KernelPath path = [] {
-    const KernelPath best = cpu_supports(KernelPath::Avx2) ? KernelPath::Avx2 : KernelPath::Portable;
+    KernelPath best = KernelPath::Portable;
+    for (KernelPath p : {KernelPath::Avx2, KernelPath::Avx512})
+      if (cpu_supports(p)) best = p;
     const char* env = std::getenv("CHIMERA_CPU_KERNELS");
     std::string v = env ? env : "";
     for (auto& c : v) c = (char)std::tolower((unsigned char)c);
-    if (v == "reference") return KernelPath::Reference;
-    if (v == "portable") return KernelPath::Portable;
-    return best;  // "avx2" on a CPU without it, an unknown value or no value: the best available
+    for (KernelPath p : {KernelPath::Reference, KernelPath::Portable, KernelPath::Avx2, KernelPath::Avx512})
+      if (v == kernel_path_name(p) && cpu_supports(p)) return p;
+    return best;  // a path this CPU lacks, an unknown value or no value: the best available
   }();
   return path;
 }
@@ -190,13 +195,20 @@ int64_t tile_rows(const TensorView& W) {
   return std::max<int64_t>(24, std::min<int64_t>(72, rows));
 }
 
+// The path itself when the CPU has it, else the next one down.
 KernelPath usable(KernelPath path) {
-  return path == KernelPath::Avx2 && !cpu_supports(KernelPath::Avx2) ? KernelPath::Portable : path;
+  if (path == KernelPath::Avx512 && !cpu_supports(path)) path = KernelPath::Avx2;
+  if (path == KernelPath::Avx2 && !cpu_supports(path)) path = KernelPath::Portable;
+  return path;
 }
 
 void tile_call(KernelPath path, DType dt, int nt, int nn, const inner::MatmulTile& a) {
 #if CHIMERA_HAVE_AVX2_PATH
-  if (path == KernelPath::Avx2) {
+  if (path == KernelPath::Avx512 && dt != DType::Q8_0) {
+    inner::native::matmul_tile_avx512(dt, nt, nn, a);
+    return;
+  }
+  if (uses_avx2_loops(path)) {
     inner::matmul_tile_avx2(dt, nt, nn, a);
     return;
   }
@@ -206,8 +218,10 @@ void tile_call(KernelPath path, DType dt, int nt, int nn, const inner::MatmulTil
 
 // Weight rows per tile for nt input rows. AVX2: as many accumulators as fit the 16 YMM registers with
 // the weights and one input vector (4 x 3 measured 1.4x faster than 4 x 2 at T = 26).
-int tile_width(KernelPath path, int nt) {
-  if (path == KernelPath::Avx2) return nt <= 2 ? 4 : 3;
+// AVX-512: 4 x 4 accumulators of the 32 ZMM registers (Q8_0 runs the AVX2 tile there).
+int tile_width(KernelPath path, DType dt, int nt) {
+  if (path == KernelPath::Avx512 && dt != DType::Q8_0) return 4;
+  if (uses_avx2_loops(path)) return nt <= 2 ? 4 : 3;
   return 4;  // the portable tile converts each weight chunk once for all nt rows
 }
 
@@ -224,7 +238,7 @@ void matmul_block(KernelPath path, float* out, const float* x, const TensorView&
   const int64_t ldw = (int64_t)dtype_row_bytes(W.dtype, (size_t)K);
   for (int t0 = 0; t0 < T; t0 += 4) {
     const int nt = std::min(4, T - t0);
-    const int nn = tile_width(path, nt);
+    const int nn = tile_width(path, W.dtype, nt);
     inner::MatmulTile a{x + (int64_t)t0 * K, K, nullptr, ldw, k0, k1, nullptr, N, k0 > 0};
     set_quantised(a, qx, t0, K);
     for (int64_t n = b0; n < b1;) {
@@ -245,7 +259,7 @@ void matmul_stream(KernelPath path, float* out, const float* x, const TensorView
   const int64_t ldw = (int64_t)dtype_row_bytes(W.dtype, (size_t)K);
   for (int t0 = 0; t0 < T; t0 += 4) {
     const int nt = std::min(4, T - t0);
-    const int nn = tile_width(path, nt);
+    const int nn = tile_width(path, W.dtype, nt);
     inner::MatmulTile a{x + (int64_t)t0 * K, K, nullptr, ldw, 0, 0, nullptr, N, false};
     set_quantised(a, qx, t0, K);
     for (int64_t n = n0; n < n1;) {
@@ -266,7 +280,7 @@ void matmul_stream(KernelPath path, float* out, const float* x, const TensorView
 }  // namespace
 
 bool matmul_quantises_x(KernelPath path, const TensorView& W) {
-  return usable(path) == KernelPath::Avx2 && W.dtype == DType::Q8_0;
+  return uses_avx2_loops(usable(path)) && W.dtype == DType::Q8_0;
 }
 
 void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1,
@@ -373,7 +387,7 @@ void softmax_rows(float* scores, int G, int n) {
 
 void attention_group(KernelPath path, const inner::AttentionGroup& g, float* scores, float* out) {
 #if CHIMERA_HAVE_AVX2_PATH
-  if (path == KernelPath::Avx2) {
+  if (uses_avx2_loops(path)) {
     inner::attention_scores_avx2(g, scores);
     softmax_rows(scores, g.G, g.nvis);
     inner::attention_values_avx2(g, scores, out);

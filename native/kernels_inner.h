@@ -154,6 +154,9 @@ void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a);
 void attention_scores_avx2(const AttentionGroup& g, float* scores);
 void attention_values_avx2(const AttentionGroup& g, const float* probs, float* out);
 void matmul_q8x4_group_avx2(const Q8x4Group& a);
+namespace native {
+void matmul_tile_avx512(DType dt, int nt, int nn, const MatmulTile& a);  // F32, F16, BF16
+}
 #endif
 
 }  // namespace inner

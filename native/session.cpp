@@ -40,7 +40,15 @@ Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int ba
   if (speculative) {
     spec_ = std::make_unique<Speculator>(speculative->draft, speculative->trees, runtime_->model(),
                                          &runtime_->backend(), context_size, speculative->mode);
-    if (speculative->adaptive) policy_ = std::make_unique<TreePolicy>(spec_->n_trees());
+    if (speculative->adaptive) {
+      std::vector<ArmShape> arms{ArmShape{1, 0}};
+      for (int i = 0; i < spec_->n_trees(); i++) arms.push_back({spec_->tree(i).size, spec_->tree(i).depth});
+      // Until measured, one draft depth is guessed to stream one head's share of the draft's bytes.
+      const double base_bytes = (double)std::max<size_t>(runtime_->model().weight_bytes(), 1);
+      const DraftModel& d = *speculative->draft;
+      const double depth_guess = (double)d.weight_bytes() / std::max(1, d.config.K) / base_bytes;
+      policy_ = std::make_unique<TreePolicy>(std::move(arms), depth_guess);
+    }
     hidden_cache_.reset(&runtime_->backend(), (size_t)context_size * runtime_->model().config.C);
   }
 }
@@ -113,7 +121,9 @@ void Session::evaluate_pending(int rows_wanted) {
     b.R = (int)rows_.size();
     const size_t out0 = rows_.empty() ? 0 : (size_t)(start + rows_[0] - first_wanted);
     float* hidden_all = spec_ ? hidden_cache_.data() : nullptr;  // rows [start, start + T) are written
+    const auto t0 = std::chrono::steady_clock::now();
     forward(model, be, ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C, hidden_all);
+    if (policy_) policy_->observe_forward(T, ms_since(t0));
   }
 }
 
@@ -221,9 +231,13 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
     // arm 0 = plain decoding; arm i = tree i-1. Without a policy the one tree always runs.
     const int arm = policy_ ? policy_->choose() : 1;
     if (arm > 0 && kv_.size() >= 1 && kv_.size() + spec_->tree(arm - 1).size <= kv_.capacity()) {
+      const double draft0 = res.spec.ms_draft, verify0 = res.spec.ms_verify;
       std::vector<int32_t> out = spec_->step(arm - 1, runtime_->model(), runtime_->backend(), ws_, kv_, history_,
                                              hidden_cache_.data(), sampling, rng, res.spec);
-      if (policy_) policy_->record(arm, ms_since(t0), (int)out.size());
+      if (policy_) {
+        policy_->observe_forward(spec_->tree(arm - 1).size, res.spec.ms_verify - verify0);
+        policy_->record(arm, ms_since(t0), (int)out.size(), res.spec.ms_draft - draft0);
+      }
       return out;
     }
     // Plain step (chosen, or the tree no longer fits the context).

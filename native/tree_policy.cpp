@@ -5,9 +5,17 @@
 
 namespace chimera {
 
-TreePolicy::TreePolicy(int n_trees, int warmup_per_arm, int explore_interval, double decay, double explore_budget)
-    : arms_(n_trees + 1), warmup_(warmup_per_arm), interval_(explore_interval), decay_(decay),
-      budget_(explore_budget) {}
+namespace {
+constexpr int kMaxObservedRows = 256;  // forward costs kept for T = 1..256
+}
+
+TreePolicy::TreePolicy(std::vector<ArmShape> arms, double draft_depth_guess, int warmup_per_arm,
+                       int explore_interval, double decay, double explore_budget, double first_try_budget)
+    : arms_(arms.size()), forward_ms_(kMaxObservedRows + 1, 0.0), draft_depth_guess_(draft_depth_guess),
+      warmup_(warmup_per_arm), interval_(explore_interval), decay_(decay), budget_(explore_budget),
+      first_budget_(first_try_budget) {
+  for (size_t i = 0; i < arms.size(); i++) arms_[i].shape = arms[i];
+}
 
 double TreePolicy::rate(int arm) const {
   const Arm& a = arms_[arm];
@@ -21,23 +29,88 @@ int TreePolicy::best() const {
   return b;
 }
 
+void TreePolicy::observe_forward(int T, double ms) {
+  if (T < 1 || T > kMaxObservedRows || !(ms > 0)) return;
+  double& f = forward_ms_[T];
+  f = f > 0 ? decay_ * f + (1 - decay_) * ms : ms;
+}
+
+// The forward cost of T rows: as seen, else interpolated between the nearest row counts seen, else
+// extrapolated from the two largest below (at least linearly from one row: pessimistic for a GPU,
+// right for a compute-bound CPU, until a real tree measures it).
+double TreePolicy::forward_ms(int T) const {
+  T = std::max(1, std::min(T, kMaxObservedRows));
+  if (forward_ms_[T] > 0) return forward_ms_[T];
+  int lo = 0, lo2 = 0, hi = 0;
+  for (int t = T - 1; t >= 1; t--)
+    if (forward_ms_[t] > 0) {
+      if (!lo) lo = t;
+      else { lo2 = t; break; }
+    }
+  for (int t = T + 1; t <= kMaxObservedRows; t++)
+    if (forward_ms_[t] > 0) { hi = t; break; }
+  if (lo && hi) return forward_ms_[lo] + (forward_ms_[hi] - forward_ms_[lo]) * (T - lo) / (double)(hi - lo);
+  if (lo && lo2) {
+    const double slope = std::max(0.0, (forward_ms_[lo] - forward_ms_[lo2]) / (lo - lo2));
+    return forward_ms_[lo] + slope * (T - lo);
+  }
+  if (lo) return forward_ms_[lo] * T / lo;
+  if (hi) return forward_ms_[hi] * T / hi;
+  return 0.0;
+}
+
+double TreePolicy::estimated_step_ms(int arm) const {
+  const Arm& a = arms_[arm];
+  if (a.n > 0) return a.ms / a.steps;
+  const double plain = arms_[0].n > 0 ? arms_[0].ms / arms_[0].steps : forward_ms(1);
+  const double per_depth = draft_depth_ms_ > 0 ? draft_depth_ms_ : draft_depth_guess_ * plain;
+  return forward_ms(a.shape.nodes) + a.shape.depth * per_depth;
+}
+
+int TreePolicy::first_try() const {
+  const double rb = rate(best());
+  if (rb <= 0) return -1;
+  std::vector<int> untried;
+  for (int i = 1; i < n_arms(); i++)
+    if (arms_[i].n == 0) untried.push_back(i);
+  std::stable_sort(untried.begin(), untried.end(),
+                   [&](int a, int b) { return arms_[a].shape.nodes < arms_[b].shape.nodes; });
+  for (int i : untried) {
+    const double est = estimated_step_ms(i);
+    if (!(est > 0)) return -1;
+    // Hopeless: even with every drafted token accepted it would not beat the best arm.
+    if ((arms_[i].shape.depth + 1) / est < rb) continue;
+    const double loss = std::max(0.0, est - 1.0 / rb);  // at least one token per step
+    return first_try_loss_ + loss <= first_budget_ * elapsed_ms_ ? i : -1;
+  }
+  return -1;
+}
+
 int TreePolicy::choose() {
-  // Warm-up: every arm once (plain first), then more samples only for arms close to the best.
-  for (int i = 0; i < n_arms(); i++)
-    if (arms_[i].n == 0) return i;
+  if (arms_[0].n < warmup_) return 0;  // plain decoding first: the rate to beat
+  const int first = first_try();
+  if (first >= 0) return first;
   const int b = best();
   for (int i = 0; i < n_arms(); i++)
-    if (arms_[i].n < warmup_ && rate(i) >= 0.8 * rate(b)) return i;
+    if (arms_[i].n > 0 && arms_[i].n < warmup_ && rate(i) >= 0.8 * rate(b)) return i;
   int due = -1;
   for (int i = 0; i < n_arms(); i++)
-    if (i != b && arms_[i].next_explore_ms <= elapsed_ms_ &&
+    if (i != b && arms_[i].n > 0 && arms_[i].next_explore_ms <= elapsed_ms_ &&
         (due < 0 || arms_[i].next_explore_ms < arms_[due].next_explore_ms))
       due = i;
   return due >= 0 ? due : b;
 }
 
-void TreePolicy::record(int arm, double ms, int tokens) {
+void TreePolicy::record(int arm, double ms, int tokens, double draft_ms) {
   Arm& a = arms_[arm];
+  if (a.shape.depth > 0 && draft_ms > 0) {
+    const double per_depth = draft_ms / a.shape.depth;
+    draft_depth_ms_ = draft_depth_ms_ > 0 ? decay_ * draft_depth_ms_ + (1 - decay_) * per_depth : per_depth;
+  }
+  if (a.n == 0 && arm != 0) {
+    const double rb = rate(best());
+    if (rb > 0) first_try_loss_ += std::max(0.0, ms - tokens / rb);
+  }
   if (a.n >= warmup_ && a.tokens > 0) {  // clip a single slow outlier to 3x the arm's usual time per token
     const double usual = a.ms / a.tokens * tokens;
     ms = std::min(ms, 3.0 * usual);

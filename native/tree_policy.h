@@ -2,43 +2,71 @@
 // candidate trees by the tokens per second each has delivered on this machine and this text, measured
 // as decoding goes. Every tree is lossless, so the choice changes speed, never output.
 //
-// Every arm is tried once, plain decoding first; arms within 80% of the best get a few more samples.
-// Afterwards the fastest runs, and each other arm is re-measured when the time decoding has taken since
-// its last step is 1/budget times what one of its steps is expected to lose against the best arm (with
-// the default 1%, exploring costs at most ~1% of the time per arm), and never sooner than
+// Plain decoding runs first. A tree is first tried, smallest first, only when what that step may lose
+// against the best arm so far fits a budget of the decoding time (3% by default, all first tries
+// together), and never when even full acceptance could not beat the best arm. What a step of a tree
+// would cost is estimated before it runs: the verify forward of its nodes from the forward passes
+// seen so far (prompt chunks give multi-row costs, plain steps one row), plus its draft depth times
+// the draft's measured time per depth (before any draft ran: a guess the caller gives, as a fraction
+// of a plain step). So on a compute-bound CPU, where a 26-node verify costs many plain steps, the big
+// trees are priced out before they cost anything, while on a GPU, where it costs about one step,
+// they are tried early.
+//
+// Tried arms within 80% of the best get a few more samples. Afterwards the fastest runs, and each
+// other arm is re-measured when the time decoding has taken since its last step is 1/budget times what
+// one of its steps is expected to lose against the best arm (1% by default), and never sooner than
 // `explore_interval` steps of the best arm. So a change of text or machine load is noticed while a
-// hopeless arm (a big tree on a compute-bound CPU) costs almost nothing. Single slow outliers (a
-// preempted step) are clipped so they cannot flip the choice.
+// hopeless arm costs almost nothing. Single slow outliers (a preempted step) are clipped.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 namespace chimera {
 
+// What one step of an arm evaluates: `nodes` rows in the verify forward and `depth` draft heads.
+struct ArmShape {
+  int nodes = 1;
+  int depth = 0;
+};
+
 class TreePolicy {
  public:
-  // Arm 0 is plain decoding; arms 1..n_trees are the candidate trees in order.
-  explicit TreePolicy(int n_trees, int warmup_per_arm = 3, int explore_interval = 16, double decay = 0.8,
-                      double explore_budget = 0.01);
+  // arms[0] is plain decoding ({1, 0}); arms 1.. the candidate trees in order. draft_depth_guess: the
+  // draft's time per depth in plain steps, used until a speculative step has measured it.
+  explicit TreePolicy(std::vector<ArmShape> arms, double draft_depth_guess = 0.5, int warmup_per_arm = 3,
+                      int explore_interval = 16, double decay = 0.8, double explore_budget = 0.01,
+                      double first_try_budget = 0.03);
 
   int choose();  // the arm for the next step
-  void record(int arm, double ms, int tokens);
+  // A step of `arm` took ms and gave `tokens`; draft_ms of it was the draft's (speculative arms).
+  void record(int arm, double ms, int tokens, double draft_ms = 0);
+  // A base forward pass over T rows took ms (prompt chunks, plain steps, tree verification).
+  void observe_forward(int T, double ms);
   int n_arms() const { return (int)arms_.size(); }
   // Tokens per millisecond the arm has shown (0 before it was tried).
   double rate(int arm) const;
   int steps(int arm) const { return arms_[arm].n; }
+  // What one step of the arm is expected to take, in ms (measured or estimated; 0 when unknown).
+  double estimated_step_ms(int arm) const;
 
  private:
   struct Arm {
+    ArmShape shape;
     double ms = 0, tokens = 0, steps = 0;  // exponentially weighted sums
     int n = 0;
     double next_explore_ms = 0;  // decoding time at which a non-best arm is measured again
   };
   int best() const;
+  int first_try() const;  // an untried arm to try now, or -1
+  double forward_ms(int T) const;
   std::vector<Arm> arms_;
+  std::vector<double> forward_ms_;  // (T) exponentially weighted forward time, 0 = not seen
+  double draft_depth_guess_;
+  double draft_depth_ms_ = 0;  // measured draft time per depth
   int warmup_, interval_;
-  double decay_, budget_;
-  double elapsed_ms_ = 0;  // decoding time recorded so far
+  double decay_, budget_, first_budget_;
+  double elapsed_ms_ = 0;      // decoding time recorded so far
+  double first_try_loss_ = 0;  // what first tries lost against the best arm
 };
 
 }  // namespace chimera

@@ -130,7 +130,10 @@ describe('speculative decoding on a tiny random model', () => {
     expect(Object.keys(by).sort()).toEqual(['chain-1', 'chain-2', 'chain-3', 'chimera-25', 'plain']);
     const total = Object.values(by).reduce((a, b) => a + b, 0);
     expect(total).toBeGreaterThan(20);
-    for (const k of Object.keys(by)) expect(by[k]).toBeGreaterThanOrEqual(1); // every arm was measured at least once
+    // Plain decoding runs first (the rate to beat); a tree is tried only when its estimated cost fits
+    // the exploration budget, so on a CPU the big trees may never run.
+    expect(by.plain).toBeGreaterThanOrEqual(3);
+    expect(r.stats.plainSteps! + (r.stats.steps ?? 0)).toBe(total);
     s.dispose();
   });
 

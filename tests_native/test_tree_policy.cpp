@@ -1,52 +1,125 @@
-// The adaptive tree policy: tries every arm, warms up the competitive ones, then runs the fastest,
-// revisits the others at a bounded cost of time, and follows a change of speed.
+// The adaptive tree policy: plain decoding first, first tries of trees priced against a time budget
+// (so a compute-bound CPU loses almost nothing to trees that cannot pay, while a GPU finds the big
+// tree early), then the fastest arm with bounded re-measurement, following a change of speed.
 #include <cstdio>
+#include <vector>
 
 #include "check.h"
 #include "tree_policy.h"
 
+using chimera::ArmShape;
 using chimera::TreePolicy;
 
-int main() {
-  TreePolicy p(2, /*warmup*/ 2, /*explore_interval*/ 10, /*decay*/ 0.8);
-  // Warm-up: arms 0, 1, 2 once each, then the best (arm 1) a second time; arms 0 and 2 are far
-  // behind (1 and 2.5 tokens/ms against 6), so they get no more warm-up samples.
-  const double rate_ms[3] = {1.0, 0.5, 0.4};  // ms per step
-  const int tokens[3] = {1, 3, 1};            // tokens per step: arm 1 gives 6 tokens/ms, best
-  for (int expect_arm : {0, 1, 2, 1}) {
-    const int a = p.choose();
-    EXPECT(a == expect_arm);
-    p.record(a, rate_ms[a], tokens[a]);
-  }
-  int counts[3] = {0, 0, 0};
-  double ms = 0, lost = 0;
-  for (int i = 0; i < 2000; i++) {
+namespace {
+
+// A simulated machine: a forward of n rows costs fixed + per_row * n ms, the draft per_depth ms per
+// depth, and each arm gives tokens[arm] tokens per step.
+struct Machine {
+  double fixed, per_row, per_depth;
+  std::vector<ArmShape> arms;
+  std::vector<double> tokens;
+  double forward(int n) const { return fixed + per_row * n; }
+  double step_ms(int arm) const { return forward(arms[arm].nodes) + per_depth * arms[arm].depth; }
+};
+
+const std::vector<ArmShape> kTrees{{1, 0}, {2, 1}, {4, 3}, {26, 5}};  // plain, chain-1, chain-3, chimera-25
+
+// Decodes `steps` steps after a 64-token prompt; returns the share of time lost against always
+// running the best arm, and counts the steps per arm.
+double decode(const Machine& m, int steps, std::vector<int>& counts) {
+  TreePolicy p(m.arms, /*draft depth guess*/ 0.3);
+  p.observe_forward(64, m.forward(64));  // the prompt
+  double best_rate = 0;
+  for (size_t a = 0; a < m.arms.size(); a++) best_rate = std::max(best_rate, m.tokens[a] / m.step_ms((int)a));
+  counts.assign(m.arms.size(), 0);
+  double ms = 0, tokens = 0;
+  for (int i = 0; i < steps; i++) {
     const int a = p.choose();
     counts[a]++;
-    p.record(a, rate_ms[a], tokens[a]);
-    ms += rate_ms[a];
-    lost += rate_ms[a] - tokens[a] / 6.0;  // time this step lost against arm 1
+    const double step = m.step_ms(a);
+    if (a > 0) p.observe_forward(m.arms[a].nodes, m.forward(m.arms[a].nodes));
+    else p.observe_forward(1, m.forward(1));
+    p.record(a, step, (int)m.tokens[a], m.per_depth * m.arms[a].depth);
+    ms += step;
+    tokens += m.tokens[a];
   }
-  EXPECT(counts[1] >= 1900);                 // the best arm runs almost always
-  EXPECT(counts[0] >= 1 && counts[2] >= 1);  // the others are revisited
-  std::printf("exploration cost: %.2f%% of the time (%d and %d revisits of arms 0 and 2)\n", 100 * lost / ms,
-              counts[0], counts[2]);
-  EXPECT(lost / ms < 0.03);                  // about 1% per arm
-  // A single preempted step of the best arm does not flip the choice.
-  p.record(1, 50.0, 3);
-  EXPECT(p.choose() == 1 || p.rate(1) > p.rate(0));
-  // Arm 1 slows down (e.g. the text got harder for the draft): the policy moves to the next best,
-  // arm 2 (1 token per 0.4 ms beats arm 0's 1 per ms and arm 1's new 3 per 5 ms).
-  for (int i = 0; i < 200; i++) {
-    const int a = p.choose();
-    p.record(a, a == 1 ? 5.0 : rate_ms[a], tokens[a]);
+  return 1.0 - (tokens / ms) / best_rate;
+}
+
+}  // namespace
+
+int main() {
+  // A compute-bound CPU: every row costs as much as the weights' streaming, no tree pays.
+  {
+    const Machine cpu{0.5, 0.5, 0.4, kTrees, {1, 1, 1, 1}};
+    // The same with a real draft's acceptance, still not enough.
+    const Machine cpu_tokens{0.5, 0.5, 0.4, kTrees, {1, 1.5, 1.8, 2.5}};
+    for (const Machine* m : {&cpu, &cpu_tokens})
+      for (int steps : {20, 100, 1000}) {
+        std::vector<int> counts;
+        const double lost = decode(*m, steps, counts);
+        std::printf("cpu-like, %4d steps: %.2f%% lost (steps per arm %d %d %d %d)\n", steps, 100 * lost, counts[0],
+                    counts[1], counts[2], counts[3]);
+        EXPECT(lost <= 0.03);
+        EXPECT(counts[3] == 0);  // the 26-node tree is priced out before it runs
+      }
   }
-  int late[3] = {0, 0, 0};
-  for (int i = 0; i < 50; i++) {
-    const int a = p.choose();
-    late[a]++;
-    p.record(a, a == 1 ? 5.0 : rate_ms[a], tokens[a]);
+  // A GPU: a forward costs about the same for 1 or 64 rows, and the big tree doubles the speed.
+  {
+    const Machine gpu{1.0, 0.01, 0.1, kTrees, {1, 1.6, 2.2, 3.5}};
+    std::vector<int> counts;
+    const double lost = decode(gpu, 400, counts);
+    std::printf("gpu-like, 400 steps: %.2f%% lost against always chimera-25 (steps per arm %d %d %d %d)\n",
+                100 * lost, counts[0], counts[1], counts[2], counts[3]);
+    EXPECT(counts[3] >= 300);  // found early and kept
+    EXPECT(lost < 0.15);
   }
-  EXPECT(late[2] > late[0] && late[2] > late[1]);
+  // Tried arms: the best runs almost always, the others are revisited at a bounded cost, a single
+  // preempted step does not flip the choice, and a slowdown of the best arm moves the choice (to arm 2,
+  // which is then no longer hopeless and gets its first try).
+  {
+    TreePolicy p({{1, 0}, {2, 1}, {3, 2}}, 0.1, /*warmup*/ 2, /*explore_interval*/ 10, /*decay*/ 0.8);
+    const double step_ms[3] = {1.0, 0.5, 0.4};
+    const int tokens[3] = {1, 3, 1};  // arm 1 gives 6 tokens/ms, arm 2 2.5, plain 1
+    p.observe_forward(8, 1.2);        // a GPU-like prompt: trees look cheap
+    int counts[3] = {0, 0, 0};
+    double ms = 0, lost = 0;
+    for (int i = 0; i < 2000; i++) {
+      const int a = p.choose();
+      counts[a]++;
+      p.record(a, step_ms[a], tokens[a]);
+      ms += step_ms[a];
+      lost += step_ms[a] - tokens[a] / 6.0;
+    }
+    EXPECT(counts[1] >= 1900);
+    EXPECT(counts[0] >= 3);   // plain decoding is revisited
+    EXPECT(counts[2] == 0);   // 3 tokens per estimated 0.65 ms cannot beat 6 tokens/ms: never tried
+    std::printf("exploration cost: %.2f%% of the time (%d and %d steps of arms 0 and 2)\n", 100 * lost / ms, counts[0],
+                counts[2]);
+    EXPECT(lost / ms < 0.03);
+    p.record(1, 50.0, 3);
+    EXPECT(p.choose() == 1 || p.rate(1) > p.rate(0));
+    for (int i = 0; i < 200; i++) {
+      const int a = p.choose();
+      p.record(a, a == 1 ? 5.0 : step_ms[a], tokens[a]);
+    }
+    int late[3] = {0, 0, 0};
+    for (int i = 0; i < 50; i++) {
+      const int a = p.choose();
+      late[a]++;
+      p.record(a, a == 1 ? 5.0 : step_ms[a], tokens[a]);
+    }
+    EXPECT(late[2] > late[0] && late[2] > late[1]);
+  }
+  // Estimates: a seen row count as seen, between two seen counts interpolated.
+  {
+    TreePolicy p({{1, 0}, {26, 5}}, 0.5);
+    p.observe_forward(1, 2.0);
+    p.observe_forward(64, 65.0);
+    p.record(0, 2.0, 1);
+    const double est = p.estimated_step_ms(1);  // forward(26) = 2 + 63 * 25/63 = 27, draft 5 * 0.5 * 2
+    std::printf("estimated 26-node step: %.2f ms (expected 32)\n", est);
+    EXPECT(est > 31.9 && est < 32.1);
+  }
   return test::finish("test_tree_policy");
 }
