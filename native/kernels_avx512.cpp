@@ -11,6 +11,7 @@
 #if defined(CHIMERA_AVX512_EMULATED)
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
+#include <simde/x86/f16c.h>
 #define CHIMERA_AVX512
 #define CHIMERA_AVX512_INLINE inline
 #define CHIMERA_AVX512_NAMESPACE emulated

@@ -35,6 +35,7 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
 std::vector<KernelPath> fast_paths() {
   std::vector<KernelPath> p{KernelPath::Portable};
   if (cpu_supports(KernelPath::Avx2)) p.push_back(KernelPath::Avx2);
+  if (cpu_supports(KernelPath::Avx512)) p.push_back(KernelPath::Avx512);  // else see test_kernels_avx512_emulated
   return p;
 }
 
@@ -104,7 +105,7 @@ Weights make_weights(test::Rng& rng, DType dt, int64_t N, int64_t K) {
 // blocks first (that path's integer dot products are then exact up to float rounding).
 std::vector<float> reference_for(KernelPath path, DType dt, const TensorView& W, const std::vector<float>& x, int T) {
   std::vector<float> ref((size_t)T * W.rows);
-  if (path == KernelPath::Avx2 && dt == DType::Q8_0) {
+  if (uses_avx2_loops(path) && dt == DType::Q8_0) {
     std::vector<int8_t> q(x.size());
     std::vector<float> sc(x.size() / kQ8BlockSize), xh(x.size());
     quantize_q8_activations(x.data(), T, W.cols, q.data(), sc.data());
@@ -249,7 +250,7 @@ void test_q8_0x4(ThreadPool& pool) {
           std::vector<float> be((size_t)T * N, kNaN);
           pooled.matmul(be.data(), x.data(), W.view, T);
           const char* repack = std::getenv("CHIMERA_CPU_REPACK");
-          if (active_kernel_path() == KernelPath::Avx2 && !(repack && std::string(repack) == "0"))
+          if (uses_avx2_loops(active_kernel_path()) && !(repack && std::string(repack) == "0"))
             backend_same = backend_same && bytes == W.view.bytes() &&
                            std::memcmp(be.data(), out.data(), sizeof(float) * T * N) == 0;
           else
