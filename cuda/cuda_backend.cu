@@ -404,6 +404,15 @@ void CudaBackend::argmax_rows(int32_t* out, const float* x, int R, int V) {
   cuda::argmax_rows(stream_, out, x, R, V);
 }
 
+void CudaBackend::top_k_rows(int32_t* ids, float* vals, const float* x, int R, int V, int k, float penalty,
+                             const int32_t* recent, int n_recent) {
+  CHIMERA_CHECK(k >= 1 && k <= V && n_recent >= 0, ErrorCode::InvalidArg, "top_k_rows: k = ", k, " of ", V,
+                ", ", n_recent, " recent ids");
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  use_device();
+  cuda::top_k_rows(stream_, ids, vals, x, R, V, k, penalty, recent, n_recent);
+}
+
 // ---- training: the CPU backend's job ----
 
 namespace {

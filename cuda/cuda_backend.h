@@ -52,6 +52,8 @@ class CudaBackend final : public Backend {
   void compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src, int dst_start,
                     int count) override;
   void argmax_rows(int32_t* out, const float* x, int R, int V) override;
+  void top_k_rows(int32_t* ids, float* vals, const float* x, int R, int V, int k, float penalty,
+                  const int32_t* recent, int n_recent) override;
 
   // Training runs on the CPU backend (ModelRuntime::cpu_backend); these throw E_UNSUPPORTED.
   void linear_backward(float*, float*, const float*, const float*, const TensorView&, int) override;

@@ -66,5 +66,10 @@ void compact_rows(cudaStream_t s, float* base, int64_t block_stride, int blocks,
 // argmax.cu: out (R) = the index of the largest of each row of x (R, V); the lowest index wins ties.
 void argmax_rows(cudaStream_t s, int32_t* out, const float* x, int R, int V);
 
+// top_k.cu: ids, vals (R, k) = the k largest of each row of x (R, V) after the repetition penalty on
+// row r's ids recent[r * n_recent ..] (penalty 1 or n_recent 0: none); value descending, ties by id.
+void top_k_rows(cudaStream_t s, int32_t* ids, float* vals, const float* x, int R, int V, int k, float penalty,
+                const int32_t* recent, int n_recent);
+
 }  // namespace cuda
 }  // namespace chimera

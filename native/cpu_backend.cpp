@@ -219,6 +219,25 @@ void CpuBackend::argmax_rows(int32_t* out, const float* x, int R, int V) {
   for (int r = 0; r < R; r++) out[r] = argmax(x + (int64_t)r * V, V);  // the sampler's greedy pick
 }
 
+void CpuBackend::top_k_rows(int32_t* ids, float* vals, const float* x, int R, int V, int k, float penalty,
+                            const int32_t* recent, int n_recent) {
+  CHIMERA_CHECK(k >= 1 && k <= V && n_recent >= 0, ErrorCode::InvalidArg, "top_k_rows: k = ", k, " of ", V,
+                ", ", n_recent, " recent ids");
+  std::vector<float> l;
+  std::vector<int32_t> order((size_t)V);
+  for (int r = 0; r < R; r++) {
+    l.assign(x + (int64_t)r * V, x + (int64_t)(r + 1) * V);
+    apply_penalty(l.data(), V, penalty, recent ? recent + (int64_t)r * n_recent : nullptr, recent ? n_recent : 0);
+    for (int i = 0; i < V; i++) order[i] = i;
+    auto by_value = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), by_value);
+    for (int i = 0; i < k; i++) {
+      ids[(int64_t)r * k + i] = order[i];
+      vals[(int64_t)r * k + i] = l[order[i]];
+    }
+  }
+}
+
 void CpuBackend::gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) {
   for (int r = 0; r < R; r++) std::memcpy(dst + (int64_t)r * C, src + (int64_t)rows[r] * C, sizeof(float) * C);
 }

@@ -86,6 +86,11 @@ class Backend {
   virtual std::unique_ptr<OpGraph> record(const std::function<void()>& ops) { return nullptr; }
   // out (R) = the index of the largest value of each row of x (R, V); the lowest index wins ties.
   virtual void argmax_rows(int32_t* out, const float* x, int R, int V) = 0;
+  // The k (1..V) largest values of each row of x (R, V) after the repetition penalty (sampler.h's
+  // apply_penalty with row r's ids recent[r * n_recent ..], n_recent >= 0, ids outside 0..V-1
+  // ignored; penalty 1: none): ids and vals (R, k), by value descending, ties by id ascending.
+  virtual void top_k_rows(int32_t* ids, float* vals, const float* x, int R, int V, int k, float penalty,
+                          const int32_t* recent, int n_recent) = 0;
   // dst (R, C) = rows `rows` (R) of src (any, C).
   virtual void gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) = 0;
   // In each of `blocks` blocks at base + b * block_stride (floats): row dst_start + i (i < count) takes
@@ -170,6 +175,8 @@ class CpuBackend final : public Backend {
   void bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) override;
   void gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) override;
   void argmax_rows(int32_t* out, const float* x, int R, int V) override;
+  void top_k_rows(int32_t* ids, float* vals, const float* x, int R, int V, int k, float penalty,
+                  const int32_t* recent, int n_recent) override;
   void compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src, int dst_start,
                     int count) override;
 

@@ -36,55 +36,73 @@ int32_t argmax(const float* logits, int V) {
   return best;
 }
 
-static void apply_penalty(std::vector<float>& l, float penalty, const int32_t* recent, int n) {
-  if (penalty == 1.0f || n == 0) return;
+void apply_penalty(float* l, int V, float penalty, const int32_t* recent, int n) {
+  if (penalty == 1.0f || n <= 0) return;
   // Each distinct token is penalised once, however often it occurred.
   std::vector<int32_t> seen(recent, recent + n);
   std::sort(seen.begin(), seen.end());
   seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
   for (int32_t id : seen) {
-    if (id < 0 || id >= (int32_t)l.size()) continue;
+    if (id < 0 || id >= V) continue;
     l[id] = l[id] > 0 ? l[id] / penalty : l[id] * penalty;
   }
+}
+
+bool candidates_suffice(const SamplingParams& p, int V, int* k) {
+  if (p.temperature <= 0.0f) {
+    *k = 1;
+    return V >= 1;
+  }
+  *k = p.top_k;
+  return p.top_k > 0 && p.top_k <= kMaxCandidates && p.top_k < V;
 }
 
 void target_distribution(const float* logits, int V, const SamplingParams& p, const int32_t* recent, int n_recent,
                          TokenDistribution& out, std::vector<float>& l) {
   out.ids.clear();
   out.probs.clear();
-  const int n_pen = std::min(n_recent, p.repeat_last_n);
-  if (p.temperature <= 0.0f && (p.repeat_penalty == 1.0f || n_pen == 0)) {  // plain greedy: no copy
+  const int n_pen = penalty_window(p, n_recent);
+  if (p.temperature <= 0.0f && n_pen == 0) {  // plain greedy: no copy
     out.ids.push_back(argmax(logits, V));
     out.probs.push_back(1.0f);
     return;
   }
   l.assign(logits, logits + V);
-  apply_penalty(l, p.repeat_penalty, recent + (n_recent - n_pen), n_pen);
-  if (p.temperature <= 0.0f) {
-    out.ids.push_back(argmax(l.data(), V));
-    out.probs.push_back(1.0f);
-    return;
-  }
+  apply_penalty(l.data(), V, p.repeat_penalty, recent + (n_recent - n_pen), n_pen);
   // Candidates sorted by logit (ties by id, for determinism); top-k bounds the sort.
-  std::vector<int32_t>& ids = out.ids;
-  ids.resize(V);
+  std::vector<int32_t> ids((size_t)V);
   std::iota(ids.begin(), ids.end(), 0);
   auto by_logit = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
-  int k = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
+  int k = V;
+  if (p.temperature <= 0.0f) k = 1;
+  else if (p.top_k > 0 && p.top_k < V) k = p.top_k;
   if (k < V) {
     std::nth_element(ids.begin(), ids.begin() + k, ids.end(), by_logit);
     ids.resize(k);
   }
   std::sort(ids.begin(), ids.end(), by_logit);
+  std::vector<float> vals(ids.size());
+  for (size_t i = 0; i < ids.size(); i++) vals[i] = l[ids[i]];
+  distribution_from_candidates(ids.data(), vals.data(), (int)ids.size(), p, out);
+}
 
+void distribution_from_candidates(const int32_t* ids, const float* vals, int k, const SamplingParams& p,
+                                  TokenDistribution& out) {
+  out.ids.assign(ids, ids + k);
+  out.probs.clear();
+  if (p.temperature <= 0.0f || k == 1) {
+    out.ids.resize(1);
+    out.probs.push_back(1.0f);
+    return;
+  }
   const double inv_t = 1.0 / p.temperature;
-  const double max_l = l[ids[0]];
-  std::vector<double> pr(ids.size());
+  const double max_l = vals[0];
+  std::vector<double> pr((size_t)k);
   double sum = 0;
-  for (size_t i = 0; i < ids.size(); i++) sum += (pr[i] = std::exp((l[ids[i]] - max_l) * inv_t));
+  for (int i = 0; i < k; i++) sum += (pr[i] = std::exp((vals[i] - max_l) * inv_t));
   for (double& x : pr) x /= sum;
 
-  size_t keep = ids.size();
+  size_t keep = (size_t)k;
   if (p.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
     double cum = 0;
     for (size_t i = 0; i < keep; i++) {
@@ -98,7 +116,7 @@ void target_distribution(const float* logits, int V, const SamplingParams& p, co
     while (m < keep && pr[m] >= floor_p) m++;
     keep = m;
   }
-  ids.resize(keep);
+  out.ids.resize(keep);
   double kept = 0;
   for (size_t i = 0; i < keep; i++) kept += pr[i];
   out.probs.resize(keep);

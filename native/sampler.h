@@ -52,6 +52,29 @@ void target_distribution(const float* logits, int V, const SamplingParams& p, co
 // then only the argmax is needed, and a device backend can find it without copying the logits.
 inline bool plain_greedy(const SamplingParams& p) { return p.temperature <= 0.0f && p.repeat_penalty == 1.0f; }
 
+// The repetition penalty on logits l (V) in place: every distinct id of recent (n; ids outside 0..V-1
+// are ignored) once, positive logits divided by the penalty, negative ones multiplied.
+void apply_penalty(float* l, int V, float penalty, const int32_t* recent, int n);
+
+// The penalty window of a context: its last min(n_recent, repeat_last_n) tokens when a penalty is on,
+// else none.
+inline int penalty_window(const SamplingParams& p, int n_recent) {
+  return p.repeat_penalty == 1.0f ? 0 : (n_recent < p.repeat_last_n ? n_recent : p.repeat_last_n);
+}
+
+// The most candidates a backend's top_k_rows is asked for.
+constexpr int kMaxCandidates = 128;
+
+// Whether the target distribution depends only on the k largest penalised logits, with k returned:
+// greedy with a penalty (k = 1) or top-k in 1..kMaxCandidates below V. A device backend then selects
+// k candidates and copies them instead of V logits.
+bool candidates_suffice(const SamplingParams& p, int V, int* k);
+
+// The target distribution from the k largest penalised logits (ids and values, by value descending,
+// ties by id ascending): the same numbers as target_distribution, which ends in it.
+void distribution_from_candidates(const int32_t* ids, const float* vals, int k, const SamplingParams& p,
+                                  TokenDistribution& out);
+
 // Draws from a distribution (greedy distributions have one entry).
 int32_t sample_from(const TokenDistribution& dist, Rng& rng);
 

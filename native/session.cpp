@@ -262,9 +262,15 @@ int32_t Session::sample_last(const SamplingParams& sampling, Rng& rng) {
     be.copy_to_host(&id, argmax_.data(), sizeof(id));
     return id;
   }
-  const float* logits =
-      host_view(runtime_->backend(), logits_.data() + (size_t)(rows_evaluated_ - 1) * V, (size_t)V, logits_host_);
-  target_distribution(logits, V, sampling, history_.data(), (int)history_.size(), dist_, scratch_);
+  const float* row = logits_.data() + (size_t)(rows_evaluated_ - 1) * V;
+  const int n_pen = penalty_window(sampling, (int)history_.size());
+  if (!plain_greedy(sampling) &&
+      candidates_.select(be, row, 1, V, sampling, history_.data() + history_.size() - n_pen, n_pen)) {
+    candidates_.distribution(0, sampling, dist_);  // k candidates crossed to the host, not V logits
+  } else {
+    const float* logits = host_view(be, row, (size_t)V, logits_host_);
+    target_distribution(logits, V, sampling, history_.data(), (int)history_.size(), dist_, scratch_);
+  }
   return sample_from(dist_, rng);
 }
 

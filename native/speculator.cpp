@@ -75,8 +75,18 @@ std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backen
     be.copy_to_host(argmax_host_.data(), argmax_.data(), sizeof(int32_t) * T);
     acc = accept_tree_greedy(tree_, tokens_.data(), argmax_host_.data());
   } else {
-    const float* logits = host_view(be, logits_.data(), (size_t)T * V, logits_host_);
-    acc = accept_tree(tree_, tokens_.data(), logits, V, sampling, history, rng, mode_);
+    // Each node's penalty window, so the backend can select every row's candidates itself.
+    int W = 0;
+    const std::vector<int32_t> windows = node_penalty_windows(tree_, tokens_.data(), sampling, history, &W);
+    if (!plain_greedy(sampling) && candidates_.select(be, logits_.data(), T, V, sampling, windows.data(), W)) {
+      acc = accept_tree(
+          tree_, tokens_.data(),
+          [&](int u, const std::vector<int32_t>&, TokenDistribution& p) { candidates_.distribution(u, sampling, p); },
+          sampling, history, rng, mode_);
+    } else {
+      const float* logits = host_view(be, logits_.data(), (size_t)T * V, logits_host_);
+      acc = accept_tree(tree_, tokens_.data(), logits, V, sampling, history, rng, mode_);
+    }
   }
 
   // Keep the accepted path: compact the base cache and the hidden states, root first.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "candidates.h"
 #include "draft_state.h"
 #include "forward.h"
 #include "tree_verify.h"
@@ -49,6 +50,7 @@ class Speculator {
   BackendArray<float> logits_;      // (T, V) backend memory
   std::vector<float> logits_host_;  // its host copy, on a device backend
   BackendArray<int32_t> argmax_;    // greedy on a device backend: each node's argmax (T)
+  CandidateRows candidates_;        // sampling: each node's top-k candidates
   std::vector<int32_t> argmax_host_;
 };
 

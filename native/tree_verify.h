@@ -6,6 +6,7 @@
 // greedy targets (one-hot) it reduces to "longest path matching the base argmax".
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "sampler.h"
@@ -28,6 +29,19 @@ enum class VerifyMode {
 TreeAcceptance accept_tree(const CompiledTree& tree, const int32_t* node_tokens, const float* logits, int V,
                            const SamplingParams& sampling, const std::vector<int32_t>& history, Rng& rng,
                            VerifyMode mode = VerifyMode::Exact);
+
+// The same, with node u's target distribution given by dist(u, out) (its penalty window is the last
+// repeat_last_n tokens of the history followed by the tokens of u's path, root excluded).
+using NodeDistribution = std::function<void(int node, const std::vector<int32_t>& recent, TokenDistribution& out)>;
+TreeAcceptance accept_tree(const CompiledTree& tree, const int32_t* node_tokens, const NodeDistribution& dist,
+                           const SamplingParams& sampling, const std::vector<int32_t>& history, Rng& rng,
+                           VerifyMode mode = VerifyMode::Exact);
+
+// The penalty windows of every node (tree.size, width penalty_window(sampling, huge)), -1 padded in
+// front: what accept_tree passes as `recent` for each node, for a backend to penalise rows itself.
+std::vector<int32_t> node_penalty_windows(const CompiledTree& tree, const int32_t* node_tokens,
+                                          const SamplingParams& sampling, const std::vector<int32_t>& history,
+                                          int* width);
 
 // The same acceptance under plain greedy targets (plain_greedy(sampling)), from each node's argmax
 // (tree.size) alone: the longest path whose every token is its parent's argmax, then the argmax of

@@ -2,6 +2,7 @@
 // each check and the worst element printed; plus the property that makes speculative decoding on the
 // GPU lossless: a row's matmul and attention results do not depend on the other rows of the batch
 // (bit for bit). Skips (77) when the build has no CUDA backend or no GPU is present.
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -325,6 +326,39 @@ void test_argmax(Backend& cpu, Backend& gpu, Rng& rng) {
   EXPECT(want[2] == 100 && want[5] == 0);
 }
 
+// Top-k candidates after the penalty (device sampling): ids and values exactly the CPU twin's, with
+// ties (values on a coarse grid), duplicated and out-of-range ids in the windows, the bitmap path
+// (V = 32000) and the list path (V above 262144).
+void test_top_k(Backend& cpu, Backend& gpu, Rng& rng) {
+  bool all = true;
+  for (int V : {1000, 32000, 300000}) {
+    const int R = 5, W = 12;
+    std::vector<float> x = test::random_floats(rng, (size_t)R * V, -4, 4);
+    for (float& v : x) v = std::round(v * 8) / 8;
+    std::vector<int32_t> recent((size_t)R * W);
+    for (auto& id : recent) id = rng.below(V + 10) - 5;  // some outside 0..V-1
+    recent[3] = recent[4];                             // a duplicate: penalised once
+    for (int k : {1, 7, 40, 128})
+      for (float penalty : {1.0f, 1.7f}) {
+        std::vector<int32_t> want_i((size_t)R * k), got_i((size_t)R * k);
+        std::vector<float> want_v((size_t)R * k), got_v((size_t)R * k);
+        cpu.top_k_rows(want_i.data(), want_v.data(), x.data(), R, V, k, penalty, recent.data(), W);
+        auto dx = upload(gpu, x);
+        DevBuf dr(gpu, recent.size() * sizeof(int32_t)), di(gpu, want_i.size() * sizeof(int32_t)),
+            dv(gpu, want_v.size() * sizeof(float));
+        gpu.copy_to_device(dr.p, recent.data(), recent.size() * sizeof(int32_t));
+        gpu.top_k_rows(di.i(), dv.f(), dx->f(), R, V, k, penalty, dr.i(), W);
+        gpu.copy_to_host(got_i.data(), di.p, got_i.size() * sizeof(int32_t));
+        gpu.copy_to_host(got_v.data(), dv.p, got_v.size() * sizeof(float));
+        const bool ok = got_i == want_i && got_v == want_v;
+        if (!ok) std::printf("top_k_rows V=%d k=%d penalty=%.1f: FAIL\n", V, k, penalty);
+        all = all && ok;
+      }
+  }
+  std::printf("top_k_rows: %s\n", all ? "ok (exact, 24 cases)" : "FAIL");
+  EXPECT(all);
+}
+
 }  // namespace
 
 int main() {
@@ -354,6 +388,7 @@ int main() {
     test_elementwise(cpu, *gpu, rng);
     test_rows(cpu, *gpu, rng);
     test_argmax(cpu, *gpu, rng);
+    test_top_k(cpu, *gpu, rng);
   } catch (const Error& e) {
     std::fprintf(stderr, "test_cuda_ops: %s: %s\n", error_code_name(e.code()), e.what());
     return 1;
