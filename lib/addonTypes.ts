@@ -75,7 +75,7 @@ export interface NativeGenerateResult {
 }
 
 export interface NativeDraft {
-  info(): { heads: number; hiddenSize: number; vocabSize: number; weightBytes: number; formatVersion: number };
+  info(): { heads: number; hiddenSize: number; vocabSize: number; weightBytes: number; formatVersion: number; dtype: string };
   save(path: string, dtype?: 'F32' | 'F16' | 'BF16'): Promise<void>;
   dispose(): void;
 }
@@ -103,8 +103,8 @@ export interface NativeModel {
     tree?: string | number[][];
     verify?: 'exact' | 'lossy-test-only';
   }): NativeSession;
-  loadDraft(path: string): Promise<NativeDraft>;
-  createDraft(options: { heads?: number; seed?: number }): Promise<NativeDraft>;
+  loadDraft(path: string, options?: { dtype?: string }): Promise<NativeDraft>;
+  createDraft(options: { heads?: number; seed?: number; dtype?: string }): Promise<NativeDraft>;
   dispose(): void;
 }
 

@@ -9,6 +9,20 @@ export interface DraftInfo {
   vocabSize: number;
   weightBytes: number;
   formatVersion: number;
+  /** How the draft's matrices are stored: 'F32', 'F16', 'BF16' or 'Q8_0'. */
+  dtype: string;
+}
+
+/** The types a draft's matrices can be stored as (vectors stay F32). */
+export type DraftDType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
+const DRAFT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0'];
+
+/** @internal checks a dtype option (undefined: keep the draft as it is). */
+export function checkDraftDType(dtype: unknown): DraftDType | undefined {
+  if (dtype === undefined) return undefined;
+  if (typeof dtype !== 'string' || !DRAFT_DTYPES.includes(dtype))
+    throw new InvalidArgumentError(`dtype must be one of ${DRAFT_DTYPES.join(', ')}`);
+  return dtype as DraftDType;
 }
 
 export class Draft {

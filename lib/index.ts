@@ -3,7 +3,7 @@ export { defaultDraftPath, defaultModelPath, loadModel, Model } from './model';
 export type { ModelInfo } from './model';
 export { Session } from './session';
 export { Draft, readDraftMetadata } from './draft';
-export type { DraftInfo } from './draft';
+export type { DraftDType, DraftInfo } from './draft';
 export type { Chunk, CompletionResult, GenerationStats } from './session';
 export type { GenerateOptions, LoadModelOptions, SamplingOptions, SessionOptions } from './options';
 export * from './errors';

@@ -109,6 +109,40 @@ std::vector<DraftParam> make_trainable(DraftModel& d) {
   return out;
 }
 
+void convert_draft_weights(DraftModel& d, DType dt) {
+  std::vector<NamedMatrix> mats = draft_tensors(d.config, d.weights);
+  // Everything moves to new storage, so the old buffers (or the file mapping) are released.
+  WeightStorage fresh;
+  std::vector<float> row;
+  for (NamedMatrix& m : mats) {
+    if (m.vec) {
+      float* p = fresh.alloc_f32((size_t)m.cols);
+      std::memcpy(p, *m.vec, sizeof(float) * (size_t)m.cols);
+      *m.vec = p;
+      continue;
+    }
+    // Q8_0 needs whole 32-column blocks: other matrices become F16.
+    const DType mt = dt == DType::Q8_0 && m.cols % kQ8BlockSize != 0 ? DType::F16 : dt;
+    const size_t row_bytes = dtype_row_bytes(mt, (size_t)m.cols);
+    uint8_t* p = static_cast<uint8_t*>(fresh.alloc_bytes(row_bytes * (size_t)m.rows));
+    if (m.view->dtype == mt) {
+      std::memcpy(p, m.view->data, row_bytes * (size_t)m.rows);
+    } else {
+      row.resize((size_t)m.cols);
+      for (int64_t r = 0; r < m.rows; r++) {
+        row_to_f32(m.view->dtype, m.view->row(r), row.data(), (size_t)m.cols);
+        row_from_f32(mt, row.data(), p + (size_t)r * row_bytes, (size_t)m.cols);
+      }
+    }
+    *m.view = TensorView{mt, p, m.rows, m.cols};
+  }
+  d.storage = std::move(fresh);
+}
+
+DType draft_matrix_dtype(const DraftModel& d) {
+  return d.weights.heads.empty() ? DType::F32 : d.weights.heads[0].dtype;
+}
+
 std::vector<float> base_fingerprint(const Model& base) {
   std::vector<float> out;
   const TensorView* views[2] = {&base.weights.tok_embd, &base.weights.output};

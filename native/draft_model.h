@@ -56,6 +56,13 @@ std::vector<float> base_fingerprint(const Model& base);
 // other linears small seeded random values, norms one.
 std::unique_ptr<DraftModel> create_draft(const Model& base, int heads, uint64_t seed);
 
+// Stores the draft's matrices as `dt` (F32, F16, BF16 or Q8_0; vectors stay F32): a smaller draft
+// reads fewer bytes per drafted token. Training still works (make_trainable widens to F32). Under
+// Q8_0, a matrix whose columns are not a multiple of 32 becomes F16.
+void convert_draft_weights(DraftModel& draft, DType dt);
+// The type of the draft's matrices (the heads').
+DType draft_matrix_dtype(const DraftModel& draft);
+
 // Loads a draft and checks it was made for `base` (E_FORMAT / E_INVALID_ARG on mismatch).
 std::unique_ptr<DraftModel> load_draft(const std::string& path, const Model& base);
 

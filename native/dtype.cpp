@@ -1,6 +1,9 @@
 // Names, sizes and row conversions of the weight element types.
 #include "dtype.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace chimera {
 
 const char* dtype_name(DType t) {
@@ -21,6 +24,34 @@ size_t dtype_row_bytes(DType t, size_t n) {
     case DType::Q8_0: return (n / kQ8BlockSize) * kQ8BlockBytes;
   }
   return 0;
+}
+
+void row_from_f32(DType t, const float* src, void* row, size_t n) {
+  switch (t) {
+    case DType::F32:
+      std::memcpy(row, src, n * 4);
+      return;
+    case DType::F16:
+    case DType::BF16: {
+      uint16_t* h = static_cast<uint16_t*>(row);
+      for (size_t i = 0; i < n; i++) h[i] = t == DType::F16 ? f32_to_fp16(src[i]) : f32_to_bf16(src[i]);
+      return;
+    }
+    case DType::Q8_0: {
+      uint8_t* b = static_cast<uint8_t*>(row);
+      for (size_t blk = 0; blk < n / kQ8BlockSize; blk++) {
+        const float* x = src + blk * kQ8BlockSize;
+        float amax = 0.f;
+        for (int i = 0; i < kQ8BlockSize; i++) amax = std::max(amax, std::fabs(x[i]));
+        const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+        const uint16_t d16 = f32_to_fp16(d);
+        std::memcpy(b + blk * kQ8BlockBytes, &d16, 2);
+        int8_t* q = reinterpret_cast<int8_t*>(b + blk * kQ8BlockBytes + 2);
+        for (int i = 0; i < kQ8BlockSize; i++) q[i] = (int8_t)std::lrintf(x[i] * id);
+      }
+      return;
+    }
+  }
 }
 
 void row_to_f32(DType t, const void* row, float* out, size_t n) {

@@ -84,5 +84,8 @@ inline uint16_t f32_to_bf16(float f) {
 
 // Converts `n` elements of a row of type `t` starting at element 0 to F32.
 void row_to_f32(DType t, const void* row, float* out, size_t n);
+// The inverse: n floats written as a row of type t (n a multiple of 32 for Q8_0: per block the scale
+// max |x| / 127 as F16, values rounded to nearest, as ggml quantises).
+void row_from_f32(DType t, const float* src, void* row, size_t n);
 
 }  // namespace chimera

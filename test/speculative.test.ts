@@ -3,7 +3,7 @@
 // the base distribution (a lossy verifier, kept as a negative control, fails the same test).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Draft, loadModel, Model, Session } from '../lib';
+import { Draft, InvalidArgumentError, loadModel, Model, Session } from '../lib';
 import { describeStories, storiesGguf, tempDir } from './helpers';
 import { writeContextFreeGguf, writeTiny } from './tinyModel';
 
@@ -336,6 +336,27 @@ describeStories('speculative decoding on stories260K', () => {
       const runs = await plainAndSpeculative(model, draft, tree as string | number[][], ['Once upon a time', ' The dog'], 150);
       for (const r of runs) expect(r.spec).toEqual(r.plain);
     }
+    await model.dispose();
+  });
+
+  test('a draft stored as F16, BF16 or Q8_0 is smaller, drafts much the same and stays lossless', async () => {
+    const model = await loadModel(storiesGguf, { threads: 2 });
+    const f32 = await model.createDraft({ heads: 3, seed: 1 });
+    expect(f32.info.dtype).toBe('F32');
+    const file = path.join(tempDir(), 'stories.chimera.safetensors');
+    await f32.save(file);
+    for (const dtype of ['F16', 'BF16', 'Q8_0'] as const) {
+      for (const draft of [await model.createDraft({ heads: 3, seed: 1, dtype }), await model.loadDraft(file, { dtype })]) {
+        expect(draft.info.dtype).toBe(dtype);
+        expect(draft.info.weightBytes).toBeLessThan(f32.info.weightBytes * (dtype === 'Q8_0' ? 0.3 : 0.55));
+        const runs = await plainAndSpeculative(model, draft, 'chimera-25', ['Once upon a time'], 100);
+        for (const r of runs) expect(r.spec).toEqual(r.plain);
+        draft.dispose();
+      }
+    }
+    await expect(model.createDraft({ dtype: 'Q4' as never })).rejects.toThrow(InvalidArgumentError);
+    await expect(model.loadDraft(file, { dtype: 'f16' as never })).rejects.toThrow(InvalidArgumentError);
+    f32.dispose();
     await model.dispose();
   });
 });

@@ -105,13 +105,16 @@ async function runSpeculativeCase(c, args, emit) {
     const cost = await verifyCost(model, c, prefix, big ? 2 : 20);
     emit({ type: 'verify-cost', model: c.name, threads: args.threads, prefixTokens: prefix.length, ...cost });
     // An untrained draft (the paper's initialisation): a lower bound on τ, and the draft's cost on
-    // models without a trained one.
-    const draft = await model.createDraft({ heads: 5, seed: 1 });
+    // models without a trained one. Its matrices are stored like the base model's (a Q8_0 base gets a
+    // Q8_0 draft), as a deployed draft would be.
+    const dtype = ['F16', 'BF16', 'Q8_0'].includes(model.info.dtype) ? model.info.dtype : undefined;
+    const draft = await model.createDraft({ heads: 5, seed: 1, dtype });
     const untrained = {};
     for (const tree of TREES) {
       const r = await plainVsChimera(model, draft, tree, text, big ? 12 : 256, big ? 1 : 3);
       untrained[tree] = r;
-      emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'untrained', ...r });
+      emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'untrained', draftDtype: draft.info.dtype,
+        draftBytes: draft.info.weightBytes, ...r });
     }
     draft.dispose();
     if (c.name === 'stories260K' && fs.existsSync(TRAINED_STORIES_DRAFT)) {

@@ -45,6 +45,7 @@ Napi::Value DraftWrap::info(const Napi::CallbackInfo& info) {
   o.Set("hiddenSize", c.C);
   o.Set("vocabSize", c.V);
   o.Set("weightBytes", (double)d->weight_bytes());
+  o.Set("dtype", dtype_name(draft_matrix_dtype(*d)));
   o.Set("formatVersion", kDraftFormatVersion);
   return o;
 }
@@ -67,16 +68,40 @@ Napi::Value DraftWrap::dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value load_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const std::string& path) {
+Napi::Value load_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const std::string& path,
+                             std::optional<DType> dtype) {
   auto out = std::make_shared<std::shared_ptr<const DraftModel>>();
-  return run_job(env, "chimera.loadDraft", [rt, path, out] { *out = load_draft(path, rt->model()); },
-                 [out](Napi::Env e) { return DraftWrap::wrap(e, *out); });
+  return run_job(
+      env, "chimera.loadDraft",
+      [rt, path, dtype, out] {
+        auto d = load_draft(path, rt->model());
+        if (dtype) convert_draft_weights(*d, *dtype);
+        *out = std::move(d);
+      },
+      [out](Napi::Env e) { return DraftWrap::wrap(e, *out); });
 }
 
-Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, int heads, uint64_t seed) {
+Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, int heads, uint64_t seed,
+                               std::optional<DType> dtype) {
   auto out = std::make_shared<std::shared_ptr<const DraftModel>>();
-  return run_job(env, "chimera.createDraft", [rt, heads, seed, out] { *out = create_draft(rt->model(), heads, seed); },
-                 [out](Napi::Env e) { return DraftWrap::wrap(e, *out); });
+  return run_job(
+      env, "chimera.createDraft",
+      [rt, heads, seed, dtype, out] {
+        auto d = create_draft(rt->model(), heads, seed);
+        if (dtype) convert_draft_weights(*d, *dtype);
+        *out = std::move(d);
+      },
+      [out](Napi::Env e) { return DraftWrap::wrap(e, *out); });
+}
+
+std::optional<DType> draft_dtype_option(Napi::Env env, const Napi::Value& v) {
+  if (v.IsUndefined() || v.IsNull()) return std::nullopt;
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "F32") return DType::F32;
+  if (s == "F16") return DType::F16;
+  if (s == "BF16") return DType::BF16;
+  if (s == "Q8_0") return DType::Q8_0;
+  throw make_js_error(env, ErrorCode::InvalidArg, "dtype must be 'F32', 'F16', 'BF16' or 'Q8_0'");
 }
 
 Napi::Value read_draft_metadata_js(const Napi::CallbackInfo& info) {

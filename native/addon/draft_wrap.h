@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <optional>
 
 #include "draft_model.h"
 #include "runtime.h"
@@ -26,8 +27,13 @@ class DraftWrap : public Napi::ObjectWrap<DraftWrap> {
 };
 
 // model.loadDraft(path) / model.createDraft({heads, seed}) -> Promise<DraftWrap>
-Napi::Value load_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const std::string& path);
-Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, int heads, uint64_t seed);
+// dtype: the type to store the draft's matrices as (none: as loaded / F32 when created).
+Napi::Value load_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const std::string& path,
+                             std::optional<DType> dtype);
+Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, int heads, uint64_t seed,
+                               std::optional<DType> dtype);
+// A JS dtype option ('F32', 'F16', 'BF16' or 'Q8_0'; undefined: none); throws E_INVALID_ARG otherwise.
+std::optional<DType> draft_dtype_option(Napi::Env env, const Napi::Value& v);
 // readDraftMetadata(path) -> {key: value}
 Napi::Value read_draft_metadata_js(const Napi::CallbackInfo& info);
 

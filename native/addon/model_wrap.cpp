@@ -131,7 +131,9 @@ Napi::Value ModelWrap::createSession(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::loadDraft(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto rt = runtime(env);
-  return load_draft_async(env, rt, arg_string(info, 0, "path"));
+  const std::string path = arg_string(info, 0, "path");
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  return load_draft_async(env, rt, path, draft_dtype_option(env, o.Get("dtype")));
 }
 
 Napi::Value ModelWrap::createDraft(const Napi::CallbackInfo& info) {
@@ -141,7 +143,7 @@ Napi::Value ModelWrap::createDraft(const Napi::CallbackInfo& info) {
   const int heads = opt_int(o, "heads", 5);
   const double seed = opt_number(o, "seed", 0);
   if (heads < 1 || heads > 16) throw make_js_error(env, ErrorCode::InvalidArg, "heads must be in 1..16");
-  return create_draft_async(env, rt, heads, (uint64_t)seed);
+  return create_draft_async(env, rt, heads, (uint64_t)seed, draft_dtype_option(env, o.Get("dtype")));
 }
 
 Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {
