@@ -9,6 +9,12 @@
 
 namespace chimera {
 
+namespace {
+uint64_t triple_key(int32_t a, int32_t b, int32_t c) {
+  return (uint64_t)(uint32_t)a | ((uint64_t)(uint32_t)b << 21) | ((uint64_t)(uint32_t)c << 42);
+}
+}  // namespace
+
 DraftState::DraftState(std::shared_ptr<const DraftModel> draft, const Model& base, Backend* backend, int context_size)
     : draft_(std::move(draft)), base_(base), be_(backend) {
   const DraftConfig& c = draft_->config;
@@ -37,7 +43,7 @@ DraftState::~DraftState() {
 }
 
 const float* DraftState::trigram(int32_t a, int32_t b, int32_t c) {
-  const uint64_t key = (uint64_t)(uint32_t)a | ((uint64_t)(uint32_t)b << 21) | ((uint64_t)(uint32_t)c << 42);
+  const uint64_t key = triple_key(a, b, c);
   const int C = draft_->config.C;
   auto it = memo_index_.find(key);
   if (it != memo_index_.end()) return memo_.data() + (size_t)it->second * C;
@@ -86,18 +92,74 @@ void DraftState::truncate(int keep_tokens) {
   rows_ = committed_;
 }
 
+namespace {
+// Rows a sync appends per batch: each batch streams the layer's K/V weights and the trigram encoder
+// once (row by row, a long prompt would stream them once per row).
+constexpr int kSyncRows = 64;
+}  // namespace
+
+void DraftState::memoise_trigrams(const std::vector<std::array<int32_t, 3>>& triples) {
+  const int C = draft_->config.C;
+  if ((int)(memo_index_.size() + triples.size()) > memo_slots_) memo_index_.clear();
+  std::vector<int32_t> ids;
+  const int slot0 = (int)memo_index_.size();
+  for (const auto& t : triples) {
+    const uint64_t key = triple_key(t[0], t[1], t[2]);
+    if (memo_index_.count(key)) continue;
+    memo_index_[key] = slot0 + (int)ids.size() / 3;  // new slots are consecutive
+    ids.insert(ids.end(), t.begin(), t.end());
+  }
+  const int U = (int)ids.size() / 3;
+  if (U == 0) return;
+  const DraftWeights& w = draft_->weights;
+  sync_ids_.ensure(be_, ids.size());
+  sync_e3_.ensure(be_, (size_t)U * 3 * C);
+  sync_r3_.ensure(be_, (size_t)U * 3 * C);
+  be_->copy_to_device(sync_ids_.data(), ids.data(), sizeof(int32_t) * ids.size());
+  be_->embed(sync_e3_.data(), base_.weights.tok_embd, sync_ids_.data(), 3 * U);  // U rows of [e_a; e_b; e_c]
+  be_->matmul(sync_r3_.data(), sync_e3_.data(), w.tri_res, U);
+  for (int u = 0; u < U; u++) {
+    const size_t at = (size_t)u * 3 * C;
+    be_->bias_silu_residual(sync_r3_.data() + at, sync_e3_.data() + at, sync_r3_.data() + at, w.tri_res_bias,
+                            3 * (int64_t)C);
+  }
+  be_->matmul(memo_.data() + (size_t)slot0 * C, sync_r3_.data(), w.tri_proj, U);
+}
+
 void DraftState::sync(const std::vector<int32_t>& history, int m, const float* hidden) {
   CHIMERA_CHECK((int)history.size() > m, ErrorCode::Internal, "draft sync: history too short");
   rows_ = committed_;
-  const int C = draft_->config.C;
+  const int C = draft_->config.C, KVD = shape_.KVD();
+  auto tok = [&](int p) { return history[p]; };
+  std::vector<std::array<int32_t, 3>> triples;
+  std::vector<int32_t> positions;
   while (committed_ < 2 * m) {
-    const int r = committed_;
-    if (r % 2 == 0) {
-      push_kv(hidden + (size_t)(r / 2) * C, r / 2);  // h_j
-    } else {
-      const int j = (r + 1) / 2;  // g_j
-      push_kv(trigram_at(j, [&](int p) { return history[p]; }), j);
+    // Rows r0.. alternate h_j (even r, j = r / 2) and g_j (odd r, j = (r + 1) / 2).
+    const int r0 = committed_, n = std::min(2 * m - r0, kSyncRows);
+    triples.clear();
+    positions.resize(n);
+    for (int i = 0; i < n; i++) {
+      const int r = r0 + i;
+      positions[i] = r % 2 == 0 ? r / 2 : (r + 1) / 2;
+      if (r % 2) triples.push_back(triple_at(positions[i], tok));
     }
+    memoise_trigrams(triples);
+    sync_x_.ensure(be_, (size_t)n * C);
+    sync_xn_.ensure(be_, (size_t)n * C);
+    sync_pos_.ensure(be_, (size_t)n);
+    for (int i = 0, g = 0; i < n; i++) {
+      const float* src = (r0 + i) % 2 == 0 ? hidden + (size_t)positions[i] * C
+                                           : trigram(triples[g][0], triples[g][1], triples[g][2]);  // memoised
+      if ((r0 + i) % 2) g++;
+      be_->copy_device(sync_x_.data() + (size_t)i * C, src, sizeof(float) * C);
+    }
+    be_->copy_to_device(sync_pos_.data(), positions.data(), sizeof(int32_t) * n);
+    CHIMERA_CHECK(rows_ + n <= capacity_, ErrorCode::Internal, "draft cache overflow");
+    LayerScratch sc = scratch();
+    sc.xb = sync_xn_.data();
+    decoder_layer_kv(*be_, draft_->weights.layer, shape_, sc, sync_x_.data(), n, sync_pos_.data(),
+                     k_ + (size_t)rows_ * KVD, v_ + (size_t)rows_ * KVD);
+    rows_ += n;
     committed_ = rows_;
   }
 }

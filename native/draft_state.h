@@ -8,6 +8,7 @@
 // predictions and its predicted trigrams), discarded every step.
 #pragma once
 #include <cstdint>
+#include <array>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -50,6 +51,15 @@ class DraftState {
     if (j == 1) return trigram(x(0), x(1), x(1));
     return trigram(x(j - 2), x(j - 1), x(j));
   }
+  // The triple g_j stands for (positions 0 and 1 padded by repetition).
+  template <typename TokenAt>
+  static std::array<int32_t, 3> triple_at(int j, const TokenAt& x) {
+    if (j == 0) return {x(0), x(0), x(0)};
+    if (j == 1) return {x(0), x(1), x(1)};
+    return {x(j - 2), x(j - 1), x(j)};
+  }
+  // Memoises the triples not memoised yet, all in one batch (the encoder's weights stream once).
+  void memoise_trigrams(const std::vector<std::array<int32_t, 3>>& triples);
   void push_kv(const float* x, int pos);  // appends K/V of a row at a position
   // The full decoder layer on one query row; its K/V is appended unless it is the newest row already.
   void layer_query(const float* x, int pos, bool kv_cached, float* out);
@@ -70,6 +80,9 @@ class DraftState {
   BackendArray<float> e3_, r3_, xn_, q_, att_, hb_, hb2_, o_, hhat_, cat_, logits_, query_;
   BackendArray<int32_t> iota_;  // 0, 1, 2, ... (positions)
   BackendArray<int32_t> ids_;   // a trigram's token ids
+  // sync(): rows appended in batches of up to kSyncRows (inputs, positions, token ids, scratch)
+  BackendArray<float> sync_x_, sync_xn_, sync_e3_, sync_r3_;
+  BackendArray<int32_t> sync_pos_, sync_ids_;
   std::vector<float> logits_host_;
   // Memoised trigram vectors: memo_slots_ rows of C in memo_, found by key.
   BackendArray<float> memo_;
