@@ -18,6 +18,12 @@
 #define CHIMERA_BUILD_AVX512 1
 #elif CHIMERA_HAVE_AVX2_PATH
 #include <immintrin.h>
+// GCC 12's AVX-512 intrinsics pass an "undefined" vector as the unused merge operand, which its own
+// uninitialised-use analysis then reports once inlined (a known false positive).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #define CHIMERA_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #define CHIMERA_AVX512_INLINE __attribute__((target("avx512f,avx2,fma,f16c"), always_inline)) inline
 #define CHIMERA_AVX512_NAMESPACE native
@@ -38,36 +44,41 @@ namespace inner {
 namespace CHIMERA_AVX512_NAMESPACE {
 namespace {
 
-// Sixteen weights from p (element offset 0) converted to F32. F16 and BF16 go through two 256-bit
-// halves, which SIMDe also provides.
+#if defined(CHIMERA_AVX512_EMULATED)
+// SIMDe 0.7 has no 512-bit F16 or u16 widening: the same conversions from its 256-bit halves.
+inline __m512 emulated_cvtph_ps(__m256i h) {
+  const __m256 lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h)), hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+inline __m512i emulated_cvtepu16_epi32(__m256i h) {
+  const __m256i lo = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(h));
+  const __m256i hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+#define _mm512_cvtph_ps emulated_cvtph_ps
+#define _mm512_cvtepu16_epi32 emulated_cvtepu16_epi32
+#endif
+
+// Sixteen weights from p converted to F32 (one widening instruction for F16 and BF16).
 template <DType DT>
 CHIMERA_AVX512_INLINE __m512 load16(const uint8_t* p) {
   if constexpr (DT == DType::F32) {
     return _mm512_loadu_ps(reinterpret_cast<const float*>(p));
   } else {
-    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
-    __m256 a, b;
-    if constexpr (DT == DType::F16) {
-      a = _mm256_cvtph_ps(lo);
-      b = _mm256_cvtph_ps(hi);
-    } else {
-      a = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(lo), 16));
-      b = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(hi), 16));
-    }
-    // (AVX512F's 64x4 insert: the 32x8 one needs AVX512DQ)
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(a)), _mm256_castps_pd(b), 1));
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    if constexpr (DT == DType::F16) return _mm512_cvtph_ps(h);
+    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
 }
 
-// The 16 lanes summed in a fixed order: halves, then the AVX2 pattern.
+// The 16 lanes summed in a fixed order (pairwise: lane i + lane i + 8, then + 4, + 2, + 1). Through
+// memory: GCC 12's headers warn about an undefined operand in the lane-extracting intrinsics.
 CHIMERA_AVX512_INLINE float hsum16(__m512 v) {
-  const __m256 h =
-      _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+  alignas(64) float l[16];
+  _mm512_store_ps(l, v);
+  for (int w = 8; w >= 1; w /= 2)
+    for (int i = 0; i < w; i++) l[i] += l[i + w];
+  return l[0];
 }
 
 constexpr int64_t elem_bytes(DType dt) { return dt == DType::F32 ? 4 : 2; }
