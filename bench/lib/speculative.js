@@ -111,7 +111,7 @@ async function runSpeculativeCase(c, args, emit) {
     const draft = await model.createDraft({ heads: 5, seed: 1, dtype });
     const untrained = {};
     for (const tree of TREES) {
-      const r = await plainVsChimera(model, draft, tree, text, big ? 12 : 256, big ? 1 : 3);
+      const r = await plainVsChimera(model, draft, tree, text, big ? 24 : 256, big ? 2 : 3);
       untrained[tree] = r;
       emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'untrained', draftDtype: draft.info.dtype,
         draftBytes: draft.info.weightBytes, ...r });
