@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "error.h"
 #include "kernels_cpu.h"
 #include "ops.h"
+#include "kernels_amx.h"
 #include "q8_0x4.h"
 #include "sampler.h"
 #include "thread_pool.h"
@@ -104,9 +106,18 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
   const Q8Activations* xqp = xq.q ? &xq : nullptr;
   const double work = (double)T * (double)W.rows * (double)W.cols;
   const bool serial = !pool_ || pool_->size() == 1 || work < kParallelMatmulWork;
-  const auto packed = xq.q && W.dtype == DType::Q8_0 ? repacked_.find(W.data) : repacked_.end();
-  if (packed != repacked_.end()) {
-    const uint8_t* p = packed->second.get();
+  const auto packed = repacked_.empty() ? repacked_.end() : repacked_.find(W.data);
+  if (packed != repacked_.end() && packed->second.amx) {
+    thread_local std::vector<uint16_t> xb;  // x rounded to bf16 once for every part
+    round_rows_bf16(x, T, W.cols, xb);
+    const uint8_t* p = packed->second.data.get();
+    if (serial) return matmul_amx_rows(out, xb.data(), p, W.rows, W.cols, T, 0, W.rows);
+    return pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t n0, int64_t n1, int) {
+      matmul_amx_rows(out, xb.data(), p, W.rows, W.cols, T, n0, n1);
+    });
+  }
+  if (packed != repacked_.end() && xq.q && W.dtype == DType::Q8_0) {
+    const uint8_t* p = packed->second.data.get();
     if (serial) return matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, 0, W.rows);
     return pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t n0, int64_t n1, int) {
       matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, n0, n1);
@@ -118,15 +129,25 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
 }
 
 size_t CpuBackend::prepare_weights(const ModelWeights& w) {
-  const char* env = std::getenv("CHIMERA_CPU_REPACK");
-  if ((env && std::strcmp(env, "0") == 0) || !uses_avx2_loops(active_kernel_path())) return repacked_bytes_;
+  if (!uses_avx2_loops(active_kernel_path())) return repacked_bytes_;
+  const char* repack_env = std::getenv("CHIMERA_CPU_REPACK");
+  const char* amx_env = std::getenv("CHIMERA_CPU_AMX");
+  const std::string amx_mode = amx_env ? amx_env : "";
+  const bool q8x4 = !(repack_env && std::strcmp(repack_env, "0") == 0);
+  const bool amx = amx_mode != "0" && amx_self_check();
+  const bool amx_all = amx_mode == "all";
   auto add = [&](const TensorView& W) {
-    if (W.dtype != DType::Q8_0 || W.rows == 0 || repacked_.count(W.data)) return;
-    const size_t bytes = W.bytes();
+    if (W.rows == 0 || repacked_.count(W.data)) return;
+    const bool to_q8x4 = q8x4 && W.dtype == DType::Q8_0;
+    const bool to_amx = amx && (W.dtype == DType::BF16 || (amx_all && W.dtype != DType::Q8_0));
+    if (!to_q8x4 && !to_amx) return;
+    const size_t bytes = to_amx ? amx_panels_bytes(W.rows, W.cols) : W.bytes();
     std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });
-    repack_q8_0x4(W, copy.get());
-    repacked_.emplace(W.data, std::move(copy));
+    if (to_amx) repack_amx_panels(W, copy.get());
+    else repack_q8_0x4(W, copy.get());
+    repacked_.emplace(W.data, Repacked{std::move(copy), to_amx});
     repacked_bytes_ += bytes;
+    uses_amx_ = uses_amx_ || to_amx;
   };
   for (const LayerWeights& l : w.layers)
     for (const TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*W);

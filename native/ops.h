@@ -202,16 +202,26 @@ class CpuBackend final : public Backend {
   void adamw_step(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, int step) override;
 
-  // Copies the Q8_0 matrices of `w` into the Q8_0x4 layout (q8_0x4.h) when the AVX2 path is active and
-  // CHIMERA_CPU_REPACK is not 0; matmul then reads a matrix's copy, found by its address. Call before
-  // the backend is used from several threads. Returns the bytes of the copies (all calls together).
+  // Copies matrices of `w` into layouts of the faster kernels; matmul then reads a matrix's copy,
+  // found by its address. With the AVX2 or AVX-512 path active:
+  //  - Q8_0 matrices into the Q8_0x4 layout (q8_0x4.h), unless CHIMERA_CPU_REPACK is 0;
+  //  - on a CPU with AMX-BF16 that passes amx_self_check, BF16 matrices into AMX panels
+  //    (kernels_amx.h); with CHIMERA_CPU_AMX=all also F16 and F32 ones (rounded to bf16);
+  //    CHIMERA_CPU_AMX=0 turns AMX off.
+  // Call before the backend is used from several threads. Returns the bytes of the copies.
   size_t prepare_weights(const ModelWeights& w);
   size_t repacked_bytes() const { return repacked_bytes_; }
+  bool uses_amx() const { return uses_amx_; }
 
  private:
+  struct Repacked {
+    std::shared_ptr<uint8_t> data;
+    bool amx = false;  // AMX panels, else Q8_0x4
+  };
   ThreadPool* pool_;
-  std::unordered_map<const void*, std::shared_ptr<uint8_t>> repacked_;  // plain data -> Q8_0x4 copy
+  std::unordered_map<const void*, Repacked> repacked_;  // plain data -> its copy
   size_t repacked_bytes_ = 0;
+  bool uses_amx_ = false;
 };
 
 }  // namespace chimera

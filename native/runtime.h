@@ -31,6 +31,8 @@ class ModelRuntime {
   int threads() const { return pool_->size(); }
   // Bytes of weight copies in a faster layout for the CPU kernels (CpuBackend::prepare_weights).
   size_t repacked_bytes() const { return repacked_bytes_; }
+  // Whether CPU matmuls run on the AMX tile unit (CpuBackend::prepare_weights).
+  bool uses_amx() const { return uses_amx_; }
 
  private:
   std::unique_ptr<Model> model_;
@@ -39,6 +41,7 @@ class ModelRuntime {
   std::unique_ptr<Backend> gpu_backend_;
   Backend* backend_ = nullptr;
   size_t repacked_bytes_ = 0;
+  bool uses_amx_ = false;
 };
 
 }  // namespace chimera

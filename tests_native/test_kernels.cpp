@@ -22,6 +22,7 @@
 #include "check.h"
 #include "error.h"
 #include "kernels_cpu.h"
+#include "kernels_amx.h"
 #include "ops.h"
 #include "q8_0x4.h"
 #include "thread_pool.h"
@@ -264,6 +265,57 @@ void test_q8_0x4(ThreadPool& pool) {
               "backend reads the copy: %s\n",
               layout_ok ? "yes" : "NO", independent ? "yes" : "NO", backend_same ? "yes" : "NO");
   EXPECT(layout_ok);
+  EXPECT(independent);
+  EXPECT(backend_same);
+}
+
+// The AMX-BF16 matmul on the real tile unit, where the CPU has it (test_kernels_amx_emulated checks the
+// same loop everywhere): against the reference with inputs and weights rounded to bf16, a row's result
+// equal for every T, and the backend reading the panels of a BF16 matrix.
+void test_amx(ThreadPool& pool) {
+  if (!amx_bf16_available()) {
+    std::printf("amx: skipped (this CPU or OS has no AMX-BF16; see test_kernels_amx_emulated)\n");
+    return;
+  }
+  std::printf("amx: self-check %s\n", amx_self_check() ? "passes" : "FAILS");
+  EXPECT(amx_self_check());
+  test::Rng rng(71);
+  Group group{"matmul AMX (bf16) vs reference", 1e-4f, 1e-4f, {}, {}};
+  bool independent = true, backend_same = true;
+  for (int64_t N : {(int64_t)17, (int64_t)40})
+    for (int64_t K : {(int64_t)33, (int64_t)2080}) {
+      const Weights W = make_weights(rng, DType::BF16, N, K);
+      std::vector<uint8_t> panels(amx_panels_bytes(N, K));
+      repack_amx_panels(W.view, panels.data());
+      const std::vector<float> x = test::random_floats(rng, (size_t)(64 * K));
+      std::vector<float> first((size_t)N);
+      for (int T : {1, 5, 26, 64}) {
+        std::vector<uint16_t> xb;
+        round_rows_bf16(x.data(), T, K, xb);
+        std::vector<float> out((size_t)T * N, kNaN), xr((size_t)T * K), ref((size_t)T * N);
+        matmul_amx_rows(out.data(), xb.data(), panels.data(), N, K, T, 0, N);
+        for (size_t i = 0; i < xr.size(); i++) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+        matmul_forward_reference(ref.data(), xr.data(), W.view, T);
+        group.add("T=" + std::to_string(T) + " N=" + std::to_string(N) + " K=" + std::to_string(K), out, ref);
+        if (T == 1) first.assign(out.begin(), out.begin() + N);
+        independent = independent && std::memcmp(first.data(), out.data(), sizeof(float) * N) == 0;
+        if (T == 26) {
+          ModelWeights mw;
+          mw.output = W.view;
+          CpuBackend pooled(&pool);
+          pooled.prepare_weights(mw);
+          std::vector<float> be((size_t)T * N, kNaN);
+          pooled.matmul(be.data(), x.data(), W.view, T);
+          const char* amx_env = std::getenv("CHIMERA_CPU_AMX");
+          const bool amx_on = uses_avx2_loops(active_kernel_path()) && !(amx_env && std::string(amx_env) == "0");
+          backend_same = backend_same && pooled.uses_amx() == amx_on &&
+                         (!pooled.uses_amx() || std::memcmp(be.data(), out.data(), sizeof(float) * T * N) == 0);
+        }
+      }
+    }
+  group.report();
+  std::printf("amx: rows equal for every T: %s; backend reads the panels: %s\n", independent ? "yes" : "NO",
+              backend_same ? "yes" : "NO");
   EXPECT(independent);
   EXPECT(backend_same);
 }
@@ -584,6 +636,7 @@ int main() {
     test_dot_row();
     test_matmul_row_independence(pool);
     test_q8_0x4(pool);
+    test_amx(pool);
     test_attention(pool);
     test_rope();
     test_elementwise();

@@ -70,7 +70,7 @@ Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
   o.Set("repackedBytes", (double)rt->repacked_bytes());
   o.Set("threads", rt->threads());
   o.Set("backend", rt->backend().name());
-  o.Set("kernels", kernel_path_name(active_kernel_path()));
+  o.Set("kernels", std::string(kernel_path_name(active_kernel_path())) + (rt->uses_amx() ? "+amx" : ""));
   Napi::Object t = Napi::Object::New(env);
   t.Set("model", m.tokenizer.data().model);
   t.Set("vocabSize", m.tokenizer.vocab_size());
