@@ -188,7 +188,16 @@ void DraftState::draft_chain(const std::vector<int32_t>& history, int m, const f
     layer_query(query_.data(), pos, /*kv_cached=*/d == 0, hhat_.data());  // the root's g_m is committed
     be_->copy_device(cat_.data() + c.C, hhat_.data(), sizeof(float) * c.C);
     be_->matmul(logits_.data(), cat_.data(), draft_->weights.heads[d], 1);  // (V) guesses for position pos+1
-    top_k_ids(host_view(*be_, logits_.data(), (size_t)c.V, logits_host_), c.V, top_k[d], out[d]);
+    const int k = std::min(std::max(top_k[d], 1), c.V);
+    if (be_->host_memory()) {
+      top_k_ids(logits_.data(), c.V, k, out[d]);
+    } else {  // k ids cross to the host, not V logits (same order: value descending, ties by id)
+      topk_ids_.ensure(be_, (size_t)k);
+      topk_vals_.ensure(be_, (size_t)k);
+      be_->top_k_rows(topk_ids_.data(), topk_vals_.data(), logits_.data(), 1, c.V, k, 1.0f, nullptr, 0);
+      out[d].resize(k);
+      be_->copy_to_host(out[d].data(), topk_ids_.data(), sizeof(int32_t) * k);
+    }
     if (d + 1 == depth) break;
     chain.push_back(out[d][0]);
     push_kv(hhat_.data(), pos);  // the chain's own prediction, visible to deeper queries

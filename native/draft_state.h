@@ -83,7 +83,8 @@ class DraftState {
   // sync(): rows appended in batches of up to kSyncRows (inputs, positions, token ids, scratch)
   BackendArray<float> sync_x_, sync_xn_, sync_e3_, sync_r3_;
   BackendArray<int32_t> sync_pos_, sync_ids_;
-  std::vector<float> logits_host_;
+  BackendArray<int32_t> topk_ids_;  // a head's top-k on a device backend
+  BackendArray<float> topk_vals_;
   // Memoised trigram vectors: memo_slots_ rows of C in memo_, found by key.
   BackendArray<float> memo_;
   int memo_slots_ = 0;
