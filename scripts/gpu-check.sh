@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check, for a machine with nvcc, cmake and a CUDA GPU (no Node needed). Builds the native core
 # with CUDA, runs every C++ test (the CUDA op tests against their CPU twins, stories260K on the GPU
-# against golden.json, speculative == plain, sampling exactness), then the C++ benchmarks, and prints
-# a short table last. Sized for under 8 minutes on an H100.
+# against golden.json, speculative == plain, sampling exactness), then the C++ benchmarks (the GPU,
+# then the host CPU's kernels: AVX-512 / AMX where it has them), and prints a short table last. Sized
+# for under 8 minutes on an H100.
 #
 #   scripts/prepare-gpu-assets.sh      # once, where ../shared exists: copies the test assets
 #   scripts/gpu-check.sh               # on the GPU machine (logs and results go to $OUT or ./gpu-check-out)
@@ -70,6 +71,17 @@ timeout 60 build-gpu/chimera_bench synthetic --tau "${TAU:-0}" | tee -a "$RESULT
 CHIMERA_CUDA_PDL=0 timeout 60 build-gpu/chimera_bench synthetic --tau "${TAU:-0}" \
   | grep -v '"op ' | sed 's/"case":"\([^"]*\)"/"case":"\1 (no PDL)"/' | tee -a "$RESULTS"
 
+# The host CPU (issue: CPU kernels at the hardware limit): the same synthetic model on the CPU backend,
+# with its best kernels (AMX where the CPU has it), then without AMX, for the verify-cost curve.
+say "host CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) threads"
+grep -m1 -o -w -E 'amx_bf16|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ' | tee -a "$LOG"; echo | tee -a "$LOG"
+timeout 150 build-gpu/chimera_bench synthetic --backend cpu --threads "$(nproc)" \
+  | grep -v '"op ' | sed 's/"case":"\([^"]*\)"/"case":"cpu: \1"/' | tee -a "$RESULTS"
+if grep -q -w amx_bf16 /proc/cpuinfo; then
+  CHIMERA_CPU_AMX=0 timeout 150 build-gpu/chimera_bench synthetic --backend cpu --threads "$(nproc)" \
+    | grep -v '"op ' | sed 's/"case":"\([^"]*\)"/"case":"cpu, no AMX: \1"/' | tee -a "$RESULTS"
+fi
+
 say "table"
 python3 - "$RESULTS" <<'PY' | tee "$OUTDIR/table.txt"
 import json, sys
@@ -77,7 +89,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith('{')]
 print(f"{'case':44} {'value':>40}")
 for d in rows:
     c = d.pop('case')
-    keys = [k for k in ('tokens_per_s','ratio_vs_plain','tokens_per_step','fraction_of_copy_bw','achieved_gbs',
+    keys = [k for k in ('path','amx','threads','tokens_per_s','ratio_vs_plain','tokens_per_step','fraction_of_copy_bw','achieved_gbs',
                         'copy_gbs','ms','cost_vs_decode_step','projected_speedup','us','gbs') if k in d]
     print(f"{c:44} " + ", ".join(f"{k}={d[k]}" for k in keys))
 PY

@@ -2,11 +2,13 @@
 //   chimera_bench model --model M.gguf [--draft D.safetensors] [--backend cuda|cpu] [--tokens 256]
 //       plain greedy decode vs Chimera (chimera-25, chain-4, auto) on the same backend: tokens/s, ratio,
 //       accepted tokens per step.
-//   chimera_bench synthetic [--layers 22] [--tau 3.4]
-//       a TinyLlama-1.1B-shaped model with random BF16 weights made on the GPU: plain decode tokens/s,
-//       achieved bandwidth (weight bytes / step time) against a device copy, and the cost of verifying
-//       trees of 1, 8, 26 and 64 nodes relative to one decode step; with --tau, the projected Chimera
-//       speedup tau * step / (verify(26) + draft), the draft's cost estimated from its weight bytes.
+//   chimera_bench synthetic [--backend cuda|cpu] [--threads N] [--layers 22] [--tau 3.4]
+//       a TinyLlama-1.1B-shaped model with random BF16 weights (made on the GPU, or on the host for the
+//       CPU backend, whose kernels and AMX use it reports): plain decode tokens/s, achieved bandwidth
+//       (weight bytes / step time) against a copy (GPU) or a parallel read of the weights (CPU), and
+//       the cost of verifying trees of 1, 8, 26 and 64 nodes relative to one decode step; with --tau,
+//       the projected Chimera speedup tau * step / (verify(26) + draft), the draft's cost estimated
+//       from its weight bytes.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -23,6 +25,8 @@
 #include "error.h"
 #include "forward.h"
 #include "gpu_backend.h"
+#include "kernels_cpu.h"
+#include "thread_pool.h"
 #include "session.h"
 #include "token_tree.h"
 
@@ -130,6 +134,19 @@ struct SyntheticModel {
   }
 };
 
+// n random bf16 values, uniform in [-scale, scale), from a seeded xorshift (host memory).
+void fill_random_bf16_host(void* dst, size_t n, uint64_t seed, float scale) {
+  uint16_t* out = static_cast<uint16_t*>(dst);
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const float u = (float)((x >> 40) & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f;
+    out[i] = f32_to_bf16(u * scale);
+  }
+}
+
 void make_synthetic(SyntheticModel& s, Backend& be, int layers) {
   s.be = &be;
   ModelConfig& c = s.model.config;
@@ -140,7 +157,9 @@ void make_synthetic(SyntheticModel& s, Backend& be, int layers) {
   auto matrix = [&](int64_t rows, int64_t cols) {
     void* p = be.alloc((size_t)rows * cols * 2);
     s.buffers.push_back(p);
-    gpu_fill_random_bf16(be, p, (size_t)rows * cols, seed++, 0.5f / std::sqrt((float)cols) * 1.7f);
+    const float scale = 0.5f / std::sqrt((float)cols) * 1.7f;
+    if (be.host_memory()) fill_random_bf16_host(p, (size_t)rows * cols, seed++, scale);
+    else gpu_fill_random_bf16(be, p, (size_t)rows * cols, seed++, scale);
     return TensorView{DType::BF16, p, rows, cols};
   };
   std::vector<float> ones((size_t)c.C, 1.0f);
@@ -167,13 +186,26 @@ void make_synthetic(SyntheticModel& s, Backend& be, int layers) {
   }
   w.output_norm = gains();
   w.output = matrix(c.V, c.C);
-  gpu_synchronize(be);
+  if (!be.host_memory()) gpu_synchronize(be);
 }
 
 int bench_synthetic(const std::map<std::string, std::string>& f) {
-  std::string why;
-  if (!gpu_available(0, &why)) throw_error(ErrorCode::Cuda, why);
-  std::unique_ptr<Backend> be = create_gpu_backend(0);
+  const bool on_cpu = flag(f, "backend", "cuda") == "cpu";
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<Backend> be;
+  if (on_cpu) {
+    pool = std::make_unique<ThreadPool>(std::atoi(flag(f, "threads", "0").c_str()) > 0
+                                            ? std::atoi(flag(f, "threads", "0").c_str())
+                                            : available_cpus());
+    be = std::make_unique<CpuBackend>(pool.get());
+  } else {
+    std::string why;
+    if (!gpu_available(0, &why)) throw_error(ErrorCode::Cuda, why);
+    be = create_gpu_backend(0);
+  }
+  auto sync = [&] {
+    if (!on_cpu) gpu_synchronize(*be);
+  };
   const int layers = std::atoi(flag(f, "layers", "22").c_str());
   SyntheticModel sm;
   make_synthetic(sm, *be, layers);
@@ -184,16 +216,52 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
     for (const TensorView* t : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
       weight_bytes += t->bytes();
   weight_bytes += model.weights.output.bytes();  // the embedding is a gather, not streamed
-  const double copy_gbs = gpu_copy_bandwidth_gbs(*be, (size_t)1 << 30);
+  std::string device;
+  double copy_gbs = 0;
+  if (on_cpu) {
+    auto& cpu = static_cast<CpuBackend&>(*be);
+    const size_t repacked = cpu.prepare_weights(model.weights);
+    device = std::string("cpu ") + kernel_path_name(active_kernel_path()) + (cpu.uses_amx() ? "+amx" : "") + " x" +
+             std::to_string(pool->size());
+    std::printf("{\"case\":\"cpu kernels\",\"path\":\"%s\",\"amx\":%s,\"threads\":%d,\"repacked_gb\":%.3f}\n",
+                kernel_path_name(active_kernel_path()), cpu.uses_amx() ? "true" : "false", pool->size(),
+                repacked / 1e9);
+    // Read bandwidth: every thread sums its share of the layer weights (8 bytes at a time), twice.
+    std::vector<std::pair<const uint64_t*, size_t>> spans;
+    for (const LayerWeights& lw : model.weights.layers)
+      for (const TensorView* t : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down})
+        spans.push_back({static_cast<const uint64_t*>(t->data), t->bytes() / 8});
+    std::atomic<uint64_t> sink{0};
+    double best = 1e30;
+    size_t bytes = 0;
+    for (const auto& sp : spans) bytes += sp.second * 8;
+    for (int rep = 0; rep < 2; rep++) {
+      const auto t0 = Clock::now();
+      pool->parallel_for((int64_t)spans.size() * 64, 1, [&](int64_t a, int64_t b, int) {
+        uint64_t acc = 0;
+        for (int64_t i = a; i < b; i++) {
+          const auto& sp = spans[(size_t)(i / 64)];
+          const size_t part = (sp.second + 63) / 64, lo = (size_t)(i % 64) * part, hi = std::min(sp.second, lo + part);
+          for (size_t j = lo; j < hi; j++) acc += sp.first[j];
+        }
+        sink += acc;
+      });
+      best = std::min(best, seconds_since(t0));
+    }
+    copy_gbs = bytes / best / 1e9;
+  } else {
+    device = gpu_device_name(*be);
+    copy_gbs = gpu_copy_bandwidth_gbs(*be, (size_t)1 << 30);
+  }
 
-  // Per-op costs: back-to-back calls of one op (the larger of launch time and run time).
-  {
+  // Per-op costs: back-to-back calls of one op (the larger of launch time and run time); GPU only.
+  if (!on_cpu) {
     auto per_call_us = [&](const std::function<void()>& fn, int reps) {
       fn();
-      gpu_synchronize(*be);
+      sync();
       const auto t0 = Clock::now();
       for (int r = 0; r < reps; r++) fn();
-      gpu_synchronize(*be);
+      sync();
       return seconds_since(t0) / reps * 1e6;
     };
     BackendArray<float> a(be.get(), (size_t)64 * 32000), b(be.get(), (size_t)64 * 5632);
@@ -223,7 +291,7 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
     batch.tokens = tokens.data(); batch.positions = pos.data(); batch.T = 64; batch.out_rows = rows.data(); batch.R = 1;
     forward(model, *be, ws, kv, batch, logits.data(), nullptr);
   }
-  gpu_synchronize(*be);
+  sync();
   // One step over n tree nodes (n = 1: a plain decode step) with greedy verification's device argmax
   // of every node (n ints to the host); the cache is cut back after each.
   BackendArray<int32_t> argmax(be.get(), 64);
@@ -256,7 +324,7 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
   double t_step;
   {
     const auto t0 = Clock::now();
-    const int steps = 64;
+    const int steps = on_cpu ? 16 : 64;
     for (int s = 0; s < steps; s++) {
       const int N = kv.size();
       tokens[0] = (N * 31) % c.V; pos[0] = N; rows[0] = 0;
@@ -271,12 +339,13 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
   const double achieved = weight_bytes / t_step / 1e9;
   std::printf("{\"case\":\"%s decode\",\"device\":\"%s\",\"layers\":%d,\"tokens_per_s\":%.1f,\"ms_per_token\":%.3f,"
               "\"weight_gb\":%.3f,\"achieved_gbs\":%.0f,\"copy_gbs\":%.0f,\"fraction_of_copy_bw\":%.2f}\n",
-              c.name.c_str(), gpu_device_name(*be).c_str(), c.L, 1.0 / t_step, t_step * 1e3, weight_bytes / 1e9,
+              c.name.c_str(), device.c_str(), c.L, 1.0 / t_step, t_step * 1e3, weight_bytes / 1e9,
               achieved, copy_gbs, achieved / copy_gbs);
-  const double t1 = time_steps(1, 20);
+  const int reps = on_cpu ? 4 : 20;
+  const double t1 = time_steps(1, reps);
   std::map<int, double> cost;
   for (int n : {1, 8, 26, 64}) {
-    const double t = n == 1 ? t1 : time_steps(n, 20);
+    const double t = n == 1 ? t1 : time_steps(n, reps);
     cost[n] = t / t1;
     std::printf("{\"case\":\"%s verify\",\"nodes\":%d,\"ms\":%.3f,\"cost_vs_decode_step\":%.2f}\n", c.name.c_str(), n,
                 t * 1e3, t / t1);
@@ -302,7 +371,7 @@ int main(int argc, char** argv) {
     if (cmd == "model") return bench_model(f);
     if (cmd == "synthetic") return bench_synthetic(f);
     std::fprintf(stderr, "usage: chimera_bench model --model M.gguf [--draft D] [--backend cuda|cpu] [--tokens N]\n"
-                         "       chimera_bench synthetic [--layers 22] [--tau 3.4]\n");
+                         "       chimera_bench synthetic [--backend cuda|cpu] [--threads N] [--layers 22] [--tau 3.4]\n");
     return 2;
   } catch (const Error& e) {
     std::fprintf(stderr, "chimera_bench: %s: %s\n", error_code_name(e.code()), e.what());
