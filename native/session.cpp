@@ -47,7 +47,16 @@ Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int ba
       const double base_bytes = (double)std::max<size_t>(runtime_->model().weight_bytes(), 1);
       const DraftModel& d = *speculative->draft;
       const double depth_guess = (double)d.weight_bytes() / std::max(1, d.config.K) / base_bytes;
-      policy_ = std::make_unique<TreePolicy>(std::move(arms), depth_guess);
+      // Catching up with one position runs the trigram encoder and two rows of K/V projections:
+      // guessed as that share of the base model's multiply-adds per token.
+      auto elems = [](const TensorView& t) { return (double)t.rows * (double)t.cols; };
+      double base_elems = elems(runtime_->model().weights.output);
+      for (const LayerWeights& l : runtime_->model().weights.layers)
+        for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) base_elems += elems(*t);
+      const double sync_guess = (elems(d.weights.tri_res) + elems(d.weights.tri_proj) +
+                                 2 * (elems(d.weights.layer.wk) + elems(d.weights.layer.wv))) /
+                                std::max(base_elems, 1.0);
+      policy_ = std::make_unique<TreePolicy>(std::move(arms), depth_guess, sync_guess);
     }
     hidden_cache_.reset(&runtime_->backend(), (size_t)context_size * runtime_->model().config.C);
   }
@@ -229,14 +238,17 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
   const auto t0 = Clock::now();
   if (spec_) {
     // arm 0 = plain decoding; arm i = tree i-1. Without a policy the one tree always runs.
-    const int arm = policy_ ? policy_->choose() : 1;
+    const int arm = policy_ ? policy_->choose(spec_->pending_positions(kv_.size())) : 1;
     if (arm > 0 && kv_.size() >= 1 && kv_.size() + spec_->tree(arm - 1).size <= kv_.capacity()) {
-      const double draft0 = res.spec.ms_draft, verify0 = res.spec.ms_verify;
+      const double draft0 = res.spec.ms_draft, verify0 = res.spec.ms_verify, sync0 = res.spec.ms_sync;
+      const int64_t synced0 = res.spec.synced_positions;
       std::vector<int32_t> out = spec_->step(arm - 1, runtime_->model(), runtime_->backend(), ws_, kv_, history_,
                                              hidden_cache_.data(), sampling, rng, res.spec);
       if (policy_) {
+        const double sync_ms = res.spec.ms_sync - sync0;
+        policy_->observe_sync((int)(res.spec.synced_positions - synced0), sync_ms);
         policy_->observe_forward(spec_->tree(arm - 1).size, res.spec.ms_verify - verify0);
-        policy_->record(arm, ms_since(t0), (int)out.size(), res.spec.ms_draft - draft0);
+        policy_->record(arm, ms_since(t0), (int)out.size(), res.spec.ms_draft - draft0 - sync_ms);
       }
       return out;
     }

@@ -38,7 +38,10 @@ std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backen
 
   // Draft: the top-1 chain and each head's top-k.
   const auto t0 = Clock::now();
+  const int synced_rows = draft_.committed_rows();
   draft_.sync(history, m, hidden);
+  stats.ms_sync += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  stats.synced_positions += (draft_.committed_rows() - synced_rows) / 2;
   draft_.draft_chain(history, m, hidden + (size_t)(m - 1) * C, tree_.depth, tree_.top_k, topk_);
   tokens_.resize(T);
   positions_.resize(T);

@@ -3,6 +3,7 @@
 // accept a path losslessly, compact the base KV cache (and hidden states) to it, and return the
 // accepted tokens plus the bonus token.
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <vector>
@@ -20,6 +21,8 @@ struct SpeculativeStats {
   std::vector<int64_t> accepted_by_depth;  // (depth) steps whose accepted path reached depth d+1
   std::vector<int64_t> steps_by_tree;      // (trees) steps that used each tree
   double ms_draft = 0, ms_verify = 0;
+  double ms_sync = 0;            // the part of ms_draft spent catching the draft up with the context
+  int64_t synced_positions = 0;  // positions caught up
 };
 
 class Speculator {
@@ -32,6 +35,8 @@ class Speculator {
   const CompiledTree& tree(int i) const { return trees_[i]; }
   int max_tree_size() const;
   DraftState& draft_state() { return draft_; }
+  // Context positions (of m cached) the draft has not caught up with yet.
+  int pending_positions(int m) const { return std::max(0, m - draft_.committed_rows() / 2); }
 
   // Preconditions: history = cached tokens (m = kv.size()) + the root token; hidden (backend memory,
   // >= m + tree.size rows of C) holds the final hidden states of cached positions. Returns accepted tokens + bonus;

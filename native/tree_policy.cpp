@@ -7,12 +7,15 @@ namespace chimera {
 
 namespace {
 constexpr int kMaxObservedRows = 256;  // forward costs kept for T = 1..256
+constexpr double kWindowPlainSteps = 64;  // a throughput window: about this many plain steps of time
+constexpr double kClearWin = 1.5;          // a tree this much faster per step needs no plain window first
+constexpr double kFirstHoldWindows = 8;    // the first hold of trees, in windows (then doubling)
 }
 
-TreePolicy::TreePolicy(std::vector<ArmShape> arms, double draft_depth_guess, int warmup_per_arm,
+TreePolicy::TreePolicy(std::vector<ArmShape> arms, double draft_depth_guess, double sync_guess, int warmup_per_arm,
                        int explore_interval, double decay, double explore_budget, double first_try_budget)
     : arms_(arms.size()), forward_ms_(kMaxObservedRows + 1, 0.0), draft_depth_guess_(draft_depth_guess),
-      warmup_(warmup_per_arm), interval_(explore_interval), decay_(decay), budget_(explore_budget),
+      sync_guess_(sync_guess), warmup_(warmup_per_arm), interval_(explore_interval), decay_(decay), budget_(explore_budget),
       first_budget_(first_try_budget) {
   for (size_t i = 0; i < arms.size(); i++) arms_[i].shape = arms[i];
 }
@@ -67,9 +70,40 @@ double TreePolicy::estimated_step_ms(int arm) const {
   return forward_ms(a.shape.nodes) + a.shape.depth * per_depth;
 }
 
-int TreePolicy::first_try() const {
+void TreePolicy::observe_sync(int positions, double ms) {
+  if (positions <= 0 || !(ms > 0)) return;
+  const double per = ms / positions;
+  sync_ms_ = sync_ms_ > 0 ? decay_ * sync_ms_ + (1 - decay_) * per : per;
+}
+
+void TreePolicy::close_window() {
+  const int m = window_mode_;
+  const double plain_step = arms_[0].n > 0 ? arms_[0].ms / arms_[0].steps : 0.0;
+  // A window cut short by a change of mode counts when it holds at least a quarter of a full one.
+  if (window_ms_ > 0 && window_ms_ >= 0.25 * kWindowPlainSteps * plain_step) {
+    mode_ms_[m] = 0.5 * mode_ms_[m] + window_ms_;
+    mode_tokens_[m] = 0.5 * mode_tokens_[m] + window_tokens_;
+    if (m == 1) {
+      // Trees against plain decoding as realised (per-step plain rate until a plain window exists).
+      const double tree_rate = mode_tokens_[1] / mode_ms_[1];
+      const double plain_rate = mode_ms_[0] > 0 ? mode_tokens_[0] / mode_ms_[0] : rate(0);
+      if (tree_rate < plain_rate) {
+        hold_ms_ = hold_ms_ > 0 ? 2 * hold_ms_ : kFirstHoldWindows * kWindowPlainSteps * plain_step;
+        hold_until_ms_ = elapsed_ms_ + hold_ms_;
+        mode_ms_[1] = mode_tokens_[1] = 0;  // the next tree mode is judged afresh
+      } else {
+        hold_ms_ = 0;
+      }
+    }
+  }
+  window_ms_ = window_tokens_ = 0;
+}
+
+int TreePolicy::first_try(int pending_positions) const {
   const double rb = rate(best());
   if (rb <= 0) return -1;
+  const double plain = arms_[0].n > 0 ? arms_[0].ms / arms_[0].steps : forward_ms(1);
+  const double catch_up = pending_positions * (sync_ms_ > 0 ? sync_ms_ : sync_guess_ * plain);
   std::vector<int> untried;
   for (int i = 1; i < n_arms(); i++)
     if (arms_[i].n == 0) untried.push_back(i);
@@ -80,17 +114,28 @@ int TreePolicy::first_try() const {
     if (!(est > 0)) return -1;
     // Hopeless: even with every drafted token accepted it would not beat the best arm.
     if ((arms_[i].shape.depth + 1) / est < rb) continue;
-    const double loss = std::max(0.0, est - 1.0 / rb);  // at least one token per step
+    const double loss = std::max(0.0, est + catch_up - 1.0 / rb) + cold_extra_ms_;  // >= 1 token per step
     return first_try_loss_ + loss <= first_budget_ * elapsed_ms_ ? i : -1;
   }
   return -1;
 }
 
-int TreePolicy::choose() {
-  if (arms_[0].n < warmup_) return 0;  // plain decoding first: the rate to beat
-  const int first = first_try();
-  if (first >= 0) return first;
+// Trees wait for the end of a hold, and a tree less than 1.5x plain decoding's per-step rate also for
+// one window of plain decoding (the realised rate to beat).
+int TreePolicy::effective_best() const {
   const int b = best();
+  if (b == 0 || elapsed_ms_ < hold_until_ms_) return 0;
+  if (mode_ms_[0] <= 0 && rate(b) < kClearWin * rate(0)) return 0;
+  return b;
+}
+
+int TreePolicy::choose(int pending_positions) {
+  mode_ = 0;
+  if (arms_[0].n < warmup_) return 0;  // plain decoding first: the rate to beat
+  const int b = effective_best();
+  mode_ = b == 0 ? 0 : 1;
+  const int first = first_try(pending_positions);
+  if (first >= 0) return first;
   for (int i = 0; i < n_arms(); i++)
     if (arms_[i].n > 0 && arms_[i].n < warmup_ && rate(i) >= 0.8 * rate(b)) return i;
   int due = -1;
@@ -103,6 +148,8 @@ int TreePolicy::choose() {
 
 void TreePolicy::record(int arm, double ms, int tokens, double draft_ms) {
   Arm& a = arms_[arm];
+  const bool cold = arm == 0 && last_arm_ > 0 && a.n >= warmup_;
+  last_arm_ = arm;
   if (a.shape.depth > 0 && draft_ms > 0) {
     const double per_depth = draft_ms / a.shape.depth;
     draft_depth_ms_ = draft_depth_ms_ > 0 ? decay_ * draft_depth_ms_ + (1 - decay_) * per_depth : per_depth;
@@ -111,9 +158,25 @@ void TreePolicy::record(int arm, double ms, int tokens, double draft_ms) {
     const double rb = rate(best());
     if (rb > 0) first_try_loss_ += std::max(0.0, ms - tokens / rb);
   }
+  // The realised-throughput window of the current mode (unclipped time: what decoding really took).
+  if (mode_ != window_mode_) close_window();
+  window_mode_ = mode_;
+  window_ms_ += ms;
+  window_tokens_ += tokens;
+  const double plain_step = arms_[0].n > 0 ? arms_[0].ms / arms_[0].steps : ms;
+  if (window_ms_ >= kWindowPlainSteps * plain_step) close_window();
   if (a.n >= warmup_ && a.tokens > 0) {  // clip a single slow outlier to 3x the arm's usual time per token
     const double usual = a.ms / a.tokens * tokens;
     ms = std::min(ms, 3.0 * usual);
+  }
+  if (cold) {
+    // A plain step right after a tree step: what it costs over a plain step after a plain step is
+    // part of what trying a tree costs; plain decoding's own rate stays that of plain runs.
+    const double extra = std::max(0.0, ms - a.ms / a.steps);
+    cold_extra_ms_ = cold_seen_ ? decay_ * cold_extra_ms_ + (1 - decay_) * extra : extra;
+    cold_seen_ = true;
+    elapsed_ms_ += ms;
+    return;
   }
   a.ms = a.ms * decay_ + ms;
   a.tokens = a.tokens * decay_ + tokens;
@@ -125,7 +188,9 @@ void TreePolicy::record(int arm, double ms, int tokens, double draft_ms) {
   const Arm& bb = arms_[best()];
   const double rb = rate(best());
   const double step_ms = a.ms / a.steps, step_tokens = a.tokens / a.steps;
-  const double loss = rb > 0 ? std::max(0.0, step_ms - step_tokens / rb) : 0.0;
+  // With plain decoding best, a tree step also costs the plain step after it its cold start.
+  const double collateral = arm != 0 && best() == 0 ? cold_extra_ms_ : 0.0;
+  const double loss = rb > 0 ? std::max(0.0, step_ms - step_tokens / rb) + collateral : 0.0;
   const double best_step_ms = bb.steps > 0 ? bb.ms / bb.steps : step_ms;
   a.next_explore_ms = elapsed_ms_ + std::max(loss / budget_, interval_ * best_step_ms);
 }

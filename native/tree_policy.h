@@ -7,10 +7,21 @@
 // together), and never when even full acceptance could not beat the best arm. What a step of a tree
 // would cost is estimated before it runs: the verify forward of its nodes from the forward passes
 // seen so far (prompt chunks give multi-row costs, plain steps one row), plus its draft depth times
-// the draft's measured time per depth (before any draft ran: a guess the caller gives, as a fraction
-// of a plain step). So on a compute-bound CPU, where a 26-node verify costs many plain steps, the big
+// the draft's measured time per depth, plus the draft catching up with the context positions it has
+// not seen (before any draft ran, both are guesses the caller gives, as fractions of a plain step). So on a compute-bound CPU, where a 26-node verify costs many plain steps, the big
 // trees are priced out before they cost anything, while on a GPU, where it costs about one step,
 // they are tried early.
+//
+// Per-step rates miss what one mode does to the other (a draft's weights evicting the base model's
+// from the caches, catching the draft up): so the realised throughput is also measured over windows
+// of decoding time (about 64 plain steps), by mode (plain decoding best, or a tree best). A tree less
+// than 1.5x faster per step than plain decoding only becomes the choice after one plain window; when
+// a tree mode window delivers less than the plain windows, trees are put on hold for a back-off time
+// (8 windows) that doubles each time it happens (and resets when a tree mode window wins).
+//
+// Plain decoding's rate comes from plain steps that follow plain steps; a plain step right after a
+// tree step (cold caches) is measured apart, and its extra time counts as part of a tree's cost while
+// plain decoding is the best.
 //
 // Tried arms within 80% of the best get a few more samples. Afterwards the fastest runs, and each
 // other arm is re-measured when the time decoding has taken since its last step is 1/budget times what
@@ -32,12 +43,18 @@ struct ArmShape {
 class TreePolicy {
  public:
   // arms[0] is plain decoding ({1, 0}); arms 1.. the candidate trees in order. draft_depth_guess: the
-  // draft's time per depth in plain steps, used until a speculative step has measured it.
-  explicit TreePolicy(std::vector<ArmShape> arms, double draft_depth_guess = 0.5, int warmup_per_arm = 3,
-                      int explore_interval = 16, double decay = 0.8, double explore_budget = 0.01,
-                      double first_try_budget = 0.03);
+  // draft's time per depth in plain steps, used until a speculative step has measured it;
+  // sync_guess: the time, in plain steps, for the draft to catch up with one context position (it
+  // must before its first step, for every position decoded or prompted since), until measured.
+  explicit TreePolicy(std::vector<ArmShape> arms, double draft_depth_guess = 0.5, double sync_guess = 0.0,
+                      int warmup_per_arm = 3, int explore_interval = 16, double decay = 0.8,
+                      double explore_budget = 0.01, double first_try_budget = 0.03);
 
-  int choose();  // the arm for the next step
+  // The arm for the next step; pending_positions: the context positions the draft would first have to
+  // catch up with (part of what a first try costs).
+  int choose(int pending_positions = 0);
+  // The draft caught up with `positions` positions in ms.
+  void observe_sync(int positions, double ms);
   // A step of `arm` took ms and gave `tokens`; draft_ms of it was the draft's (speculative arms).
   void record(int arm, double ms, int tokens, double draft_ms = 0);
   // A base forward pass over T rows took ms (prompt chunks, plain steps, tree verification).
@@ -56,17 +73,30 @@ class TreePolicy {
     int n = 0;
     double next_explore_ms = 0;  // decoding time at which a non-best arm is measured again
   };
-  int best() const;
-  int first_try() const;  // an untried arm to try now, or -1
+  int best() const;       // by per-step rates
+  int effective_best() const;  // the same, unless trees are on hold
+  void close_window();
+  int first_try(int pending_positions) const;  // an untried arm to try now, or -1
   double forward_ms(int T) const;
   std::vector<Arm> arms_;
   std::vector<double> forward_ms_;  // (T) exponentially weighted forward time, 0 = not seen
   double draft_depth_guess_;
   double draft_depth_ms_ = 0;  // measured draft time per depth
+  double sync_guess_;
+  double sync_ms_ = 0;         // measured catch-up time per position
   int warmup_, interval_;
   double decay_, budget_, first_budget_;
   double elapsed_ms_ = 0;      // decoding time recorded so far
   double first_try_loss_ = 0;  // what first tries lost against the best arm
+  // Realised throughput by mode (0: plain best, 1: a tree best): exponentially weighted window sums.
+  double mode_ms_[2] = {0, 0}, mode_tokens_[2] = {0, 0};
+  int mode_ = 0;  // the mode of the step chosen last
+  int window_mode_ = 0;
+  double window_ms_ = 0, window_tokens_ = 0;
+  double hold_until_ms_ = 0, hold_ms_ = 0;  // trees on hold until then; the last hold's length
+  int last_arm_ = 0;
+  double cold_extra_ms_ = 0;  // what a plain step right after a tree step costs over one after a plain step
+  bool cold_seen_ = false;
 };
 
 }  // namespace chimera

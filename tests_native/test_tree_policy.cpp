@@ -78,7 +78,8 @@ int main() {
   // preempted step does not flip the choice, and a slowdown of the best arm moves the choice (to arm 2,
   // which is then no longer hopeless and gets its first try).
   {
-    TreePolicy p({{1, 0}, {2, 1}, {3, 2}}, 0.1, /*warmup*/ 2, /*explore_interval*/ 10, /*decay*/ 0.8);
+    TreePolicy p({{1, 0}, {2, 1}, {3, 2}}, 0.1, /*sync guess*/ 0.0, /*warmup*/ 2, /*explore_interval*/ 10,
+                 /*decay*/ 0.8);
     const double step_ms[3] = {1.0, 0.5, 0.4};
     const int tokens[3] = {1, 3, 1};  // arm 1 gives 6 tokens/ms, arm 2 2.5, plain 1
     p.observe_forward(8, 1.2);        // a GPU-like prompt: trees look cheap
@@ -110,6 +111,51 @@ int main() {
       p.record(a, a == 1 ? 5.0 : step_ms[a], tokens[a]);
     }
     EXPECT(late[2] > late[0] && late[2] > late[1]);
+  }
+  // Interference: a tree step leaves the caches cold, so the plain step after it is twice as slow. Per
+  // step, the tree (1.1 tokens/ms) then looks better than the plain steps measured between tree steps
+  // (0.6), but plain decoding on its own (1.2) is faster: the realised-throughput windows must notice
+  // and keep trees on hold, so little is lost against plain decoding throughout.
+  {
+    TreePolicy p({{1, 0}, {2, 1}}, 0.1);
+    p.observe_forward(64, 2.0);
+    bool after_tree = false;
+    double ms = 0, tokens = 0;
+    int tree_steps = 0;
+    for (int i = 0; i < 3000; i++) {
+      const int a = p.choose(0);
+      const double step = a == 0 ? (after_tree ? 2.0 / 1.2 : 1.0 / 1.2) : 2.0;
+      const int tok = a == 0 ? 1 : (i % 5 == 0 ? 3 : 2);  // 2.2 tokens per tree step on average
+      p.observe_forward(a == 0 ? 1 : 2, step);
+      p.record(a, step, tok);
+      after_tree = a != 0;
+      tree_steps += a != 0;
+      ms += step;
+      tokens += tok;
+    }
+    const double lost = 1.0 - (tokens / ms) / 1.2;
+    std::printf("interference: %.2f%% lost against plain decoding (%d tree steps of 3000)\n", 100 * lost, tree_steps);
+    EXPECT(lost < 0.04);
+  }
+  // The draft's catch-up with a long context is part of a first try's price: with 500 positions to
+  // catch up at 0.05 plain steps each (25 steps), no tree is tried in the first 100 steps; once the
+  // draft is caught up (or the measured catch-up is cheap), a tree is tried early.
+  {
+    auto first_tree_step = [](int pending, double sync_guess) {
+      TreePolicy p({{1, 0}, {2, 1}}, 0.1, sync_guess);
+      p.observe_forward(64, 2.0);
+      for (int i = 0; i < 1000; i++) {
+        const int a = p.choose(pending);
+        if (a != 0) return i;
+        p.observe_forward(1, 1.0);
+        p.record(0, 1.0, 1);
+      }
+      return 1000;
+    };
+    const int with_catch_up = first_tree_step(500, 0.05), without = first_tree_step(0, 0.05);
+    std::printf("first tree step: %d with 500 positions to catch up, %d without\n", with_catch_up, without);
+    EXPECT(with_catch_up > 100);
+    EXPECT(without < 100);
   }
   // Estimates: a seen row count as seen, between two seen counts interpolated.
   {
