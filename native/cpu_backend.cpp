@@ -106,26 +106,23 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
   const Q8Activations* xqp = xq.q ? &xq : nullptr;
   const double work = (double)T * (double)W.rows * (double)W.cols;
   const bool serial = !pool_ || pool_->size() == 1 || work < kParallelMatmulWork;
+  // Output rows [n0, n1) by `part`, on this thread or split over the pool.
+  auto split_rows = [&](const auto& part) {
+    if (serial) return part(0, W.rows);
+    pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t n0, int64_t n1, int) { part(n0, n1); });
+  };
   const auto packed = repacked_.empty() ? repacked_.end() : repacked_.find(W.data);
   if (packed != repacked_.end() && packed->second.amx) {
     thread_local std::vector<uint16_t> xb;  // x rounded to bf16 once for every part
     round_rows_bf16(x, T, W.cols, xb);
     const uint8_t* p = packed->second.data.get();
-    if (serial) return matmul_amx_rows(out, xb.data(), p, W.rows, W.cols, T, 0, W.rows);
-    return pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t n0, int64_t n1, int) {
-      matmul_amx_rows(out, xb.data(), p, W.rows, W.cols, T, n0, n1);
-    });
+    return split_rows([&](int64_t n0, int64_t n1) { matmul_amx_rows(out, xb.data(), p, W.rows, W.cols, T, n0, n1); });
   }
-  if (packed != repacked_.end() && xq.q && W.dtype == DType::Q8_0) {
+  if (packed != repacked_.end() && xq.q) {
     const uint8_t* p = packed->second.data.get();
-    if (serial) return matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, 0, W.rows);
-    return pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t n0, int64_t n1, int) {
-      matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, n0, n1);
-    });
+    return split_rows([&](int64_t n0, int64_t n1) { matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, n0, n1); });
   }
-  if (serial) return matmul_rows(path, out, x, W, T, 0, W.rows, xqp);
-  pool_->parallel_for(W.rows, kMatmulRowAlign,
-                      [&](int64_t n0, int64_t n1, int) { matmul_rows(path, out, x, W, T, n0, n1, xqp); });
+  split_rows([&](int64_t n0, int64_t n1) { matmul_rows(path, out, x, W, T, n0, n1, xqp); });
 }
 
 size_t CpuBackend::prepare_weights(const ModelWeights& w) {
@@ -244,19 +241,11 @@ void CpuBackend::top_k_rows(int32_t* ids, float* vals, const float* x, int R, in
                             const int32_t* recent, int n_recent) {
   CHIMERA_CHECK(k >= 1 && k <= V && n_recent >= 0, ErrorCode::InvalidArg, "top_k_rows: k = ", k, " of ", V,
                 ", ", n_recent, " recent ids");
-  std::vector<float> l;
-  std::vector<int32_t> order((size_t)V);
-  for (int r = 0; r < R; r++) {
-    l.assign(x + (int64_t)r * V, x + (int64_t)(r + 1) * V);
-    apply_penalty(l.data(), V, penalty, recent ? recent + (int64_t)r * n_recent : nullptr, recent ? n_recent : 0);
-    for (int i = 0; i < V; i++) order[i] = i;
-    auto by_value = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), by_value);
-    for (int i = 0; i < k; i++) {
-      ids[(int64_t)r * k + i] = order[i];
-      vals[(int64_t)r * k + i] = l[order[i]];
-    }
-  }
+  thread_local std::vector<float> scratch;
+  thread_local std::vector<int32_t> order;
+  for (int r = 0; r < R; r++)
+    top_k_candidates(x + (int64_t)r * V, V, k, penalty, recent ? recent + (int64_t)r * n_recent : nullptr,
+                     recent ? n_recent : 0, ids + (int64_t)r * k, vals + (int64_t)r * k, scratch, order);
 }
 
 void CpuBackend::gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) {

@@ -208,7 +208,7 @@ void save_draft(const DraftModel& draft, const std::string& path, DType matrix_d
   DraftConfig cfg = d.config;
   DraftWeights w = d.weights;
   std::vector<TensorToWrite> out;
-  std::vector<std::vector<uint16_t>> converted;  // matrices stored in a narrower type than in memory
+  std::vector<std::vector<uint8_t>> converted;  // matrices stored in another type than in memory
   std::vector<float> row;
   for (NamedMatrix& m : draft_tensors(cfg, w)) {
     TensorToWrite t;
@@ -218,24 +218,20 @@ void save_draft(const DraftModel& draft, const std::string& path, DType matrix_d
       t.dtype = DType::F32;
       t.data = *m.vec;
     } else {
-      CHIMERA_CHECK(m.view->dtype != DType::Q8_0, ErrorCode::Unsupported, "cannot save Q8_0 draft weights");
       if (m.view->dtype == matrix_dtype) {
         t.dtype = m.view->dtype;
         t.data = m.view->data;
-      } else {
-        converted.emplace_back((size_t)(m.rows * m.cols));
-        std::vector<uint16_t>& out16 = converted.back();
+      } else {  // any stored type (Q8_0 included) decoded and written as matrix_dtype
+        const size_t row_bytes = dtype_row_bytes(matrix_dtype, (size_t)m.cols);
+        converted.emplace_back(row_bytes * (size_t)m.rows);
+        std::vector<uint8_t>& bytes = converted.back();
         row.resize((size_t)m.cols);
-        CHIMERA_CHECK(matrix_dtype != DType::F32, ErrorCode::Unsupported, "cannot widen ", dtype_name(m.view->dtype),
-                      " draft weights to F32 on save");
         for (int64_t r = 0; r < m.rows; r++) {
           row_to_f32(m.view->dtype, m.view->row(r), row.data(), (size_t)m.cols);
-          for (int64_t i = 0; i < m.cols; i++)
-            out16[(size_t)(r * m.cols + i)] =
-                matrix_dtype == DType::F16 ? f32_to_fp16(row[(size_t)i]) : f32_to_bf16(row[(size_t)i]);
+          row_from_f32(matrix_dtype, row.data(), bytes.data() + (size_t)r * row_bytes, (size_t)m.cols);
         }
         t.dtype = matrix_dtype;
-        t.data = out16.data();
+        t.data = bytes.data();
       }
     }
     out.push_back(t);

@@ -22,12 +22,12 @@ DraftState::DraftState(std::shared_ptr<const DraftModel> draft, const Model& bas
   const size_t bytes = (size_t)capacity_ * c.KVD() * sizeof(float);
   k_ = static_cast<float*>(be_->alloc(bytes));
   v_ = static_cast<float*>(be_->alloc(bytes));
-  const size_t C = c.C, C3 = 3 * C, QD = (size_t)c.NH * c.HS;
+  const size_t C = c.C, QD = (size_t)c.NH * c.HS;
   shape_ = LayerShape{c.C, c.NH, c.NKV, c.HS, c.HD, c.rope_dims, c.rms_eps, c.rope_theta, c.rope_layout};
   Backend* be = be_;
-  e3_.reset(be, C3); r3_.reset(be, C3); xn_.reset(be, C); q_.reset(be, QD); att_.reset(be, QD);
+  xn_.reset(be, C); q_.reset(be, QD); att_.reset(be, QD);
   hb_.reset(be, c.HD); hb2_.reset(be, c.HD); o_.reset(be, C); hhat_.reset(be, C); cat_.reset(be, 2 * C);
-  logits_.reset(be, c.V); query_.reset(be, C); ids_.reset(be, 3);
+  logits_.reset(be, c.V); query_.reset(be, C);
   std::vector<int32_t> iota((size_t)capacity_);
   for (int i = 0; i < capacity_; i++) iota[i] = i;
   iota_.reset(be, iota.size());
@@ -43,27 +43,8 @@ DraftState::~DraftState() {
 }
 
 const float* DraftState::trigram(int32_t a, int32_t b, int32_t c) {
-  const uint64_t key = triple_key(a, b, c);
-  const int C = draft_->config.C;
-  auto it = memo_index_.find(key);
-  if (it != memo_index_.end()) return memo_.data() + (size_t)it->second * C;
-  if ((int)memo_index_.size() >= memo_slots_) memo_index_.clear();  // bounded; a rare restart is cheap
-  const int slot = (int)memo_index_.size();
-  const DraftWeights& w = draft_->weights;
-  const TensorView& E = base_.weights.tok_embd;
-  const int32_t ids[3] = {a, b, c};
-  const int32_t* d_ids = ids;
-  if (!be_->host_memory()) {
-    be_->copy_to_device(ids_.data(), ids, sizeof(ids));
-    d_ids = ids_.data();
-  }
-  be_->embed(e3_.data(), E, d_ids, 3);                  // [e_a; e_b; e_c] (3C)
-  be_->matmul(r3_.data(), e3_.data(), w.tri_res, 1);   // (3C)
-  be_->bias_silu_residual(r3_.data(), e3_.data(), r3_.data(), w.tri_res_bias, 3 * (int64_t)C);  // R(x)
-  float* g = memo_.data() + (size_t)slot * C;
-  be_->matmul(g, r3_.data(), w.tri_proj, 1);  // (C)
-  memo_index_[key] = slot;
-  return g;
+  memoise_trigrams({{a, b, c}});
+  return memo_.data() + (size_t)memo_index_.at(triple_key(a, b, c)) * draft_->config.C;
 }
 
 LayerScratch DraftState::scratch() {
@@ -100,7 +81,10 @@ constexpr int kSyncRows = 64;
 
 void DraftState::memoise_trigrams(const std::vector<std::array<int32_t, 3>>& triples) {
   const int C = draft_->config.C;
-  if ((int)(memo_index_.size() + triples.size()) > memo_slots_) memo_index_.clear();
+  size_t missing = 0;
+  for (const auto& t : triples) missing += memo_index_.count(triple_key(t[0], t[1], t[2])) == 0;
+  if (missing == 0) return;
+  if (memo_index_.size() + missing > (size_t)memo_slots_) memo_index_.clear();  // bounded; a rare restart
   std::vector<int32_t> ids;
   const int slot0 = (int)memo_index_.size();
   for (const auto& t : triples) {
@@ -112,18 +96,18 @@ void DraftState::memoise_trigrams(const std::vector<std::array<int32_t, 3>>& tri
   const int U = (int)ids.size() / 3;
   if (U == 0) return;
   const DraftWeights& w = draft_->weights;
-  sync_ids_.ensure(be_, ids.size());
-  sync_e3_.ensure(be_, (size_t)U * 3 * C);
-  sync_r3_.ensure(be_, (size_t)U * 3 * C);
-  be_->copy_to_device(sync_ids_.data(), ids.data(), sizeof(int32_t) * ids.size());
-  be_->embed(sync_e3_.data(), base_.weights.tok_embd, sync_ids_.data(), 3 * U);  // U rows of [e_a; e_b; e_c]
-  be_->matmul(sync_r3_.data(), sync_e3_.data(), w.tri_res, U);
+  tri_ids_.ensure(be_, ids.size());
+  tri_e3_.ensure(be_, (size_t)U * 3 * C);
+  tri_r3_.ensure(be_, (size_t)U * 3 * C);
+  be_->copy_to_device(tri_ids_.data(), ids.data(), sizeof(int32_t) * ids.size());
+  be_->embed(tri_e3_.data(), base_.weights.tok_embd, tri_ids_.data(), 3 * U);  // U rows of [e_a; e_b; e_c]
+  be_->matmul(tri_r3_.data(), tri_e3_.data(), w.tri_res, U);
   for (int u = 0; u < U; u++) {
     const size_t at = (size_t)u * 3 * C;
-    be_->bias_silu_residual(sync_r3_.data() + at, sync_e3_.data() + at, sync_r3_.data() + at, w.tri_res_bias,
+    be_->bias_silu_residual(tri_r3_.data() + at, tri_e3_.data() + at, tri_r3_.data() + at, w.tri_res_bias,
                             3 * (int64_t)C);
   }
-  be_->matmul(memo_.data() + (size_t)slot0 * C, sync_r3_.data(), w.tri_proj, U);
+  be_->matmul(memo_.data() + (size_t)slot0 * C, tri_r3_.data(), w.tri_proj, U);
 }
 
 void DraftState::sync(const std::vector<int32_t>& history, int m, const float* hidden) {
@@ -164,15 +148,6 @@ void DraftState::sync(const std::vector<int32_t>& history, int m, const float* h
   }
 }
 
-static void top_k_ids(const float* logits, int V, int k, std::vector<int32_t>& out) {
-  out.resize(V);
-  for (int i = 0; i < V; i++) out[i] = i;
-  auto better = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  k = std::min(std::max(k, 1), V);
-  std::partial_sort(out.begin(), out.begin() + k, out.end(), better);
-  out.resize(k);
-}
-
 void DraftState::draft_chain(const std::vector<int32_t>& history, int m, const float* h_anchor, int depth,
                              const std::vector<int>& top_k, std::vector<std::vector<int32_t>>& out) {
   const DraftConfig& c = draft_->config;
@@ -188,16 +163,13 @@ void DraftState::draft_chain(const std::vector<int32_t>& history, int m, const f
     layer_query(query_.data(), pos, /*kv_cached=*/d == 0, hhat_.data());  // the root's g_m is committed
     be_->copy_device(cat_.data() + c.C, hhat_.data(), sizeof(float) * c.C);
     be_->matmul(logits_.data(), cat_.data(), draft_->weights.heads[d], 1);  // (V) guesses for position pos+1
+    // The head's best k guesses, found by the backend: k ids cross to the host, not V logits.
     const int k = std::min(std::max(top_k[d], 1), c.V);
-    if (be_->host_memory()) {
-      top_k_ids(logits_.data(), c.V, k, out[d]);
-    } else {  // k ids cross to the host, not V logits (same order: value descending, ties by id)
-      topk_ids_.ensure(be_, (size_t)k);
-      topk_vals_.ensure(be_, (size_t)k);
-      be_->top_k_rows(topk_ids_.data(), topk_vals_.data(), logits_.data(), 1, c.V, k, 1.0f, nullptr, 0);
-      out[d].resize(k);
-      be_->copy_to_host(out[d].data(), topk_ids_.data(), sizeof(int32_t) * k);
-    }
+    topk_ids_.ensure(be_, (size_t)k);
+    topk_vals_.ensure(be_, (size_t)k);
+    be_->top_k_rows(topk_ids_.data(), topk_vals_.data(), logits_.data(), 1, c.V, k, 1.0f, nullptr, 0);
+    out[d].resize(k);
+    be_->copy_to_host(out[d].data(), topk_ids_.data(), sizeof(int32_t) * k);
     if (d + 1 == depth) break;
     chain.push_back(out[d][0]);
     push_kv(hhat_.data(), pos);  // the chain's own prediction, visible to deeper queries

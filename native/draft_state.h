@@ -43,7 +43,8 @@ class DraftState {
   int committed_rows() const { return committed_; }
 
  private:
-  const float* trigram(int32_t a, int32_t b, int32_t c);  // memoised T(a,b,c) (C), backend memory
+  // memoised T(a,b,c) (C), backend memory; valid until the next memoise_trigrams
+  const float* trigram(int32_t a, int32_t b, int32_t c);
   // g_j = T(x_{j-2}, x_{j-1}, x_j), positions 0 and 1 padded by repetition: [e0;e0;e0], [e0;e1;e1].
   template <typename TokenAt>
   const float* trigram_at(int j, const TokenAt& x) {
@@ -77,12 +78,14 @@ class DraftState {
   const int32_t* pos(int p) const { return iota_.data() + p; }  // position p as backend memory
 
   // scratch activations (backend memory)
-  BackendArray<float> e3_, r3_, xn_, q_, att_, hb_, hb2_, o_, hhat_, cat_, logits_, query_;
+  BackendArray<float> xn_, q_, att_, hb_, hb2_, o_, hhat_, cat_, logits_, query_;
   BackendArray<int32_t> iota_;  // 0, 1, 2, ... (positions)
-  BackendArray<int32_t> ids_;   // a trigram's token ids
-  // sync(): rows appended in batches of up to kSyncRows (inputs, positions, token ids, scratch)
-  BackendArray<float> sync_x_, sync_xn_, sync_e3_, sync_r3_;
-  BackendArray<int32_t> sync_pos_, sync_ids_;
+  // sync(): rows appended in batches of up to kSyncRows (inputs, positions)
+  BackendArray<float> sync_x_, sync_xn_;
+  BackendArray<int32_t> sync_pos_;
+  // memoise_trigrams(): a batch's token ids and encoder activations
+  BackendArray<float> tri_e3_, tri_r3_;
+  BackendArray<int32_t> tri_ids_;
   BackendArray<int32_t> topk_ids_;  // a head's top-k on a device backend
   BackendArray<float> topk_vals_;
   // Memoised trigram vectors: memo_slots_ rows of C in memo_, found by key.

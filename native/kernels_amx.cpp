@@ -61,7 +61,7 @@ bool amx_bf16_available() {
 }
 
 void repack_amx_panels(const TensorView& W, uint8_t* dst) {
-  const int64_t N = W.rows, K = W.cols, Np = amx_padded_rows(N), Kp = amx_padded_cols(K);
+  const int64_t N = W.rows, K = W.cols, Kp = amx_padded_cols(K);
   std::memset(dst, 0, amx_panels_bytes(N, K));
   std::vector<float> row((size_t)K);
   uint16_t* out = reinterpret_cast<uint16_t*>(dst);
@@ -74,7 +74,6 @@ void repack_amx_panels(const TensorView& W, uint8_t* dst) {
       out[((panel * (Kp / 32) + chunk) * 16 + kk) * 32 + r * 2 + e] = f32_to_bf16(row[(size_t)k]);
     }
   }
-  (void)Np;
 }
 
 void round_rows_bf16(const float* x, int T, int64_t K, std::vector<uint16_t>& xb) {

@@ -12,7 +12,7 @@ namespace chimera {
 
 namespace {
 
-int64_t row_bytes(int64_t cols) { return cols / kQ8BlockSize * kQ8BlockBytes; }
+int64_t row_bytes(int64_t cols) { return (int64_t)dtype_row_bytes(DType::Q8_0, (size_t)cols); }
 
 // Byte offsets inside the group that holds `row`: of the chunk holding `block`, and of that chunk's
 // block count.

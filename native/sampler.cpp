@@ -57,6 +57,20 @@ bool candidates_suffice(const SamplingParams& p, int V, int* k) {
   return p.top_k > 0 && p.top_k <= kMaxCandidates && p.top_k < V;
 }
 
+void top_k_candidates(const float* logits, int V, int k, float penalty, const int32_t* recent, int n_recent,
+                      int32_t* ids, float* vals, std::vector<float>& l, std::vector<int32_t>& order) {
+  l.assign(logits, logits + V);
+  apply_penalty(l.data(), V, penalty, recent, n_recent);
+  order.resize((size_t)V);
+  std::iota(order.begin(), order.end(), 0);
+  auto by_logit = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), by_logit);
+  for (int i = 0; i < k; i++) {
+    ids[i] = order[i];
+    vals[i] = l[order[i]];
+  }
+}
+
 void target_distribution(const float* logits, int V, const SamplingParams& p, const int32_t* recent, int n_recent,
                          TokenDistribution& out, std::vector<float>& l) {
   out.ids.clear();
@@ -67,23 +81,16 @@ void target_distribution(const float* logits, int V, const SamplingParams& p, co
     out.probs.push_back(1.0f);
     return;
   }
-  l.assign(logits, logits + V);
-  apply_penalty(l.data(), V, p.repeat_penalty, recent + (n_recent - n_pen), n_pen);
-  // Candidates sorted by logit (ties by id, for determinism); top-k bounds the sort.
-  std::vector<int32_t> ids((size_t)V);
-  std::iota(ids.begin(), ids.end(), 0);
-  auto by_logit = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
   int k = V;
   if (p.temperature <= 0.0f) k = 1;
   else if (p.top_k > 0 && p.top_k < V) k = p.top_k;
-  if (k < V) {
-    std::nth_element(ids.begin(), ids.begin() + k, ids.end(), by_logit);
-    ids.resize(k);
-  }
-  std::sort(ids.begin(), ids.end(), by_logit);
-  std::vector<float> vals(ids.size());
-  for (size_t i = 0; i < ids.size(); i++) vals[i] = l[ids[i]];
-  distribution_from_candidates(ids.data(), vals.data(), (int)ids.size(), p, out);
+  thread_local std::vector<int32_t> ids, order;
+  thread_local std::vector<float> vals;
+  ids.resize((size_t)k);
+  vals.resize((size_t)k);
+  top_k_candidates(logits, V, k, p.repeat_penalty, recent + (n_recent - n_pen), n_pen, ids.data(), vals.data(), l,
+                   order);
+  distribution_from_candidates(ids.data(), vals.data(), k, p, out);
 }
 
 void distribution_from_candidates(const int32_t* ids, const float* vals, int k, const SamplingParams& p,

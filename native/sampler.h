@@ -62,6 +62,12 @@ inline int penalty_window(const SamplingParams& p, int n_recent) {
   return p.repeat_penalty == 1.0f ? 0 : (n_recent < p.repeat_last_n ? n_recent : p.repeat_last_n);
 }
 
+// The k (1..V) largest of logits (V) after the repetition penalty on recent (n_recent ids), by value
+// descending, ties by id ascending: ids and vals (k each). `scratch` avoids allocations. The one
+// selection behind target_distribution, CpuBackend::top_k_rows and the draft heads' guesses.
+void top_k_candidates(const float* logits, int V, int k, float penalty, const int32_t* recent, int n_recent,
+                      int32_t* ids, float* vals, std::vector<float>& scratch, std::vector<int32_t>& order);
+
 // The most candidates a backend's top_k_rows is asked for.
 constexpr int kMaxCandidates = 128;
 

@@ -32,6 +32,29 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
+namespace {
+
+// tree: 'auto' over plain decoding and the speculator's trees, with the costs it cannot have measured
+// yet guessed from the weights: one draft depth streams one head's share of the draft's bytes, and
+// catching up with one position runs the trigram encoder and two rows of K/V projections (that share
+// of the base model's multiply-adds per token).
+std::unique_ptr<TreePolicy> adaptive_policy(const Speculator& spec, const DraftModel& d, const Model& base) {
+  std::vector<ArmShape> arms{ArmShape{1, 0}};
+  for (int i = 0; i < spec.n_trees(); i++) arms.push_back({spec.tree(i).size, spec.tree(i).depth});
+  const double depth_guess =
+      (double)d.weight_bytes() / std::max(1, d.config.K) / (double)std::max<size_t>(base.weight_bytes(), 1);
+  auto elems = [](const TensorView& t) { return (double)t.rows * (double)t.cols; };
+  double base_elems = elems(base.weights.output);
+  for (const LayerWeights& l : base.weights.layers)
+    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) base_elems += elems(*t);
+  const double sync_guess = (elems(d.weights.tri_res) + elems(d.weights.tri_proj) +
+                             2 * (elems(d.weights.layer.wk) + elems(d.weights.layer.wv))) /
+                            std::max(base_elems, 1.0);
+  return std::make_unique<TreePolicy>(std::move(arms), depth_guess, sync_guess);
+}
+
+}  // namespace
+
 Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int batch_size,
                  const SpeculativeConfig* speculative)
     : runtime_(std::move(runtime)),
@@ -40,24 +63,7 @@ Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int ba
   if (speculative) {
     spec_ = std::make_unique<Speculator>(speculative->draft, speculative->trees, runtime_->model(),
                                          &runtime_->backend(), context_size, speculative->mode);
-    if (speculative->adaptive) {
-      std::vector<ArmShape> arms{ArmShape{1, 0}};
-      for (int i = 0; i < spec_->n_trees(); i++) arms.push_back({spec_->tree(i).size, spec_->tree(i).depth});
-      // Until measured, one draft depth is guessed to stream one head's share of the draft's bytes.
-      const double base_bytes = (double)std::max<size_t>(runtime_->model().weight_bytes(), 1);
-      const DraftModel& d = *speculative->draft;
-      const double depth_guess = (double)d.weight_bytes() / std::max(1, d.config.K) / base_bytes;
-      // Catching up with one position runs the trigram encoder and two rows of K/V projections:
-      // guessed as that share of the base model's multiply-adds per token.
-      auto elems = [](const TensorView& t) { return (double)t.rows * (double)t.cols; };
-      double base_elems = elems(runtime_->model().weights.output);
-      for (const LayerWeights& l : runtime_->model().weights.layers)
-        for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) base_elems += elems(*t);
-      const double sync_guess = (elems(d.weights.tri_res) + elems(d.weights.tri_proj) +
-                                 2 * (elems(d.weights.layer.wk) + elems(d.weights.layer.wv))) /
-                                std::max(base_elems, 1.0);
-      policy_ = std::make_unique<TreePolicy>(std::move(arms), depth_guess, sync_guess);
-    }
+    if (speculative->adaptive) policy_ = adaptive_policy(*spec_, *speculative->draft, runtime_->model());
     hidden_cache_.reset(&runtime_->backend(), (size_t)context_size * runtime_->model().config.C);
   }
 }
@@ -267,18 +273,14 @@ int32_t Session::sample_last(const SamplingParams& sampling, Rng& rng) {
   const int V = runtime_->model().config.V;
   CHIMERA_CHECK(rows_evaluated_ >= 1, ErrorCode::Internal, "sampling without evaluated logits");
   Backend& be = runtime_->backend();
-  if (plain_greedy(sampling) && !be.host_memory()) {  // one int crosses to the host, not V floats
-    argmax_.ensure(&be, 1);
-    be.argmax_rows(argmax_.data(), logits_.data() + (size_t)(rows_evaluated_ - 1) * V, 1, V);
-    int32_t id = 0;
-    be.copy_to_host(&id, argmax_.data(), sizeof(id));
-    return id;
-  }
   const float* row = logits_.data() + (size_t)(rows_evaluated_ - 1) * V;
   const int n_pen = penalty_window(sampling, (int)history_.size());
-  if (!plain_greedy(sampling) &&
+  // The backend selects the candidates (greedy: the argmax) and k of them cross to the host, not V
+  // logits; plain greedy on the CPU takes the argmax straight from the logits.
+  const bool host_argmax = plain_greedy(sampling) && be.host_memory();
+  if (!host_argmax &&
       candidates_.select(be, row, 1, V, sampling, history_.data() + history_.size() - n_pen, n_pen)) {
-    candidates_.distribution(0, sampling, dist_);  // k candidates crossed to the host, not V logits
+    candidates_.distribution(0, sampling, dist_);
   } else {
     const float* logits = host_view(be, row, (size_t)V, logits_host_);
     target_distribution(logits, V, sampling, history_.data(), (int)history_.size(), dist_, scratch_);

@@ -101,8 +101,7 @@ class Session {
   BackendArray<float> hidden_;    // (rows, C)
   int rows_evaluated_ = 0;        // rows of logits_ / hidden_ that the last evaluation filled
   std::vector<float> logits_host_;  // host copy of one row, on a device backend
-  BackendArray<int32_t> argmax_;    // greedy on a device backend: the argmax, found there
-  CandidateRows candidates_;        // sampling: the top-k candidates, selected by the backend
+  CandidateRows candidates_;        // the top-k candidates (greedy: the argmax), selected by the backend
   std::vector<int32_t> positions_, rows_;
   TokenDistribution dist_;        // sampling buffers, reused every step
   std::vector<float> scratch_;

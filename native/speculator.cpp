@@ -80,7 +80,9 @@ std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backen
   } else {
     // Each node's penalty window, so the backend can select every row's candidates itself.
     int W = 0;
-    const std::vector<int32_t> windows = node_penalty_windows(tree_, tokens_.data(), sampling, history, &W);
+    const std::vector<int32_t> windows = plain_greedy(sampling)
+                                             ? std::vector<int32_t>()
+                                             : node_penalty_windows(tree_, tokens_.data(), sampling, history, &W);
     if (!plain_greedy(sampling) && candidates_.select(be, logits_.data(), T, V, sampling, windows.data(), W)) {
       acc = accept_tree(
           tree_, tokens_.data(),

@@ -18,6 +18,14 @@ TreePolicy::TreePolicy(std::vector<ArmShape> arms, double draft_depth_guess, dou
       sync_guess_(sync_guess), warmup_(warmup_per_arm), interval_(explore_interval), decay_(decay), budget_(explore_budget),
       first_budget_(first_try_budget) {
   for (size_t i = 0; i < arms.size(); i++) arms_[i].shape = arms[i];
+  for (int i = 1; i < n_arms(); i++) by_size_.push_back(i);
+  std::stable_sort(by_size_.begin(), by_size_.end(),
+                   [&](int a, int b) { return arms_[a].shape.nodes < arms_[b].shape.nodes; });
+}
+
+// One plain step's time as measured (before any: the one-row forward seen, or 0).
+double TreePolicy::plain_step_ms() const {
+  return arms_[0].n > 0 ? arms_[0].ms / arms_[0].steps : forward_ms(1);
 }
 
 double TreePolicy::rate(int arm) const {
@@ -65,7 +73,7 @@ double TreePolicy::forward_ms(int T) const {
 double TreePolicy::estimated_step_ms(int arm) const {
   const Arm& a = arms_[arm];
   if (a.n > 0) return a.ms / a.steps;
-  const double plain = arms_[0].n > 0 ? arms_[0].ms / arms_[0].steps : forward_ms(1);
+  const double plain = plain_step_ms();
   const double per_depth = draft_depth_ms_ > 0 ? draft_depth_ms_ : draft_depth_guess_ * plain;
   return forward_ms(a.shape.nodes) + a.shape.depth * per_depth;
 }
@@ -78,7 +86,7 @@ void TreePolicy::observe_sync(int positions, double ms) {
 
 void TreePolicy::close_window() {
   const int m = window_mode_;
-  const double plain_step = arms_[0].n > 0 ? arms_[0].ms / arms_[0].steps : 0.0;
+  const double plain_step = plain_step_ms();
   // A window cut short by a change of mode counts when it holds at least a quarter of a full one.
   if (window_ms_ > 0 && window_ms_ >= 0.25 * kWindowPlainSteps * plain_step) {
     mode_ms_[m] = 0.5 * mode_ms_[m] + window_ms_;
@@ -102,14 +110,9 @@ void TreePolicy::close_window() {
 int TreePolicy::first_try(int pending_positions) const {
   const double rb = rate(best());
   if (rb <= 0) return -1;
-  const double plain = arms_[0].n > 0 ? arms_[0].ms / arms_[0].steps : forward_ms(1);
-  const double catch_up = pending_positions * (sync_ms_ > 0 ? sync_ms_ : sync_guess_ * plain);
-  std::vector<int> untried;
-  for (int i = 1; i < n_arms(); i++)
-    if (arms_[i].n == 0) untried.push_back(i);
-  std::stable_sort(untried.begin(), untried.end(),
-                   [&](int a, int b) { return arms_[a].shape.nodes < arms_[b].shape.nodes; });
-  for (int i : untried) {
+  const double catch_up = pending_positions * (sync_ms_ > 0 ? sync_ms_ : sync_guess_ * plain_step_ms());
+  for (int i : by_size_) {
+    if (arms_[i].n > 0) continue;
     const double est = estimated_step_ms(i);
     if (!(est > 0)) return -1;
     // Hopeless: even with every drafted token accepted it would not beat the best arm.
@@ -163,8 +166,7 @@ void TreePolicy::record(int arm, double ms, int tokens, double draft_ms) {
   window_mode_ = mode_;
   window_ms_ += ms;
   window_tokens_ += tokens;
-  const double plain_step = arms_[0].n > 0 ? arms_[0].ms / arms_[0].steps : ms;
-  if (window_ms_ >= kWindowPlainSteps * plain_step) close_window();
+  if (window_ms_ >= kWindowPlainSteps * (arms_[0].n > 0 ? plain_step_ms() : ms)) close_window();
   if (a.n >= warmup_ && a.tokens > 0) {  // clip a single slow outlier to 3x the arm's usual time per token
     const double usual = a.ms / a.tokens * tokens;
     ms = std::min(ms, 3.0 * usual);

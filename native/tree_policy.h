@@ -78,7 +78,9 @@ class TreePolicy {
   void close_window();
   int first_try(int pending_positions) const;  // an untried arm to try now, or -1
   double forward_ms(int T) const;
+  double plain_step_ms() const;
   std::vector<Arm> arms_;
+  std::vector<int> by_size_;  // the tree arms, fewest nodes first (first tries go in this order)
   std::vector<double> forward_ms_;  // (T) exponentially weighted forward time, 0 = not seen
   double draft_depth_guess_;
   double draft_depth_ms_ = 0;  // measured draft time per depth

@@ -351,6 +351,12 @@ describeStories('speculative decoding on stories260K', () => {
         expect(draft.info.weightBytes).toBeLessThan(f32.info.weightBytes * (dtype === 'Q8_0' ? 0.3 : 0.55));
         const runs = await plainAndSpeculative(model, draft, 'chimera-25', ['Once upon a time'], 100);
         for (const r of runs) expect(r.spec).toEqual(r.plain);
+        // Any stored type saves, widened or narrowed to the file's type.
+        const again = path.join(tempDir(), 'again.chimera.safetensors');
+        await draft.save(again, { dtype: 'F32' });
+        const reloaded = await model.loadDraft(again);
+        expect(reloaded.info.dtype).toBe('F32');
+        reloaded.dispose();
         draft.dispose();
       }
     }

@@ -18,19 +18,6 @@ using namespace chimera;
 
 namespace {
 
-std::vector<uint8_t> encode(DType dt, const std::vector<float>& f) {
-  std::vector<uint8_t> out(f.size() * (dt == DType::F32 ? 4 : 2));
-  for (size_t i = 0; i < f.size(); i++) {
-    if (dt == DType::F32) {
-      std::memcpy(out.data() + 4 * i, &f[i], 4);
-    } else {
-      const uint16_t h = dt == DType::F16 ? f32_to_fp16(f[i]) : f32_to_bf16(f[i]);
-      std::memcpy(out.data() + 2 * i, &h, 2);
-    }
-  }
-  return out;
-}
-
 float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 
 }  // namespace
@@ -42,7 +29,10 @@ int main() {
     bool independent = true, split_same = true;
     for (int64_t N : {(int64_t)1, (int64_t)15, (int64_t)17, (int64_t)40})
       for (int64_t K : {(int64_t)1, (int64_t)31, (int64_t)33, (int64_t)100, (int64_t)2080}) {
-        const std::vector<uint8_t> w = encode(dt, test::random_floats(rng, (size_t)(N * K)));
+        const std::vector<float> wf = test::random_floats(rng, (size_t)(N * K));
+        const size_t row_bytes = dtype_row_bytes(dt, (size_t)K);
+        std::vector<uint8_t> w(row_bytes * (size_t)N + 1);
+        for (int64_t n = 0; n < N; n++) row_from_f32(dt, wf.data() + n * K, w.data() + n * row_bytes, (size_t)K);
         const TensorView W{dt, w.data(), N, K};
         std::vector<uint8_t> panels(amx_panels_bytes(N, K));
         repack_amx_panels(W, panels.data());

@@ -22,22 +22,6 @@
 
 using namespace chimera;
 
-namespace {
-
-std::vector<uint8_t> encode(DType dt, const std::vector<float>& f) {
-  std::vector<uint8_t> out(f.size() * (dt == DType::F32 ? 4 : 2));
-  for (size_t i = 0; i < f.size(); i++) {
-    if (dt == DType::F32) {
-      std::memcpy(out.data() + 4 * i, &f[i], 4);
-    } else {
-      const uint16_t h = dt == DType::F16 ? f32_to_fp16(f[i]) : f32_to_bf16(f[i]);
-      std::memcpy(out.data() + 2 * i, &h, 2);
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 int main() {
   test::Rng rng(51);
@@ -49,45 +33,37 @@ int main() {
       const int NT = 4, NN = 4;
       const std::vector<float> wf = test::random_floats(rng, (size_t)(NN * K));
       const std::vector<float> x = test::random_floats(rng, (size_t)(NT * K));
-      const std::vector<uint8_t> w = encode(dt, wf);
       const int64_t ldw = (int64_t)dtype_row_bytes(dt, (size_t)K);
+      std::vector<uint8_t> w((size_t)(NN * ldw));
+      for (int n = 0; n < NN; n++) row_from_f32(dt, wf.data() + n * K, w.data() + n * ldw, (size_t)K);
       // The reference from the decoded weights, in double.
       std::vector<float> wd((size_t)(NN * K));
       for (int n = 0; n < NN; n++) row_to_f32(dt, w.data() + n * ldw, wd.data() + n * K, (size_t)K);
-      std::vector<float> full((size_t)NT * NN);
+      // An nt x nn tile over half of K, then the rest accumulated (the tile's k0 / accumulate contract).
+      auto run = [&](int nt, int nn) {
+        std::vector<float> out((size_t)NT * NN, std::nanf(""));
+        const int64_t split = K / 2;
+        inner::MatmulTile a{x.data(), K, w.data(), ldw, 0, split, out.data(), NN, false};
+        inner::emulated::matmul_tile_avx512(dt, nt, nn, a);
+        a.k0 = split;
+        a.k1 = K;
+        a.accumulate = true;
+        inner::emulated::matmul_tile_avx512(dt, nt, nn, a);
+        return out;
+      };
+      const std::vector<float> full = run(NT, NN);
       for (int nt = 1; nt <= NT; nt++)
         for (int nn = 1; nn <= NN; nn++) {
-          std::vector<float> out((size_t)NT * NN, std::nanf(""));
-          // Half of K, then the rest accumulated: the tile's k0 / accumulate contract.
-          const int64_t split = K / 2;
-          inner::MatmulTile a{x.data(), K, w.data(), ldw, 0, split, out.data(), NN, false};
-          inner::emulated::matmul_tile_avx512(dt, nt, nn, a);
-          a.k0 = split;
-          a.k1 = K;
-          a.accumulate = true;
-          inner::emulated::matmul_tile_avx512(dt, nt, nn, a);
+          const std::vector<float> out = run(nt, nn);
           for (int t = 0; t < nt; t++)
             for (int n = 0; n < nn; n++) {
               double s = 0;
               for (int64_t k = 0; k < K; k++) s += (double)x[t * K + k] * wd[n * K + k];
               got.push_back(out[t * NN + n]);
               ref.push_back((float)s);
-              if (nt == NT && nn == NN) full[t * NN + n] = out[t * NN + n];
+              // Each (t, n) equals its value in the full 4 x 4 tile, bit for bit.
+              independent = independent && out[t * NN + n] == full[t * NN + n];
             }
-        }
-      // Each (t, n) equals its value in the full 4 x 4 tile, bit for bit.
-      for (int nt = 1; nt <= NT; nt++)
-        for (int nn = 1; nn <= NN; nn++) {
-          std::vector<float> out((size_t)NT * NN, 0.f);
-          const int64_t split = K / 2;
-          inner::MatmulTile a{x.data(), K, w.data(), ldw, 0, split, out.data(), NN, false};
-          inner::emulated::matmul_tile_avx512(dt, nt, nn, a);
-          a.k0 = split;
-          a.k1 = K;
-          a.accumulate = true;
-          inner::emulated::matmul_tile_avx512(dt, nt, nn, a);
-          for (int t = 0; t < nt; t++)
-            for (int n = 0; n < nn; n++) independent = independent && out[t * NN + n] == full[t * NN + n];
         }
     }
     const std::string label = std::string("avx512 (SIMDe) tile ") + dtype_name(dt) + " vs reference";

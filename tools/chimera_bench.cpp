@@ -194,9 +194,8 @@ int bench_synthetic(const std::map<std::string, std::string>& f) {
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<Backend> be;
   if (on_cpu) {
-    pool = std::make_unique<ThreadPool>(std::atoi(flag(f, "threads", "0").c_str()) > 0
-                                            ? std::atoi(flag(f, "threads", "0").c_str())
-                                            : available_cpus());
+    const int threads = std::atoi(flag(f, "threads", "0").c_str());
+    pool = std::make_unique<ThreadPool>(threads > 0 ? threads : available_cpus());
     be = std::make_unique<CpuBackend>(pool.get());
   } else {
     std::string why;
