@@ -144,7 +144,10 @@ export interface Binding {
     options: Record<string, unknown>,
     onProgress?: (p: NativeTrainProgress) => void,
   ): { promise: Promise<NativeDraft>; abort(): void };
-  loadModel(path: string, options: { tokenizer?: string; threads?: number; gpu?: 'auto' | 'cuda' | 'off' }): Promise<NativeModel>;
+  loadModel(
+    path: string,
+    options: { tokenizer?: string; threads?: number; gpu?: 'auto' | 'cuda' | 'off'; checkTensors?: boolean },
+  ): Promise<NativeModel>;
   /** Whether a CUDA device is usable, and why not. */
   cudaStatus(): Promise<CudaStatus>;
   readDraftMetadata(path: string): Record<string, string>;

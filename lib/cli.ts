@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `chimera` command line: generate text, and print model information.
 import { parseArgs, ParseArgsConfig } from 'node:util';
-import { ChimeraError } from './errors';
+import { ChimeraError, InvalidArgumentError } from './errors';
+import { validateGenerateOptions, validateLoadOptions, validateSessionOptions } from './options';
 import { readDraftMetadata } from './draft';
 import { defaultDraftPath, defaultModelPath, loadModel, ModelInfo } from './model';
 import { trainBase, TrainBaseOptions, trainDraft, TrainDraftOptions } from './train';
@@ -49,6 +50,16 @@ function num(flag: string, v: unknown, integer: boolean): number | undefined {
   return n;
 }
 
+/** Runs the library's own option checks on flag values, so a bad value is a usage error (exit 2). */
+function checkFlags(check: () => unknown): void {
+  try {
+    check();
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 function parse(argv: string[], options: ParseArgsConfig['options']) {
   try {
     return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
@@ -86,7 +97,13 @@ async function generate(argv: string[]): Promise<void> {
     stop: v.stop as string[] | undefined,
   };
   const threads = num('threads', v.threads, true);
-  const model = await loadModel(v.model, { tokenizer: v.tokenizer as string | undefined, threads });
+  const loadOptions = { tokenizer: v.tokenizer as string | undefined, threads };
+  checkFlags(() => {
+    validateLoadOptions(loadOptions);
+    validateSessionOptions({ contextSize });
+    validateGenerateOptions(opts);
+  });
+  const model = await loadModel(v.model, loadOptions);
   try {
     const draft = typeof v.draft === 'string' ? await model.loadDraft(v.draft) : undefined;
     const session = model.createSession({

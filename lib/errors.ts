@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'E_ABORTED'
   | 'E_OOM'
   | 'E_CUDA'
+  | 'E_NUMERIC'
   | 'E_NO_BINARY'
   | 'E_INTERNAL';
 
@@ -70,6 +71,10 @@ export class OutOfMemoryError extends ChimeraError {
 export class CudaError extends ChimeraError {
   constructor(message: string) { super('E_CUDA', message); }
 }
+/** Non-finite weights (loadModel with checkTensors) or logits during generation: a corrupt model. */
+export class NumericError extends ChimeraError {
+  constructor(message: string) { super('E_NUMERIC', message); }
+}
 /** The native addon could not be found or loaded. */
 export class NoBinaryError extends ChimeraError {
   constructor(message: string, cause?: unknown) { super('E_NO_BINARY', message, { cause }); }
@@ -91,6 +96,7 @@ const byCode: Record<string, new (message: string) => ChimeraError> = {
   E_ABORTED: AbortError,
   E_OOM: OutOfMemoryError,
   E_CUDA: CudaError,
+  E_NUMERIC: NumericError,
   E_INTERNAL: InternalError,
 };
 

@@ -126,7 +126,9 @@ export async function loadModel(path: string = defaultModelPath, options: LoadMo
   const aborted = () => new AbortError('loading the model was aborted');
   if (signal?.aborted) throw aborted();
   const gpu = opts.gpu === undefined ? 'auto' : opts.gpu === false ? 'off' : opts.gpu;
-  const load = callNative(() => binding().loadModel(path, { tokenizer: opts.tokenizer, threads: opts.threads, gpu }));
+  const load = callNative(() => binding().loadModel(path, {
+    tokenizer: opts.tokenizer, threads: opts.threads, gpu, checkTensors: opts.checkTensors,
+  }));
   if (!signal) return new Model(await load);
   // The native load cannot stop half way; an abort rejects now and frees the model when it arrives.
   return new Promise<Model>((resolve, reject) => {

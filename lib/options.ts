@@ -15,6 +15,11 @@ export interface LoadModelOptions {
   gpu?: 'auto' | 'cuda' | false;
   /** Rejects the load with AbortError (the model is freed as soon as its load finishes). */
   signal?: AbortSignal;
+  /**
+   * Reads every weight once at load and rejects with NumericError naming the first tensor that holds
+   * a NaN or infinity (a corrupt file, or F32 bytes labelled F16). Costs one pass over the weights.
+   */
+  checkTensors?: boolean;
 }
 
 export interface SessionOptions {
@@ -97,6 +102,7 @@ export function validateLoadOptions(o: LoadModelOptions | undefined): LoadModelO
   if (opts.gpu !== undefined && opts.gpu !== 'auto' && opts.gpu !== 'cuda' && opts.gpu !== false)
     fail(`gpu must be 'auto', 'cuda' or false, got ${JSON.stringify(opts.gpu)}`);
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) fail('signal must be an AbortSignal');
+  if (opts.checkTensors !== undefined && typeof opts.checkTensors !== 'boolean') fail('checkTensors must be a boolean');
   return opts;
 }
 

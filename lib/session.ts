@@ -189,6 +189,8 @@ export class Session {
   async evaluate(tokens: number[] | Int32Array, rows = 1): Promise<{ logits: Float32Array; hidden: Float32Array }> {
     const native = this.ensure();
     if (this.running) throw new BusyError('the session is already generating');
+    if (!Number.isInteger(rows) || rows < 0 || rows > tokens.length)
+      throw new InvalidArgumentError(`rows must be an integer in 0..${tokens.length}, got ${String(rows)}`);
     return callNative(() => native.evaluate(tokens, rows));
   }
 

@@ -167,6 +167,27 @@ static bool fingerprints_match(const std::vector<float>& a, const std::vector<fl
   return true;
 }
 
+void check_draft_fits_base(const DraftModel& draft, const Model& base) {
+  const DraftConfig& d = draft.config;
+  const ModelConfig& b = base.config;
+  const bool same_shape = d.C == b.C && d.V == b.V && d.NH == b.NH && d.NKV == b.NKV && d.HS == b.HS &&
+                          d.HD == b.HD && d.base_layers == b.L && d.rope_dims == b.rope_dims &&
+                          d.rope_layout == b.rope_layout;
+  CHIMERA_CHECK(same_shape, ErrorCode::InvalidArg, "the draft was made for another base model: it has width ", d.C,
+                ", vocabulary ", d.V, ", ", d.NH, "/", d.NKV, " heads, ", d.base_layers, " base layers; ", base.path,
+                " has width ", b.C, ", vocabulary ", b.V, ", ", b.NH, "/", b.NKV, " heads, ", b.L,
+                " layers. Load or create the draft with this model");
+  CHIMERA_CHECK(fingerprints_match(d.base_fingerprint, base_fingerprint(base)), ErrorCode::InvalidArg,
+                "the draft was made for another base model of the same shape (its weights differ from ", base.path,
+                "). Load or create the draft with this model");
+  const DraftWeights& w = draft.weights;
+  CHIMERA_CHECK((int)w.heads.size() == d.K, ErrorCode::InvalidArg, "the draft has ", w.heads.size(),
+                " head matrices for ", d.K, " heads");
+  for (const TensorView& h : w.heads)
+    CHIMERA_CHECK(h.rows == d.V && h.cols == 2 * (int64_t)d.C, ErrorCode::InvalidArg, "a draft head is ", h.rows, "x",
+                  h.cols, ", expected ", d.V, "x", 2 * (int64_t)d.C);
+}
+
 std::unique_ptr<DraftModel> create_draft(const Model& base, int heads, uint64_t seed) {
   CHIMERA_CHECK(heads >= 1 && heads <= 16, ErrorCode::InvalidArg, "heads must be in 1..16, got ", heads);
   auto d = std::make_unique<DraftModel>();

@@ -66,6 +66,11 @@ DType draft_matrix_dtype(const DraftModel& draft);
 // Loads a draft and checks it was made for `base` (E_FORMAT / E_INVALID_ARG on mismatch).
 std::unique_ptr<DraftModel> load_draft(const std::string& path, const Model& base);
 
+// Throws E_INVALID_ARG unless `draft` was made for `base`: the same shapes (width, vocabulary, heads,
+// layers) and the same fingerprint. Every place a draft meets a base (sessions, the bench, tests) passes
+// through DraftState, which calls this before sizing anything from the draft.
+void check_draft_fits_base(const DraftModel& draft, const Model& base);
+
 // Writes the draft; matrices are stored as `matrix_dtype` (F32, F16 or BF16; vectors stay F32).
 void save_draft(const DraftModel& draft, const std::string& path, DType matrix_dtype = DType::F32);
 

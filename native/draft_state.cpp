@@ -17,6 +17,8 @@ uint64_t triple_key(int32_t a, int32_t b, int32_t c) {
 
 DraftState::DraftState(std::shared_ptr<const DraftModel> draft, const Model& base, Backend* backend, int context_size)
     : draft_(std::move(draft)), base_(base), be_(backend) {
+  CHIMERA_CHECK(draft_ != nullptr, ErrorCode::InvalidArg, "speculation needs a draft");
+  check_draft_fits_base(*draft_, base_);
   const DraftConfig& c = draft_->config;
   capacity_ = 2 * context_size + 2 * c.K + 4;
   const size_t bytes = (size_t)capacity_ * c.KVD() * sizeof(float);

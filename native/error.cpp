@@ -17,6 +17,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::Aborted: return "E_ABORTED";
     case ErrorCode::OutOfMemory: return "E_OOM";
     case ErrorCode::Cuda: return "E_CUDA";
+    case ErrorCode::Numeric: return "E_NUMERIC";
     case ErrorCode::Internal: return "E_INTERNAL";
   }
   return "E_INTERNAL";

@@ -21,6 +21,7 @@ enum class ErrorCode {
   Aborted,         // E_ABORTED: the operation was aborted
   OutOfMemory,     // E_OOM
   Cuda,            // E_CUDA
+  Numeric,         // E_NUMERIC: non-finite weights or logits (a corrupt model or a mislabelled dtype)
   Internal,        // E_INTERNAL: a bug; please report
 };
 

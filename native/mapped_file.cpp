@@ -58,27 +58,41 @@ MappedFile::~MappedFile() {
 
 #else
 
-std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  std::shared_ptr<MappedFile> mf(new MappedFile());
-  mf->path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  CHIMERA_CHECK(fd >= 0, ErrorCode::NotFound, "cannot open ", path, ": ", std::strerror(errno));
+// Opens `path` for reading without ever blocking: a FIFO, socket or device is refused before any
+// open, and O_NONBLOCK covers a file swapped for a FIFO in between. Returns the descriptor and size.
+static int open_regular_file(const std::string& path, off_t* size) {
   struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw_error(ErrorCode::NotFound, "cannot open ", path, ": ", std::strerror(errno));
+  CHIMERA_CHECK(!S_ISDIR(st.st_mode), ErrorCode::NotFound, "cannot open ", path, ": it is a directory, not a file");
+  CHIMERA_CHECK(S_ISREG(st.st_mode), ErrorCode::NotFound, "cannot open ", path,
+                ": not a regular file (a FIFO, socket or device cannot be loaded)");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  CHIMERA_CHECK(fd >= 0, ErrorCode::NotFound, "cannot open ", path, ": ", std::strerror(errno));
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     throw_error(ErrorCode::NotFound, "cannot open ", path, ": not a regular file");
   }
-  if (st.st_size == 0) {
+  *size = st.st_size;
+  return fd;
+}
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+  std::shared_ptr<MappedFile> mf(new MappedFile());
+  mf->path_ = path;
+  off_t size = 0;
+  const int fd = open_regular_file(path, &size);
+  if (size == 0) {
     ::close(fd);
     throw_error(ErrorCode::Format, path, ": the file is empty");
   }
-  void* p = mmap(nullptr, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void* p = mmap(nullptr, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_errno = errno;
   ::close(fd);  // the mapping stays valid after close
   CHIMERA_CHECK(p != MAP_FAILED, ErrorCode::OutOfMemory, "cannot map ", path, " into memory: ",
                 std::strerror(map_errno));
   mf->data_ = static_cast<const uint8_t*>(p);
-  mf->size_ = (size_t)st.st_size;
+  mf->size_ = (size_t)size;
   return mf;
 }
 
@@ -89,19 +103,38 @@ MappedFile::~MappedFile() {
 #endif
 
 std::string read_text_file(const std::string& path) {
-  // JSON side files (config, tokenizer) are at most tens of MB; a larger one is not what we expect.
-  constexpr std::streamoff kMaxBytes = 512ll << 20;
+#ifdef _WIN32
   std::ifstream in(path, std::ios::binary);
   CHIMERA_CHECK(in.good(), ErrorCode::NotFound, "cannot open ", path, ": no such file, or it is not readable");
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
   CHIMERA_CHECK(size >= 0, ErrorCode::NotFound, "cannot read ", path, " (is it a directory?)");
-  CHIMERA_CHECK(size <= kMaxBytes, ErrorCode::Format, path, ": ", size, " bytes is too large for a text file");
+  CHIMERA_CHECK((uint64_t)size <= kMaxTextFileBytes, ErrorCode::Format, path, ": ", size, " bytes is larger than the ",
+                kMaxTextFileBytes >> 20, " MiB limit for a JSON or text side file");
   in.seekg(0, std::ios::beg);
   std::string text((size_t)size, '\0');
   in.read(&text[0], size);
   CHIMERA_CHECK(in.gcount() == size, ErrorCode::Format, path, ": short read (", in.gcount(), " of ", size, " bytes)");
   return text;
+#else
+  off_t size = 0;
+  const int fd = open_regular_file(path, &size);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  CHIMERA_CHECK((uint64_t)size <= kMaxTextFileBytes, ErrorCode::Format, path, ": ", (uint64_t)size,
+                " bytes is larger than the ", kMaxTextFileBytes >> 20, " MiB limit for a JSON or text side file");
+  std::string text((size_t)size, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, &text[got], text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    CHIMERA_CHECK(n > 0, ErrorCode::Format, path, ": short read (", got, " of ", text.size(), " bytes)");
+    got += (size_t)n;
+  }
+  return text;
+#endif
 }
 
 void ByteReader::fail(const std::string& msg) const { throw_error(ErrorCode::Format, what_, ": ", msg); }

@@ -29,7 +29,12 @@ class MappedFile {
   std::string path_;
 };
 
-// Reads a whole (small) file into a string. Throws E_NOT_FOUND.
+// The largest JSON or text side file read (config.json, tokenizer.json): real ones are a few MB (a
+// 256k-token byte-level BPE tokenizer.json is about 20 MB).
+constexpr uint64_t kMaxTextFileBytes = 128ull << 20;
+
+// Reads a whole (small) regular file into a string. Throws E_NOT_FOUND (missing, a directory, a FIFO
+// or device: refused before any blocking open) or E_FORMAT (over kMaxTextFileBytes).
 std::string read_text_file(const std::string& path);
 
 // Sequential little-endian reader over a byte range; every read is bounds-checked and a short read

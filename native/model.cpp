@@ -106,6 +106,46 @@ void validate_weights(const ModelConfig& cfg, const ModelWeights& w) {
   check_view(w.output, "output.weight", V, C);
 }
 
+namespace {
+
+void check_finite(const float* v, size_t n, const std::string& name, int64_t row) {
+  for (size_t i = 0; i < n; i++)
+    if (!std::isfinite(v[i]))
+      throw_error(ErrorCode::Numeric, "tensor ", name, " holds a non-finite value (", v[i], ") at row ", row,
+                  ", column ", i, ": the file is corrupt or its data is not the type it claims");
+}
+
+void check_matrix(const TensorView& t, const std::string& name) {
+  std::vector<float> row((size_t)t.cols);
+  for (int64_t r = 0; r < t.rows; r++) {
+    row_to_f32(t.dtype, t.row(r), row.data(), row.size());
+    check_finite(row.data(), row.size(), name, r);
+  }
+}
+
+}  // namespace
+
+void check_tensor_values(const Model& m) {
+  const ModelWeights& w = m.weights;
+  const size_t C = (size_t)m.config.C;
+  check_matrix(w.tok_embd, "token_embd.weight");
+  for (size_t l = 0; l < w.layers.size(); l++) {
+    const LayerWeights& lw = w.layers[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    check_finite(lw.attn_norm, C, p + "attn_norm.weight", 0);
+    check_matrix(lw.wq, p + "attn_q.weight");
+    check_matrix(lw.wk, p + "attn_k.weight");
+    check_matrix(lw.wv, p + "attn_v.weight");
+    check_matrix(lw.wo, p + "attn_output.weight");
+    check_finite(lw.ffn_norm, C, p + "ffn_norm.weight", 0);
+    check_matrix(lw.w_gate, p + "ffn_gate.weight");
+    check_matrix(lw.w_up, p + "ffn_up.weight");
+    check_matrix(lw.w_down, p + "ffn_down.weight");
+  }
+  check_finite(w.output_norm, C, "output_norm.weight", 0);
+  if (w.output.data != w.tok_embd.data) check_matrix(w.output, "output.weight");
+}
+
 static bool starts_with_gguf_magic(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {0, 0, 0, 0};
@@ -119,6 +159,9 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
   const fs::file_status st = fs::status(path, ec);
   CHIMERA_CHECK(!ec && fs::exists(st), ErrorCode::NotFound, "model path ", path, " does not exist");
   if (fs::is_directory(st)) return load_hf_dir(path);
+  // Checked before any open: opening a FIFO for reading blocks until a writer comes.
+  CHIMERA_CHECK(fs::is_regular_file(st), ErrorCode::NotFound, "model path ", path,
+                " is not a regular file (a FIFO, socket or device cannot be loaded)");
   if (starts_with_gguf_magic(path)) return load_gguf(path);
   // A llama2.c checkpoint starts with a 28-byte header; anything shorter is no model at all.
   const auto size = fs::file_size(path, ec);

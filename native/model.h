@@ -21,7 +21,12 @@ struct Model {
 
 struct LoadOptions {
   std::string tokenizer_path;  // llama2.c tokenizer.bin (required for llama2.c checkpoints)
+  bool check_tensors = false;  // read every weight once and refuse non-finite values (E_NUMERIC)
 };
+
+// Decodes every weight of `m` and throws E_NUMERIC naming the first tensor with a NaN or infinity
+// (as llama.cpp's --check-tensors): catches corrupt files and F32 bytes labelled F16.
+void check_tensor_values(const Model& m);
 
 // Detects the format (GGUF file, llama2.c checkpoint, or Hugging Face directory) and loads it.
 // Every offset and size in the file is checked before use.

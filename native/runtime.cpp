@@ -11,6 +11,7 @@ std::shared_ptr<ModelRuntime> ModelRuntime::load(const std::string& path, const 
                 opts.threads);
   auto rt = std::shared_ptr<ModelRuntime>(new ModelRuntime());
   rt->model_ = load_model(path, opts.load);
+  if (opts.load.check_tensors) check_tensor_values(*rt->model_);
   const int threads = opts.threads > 0 ? opts.threads : available_cpus();
   rt->pool_ = std::make_unique<ThreadPool>(threads);
   rt->cpu_backend_ = std::make_unique<CpuBackend>(rt->pool_.get());

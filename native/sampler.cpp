@@ -29,10 +29,18 @@ float TokenDistribution::prob_of(int32_t id) const {
   return 0.0f;
 }
 
+[[noreturn]] static void throw_non_finite_logits() {
+  throw_error(ErrorCode::Numeric,
+              "the model produced non-finite logits (NaN or infinity): its weights are corrupt or stored as another "
+              "type than the file says; loadModel(path, { checkTensors: true }) names the tensor");
+}
+
 int32_t argmax(const float* logits, int V) {
   int32_t best = 0;
   for (int i = 1; i < V; i++)
     if (logits[i] > logits[best]) best = i;
+  // NaN never wins a comparison, so NaN logits leave best at a NaN entry only when no value beats it.
+  if (!std::isfinite(logits[best])) throw_non_finite_logits();
   return best;
 }
 
@@ -61,6 +69,10 @@ void top_k_candidates(const float* logits, int V, int k, float penalty, const in
                       int32_t* ids, float* vals, std::vector<float>& l, std::vector<int32_t>& order) {
   l.assign(logits, logits + V);
   apply_penalty(l.data(), V, penalty, recent, n_recent);
+  // NaN would break the sort's ordering; as -inf it never wins, and an all-NaN row is caught by the
+  // distribution's finiteness check.
+  for (float& x : l)
+    if (std::isnan(x)) x = -INFINITY;
   order.resize((size_t)V);
   std::iota(order.begin(), order.end(), 0);
   auto by_logit = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
@@ -98,15 +110,18 @@ void distribution_from_candidates(const int32_t* ids, const float* vals, int k, 
   out.ids.assign(ids, ids + k);
   out.probs.clear();
   if (p.temperature <= 0.0f || k == 1) {
+    if (!std::isfinite(vals[0])) throw_non_finite_logits();
     out.ids.resize(1);
     out.probs.push_back(1.0f);
     return;
   }
   const double inv_t = 1.0 / p.temperature;
   const double max_l = vals[0];
+  if (!std::isfinite(max_l)) throw_non_finite_logits();
   std::vector<double> pr((size_t)k);
   double sum = 0;
   for (int i = 0; i < k; i++) sum += (pr[i] = std::exp((vals[i] - max_l) * inv_t));
+  if (!std::isfinite(sum)) throw_non_finite_logits();
   for (double& x : pr) x /= sum;
 
   size_t keep = (size_t)k;

@@ -119,7 +119,16 @@ void Session::evaluate_pending(int rows_wanted) {
   logits_.ensure(&be, (size_t)std::max(rows_wanted, 1) * V);
   hidden_.ensure(&be, (size_t)std::max(rows_wanted, 1) * C);
   rows_evaluated_ = rows_wanted;
+  bool first_batch = true;
   while (kv_.size() < total) {
+    // Between the batches of a long evaluation (never inside a one-batch step, so decoding polls the
+    // abort flag itself), the caller may stop it; the cache then holds the batches done so far.
+    if (!first_batch && interrupt_ != nullptr && interrupt_->requested()) {
+      history_.resize((size_t)kv_.size());
+      rows_evaluated_ = 0;
+      throw_error(ErrorCode::Aborted, "the evaluation was aborted after ", kv_.size(), " of ", total, " tokens");
+    }
+    first_batch = false;
     const int start = kv_.size();
     const int T = std::min(ws_.max_T(), total - start);
     positions_.resize(T);
@@ -142,8 +151,21 @@ void Session::evaluate_pending(int rows_wanted) {
   }
 }
 
+namespace {
+// Sets a session's interrupt for the duration of one call.
+class InterruptScope {
+ public:
+  InterruptScope(const Interrupt*& slot, const Interrupt* value) : slot_(slot) { slot_ = value; }
+  ~InterruptScope() { slot_ = nullptr; }
+
+ private:
+  const Interrupt*& slot_;
+};
+}  // namespace
+
 void Session::evaluate(const std::vector<int32_t>& tokens, int rows, std::vector<float>* logits,
-                       std::vector<float>* hidden) {
+                       std::vector<float>* hidden, const Interrupt& interrupt) {
+  InterruptScope scope(interrupt_, &interrupt);
   CHIMERA_CHECK(!tokens.empty(), ErrorCode::InvalidArg, "evaluate: no tokens");
   CHIMERA_CHECK(rows >= 0 && rows <= (int)tokens.size(), ErrorCode::InvalidArg, "evaluate: rows must be in 0..",
                 tokens.size());
@@ -166,7 +188,10 @@ void Session::evaluate(const std::vector<int32_t>& tokens, int rows, std::vector
   }
 }
 
-GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& sink, const std::atomic<bool>& abort) {
+GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& sink, const std::atomic<bool>& abort,
+                                 const std::function<void()>& heartbeat) {
+  const Interrupt interrupt{&abort, heartbeat};
+  InterruptScope scope(interrupt_, &interrupt);
   validate_sampling(req.sampling);
   CHIMERA_CHECK(req.max_tokens >= 0, ErrorCode::InvalidArg, "maxTokens must be >= 0, got ", req.max_tokens);
   const auto t_start = Clock::now();
@@ -182,7 +207,14 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
     res.ms_total = ms_since(t_start);
     return res;
   }
-  sync_cache(context, res);
+  try {
+    sync_cache(context, res);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::Aborted) throw;
+    res.stop_reason = StopReason::Aborted;  // stopped between the prompt's batches
+    res.ms_total = ms_since(t_start);
+    return res;
+  }
   res.ms_prompt = ms_since(t_start);
 
   const auto t_gen = Clock::now();
@@ -219,7 +251,7 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
   if (!running) res.stop_reason = StopReason::MaxTokens;
   bool first = true;
   while (running) {
-    if (abort.load()) { res.stop_reason = StopReason::Aborted; break; }
+    if (interrupt.requested()) { res.stop_reason = StopReason::Aborted; break; }
     std::vector<int32_t> next;
     if (first) {  // the prompt's logits give the first token
       next.push_back(sample_last(req.sampling, rng));

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "interrupt.h"
 #include "forward.h"
 #include "kv_cache.h"
 #include "runtime.h"
@@ -64,12 +65,16 @@ class Session {
   Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int batch_size = 64,
           const SpeculativeConfig* speculative = nullptr);
 
-  // Runs a request to completion. `abort` is polled before every step.
-  GenerateResult generate(const GenerateRequest& req, const ChunkSink& sink, const std::atomic<bool>& abort);
+  // Runs a request to completion. `abort` is polled before every step and between the batches of a
+  // long prompt; `heartbeat` (optional) is called at those points too.
+  GenerateResult generate(const GenerateRequest& req, const ChunkSink& sink, const std::atomic<bool>& abort,
+                          const std::function<void()>& heartbeat = {});
 
   // Appends tokens to the context and returns the logits (rows, V) and final hidden states (rows, C) of the
   // last `rows` of them (rows = 0: none). For scoring and tests.
-  void evaluate(const std::vector<int32_t>& tokens, int rows, std::vector<float>* logits, std::vector<float>* hidden);
+  // An interrupt between batches throws E_ABORTED; the context then keeps the tokens evaluated so far.
+  void evaluate(const std::vector<int32_t>& tokens, int rows, std::vector<float>* logits, std::vector<float>* hidden,
+                const Interrupt& interrupt = {});
 
   // Drops the context.
   void reset();
@@ -94,6 +99,7 @@ class Session {
   int32_t sample_last(const SamplingParams& sampling, Rng& rng);
 
   std::shared_ptr<ModelRuntime> runtime_;
+  const Interrupt* interrupt_ = nullptr;  // of the running generate/evaluate call
   KVCache kv_;
   Workspace ws_;
   std::vector<int32_t> history_;  // the whole context; history_[0, kv_.size()) is in the cache

@@ -127,11 +127,15 @@ void import_weights(ModelConfig& cfg, const WeightNames& names, const TensorLook
                     const std::string& file, WeightStorage& storage, ModelWeights& w) {
   const int64_t C = cfg.C, HD = cfg.HD, V = cfg.V, QD = (int64_t)cfg.NH * cfg.HS, KVD = cfg.KVD();
   w.tok_embd = import_matrix(storage, need(lookup, names.tok_embd, file), V, C);  // (V, C)
-  w.layers.assign((size_t)cfg.L, LayerWeights());
+  // The layer count is a claim of the metadata: the file's last layer must exist before anything is
+  // sized by it, and layers are added one at a time as their tensors are found.
+  need(lookup, names.layer_prefix + std::to_string(cfg.L - 1) + names.layer_suffix[0], file);
+  w.layers.clear();
   for (int l = 0; l < cfg.L; l++) {
     const std::string p = names.layer_prefix + std::to_string(l);
     const auto t = [&](int i) -> const RawTensor& { return need(lookup, p + names.layer_suffix[i], file); };
-    LayerWeights& lw = w.layers[(size_t)l];
+    w.layers.emplace_back();
+    LayerWeights& lw = w.layers.back();
     lw.attn_norm = import_vector_f32(storage, t(0), C);  // (C)
     lw.wq = import_matrix(storage, t(1), QD, C);          // (NH*HS, C)
     lw.wk = import_matrix(storage, t(2), KVD, C);         // (KVD, C)

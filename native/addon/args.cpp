@@ -51,6 +51,18 @@ std::vector<int32_t> arg_int32_list(const Napi::CallbackInfo& info, size_t i, co
   return out;
 }
 
+int arg_int(const Napi::CallbackInfo& info, size_t i, const char* name, int fallback, int lo, int hi) {
+  if (info.Length() <= i || info[i].IsUndefined()) return fallback;
+  const Napi::Value v = info[i];
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");
+  if (!(d == std::floor(d) && d >= lo && d <= hi)) {
+    const std::string got = v.IsNumber() ? v.ToString().Utf8Value() : "a " + std::string(v.IsString() ? "string" : "non-number");
+    bad(info.Env(), std::string(name) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi) +
+                        ", got " + got);
+  }
+  return (int)d;
+}
+
 double opt_number(const Napi::Object& o, const char* key, double fallback) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;

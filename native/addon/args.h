@@ -11,6 +11,8 @@ namespace chimera::addon {
 Napi::Object arg_object(const Napi::CallbackInfo& info, size_t i, const char* name);
 std::string arg_string(const Napi::CallbackInfo& info, size_t i, const char* name);
 Napi::Function arg_function(const Napi::CallbackInfo& info, size_t i, const char* name);
+// info[i] as an integer in lo..hi (absent or undefined: fallback); anything else is E_INVALID_ARG.
+int arg_int(const Napi::CallbackInfo& info, size_t i, const char* name, int fallback, int lo, int hi);
 std::vector<int32_t> arg_int32_list(const Napi::CallbackInfo& info, size_t i, const char* name);
 
 // Optional fields: return `fallback` when the field is undefined.

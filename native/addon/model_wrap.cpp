@@ -160,6 +160,7 @@ Napi::Value load_model_async(const Napi::CallbackInfo& info) {
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   RuntimeOptions opts;
   opts.load.tokenizer_path = opt_string(o, "tokenizer", "");
+  opts.load.check_tensors = opt_bool(o, "checkTensors", false);
   opts.threads = opt_int(o, "threads", 0);
   const std::string gpu = opt_string(o, "gpu", "auto");
   if (gpu == "auto") opts.gpu = GpuMode::Auto;

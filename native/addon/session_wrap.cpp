@@ -4,6 +4,7 @@
 #include "addon_data.h"
 #include "args.h"
 #include "draft_wrap.h"
+#include "env_teardown.h"
 #include "job_worker.h"
 #include "js_errors.h"
 
@@ -76,6 +77,11 @@ static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const 
 
 Napi::Object SessionWrap::create(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const Napi::Object& opts) {
   const int max_ctx = rt->model().config.max_context > 0 ? rt->model().config.max_context : 2048;
+  Napi::Value given = opts.Get("contextSize");
+  if ((given.IsUndefined() || given.IsNull()) && max_ctx < 2)
+    throw make_js_error(env, ErrorCode::InvalidArg,
+                        "the model's own context length is " + std::to_string(max_ctx) + " (from " + rt->model().path +
+                            "), too short for a session; pass contextSize (2..4194304) to createSession");
   const int context = opt_int(opts, "contextSize", std::min(max_ctx, 4096));
   const int batch = opt_int(opts, "batchSize", 64);
   if (context < 2 || context > (1 << 22))
@@ -162,8 +168,10 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<Chunk> {
 
   void Execute(const ExecutionProgress& progress) override {
     try {
+      // A heartbeat (an empty signal) lets OnProgress notice a terminated worker thread.
+      const auto heartbeat = rate_limited([&progress] { progress.Signal(); }, kHeartbeatInterval);
       result_ = st_->session.generate(
-          req_, [&](Chunk&& c) { progress.Send(&c, 1); }, st_->abort);
+          req_, [&](Chunk&& c) { progress.Send(&c, 1); }, st_->abort, heartbeat);
     } catch (...) {
       error_ = capture_current_exception();
       SetError(error_.message);
@@ -171,21 +179,31 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<Chunk> {
   }
   void OnProgress(const Chunk* data, size_t count) override {
     Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    for (size_t i = 0; i < count; i++) {
-      try {  // a throwing user callback must not break the stream
-        on_chunk_.Call({Napi::String::New(env, data[i].text), to_js_array(env, data[i].tokens)});
-      } catch (const Napi::Error&) {
+    // A terminated worker thread: nobody reads the chunks, so the generation stops at its next step.
+    if (js_stopped(env)) {
+      st_->abort = true;
+      return;
+    }
+    try {
+      Napi::HandleScope scope(env);
+      for (size_t i = 0; i < count; i++) {
+        try {  // a throwing user callback must not break the stream
+          on_chunk_.Call({Napi::String::New(env, data[i].text), to_js_array(env, data[i].tokens)});
+        } catch (const Napi::Error&) {
+          if (js_stopped(env)) st_->abort = true;
+        }
       }
+    } catch (...) {
+      st_->abort = true;
     }
   }
   void OnOK() override {
     st_->busy = false;
-    deferred_.Resolve(result_to_js(Env(), result_));
+    settle_or_drop(Env(), deferred_, [&] { deferred_.Resolve(result_to_js(Env(), result_)); });
   }
   void OnError(const Napi::Error&) override {
     st_->busy = false;
-    deferred_.Reject(make_js_error(Env(), error_).Value());
+    settle_or_drop(Env(), deferred_, [&] { deferred_.Reject(make_js_error(Env(), error_).Value()); });
   }
 
  private:
@@ -237,13 +255,15 @@ Napi::Value SessionWrap::generate(const Napi::CallbackInfo& info) {
 Napi::Value SessionWrap::evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<int32_t> tokens = arg_int32_list(info, 0, "tokens");
-  const int rows = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 1;
+  const int rows = arg_int(info, 1, "rows", 1, 0, (int)tokens.size());
   auto st = acquire(env);
   struct Out { std::vector<float> logits, hidden; };
   auto out = std::make_shared<Out>();
   return run_job(
       env, "chimera.evaluate",
-      [st, tokens = std::move(tokens), rows, out] { st->session.evaluate(tokens, rows, &out->logits, &out->hidden); },
+      [st, tokens = std::move(tokens), rows, out](const Interrupt& interrupt) {
+        st->session.evaluate(tokens, rows, &out->logits, &out->hidden, interrupt);
+      },
       [out](Napi::Env e) {
         Napi::Object o = Napi::Object::New(e);
         Napi::Float32Array l = Napi::Float32Array::New(e, out->logits.size());

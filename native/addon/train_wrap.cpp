@@ -9,6 +9,7 @@
 #include "base_trainer.h"
 #include "draft_trainer.h"
 #include "draft_wrap.h"
+#include "env_teardown.h"
 #include "js_errors.h"
 #include "model_wrap.h"
 
@@ -51,9 +52,10 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<P> {
   using Job = std::function<void(const std::function<void(const P&)>& report)>;
   using ToJs = Napi::Object (*)(Napi::Env, const P&);
   using Done = std::function<Napi::Value(Napi::Env)>;
-  TrainWorker(Napi::Env env, Job job, ToJs to_js, Done done, Napi::Function on_progress)
+  TrainWorker(Napi::Env env, Job job, ToJs to_js, Done done, Napi::Function on_progress,
+              std::shared_ptr<std::atomic<bool>> abort)
       : Napi::AsyncProgressQueueWorker<P>(env, "chimera.train"), deferred_(env), job_(std::move(job)), to_js_(to_js),
-        done_(std::move(done)) {
+        done_(std::move(done)), abort_(std::move(abort)) {
     if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
   }
   Napi::Promise promise() { return deferred_.Promise(); }
@@ -66,18 +68,31 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<P> {
     }
   }
   void OnProgress(const P* data, size_t count) override {
-    if (on_progress_.IsEmpty()) return;
     Napi::Env env = this->Env();
-    Napi::HandleScope scope(env);
-    for (size_t i = 0; i < count; i++) {
-      try {
-        on_progress_.Call({to_js_(env, data[i])});
-      } catch (const Napi::Error&) {  // a throwing callback must not stop training
+    if (js_stopped(env)) {  // a terminated worker thread: stop training at its next step
+      *abort_ = true;
+      return;
+    }
+    if (on_progress_.IsEmpty()) return;
+    try {
+      Napi::HandleScope scope(env);
+      for (size_t i = 0; i < count; i++) {
+        try {
+          on_progress_.Call({to_js_(env, data[i])});
+        } catch (const Napi::Error&) {  // a throwing callback must not stop training
+          if (js_stopped(env)) *abort_ = true;
+        }
       }
+    } catch (...) {
+      *abort_ = true;
     }
   }
-  void OnOK() override { deferred_.Resolve(done_(this->Env())); }
-  void OnError(const Napi::Error&) override { deferred_.Reject(make_js_error(this->Env(), error_).Value()); }
+  void OnOK() override {
+    settle_or_drop(this->Env(), deferred_, [&] { deferred_.Resolve(done_(this->Env())); });
+  }
+  void OnError(const Napi::Error&) override {
+    settle_or_drop(this->Env(), deferred_, [&] { deferred_.Reject(make_js_error(this->Env(), error_).Value()); });
+  }
 
  private:
   Napi::Promise::Deferred deferred_;
@@ -85,6 +100,7 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<P> {
   ToJs to_js_;
   Done done_;
   Napi::FunctionReference on_progress_;
+  std::shared_ptr<std::atomic<bool>> abort_;
   CapturedError error_;
 };
 
@@ -172,7 +188,7 @@ Napi::Value train_draft_async(const Napi::CallbackInfo& info) {
   auto result = std::make_shared<std::shared_ptr<const DraftModel>>();
   auto* w = new TrainWorker<DraftTrainProgress>(
       env, [rt, opts, abort, result](const auto& report) { *result = train_draft(rt, opts, report, *abort); },
-      draft_progress_js, [result](Napi::Env e) { return DraftWrap::wrap(e, *result); }, cb);
+      draft_progress_js, [result](Napi::Env e) { return DraftWrap::wrap(e, *result); }, cb, abort);
   return start(env, w, abort);
 }
 
@@ -187,7 +203,7 @@ Napi::Value train_base_async(const Napi::CallbackInfo& info) {
   auto loss = std::make_shared<double>(0);
   auto* w = new TrainWorker<BaseTrainProgress>(
       env, [opts, threads, abort, loss](const auto& report) { *loss = train_base(opts, threads, report, *abort); },
-      base_progress_js, [loss](Napi::Env e) { return Napi::Number::New(e, *loss); }, cb);
+      base_progress_js, [loss](Napi::Env e) { return Napi::Number::New(e, *loss); }, cb, abort);
   return start(env, w, abort);
 }
 
