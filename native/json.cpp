@@ -1,13 +1,16 @@
 // Strict RFC 8259 JSON: a recursive-descent parser with a depth limit, UTF-8 validation and \u escapes
 // (surrogate pairs joined), plus the typed accessors; the writer is json_writer.cpp. Model side files
 // are untrusted input, so the parser accepts nothing that RFC 8259 rejects (no comments, trailing
-// commas, NaN or duplicate keys).
+// commas, NaN or duplicate keys), and its memory is bounded by the input's size (json.h).
 #include "json.h"
 
 #include <algorithm>
+#include <climits>
+#include <memory>
 #include <clocale>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 #include "error.h"
 
@@ -57,23 +60,95 @@ double locale_safe_strtod(std::string token) {
 
 }  // namespace
 
+// Chunked storage for a document's strings and child lists: values never move once placed, so views
+// into it stay valid. Counts what it holds so the parser can cap it.
+class JsonArena {
+ public:
+  void* alloc(size_t bytes, size_t align) {
+    size_t pad = (align - (size_t)(uintptr_t)cur_ % align) % align;
+    if (cur_ == nullptr || pad + bytes > left_) {
+      // Blocks start small and double up to kMaxBlock, so a small document takes little and a large
+      // one wastes at most one block.
+      next_block_ = std::min(kMaxBlock, next_block_ * 2);
+      const size_t block = std::max<size_t>(bytes + align, bytes > next_block_ / 4 ? 0 : next_block_);
+      blocks_.emplace_back(new char[block]);
+      bytes_ += block;
+      cur_ = blocks_.back().get();
+      left_ = block;
+      pad = (align - (size_t)(uintptr_t)cur_ % align) % align;
+    }
+    char* p = cur_ + pad;
+    cur_ += pad + bytes;
+    left_ -= pad + bytes;
+    return p;
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  static constexpr size_t kMaxBlock = 1 << 20;
+  size_t next_block_ = 1 << 11;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* cur_ = nullptr;
+  size_t left_ = 0;
+  size_t bytes_ = 0;
+};
+
+JsonDocument::JsonDocument() : arena_(std::make_unique<JsonArena>()) {}
+JsonDocument::JsonDocument(JsonDocument&& o) noexcept : Json(static_cast<const Json&>(o)), arena_(std::move(o.arena_)) {}
+JsonDocument& JsonDocument::operator=(JsonDocument&& o) noexcept {
+  Json::operator=(static_cast<const Json&>(o));
+  arena_ = std::move(o.arena_);
+  return *this;
+}
+JsonDocument::~JsonDocument() = default;
+size_t JsonDocument::arena_bytes() const { return arena_ ? arena_->bytes() : 0; }
+
 class JsonParser {
  public:
-  JsonParser(const std::string& text, const std::string& what) : s_(text), what_(what) {}
+  JsonParser(const std::string& text, const std::string& what, JsonArena& arena)
+      : s_(text), what_(what), arena_(arena), budget_(kJsonMemoryRatio * text.size() + kJsonMemorySlack) {}
 
-  Json parse_document() {
-    Json root;
+  void parse_document(Json& root) {
     skip_ws();
     parse_value(root, 0);
     skip_ws();
     if (pos_ != s_.size()) fail("unexpected content after the end of the document");
-    return root;
   }
 
  private:
   const std::string& s_;
   const std::string& what_;
+  JsonArena& arena_;
+  const size_t budget_;
   size_t pos_ = 0;
+  // Children of the containers being parsed, moved into the arena when their container closes.
+  std::vector<Json> items_;
+  std::vector<JsonMember> members_;
+  std::string scratch_;  // a string being unescaped
+
+  void check_budget() const {
+    const size_t used = arena_.bytes() + items_.capacity() * sizeof(Json) + members_.capacity() * sizeof(JsonMember);
+    if (used > budget_)
+      fail("the document needs more than " + std::to_string(kJsonMemoryRatio) +
+           "x its size in memory (too many small values)");
+  }
+  template <typename T>
+  const T* place(const std::vector<T>& stack, size_t from) {
+    const size_t n = stack.size() - from;
+    if (n == 0) return nullptr;
+    T* out = static_cast<T*>(arena_.alloc(n * sizeof(T), alignof(T)));
+    std::uninitialized_copy(stack.begin() + (std::ptrdiff_t)from, stack.end(), out);
+    check_budget();
+    return out;
+  }
+  // Grows a stack with the budget checked first, so a crafted array cannot double it past the cap.
+  template <typename T>
+  void reserve_one(std::vector<T>& stack) {
+    if (stack.size() == stack.capacity()) {
+      stack.reserve(std::max<size_t>(16, stack.capacity() * 2));
+      check_budget();
+    }
+  }
 
   [[noreturn]] void fail(const std::string& problem) const {
     throw_error(ErrorCode::Format, what_, ": ", problem, " at byte ", pos_);
@@ -100,7 +175,7 @@ class JsonParser {
     switch (peek()) {
       case '{': parse_object(out, depth); return;
       case '[': parse_array(out, depth); return;
-      case '"': out.kind_ = Json::Kind::String; parse_string(out.str_); return;
+      case '"': parse_string_value(out); return;
       case 't': expect_literal("true"); out.kind_ = Json::Kind::Bool; out.b_ = true; return;
       case 'f': expect_literal("false"); out.kind_ = Json::Kind::Bool; out.b_ = false; return;
       case 'n': expect_literal("null"); out.kind_ = Json::Kind::Null; return;
@@ -115,15 +190,21 @@ class JsonParser {
     pos_++;  // '['
     skip_ws();
     if (peek() == ']') { pos_++; return; }
+    const size_t base = items_.size();
     for (;;) {
       skip_ws();
-      out.arr_.emplace_back();
-      parse_value(out.arr_.back(), depth + 1);
+      Json item;
+      parse_value(item, depth + 1);
+      reserve_one(items_);
+      items_.push_back(item);
       skip_ws();
       if (peek() == ',') { pos_++; continue; }
-      if (peek() == ']') { pos_++; return; }
+      if (peek() == ']') { pos_++; break; }
       fail("expected ',' or ']' in an array");
     }
+    out.size_ = checked_count(items_.size() - base);
+    out.items_ = place(items_, base);
+    items_.resize(base);
   }
 
   void parse_object(Json& out, int depth) {
@@ -131,32 +212,45 @@ class JsonParser {
     pos_++;  // '{'
     skip_ws();
     if (peek() == '}') { pos_++; return; }
+    const size_t base = members_.size();
     for (;;) {
       skip_ws();
       if (peek() != '"') fail("expected a string key in an object");
-      out.obj_.emplace_back();
-      parse_string(out.obj_.back().first);
+      JsonMember m;
+      m.first = parse_string();
       skip_ws();
       if (peek() != ':') fail("expected ':' after an object key");
       pos_++;
       skip_ws();
-      parse_value(out.obj_.back().second, depth + 1);
+      parse_value(m.second, depth + 1);
+      reserve_one(members_);
+      members_.push_back(m);
       skip_ws();
       if (peek() == ',') { pos_++; continue; }
       if (peek() == '}') { pos_++; break; }
       fail("expected ',' or '}' in an object");
     }
-    check_unique_keys(out.obj_);
+    check_unique_keys(base);
+    out.size_ = checked_count(members_.size() - base);
+    out.members_ = place(members_, base);
+    members_.resize(base);
+  }
+
+  uint32_t checked_count(size_t n) const {
+    if (n > UINT32_MAX) fail("a container has more than 2^32 entries");
+    return (uint32_t)n;
   }
 
   // Duplicate keys would make lookups ambiguous (which tensor offset is real?), so they are an error.
-  void check_unique_keys(const std::vector<std::pair<std::string, Json>>& obj) const {
-    std::vector<const std::string*> keys;
-    keys.reserve(obj.size());
-    for (const auto& kv : obj) keys.push_back(&kv.first);
-    std::sort(keys.begin(), keys.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+  void check_unique_keys(size_t base) {
+    const size_t n = members_.size() - base;
+    if (n < 2) return;
+    std::vector<std::string_view> keys;
+    keys.reserve(n);
+    for (size_t i = base; i < members_.size(); i++) keys.push_back(members_[i].first);
+    std::sort(keys.begin(), keys.end());
     for (size_t i = 1; i < keys.size(); i++) {
-      if (*keys[i] == *keys[i - 1]) fail("duplicate object key \"" + *keys[i] + "\"");
+      if (keys[i] == keys[i - 1]) fail("duplicate object key \"" + std::string(keys[i]) + "\"");
     }
   }
 
@@ -218,7 +312,25 @@ class JsonParser {
     return 0;
   }
 
-  void parse_string(std::string& out) {
+  void parse_string_value(Json& out) {
+    const std::string_view v = parse_string();
+    out.kind_ = Json::Kind::String;
+    out.size_ = checked_count(v.size());
+    out.str_ = v.data();
+  }
+
+  // A string, unescaped and validated, copied into the arena.
+  std::string_view parse_string() {
+    scratch_.clear();
+    parse_string_into(scratch_);
+    if (scratch_.empty()) return std::string_view("", 0);
+    char* p = static_cast<char*>(arena_.alloc(scratch_.size(), 1));
+    std::memcpy(p, scratch_.data(), scratch_.size());
+    check_budget();
+    return std::string_view(p, scratch_.size());
+  }
+
+  void parse_string_into(std::string& out) {
     pos_++;  // opening quote
     for (;;) {
       if (at_end()) fail("unterminated string");
@@ -281,7 +393,11 @@ class JsonParser {
   }
 };
 
-Json Json::parse(const std::string& text, const std::string& what) { return JsonParser(text, what).parse_document(); }
+JsonDocument Json::parse(const std::string& text, const std::string& what) {
+  JsonDocument doc;
+  JsonParser(text, what, *doc.arena_).parse_document(doc);
+  return doc;
+}
 
 double Json::number(const char* what) const {
   CHIMERA_CHECK(kind_ == Kind::Number, ErrorCode::Format, what, ": expected a number, found ", kind_name(kind_));
@@ -300,25 +416,25 @@ bool Json::boolean(const char* what) const {
   return b_;
 }
 
-const std::string& Json::string(const char* what) const {
+std::string_view Json::string(const char* what) const {
   CHIMERA_CHECK(kind_ == Kind::String, ErrorCode::Format, what, ": expected a string, found ", kind_name(kind_));
-  return str_;
+  return size_ == 0 ? std::string_view() : std::string_view(str_, size_);
 }
 
-const std::vector<Json>& Json::array(const char* what) const {
+JsonSpan<Json> Json::array(const char* what) const {
   CHIMERA_CHECK(kind_ == Kind::Array, ErrorCode::Format, what, ": expected an array, found ", kind_name(kind_));
-  return arr_;
+  return JsonSpan<Json>(items_, size_);
 }
 
-const std::vector<std::pair<std::string, Json>>& Json::object(const char* what) const {
+JsonSpan<JsonMember> Json::object(const char* what) const {
   CHIMERA_CHECK(kind_ == Kind::Object, ErrorCode::Format, what, ": expected an object, found ", kind_name(kind_));
-  return obj_;
+  return JsonSpan<JsonMember>(members_, size_);
 }
 
-const Json* Json::find(const std::string& key) const {
+const Json* Json::find(std::string_view key) const {
   if (kind_ != Kind::Object) return nullptr;
-  for (const auto& kv : obj_) {
-    if (kv.first == key) return &kv.second;
+  for (uint32_t i = 0; i < size_; i++) {
+    if (members_[i].first == key) return &members_[i].second;
   }
   return nullptr;
 }

@@ -11,56 +11,62 @@
 
 namespace chimera {
 
-Json Json::make_bool(bool b) {
-  Json j;
+JsonValue JsonValue::make_bool(bool b) {
+  JsonValue j;
   j.kind_ = Kind::Bool;
   j.b_ = b;
   return j;
 }
 
-Json Json::make_number(double d) {
-  Json j;
+JsonValue JsonValue::make_number(double d) {
+  JsonValue j;
   j.kind_ = Kind::Number;
   j.num_ = d;
   return j;
 }
 
-Json Json::make_string(std::string s) {
-  Json j;
+JsonValue JsonValue::make_string(std::string s) {
+  JsonValue j;
   j.kind_ = Kind::String;
   j.str_ = std::move(s);
   return j;
 }
 
-Json Json::make_array(std::vector<Json> items) {
-  Json j;
+JsonValue JsonValue::make_array(std::vector<JsonValue> items) {
+  JsonValue j;
   j.kind_ = Kind::Array;
   j.arr_ = std::move(items);
   return j;
 }
 
-Json Json::make_object() {
-  Json j;
+JsonValue JsonValue::make_object() {
+  JsonValue j;
   j.kind_ = Kind::Object;
   return j;
 }
 
-void Json::set(const std::string& key, Json value) {
-  CHIMERA_CHECK(kind_ == Kind::Object, ErrorCode::Internal, "Json::set needs an object (use Json::make_object)");
+void JsonValue::set(const std::string& key, JsonValue value) {
+  CHIMERA_CHECK(kind_ == Kind::Object, ErrorCode::Internal, "JsonValue::set needs an object (use make_object)");
   for (auto& kv : obj_) {
     if (kv.first == key) { kv.second = std::move(value); return; }
   }
   obj_.emplace_back(key, std::move(value));
 }
 
-void Json::push(Json value) {
-  CHIMERA_CHECK(kind_ == Kind::Array, ErrorCode::Internal, "Json::push needs an array (use Json::make_array)");
+void JsonValue::push(JsonValue value) {
+  CHIMERA_CHECK(kind_ == Kind::Array, ErrorCode::Internal, "JsonValue::push needs an array (use make_array)");
   arr_.push_back(std::move(value));
+}
+
+const JsonValue* JsonValue::find(const std::string& key) const {
+  for (const auto& kv : obj_)
+    if (kv.first == key) return &kv.second;
+  return nullptr;
 }
 
 namespace {
 
-void dump_string(std::string& out, const std::string& s) {
+void dump_string(std::string& out, std::string_view s) {
   out += '"';
   for (const char ch : s) {
     const uint8_t c = (uint8_t)ch;
@@ -100,17 +106,17 @@ void dump_number(std::string& out, double d) {
 
 }  // namespace
 
-// Recursion depth is bounded by how the value was built (parsed values by kMaxDepth).
-static void dump_value(std::string& out, const Json& j) {
-  switch (j.kind()) {
+// Recursion depth is bounded by how the value was built.
+void dump_value(std::string& out, const JsonValue& j) {
+  switch (j.kind_) {
     case Json::Kind::Null: out += "null"; return;
-    case Json::Kind::Bool: out += j.boolean() ? "true" : "false"; return;
-    case Json::Kind::Number: dump_number(out, j.number()); return;
-    case Json::Kind::String: dump_string(out, j.string()); return;
+    case Json::Kind::Bool: out += j.b_ ? "true" : "false"; return;
+    case Json::Kind::Number: dump_number(out, j.num_); return;
+    case Json::Kind::String: dump_string(out, j.str_); return;
     case Json::Kind::Array: {
       out += '[';
       bool first = true;
-      for (const Json& item : j.array()) {
+      for (const JsonValue& item : j.arr_) {
         if (!first) out += ',';
         first = false;
         dump_value(out, item);
@@ -121,7 +127,7 @@ static void dump_value(std::string& out, const Json& j) {
     case Json::Kind::Object: {
       out += '{';
       bool first = true;
-      for (const auto& kv : j.object()) {
+      for (const auto& kv : j.obj_) {
         if (!first) out += ',';
         first = false;
         dump_string(out, kv.first);
@@ -134,7 +140,7 @@ static void dump_value(std::string& out, const Json& j) {
   }
 }
 
-std::string Json::dump() const {
+std::string JsonValue::dump() const {
   std::string out;
   dump_value(out, *this);
   return out;

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 std::string join(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
-Json read_json(const std::string& path) { return Json::parse(read_text_file(path), path); }
+JsonDocument read_json(const std::string& path) { return Json::parse(read_text_file(path), path); }
 
 int int_field(const Json& cfg, const char* key, const std::string& file, const int* fallback = nullptr) {
   const Json* v = cfg.find(key);
@@ -45,11 +45,11 @@ bool bool_field(const Json& cfg, const char* key, bool fallback, const std::stri
 void check_architecture(const Json& cfg, const std::string& file) {
   const Json* type = cfg.find("model_type");
   bool llama = type && type->is_string() && type->string() == "llama";
-  std::string seen = type && type->is_string() ? type->string() : "";
+  std::string seen = type && type->is_string() ? std::string(type->string()) : "";
   if (const Json* archs = cfg.find("architectures"); archs && archs->is_array()) {
     for (const Json& a : archs->array()) {
       if (a.is_string() && a.string() == "LlamaForCausalLM") llama = true;
-      if (a.is_string() && seen.empty()) seen = a.string();
+      if (a.is_string() && seen.empty()) seen = std::string(a.string());
     }
   }
   CHIMERA_CHECK(llama, ErrorCode::Unsupported, file, ": model type '", seen,
@@ -59,7 +59,7 @@ void check_architecture(const Json& cfg, const std::string& file) {
                 ": rope_scaling is not supported");
   const Json* act = cfg.find("hidden_act");
   CHIMERA_CHECK(act == nullptr || !act->is_string() || act->string() == "silu", ErrorCode::Unsupported, file,
-                ": hidden_act '", act ? act->string() : "", "' is not supported (only silu)");
+                ": hidden_act '", act ? act->string() : std::string_view(), "' is not supported (only silu)");
   CHIMERA_CHECK(!bool_field(cfg, "attention_bias", false, file) && !bool_field(cfg, "mlp_bias", false, file),
                 ErrorCode::Unsupported, file, ": projection biases (attention_bias / mlp_bias) are not supported");
 }
@@ -112,22 +112,23 @@ std::map<std::string, const RawTensor*> open_shards(const std::string& dir,
   CHIMERA_CHECK(fs::exists(index_path), ErrorCode::NotFound, dir,
                 " has neither model.safetensors nor model.safetensors.index.json (only safetensors checkpoints are "
                 "supported, not pytorch_model.bin)");
-  const Json index = read_json(index_path);
+  const JsonDocument index = read_json(index_path);
   const Json* map = index.find("weight_map");
   CHIMERA_CHECK(map != nullptr, ErrorCode::Format, index_path, ": weight_map is missing");
   std::map<std::string, SafetensorsFile*> by_file;
   for (const auto& kv : map->object((index_path + " weight_map").c_str())) {
-    const std::string& shard = kv.second.string((index_path + " weight_map entry").c_str());
+    const std::string shard(kv.second.string((index_path + " weight_map entry").c_str()));
+    const std::string name(kv.first);
     check_shard_name(shard, index_path);
     auto it = by_file.find(shard);
     if (it == by_file.end()) {
       shards.push_back(std::make_unique<SafetensorsFile>(join(dir, shard)));
       it = by_file.emplace(shard, shards.back().get()).first;
     }
-    const RawTensor* t = it->second->tensor(kv.first);
-    CHIMERA_CHECK(t != nullptr, ErrorCode::Tensor, index_path, ": tensor ", kv.first, " should be in ", shard,
+    const RawTensor* t = it->second->tensor(name);
+    CHIMERA_CHECK(t != nullptr, ErrorCode::Tensor, index_path, ": tensor ", name, " should be in ", shard,
                   ", which does not have it");
-    table[kv.first] = t;
+    table[name] = t;
   }
   return table;
 }
@@ -138,7 +139,7 @@ bool special_from_tokenizer_config(const Json& tc, const char* key, const Tokeni
   if (v == nullptr) return false;
   const Json* content = v->is_object() ? v->find("content") : v;
   if (content == nullptr || !content->is_string()) return false;
-  const std::string text = sentencepiece_to_text(content->string());
+  const std::string text = sentencepiece_to_text(std::string(content->string()));
   for (size_t i = 0; i < d.pieces.size(); i++) {
     if (d.pieces[i] == text) { *id = (int32_t)i; return true; }
   }
@@ -165,7 +166,7 @@ TokenizerData read_tokenizer(const std::string& dir, const Json& config, int V) 
   CHIMERA_CHECK(n <= V, ErrorCode::Format, tok_path, ": the tokenizer has ", n,
                 " tokens, more than the model's vocab_size ", V);
   const std::string tc_path = join(dir, "tokenizer_config.json");
-  Json tc;
+  JsonDocument tc;  // null when absent
   if (fs::exists(tc_path)) tc = read_json(tc_path);
   if (!special_from_tokenizer_config(tc, "bos_token", d, &d.bos)) special_from_config(config, "bos_token_id", n, &d.bos);
   if (!special_from_tokenizer_config(tc, "eos_token", d, &d.eos)) special_from_config(config, "eos_token_id", n, &d.eos);
@@ -185,7 +186,7 @@ std::unique_ptr<Model> load_hf_dir(const std::string& dir) {
   const std::string config_path = join(dir, "config.json");
   CHIMERA_CHECK(fs::exists(config_path), ErrorCode::NotFound, dir,
                 " has no config.json, so it is not a Hugging Face model directory");
-  const Json config = read_json(config_path);
+  const JsonDocument config = read_json(config_path);
   auto m = std::make_unique<Model>();
   m->path = dir;
   m->config = read_config(config, dir, config_path);

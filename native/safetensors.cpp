@@ -89,17 +89,18 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
                 ": header length ", header_len, " is invalid for a file of ", file_->size(),
                 " bytes (not a safetensors file, or truncated)");
   const uint8_t* header = r.take((size_t)header_len);
-  const Json root = Json::parse(std::string(reinterpret_cast<const char*>(header), (size_t)header_len), path + " header");
+  const JsonDocument root = Json::parse(std::string(reinterpret_cast<const char*>(header), (size_t)header_len), path + " header");
   const uint8_t* data = header + header_len;
   const uint64_t data_size = r.remaining();
   for (const auto& kv : root.object((path + " header").c_str())) {
     if (kv.first == "__metadata__") {
       const std::string what = path + " __metadata__";
-      for (const auto& m : kv.second.object(what.c_str())) metadata_.emplace_back(m.first, m.second.string(what.c_str()));
+      for (const auto& m : kv.second.object(what.c_str()))
+        metadata_.emplace_back(std::string(m.first), std::string(m.second.string(what.c_str())));
       continue;
     }
-    tensors_.push_back(parse_entry(kv.first, kv.second, data, data_size, path));
-    index_.emplace(kv.first, tensors_.size() - 1);  // keys are unique: the JSON parser rejects duplicates
+    tensors_.push_back(parse_entry(std::string(kv.first), kv.second, data, data_size, path));
+    index_.emplace(std::string(kv.first), tensors_.size() - 1);  // keys are unique: the JSON parser rejects duplicates
   }
 }
 

@@ -19,28 +19,28 @@ static const char* st_dtype(DType t) {
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::vector<std::pair<std::string, std::string>>& metadata) {
-  Json header = Json::make_object();
+  JsonValue header = JsonValue::make_object();
   if (!metadata.empty()) {
-    Json meta = Json::make_object();
-    for (const auto& kv : metadata) meta.set(kv.first, Json::make_string(kv.second));
+    JsonValue meta = JsonValue::make_object();
+    for (const auto& kv : metadata) meta.set(kv.first, JsonValue::make_string(kv.second));
     header.set("__metadata__", meta);
   }
   uint64_t offset = 0;
   std::vector<uint64_t> sizes;
   for (const auto& t : tensors) {
     uint64_t n = 1;
-    Json shape = Json::make_array();
+    JsonValue shape = JsonValue::make_array();
     for (int64_t d : t.shape) {
       n *= (uint64_t)d;
-      shape.push(Json::make_number((double)d));
+      shape.push(JsonValue::make_number((double)d));
     }
     const uint64_t bytes = dtype_row_bytes(t.dtype, n);
-    Json entry = Json::make_object();
-    entry.set("dtype", Json::make_string(st_dtype(t.dtype)));
+    JsonValue entry = JsonValue::make_object();
+    entry.set("dtype", JsonValue::make_string(st_dtype(t.dtype)));
     entry.set("shape", shape);
-    Json offs = Json::make_array();
-    offs.push(Json::make_number((double)offset));
-    offs.push(Json::make_number((double)(offset + bytes)));
+    JsonValue offs = JsonValue::make_array();
+    offs.push(JsonValue::make_number((double)offset));
+    offs.push(JsonValue::make_number((double)(offset + bytes)));
     entry.set("data_offsets", offs);
     header.set(t.name, entry);
     sizes.push_back(bytes);

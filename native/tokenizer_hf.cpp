@@ -60,13 +60,13 @@ bool uses_space_prefix(const Json& root) {
 
 struct Entry {
   int64_t id;
-  const std::string* text;
+  std::string_view text;
   const Json* added;  // non-null for added_tokens entries
 };
 
 // vocab + added_tokens -> dense id table of raw piece texts. Ids must be exactly 0..n-1; an added token
 // may repeat a vocab entry (same id, same text).
-std::vector<std::string> dense_pieces(const std::vector<Entry>& entries, const std::string& path,
+std::vector<std::string_view> dense_pieces(const std::vector<Entry>& entries, const std::string& path,
                                       std::vector<const Json*>& added_of) {
   int64_t max_id = -1;
   for (const Entry& e : entries) {
@@ -76,16 +76,16 @@ std::vector<std::string> dense_pieces(const std::vector<Entry>& entries, const s
   // More ids than entries means gaps; checking first keeps the allocation bounded by the file.
   CHIMERA_CHECK(max_id + 1 <= (int64_t)entries.size(), ErrorCode::Format, path, ": token ids go up to ", max_id,
                 " but vocab and added_tokens have only ", entries.size(), " entries; ids must be contiguous from 0");
-  std::vector<std::string> raw((size_t)(max_id + 1));
+  std::vector<std::string_view> raw((size_t)(max_id + 1));  // views into the parsed document
   std::vector<bool> filled(raw.size(), false);
   added_of.assign(raw.size(), nullptr);
   for (const Entry& e : entries) {
     const size_t i = (size_t)e.id;
     if (filled[i]) {
-      CHIMERA_CHECK(e.added != nullptr && raw[i] == *e.text, ErrorCode::Format, path, ": token id ", e.id,
-                    " is given to both '", raw[i], "' and '", *e.text, "'");
+      CHIMERA_CHECK(e.added != nullptr && raw[i] == e.text, ErrorCode::Format, path, ": token id ", e.id,
+                    " is given to both '", raw[i], "' and '", e.text, "'");
     }
-    raw[i] = *e.text;
+    raw[i] = e.text;
     filled[i] = true;
     if (e.added) added_of[i] = e.added;
   }
@@ -99,17 +99,17 @@ std::pair<std::string, std::string> split_merge(const Json& m, const std::string
   if (m.is_array()) {
     const auto& a = m.array();
     CHIMERA_CHECK(a.size() == 2, ErrorCode::Format, path, ": a merge must be a pair of pieces");
-    return {a[0].string("merge piece"), a[1].string("merge piece")};
+    return {std::string(a[0].string("merge piece")), std::string(a[1].string("merge piece"))};
   }
-  const std::string& s = m.string("merge");
+  const std::string_view s = m.string("merge");
   const size_t sp = s.find(' ');
   CHIMERA_CHECK(sp != std::string::npos && s.find(' ', sp + 1) == std::string::npos, ErrorCode::Format, path,
                 ": merge '", s, "' must be two pieces separated by one space");
-  return {s.substr(0, sp), s.substr(sp + 1)};
+  return {std::string(s.substr(0, sp)), std::string(s.substr(sp + 1))};
 }
 
 // Merge ranks: data.merges in file order, and each merged piece scored -rank of its first merge.
-void read_merges(const Json& model, const std::unordered_map<std::string, int32_t>& ids, TokenizerData& d,
+void read_merges(const Json& model, const std::unordered_map<std::string_view, int32_t>& ids, TokenizerData& d,
                  const std::string& path) {
   const Json* merges = model.find("merges");
   if (merges == nullptr) return;
@@ -118,7 +118,8 @@ void read_merges(const Json& model, const std::unordered_map<std::string, int32_
   d.merges.reserve(list.size());
   for (size_t rank = 0; rank < list.size(); rank++) {
     const auto pair = split_merge(list[rank], path);
-    const auto l = ids.find(pair.first), r = ids.find(pair.second), lr = ids.find(pair.first + pair.second);
+    const std::string joined = pair.first + pair.second;
+    const auto l = ids.find(pair.first), r = ids.find(pair.second), lr = ids.find(joined);
     CHIMERA_CHECK(l != ids.end() && r != ids.end() && lr != ids.end(), ErrorCode::Format, path, ": merge '",
                   pair.first, " ", pair.second, "' uses or makes a piece that is not in the vocabulary");
     d.merges.emplace_back(sentencepiece_to_text(pair.first), sentencepiece_to_text(pair.second));
@@ -129,7 +130,7 @@ void read_merges(const Json& model, const std::unordered_map<std::string, int32_
   }
 }
 
-int32_t id_of(const std::unordered_map<std::string, int32_t>& ids, const std::string& piece) {
+int32_t id_of(const std::unordered_map<std::string_view, int32_t>& ids, const std::string& piece) {
   const auto it = ids.find(piece);
   return it == ids.end() ? -1 : it->second;
 }
@@ -137,11 +138,11 @@ int32_t id_of(const std::unordered_map<std::string, int32_t>& ids, const std::st
 }  // namespace
 
 TokenizerData read_hf_tokenizer_json(const std::string& path) {
-  const Json root = Json::parse(read_text_file(path), path);
+  const JsonDocument root = Json::parse(read_text_file(path), path);
   const Json* model = root.find("model");
   CHIMERA_CHECK(model != nullptr && model->is_object(), ErrorCode::Format, path, ": no \"model\" object");
   const Json* type = model->find("type");
-  const std::string type_name = type && type->is_string() ? type->string() : "?";
+  const std::string type_name = type && type->is_string() ? std::string(type->string()) : "?";
   CHIMERA_CHECK(type_name == "BPE", ErrorCode::Unsupported, path, ": tokenizer model type ", type_name,
                 " is not supported (only BPE)");
   reject_byte_level(root, path);
@@ -149,30 +150,32 @@ TokenizerData read_hf_tokenizer_json(const std::string& path) {
   CHIMERA_CHECK(vocab != nullptr, ErrorCode::Format, path, ": model.vocab is missing");
   std::vector<Entry> entries;
   for (const auto& kv : vocab->object("tokenizer.json model.vocab")) {
-    entries.push_back({kv.second.integer("tokenizer.json vocab id"), &kv.first, nullptr});
+    entries.push_back({kv.second.integer("tokenizer.json vocab id"), kv.first, nullptr});
   }
   if (const Json* added = root.find("added_tokens")) {
     for (const Json& a : added->array("tokenizer.json added_tokens")) {
       const Json* id = a.find("id");
       const Json* content = a.find("content");
       CHIMERA_CHECK(id && content, ErrorCode::Format, path, ": an added token lacks id or content");
-      entries.push_back({id->integer("added token id"), &content->string("added token content"), &a});
+      entries.push_back({id->integer("added token id"), content->string("added token content"), &a});
     }
   }
   std::vector<const Json*> added_of;
-  const std::vector<std::string> raw = dense_pieces(entries, path, added_of);
-  std::unordered_map<std::string, int32_t> ids;
+  const std::vector<std::string_view> raw = dense_pieces(entries, path, added_of);
+  entries = std::vector<Entry>();  // freed before the piece tables are built
+  std::unordered_map<std::string_view, int32_t> ids;
+  ids.reserve(raw.size());
   for (size_t i = 0; i < raw.size(); i++) ids.emplace(raw[i], (int32_t)i);
 
   TokenizerData d;
   const Json* fallback = model->find("byte_fallback");
   const bool byte_fallback = fallback && fallback->is_bool() && fallback->boolean();
   const Json* unk = model->find("unk_token");
-  const std::string unk_piece = unk && unk->is_string() ? unk->string() : "<unk>";
+  const std::string unk_piece = unk && unk->is_string() ? std::string(unk->string()) : "<unk>";
   for (size_t i = 0; i < raw.size(); i++) {
-    d.pieces.push_back(sentencepiece_to_text(raw[i]));
+    d.pieces.push_back(sentencepiece_to_text(std::string(raw[i])));
     TokenType t = TokenType::Normal;
-    if (byte_fallback && is_byte_piece(raw[i])) t = TokenType::Byte;
+    if (byte_fallback && is_byte_piece(std::string(raw[i]))) t = TokenType::Byte;
     if (raw[i] == unk_piece) t = TokenType::Unknown;
     if (const Json* a = added_of[i]) {
       const Json* special = a->find("special");

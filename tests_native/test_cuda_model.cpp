@@ -107,7 +107,7 @@ int main() {
     auto cpu = ModelRuntime::load(model_path, cpu_opts);
     auto gpu = ModelRuntime::load(model_path, gpu_opts);
     EXPECT(std::string(gpu->backend().name()) == "cuda");
-    const Json golden = Json::parse(read_text(dir + "/golden.json"), "golden.json");
+    const JsonDocument golden = Json::parse(read_text(dir + "/golden.json"), "golden.json");
 
     // 1. Logits of every prompt row, CPU vs CUDA.
     {
@@ -124,7 +124,7 @@ int main() {
     Session plain(gpu, 512);
     std::vector<std::string> prompts;
     for (const Json& c : golden.find("cases")->array()) {
-      const std::string prompt = c.find("prompt")->string();
+      const std::string prompt(c.find("prompt")->string());
       prompts.push_back(prompt);
       const std::vector<int32_t> want = ints(*c.find("output_ids"));
       GenerateResult r = run(plain, prompt, (int)want.size(), greedy());

@@ -52,7 +52,7 @@ std::vector<Tensor> model_tensors(int V) {
 
 // A safetensors file of random values (1-byte dtypes get 1 byte per element).
 void write_safetensors(const fs::path& p, const std::vector<Tensor>& tensors, uint32_t seed) {
-  Json header = Json::make_object();
+  JsonValue header = JsonValue::make_object();
   std::string data;
   test::Rng rng(seed);
   for (const Tensor& t : tensors) {
@@ -63,11 +63,11 @@ void write_safetensors(const fs::path& p, const std::vector<Tensor>& tensors, ui
       const float f = rng.uniform(-0.5f, 0.5f);
       data.append(reinterpret_cast<const char*>(&f), t.dtype == "F32" ? 4 : 1);
     }
-    Json e = Json::make_object(), shape = Json::make_array();
-    for (int64_t d : t.shape) shape.push(Json::make_number((double)d));
-    e.set("dtype", Json::make_string(t.dtype));
+    JsonValue e = JsonValue::make_object(), shape = JsonValue::make_array();
+    for (int64_t d : t.shape) shape.push(JsonValue::make_number((double)d));
+    e.set("dtype", JsonValue::make_string(t.dtype));
     e.set("shape", shape);
-    e.set("data_offsets", Json::make_array({Json::make_number((double)begin), Json::make_number((double)data.size())}));
+    e.set("data_offsets", JsonValue::make_array({JsonValue::make_number((double)begin), JsonValue::make_number((double)data.size())}));
     header.set(t.name, e);
   }
   std::string h = header.dump();
@@ -78,9 +78,9 @@ void write_safetensors(const fs::path& p, const std::vector<Tensor>& tensors, ui
 }
 
 // <unk> <s> </s>, 256 byte pieces, then ▁ a b ▁a ab (264 pieces) with merges "▁ a", "a b".
-Json tokenizer_json(bool merges_as_pairs) {
-  Json vocab = Json::make_object();
-  const auto add = [&](const std::string& p) { vocab.set(p, Json::make_number((double)vocab.object().size())); };
+JsonValue tokenizer_json(bool merges_as_pairs) {
+  JsonValue vocab = JsonValue::make_object();
+  const auto add = [&](const std::string& p) { vocab.set(p, JsonValue::make_number((double)vocab.size())); };
   for (const char* s : {"<unk>", "<s>", "</s>"}) add(s);
   char buf[8];
   for (int i = 0; i < 256; i++) {
@@ -88,32 +88,32 @@ Json tokenizer_json(bool merges_as_pairs) {
     add(buf);
   }
   for (const std::string& s : {kSp, std::string("a"), std::string("b"), kSp + "a", std::string("ab")}) add(s);
-  Json merges = Json::make_array();
+  JsonValue merges = JsonValue::make_array();
   for (const auto& m : {std::make_pair(kSp, std::string("a")), std::make_pair(std::string("a"), std::string("b"))}) {
-    merges.push(merges_as_pairs ? Json::make_array({Json::make_string(m.first), Json::make_string(m.second)})
-                                : Json::make_string(m.first + " " + m.second));
+    merges.push(merges_as_pairs ? JsonValue::make_array({JsonValue::make_string(m.first), JsonValue::make_string(m.second)})
+                                : JsonValue::make_string(m.first + " " + m.second));
   }
-  Json model = Json::make_object();
-  model.set("type", Json::make_string("BPE"));
-  model.set("unk_token", Json::make_string("<unk>"));
-  model.set("byte_fallback", Json::make_bool(true));
+  JsonValue model = JsonValue::make_object();
+  model.set("type", JsonValue::make_string("BPE"));
+  model.set("unk_token", JsonValue::make_string("<unk>"));
+  model.set("byte_fallback", JsonValue::make_bool(true));
   model.set("vocab", vocab);
   model.set("merges", merges);
-  Json added = Json::make_array();
+  JsonValue added = JsonValue::make_array();
   for (int id = 0; id < 3; id++) {
-    Json a = Json::make_object();
-    a.set("id", Json::make_number(id));
-    a.set("content", Json::make_string(id == 0 ? "<unk>" : id == 1 ? "<s>" : "</s>"));
-    a.set("special", Json::make_bool(true));
+    JsonValue a = JsonValue::make_object();
+    a.set("id", JsonValue::make_number(id));
+    a.set("content", JsonValue::make_string(id == 0 ? "<unk>" : id == 1 ? "<s>" : "</s>"));
+    a.set("special", JsonValue::make_bool(true));
     added.push(a);
   }
-  Json prepend = Json::make_object();
-  prepend.set("type", Json::make_string("Prepend"));
-  prepend.set("prepend", Json::make_string(kSp));
-  Json norm = Json::make_object();
-  norm.set("type", Json::make_string("Sequence"));
-  norm.set("normalizers", Json::make_array({prepend}));
-  Json root = Json::make_object();
+  JsonValue prepend = JsonValue::make_object();
+  prepend.set("type", JsonValue::make_string("Prepend"));
+  prepend.set("prepend", JsonValue::make_string(kSp));
+  JsonValue norm = JsonValue::make_object();
+  norm.set("type", JsonValue::make_string("Sequence"));
+  norm.set("normalizers", JsonValue::make_array({prepend}));
+  JsonValue root = JsonValue::make_object();
   root.set("added_tokens", added);
   root.set("normalizer", norm);
   root.set("model", model);
@@ -179,12 +179,12 @@ static void test_sharded(const fs::path& d) {
   write_safetensors(d / "model-00001-of-00002.safetensors", a, 2);
   write_safetensors(d / "model-00002-of-00002.safetensors", b, 3);
   const auto index = [&](const std::string& override_first) {
-    Json map = Json::make_object();
+    JsonValue map = JsonValue::make_object();
     for (size_t i = 0; i < all.size(); i++) {
       const std::string f = i < 5 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
-      map.set(all[i].name, Json::make_string(i == 0 && !override_first.empty() ? override_first : f));
+      map.set(all[i].name, JsonValue::make_string(i == 0 && !override_first.empty() ? override_first : f));
     }
-    Json root = Json::make_object();
+    JsonValue root = JsonValue::make_object();
     root.set("weight_map", map);
     write_text(d / "model.safetensors.index.json", root.dump());
   };

@@ -15,7 +15,7 @@ using namespace chimera;
 namespace fs = std::filesystem;
 
 static void test_json_values() {
-  const Json j = Json::parse(
+  const JsonDocument j = Json::parse(
       " {\"a\": [1, -2.5e2, 0.125, 123456789012345678, true, false, null],"
       " \"s\": \"q\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u2581\\ud83d\\ude00 \xE2\x96\x81\","
       " \"o\": {\"k\": {}}, \"e\": []} ",
@@ -28,16 +28,16 @@ static void test_json_values() {
   EXPECT_THROWS_CODE(j.find("s")->integer("s"), ErrorCode::Format);
   EXPECT_THROWS_CODE(a[2].integer("a[2]"), ErrorCode::Format);
   // Writer round trip, including escapes and control characters.
-  Json w = Json::make_object();
-  w.set("x", Json::make_number(1.5));
-  w.set("n", Json::make_number(-42));
-  w.set("s", Json::make_string(std::string("a\"b\\c\n\x01\xE2\x96\x81", 10)));
-  w.set("l", Json::make_array({Json::make_bool(true), Json::make_null()}));
-  w.set("x", Json::make_number(0.1));  // replaces
+  JsonValue w = JsonValue::make_object();
+  w.set("x", JsonValue::make_number(1.5));
+  w.set("n", JsonValue::make_number(-42));
+  w.set("s", JsonValue::make_string(std::string("a\"b\\c\n\x01\xE2\x96\x81", 10)));
+  w.set("l", JsonValue::make_array({JsonValue::make_bool(true), JsonValue::make_null()}));
+  w.set("x", JsonValue::make_number(0.1));  // replaces
   const std::string text = w.dump();
   EXPECT(text == "{\"x\":0.10000000000000001,\"n\":-42,\"s\":\"a\\\"b\\\\c\\n\\u0001\xE2\x96\x81\",\"l\":[true,null]}");
-  const Json back = Json::parse(text, "dump");
-  EXPECT(back.find("x")->number() == 0.1 && back.find("s")->string() == w.find("s")->string());
+  const JsonDocument back = Json::parse(text, "dump");
+  EXPECT(back.find("x")->number() == 0.1 && back.find("s")->string() == std::string("a\"b\\c\n\x01\xE2\x96\x81", 10));
 }
 
 static void test_json_rejects() {
@@ -60,6 +60,38 @@ static void test_json_rejects() {
   EXPECT(Json::parse(std::string(512, '[') + std::string(512, ']'), "deep").is_array());
   EXPECT_THROWS_CODE(Json::parse(std::string(600, '[') + std::string(600, ']'), "deep"), ErrorCode::Format);
   EXPECT_THROWS_CODE(Json::parse(std::string(100000, '['), "deep"), ErrorCode::Format);
+}
+
+// A document's memory is a small multiple of its text: realistic tokenizer files fit well under the
+// cap, and a crafted file of tiny values is refused instead of taking 8x its size.
+static void test_json_memory_bound() {
+  std::string text = "{\n  \"model\": {\n    \"vocab\": {\n";
+  for (int i = 0; i < 50000; i++)
+    text += "      \"\xC4\xA0tok" + std::to_string(i) + "\": " + std::to_string(i) + (i + 1 < 50000 ? ",\n" : "\n");
+  text += "    },\n    \"merges\": [\n";
+  for (int i = 0; i < 50000; i++)
+    text += "      [\n        \"\xC4\xA0t\",\n        \"ok" + std::to_string(i) + "\"\n      ]" + (i + 1 < 50000 ? ",\n" : "\n");
+  text += "    ]\n  }\n}\n";
+  const JsonDocument doc = Json::parse(text, "tokenizer.json");
+  EXPECT(doc.find("model")->find("vocab")->object().size() == 50000);
+  EXPECT(doc.find("model")->find("merges")->array()[49999].array()[1].string() == "ok49999");
+  std::fprintf(stderr, "tokenizer-shaped JSON: %zu bytes of text, %zu bytes of arena (%.2fx)\n", text.size(),
+               doc.arena_bytes(), (double)doc.arena_bytes() / (double)text.size());
+  EXPECT(doc.arena_bytes() <= 2 * text.size());
+  std::string zeros = "[";
+  for (int i = 0; i < 1000000; i++) zeros += i ? ",0" : "0";
+  zeros += "]";
+  try {
+    Json::parse(zeros, "zeros.json");
+    EXPECT(false);
+  } catch (const Error& e) {
+    EXPECT(e.code() == ErrorCode::Format && std::string(e.what()).find("in memory") != std::string::npos);
+  }
+  // The same values with room around them parse.
+  std::string spaced = "[";
+  for (int i = 0; i < 10000; i++) spaced += i ? ",               0" : "0";
+  spaced += "]";
+  EXPECT(Json::parse(spaced, "spaced.json").array().size() == 10000);
 }
 
 static void test_byte_reader() {
@@ -148,6 +180,7 @@ int main() {
   fs::create_directories(dir);
   test_json_values();
   test_json_rejects();
+  test_json_memory_bound();
   test_byte_reader();
   test_safetensors(dir);
   std::error_code ec;
