@@ -16,6 +16,7 @@
 #include "gpu_backend.h"
 #include "json.h"
 #include "session.h"
+#include "speculative_config.h"
 #include "token_tree.h"
 
 using namespace chimera;
@@ -142,9 +143,9 @@ int main() {
                                 : std::shared_ptr<const DraftModel>(create_draft(gpu->model(), 4, 7));
     std::printf("draft: %s\n", draft_env && *draft_env ? draft_env : "untrained (random, 4 heads)");
     for (const char* tree_name : {"chimera-25", "chain-4"}) {
-      SpeculativeConfig spec;
-      spec.draft = draft;
-      spec.trees.push_back(compile_tree(builtin_tree(tree_name), draft->config.K, 64, tree_name));
+      TreeChoice choice;
+      choice.name = tree_name;
+      const SpeculativeConfig spec = make_speculative_config(draft, gpu->model(), choice);
       Session s(gpu, 512, 64, &spec);
       for (const std::string& prompt : prompts) {
         GenerateResult want = run(plain, prompt, 200, greedy());
@@ -185,10 +186,9 @@ int main() {
     }
     const int n = 3000;
     for (VerifyMode mode : {VerifyMode::Exact, VerifyMode::LossyTopOneForTest}) {
-      SpeculativeConfig spec;
-      spec.draft = draft;
-      spec.trees.push_back(compile_tree(builtin_tree("chimera-25"), draft->config.K, 64, "chimera-25"));
-      spec.mode = mode;
+      TreeChoice choice;
+      choice.name = "chimera-25";
+      const SpeculativeConfig spec = make_speculative_config(draft, gpu->model(), choice, mode);
       Session s(gpu, 256, 64, &spec);
       std::map<int32_t, int> counts;
       int accepted_first = 0;

@@ -28,6 +28,7 @@
 #include "kernels_cpu.h"
 #include "thread_pool.h"
 #include "session.h"
+#include "speculative_config.h"
 #include "token_tree.h"
 
 using namespace chimera;
@@ -94,15 +95,9 @@ int bench_model(const std::map<std::string, std::string>& f) {
   if (draft_path.empty()) return 0;
   std::shared_ptr<const DraftModel> draft(load_draft(draft_path, rt->model()));
   for (const std::string tree : {"chimera-25", "chain-4", "auto"}) {
-    SpeculativeConfig spec;
-    spec.draft = draft;
-    if (tree == "auto") {
-      spec.adaptive = true;
-      for (const char* t : {"chain-2", "chain-4", "chimera-25"})
-        spec.trees.push_back(compile_tree(builtin_tree(t), draft->config.K, 64, t));
-    } else {
-      spec.trees.push_back(compile_tree(builtin_tree(tree), draft->config.K, 64, tree));
-    }
+    TreeChoice choice;
+    choice.name = tree;  // 'auto' is the one users get (speculative_config.h)
+    const SpeculativeConfig spec = make_speculative_config(draft, rt->model(), choice);
     Session s(rt, 1024, 64, &spec);
     generate(s, prompts[0], 16);
     double tok_s = 0, drafted = 0, steps = 0, ms_draft = 0, ms_verify = 0;

@@ -7,6 +7,7 @@
 #include "env_teardown.h"
 #include "job_worker.h"
 #include "js_errors.h"
+#include "speculative_config.h"
 
 namespace chimera::addon {
 
@@ -20,6 +21,7 @@ Napi::Function SessionWrap::define(Napi::Env env) {
 }
 
 // {draft, tree: 'auto' (default) | 'chimera-25' | 'chain-N' | number[][], verify?: 'exact' | 'lossy-test-only'}
+// read into the core's TreeChoice; make_speculative_config expands and checks it.
 static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const std::shared_ptr<ModelRuntime>& rt,
                                                            const Napi::Object& opts) {
   Napi::Value d = opts.Get("draft");
@@ -29,28 +31,14 @@ static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const 
     return nullptr;
   }
   if (!DraftWrap::is(env, d)) throw make_js_error(env, ErrorCode::InvalidArg, "draft must be a draft from loadDraft()");
-  auto spec = std::make_unique<SpeculativeConfig>();
-  spec->draft = Napi::ObjectWrap<DraftWrap>::Unwrap(d.As<Napi::Object>())->draft(env);
-  const int K = spec->draft->config.K;
-  // A built-in tree deeper than the draft is cut to its heads.
-  auto builtin = [&](const std::string& name) {
-    TreePaths cut;
-    for (auto& p : guard(env, [&] { return builtin_tree(name); }))
-      if ((int)p.size() <= K) cut.push_back(p);
-    return guard(env, [&] { return compile_tree(cut, K, 64, name); });
-  };
-  if (t.IsUndefined() || t.IsNull() || (t.IsString() && t.As<Napi::String>().Utf8Value() == "auto")) {
-    // The default: plain decoding and these trees, chosen as decoding goes by measured tokens/s.
-    spec->adaptive = true;
-    for (const char* name : {"chain-1", "chain-2", "chain-3", "chimera-25"}) {
-      CompiledTree tree = builtin(name);
-      if (tree.depth >= 1 && (spec->trees.empty() || tree.size != spec->trees.back().size))
-        spec->trees.push_back(std::move(tree));
-    }
+  std::shared_ptr<const DraftModel> draft = Napi::ObjectWrap<DraftWrap>::Unwrap(d.As<Napi::Object>())->draft(env);
+  TreeChoice choice;
+  if (t.IsUndefined() || t.IsNull()) {
+    choice.name = "auto";
   } else if (t.IsString()) {
-    spec->trees.push_back(builtin(t.As<Napi::String>().Utf8Value()));
+    choice.name = t.As<Napi::String>().Utf8Value();
   } else if (t.IsArray()) {
-    TreePaths paths;
+    choice.custom = true;
     Napi::Array a = t.As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); i++) {
       Napi::Value p = a.Get(i);
@@ -63,16 +51,18 @@ static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const 
           throw make_js_error(env, ErrorCode::InvalidArg, "tree paths must contain integers");
         path.push_back(e.As<Napi::Number>().Int32Value());
       }
-      paths.push_back(path);
+      choice.paths.push_back(path);
     }
-    spec->trees.push_back(guard(env, [&] { return compile_tree(paths, K, 64, "custom"); }));
   } else {
     throw make_js_error(env, ErrorCode::InvalidArg, "tree must be 'auto', 'chimera-25', 'chain-N' or a list of paths");
   }
   const std::string verify = opt_string(opts, "verify", "exact");
-  if (verify == "lossy-test-only") spec->mode = VerifyMode::LossyTopOneForTest;
+  VerifyMode mode = VerifyMode::Exact;
+  if (verify == "lossy-test-only") mode = VerifyMode::LossyTopOneForTest;
   else if (verify != "exact") throw make_js_error(env, ErrorCode::InvalidArg, "verify must be 'exact'");
-  return spec;
+  return guard(env, [&] {
+    return std::make_unique<SpeculativeConfig>(make_speculative_config(std::move(draft), rt->model(), choice, mode));
+  });
 }
 
 Napi::Object SessionWrap::create(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const Napi::Object& opts) {
