@@ -37,19 +37,20 @@ export interface NativeModelInfo {
   };
 }
 
+/** Generation options; absent ones take the native defaults (GenerateRequest, SamplingParams). */
 export interface NativeGenerateRequest {
   text: string;
-  append: boolean;
-  maxTokens: number;
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  repeatPenalty: number;
-  repeatLastN: number;
-  seed: number;
-  stop: string[];
-  stopOnEos: boolean;
+  append?: boolean;
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  seed?: number;
+  stop?: string[];
+  stopOnEos?: boolean;
   /** The caller's AbortSignal had already fired. */
   aborted: boolean;
 }

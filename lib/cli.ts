@@ -1,46 +1,137 @@
 #!/usr/bin/env node
-// The `chimera` command line: generate text, and print model information.
+// The `chimera` command line: generate text, print model and draft information, train drafts and small
+// base models, and the demo.
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { ChimeraError, InvalidArgumentError } from './errors';
 import { validateGenerateOptions, validateLoadOptions, validateSessionOptions } from './options';
 import { readDraftMetadata } from './draft';
 import { defaultDraftPath, defaultModelPath, loadModel, ModelInfo } from './model';
-import { trainBase, TrainBaseOptions, trainDraft, TrainDraftOptions } from './train';
+import {
+  trainBase, TrainBaseOptions, trainDraft, TrainDraftOptions, validateTrainBaseOptions, validateTrainDraftOptions,
+} from './train';
 
-const USAGE = `usage:
-  chimera generate --model FILE [--tokenizer FILE] [--prompt TEXT] [-n N] [--temperature T] [--top-k K]
-                   [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--threads N] [--context N]
-                   [--stop TEXT]... [--draft FILE [--tree chimera-25|chain-N|JSON]] [--json]
-  chimera info [--model FILE [--tokenizer FILE]] [--draft FILE] [--json]
-  chimera train-draft --model FILE --out FILE [--heads K] [--data self:N|file:PATH] [--steps N] [--seq-len L]
-                   [--lr LR] [--batch B] [--seed S] [--threads T] [--checkpoint-every N] [--resume CKPT]
-                   [--dtype F32|F16|BF16]
-  chimera demo [--tree NAME|JSON] [-n N] [--threads T] [--json]   (the embedded default model: plain vs Chimera)
-  chimera train-base --corpus FILE --out FILE.gguf [--vocab N] [--dim D] [--layers L] [--heads H] [--kv-heads G]
-                   [--hidden F] [--seq-len S] [--steps N] [--batch B] [--lr LR] [--dtype F32|F16|BF16] [--seed S]
-                   [--threads T]`;
+// ---- option tables: parsing and the usage text both come from these ----
+
+interface Flag {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  default?: string | boolean;
+  /** The value's name in the usage text (string flags). */
+  meta?: string;
+  required?: boolean;
+}
+type Flags = Record<string, Flag>;
+
+const threadsFlag: Flag = { type: 'string', meta: 'N' };
+const common: Flags = { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } };
+
+const generateFlags: Flags = {
+  model: { type: 'string', meta: 'FILE', required: true },
+  tokenizer: { type: 'string', meta: 'FILE' },
+  prompt: { type: 'string', default: '', meta: 'TEXT' },
+  n: { type: 'string', short: 'n', default: '128', meta: 'N' },
+  temperature: { type: 'string', meta: 'T' },
+  'top-k': { type: 'string', meta: 'K' },
+  'top-p': { type: 'string', meta: 'P' },
+  'min-p': { type: 'string', meta: 'P' },
+  'repeat-penalty': { type: 'string', meta: 'R' },
+  seed: { type: 'string', meta: 'S' },
+  threads: threadsFlag,
+  context: { type: 'string', meta: 'N' },
+  stop: { type: 'string', multiple: true, meta: 'TEXT' },
+  draft: { type: 'string', meta: 'FILE' },
+  tree: { type: 'string', meta: 'auto|chimera-25|chain-N|JSON' },
+  ...common,
+};
+
+const infoFlags: Flags = {
+  model: { type: 'string', meta: 'FILE' },
+  tokenizer: { type: 'string', meta: 'FILE' },
+  draft: { type: 'string', meta: 'FILE' },
+  ...common,
+};
+
+const trainDraftFlags: Flags = {
+  model: { type: 'string', meta: 'FILE', required: true },
+  out: { type: 'string', meta: 'FILE', required: true },
+  tokenizer: { type: 'string', meta: 'FILE' },
+  heads: { type: 'string', meta: 'K' },
+  data: { type: 'string', meta: 'self:N|file:PATH' },
+  steps: { type: 'string', meta: 'N' },
+  'seq-len': { type: 'string', meta: 'L' },
+  lr: { type: 'string', meta: 'LR' },
+  batch: { type: 'string', meta: 'B' },
+  seed: { type: 'string', meta: 'S' },
+  threads: threadsFlag,
+  'checkpoint-every': { type: 'string', meta: 'N' },
+  resume: { type: 'string', meta: 'CKPT' },
+  dtype: { type: 'string', meta: 'F32|F16|BF16' },
+  'soft-targets': { type: 'string', meta: 'T' },
+  ...common,
+};
+
+const trainBaseFlags: Flags = {
+  corpus: { type: 'string', meta: 'FILE', required: true },
+  out: { type: 'string', meta: 'FILE.gguf', required: true },
+  vocab: { type: 'string', meta: 'N' },
+  dim: { type: 'string', meta: 'D' },
+  layers: { type: 'string', meta: 'L' },
+  heads: { type: 'string', meta: 'H' },
+  'kv-heads': { type: 'string', meta: 'G' },
+  hidden: { type: 'string', meta: 'F' },
+  'seq-len': { type: 'string', meta: 'S' },
+  context: { type: 'string', meta: 'N' },
+  steps: { type: 'string', meta: 'N' },
+  batch: { type: 'string', meta: 'B' },
+  lr: { type: 'string', meta: 'LR' },
+  dtype: { type: 'string', meta: 'F32|F16|BF16' },
+  seed: { type: 'string', meta: 'S' },
+  threads: threadsFlag,
+  name: { type: 'string', meta: 'NAME' },
+  ...common,
+};
+
+const demoFlags: Flags = {
+  tree: { type: 'string', meta: 'NAME|JSON' },
+  n: { type: 'string', short: 'n', default: '96', meta: 'N' },
+  threads: threadsFlag,
+  ...common,
+};
+
+const COMMANDS: [string, Flags, string?][] = [
+  ['generate', generateFlags],
+  ['info', infoFlags, 'at least one of --model and --draft'],
+  ['train-draft', trainDraftFlags],
+  ['train-base', trainBaseFlags],
+  ['demo', demoFlags, 'the embedded default model: plain vs Chimera'],
+];
+
+function usageOf(name: string, flags: Flags, note?: string): string {
+  const words = Object.entries(flags)
+    .filter(([f]) => f !== 'help')
+    .map(([f, d]) => {
+      const flag = (f.length === 1 ? '-' : '--') + f + (d.type === 'string' ? ` ${d.meta ?? 'VALUE'}` : '');
+      return (d.required ? flag : `[${flag}]`) + (d.multiple ? '...' : '');
+    });
+  const head = `  chimera ${name} `;
+  const lines: string[] = [];
+  let line = head;
+  for (const w of words) {
+    if (line.length + w.length > 110 && line.trim() !== `chimera ${name}`) {
+      lines.push(line.trimEnd());
+      line = ' '.repeat(head.length);
+    }
+    line += w + ' ';
+  }
+  lines.push(line.trimEnd() + (note ? `   (${note})` : ''));
+  return lines.join('\n');
+}
+
+/** The usage text, generated from the option tables above. */
+export const USAGE = `usage:\n${COMMANDS.map(([n, f, note]) => usageOf(n, f, note)).join('\n')}`;
 
 class UsageError extends Error {}
-
-const generateOptions: ParseArgsConfig['options'] = {
-  model: { type: 'string' },
-  tokenizer: { type: 'string' },
-  prompt: { type: 'string', default: '' },
-  n: { type: 'string', short: 'n', default: '128' },
-  temperature: { type: 'string' },
-  'top-k': { type: 'string' },
-  'top-p': { type: 'string' },
-  'min-p': { type: 'string' },
-  'repeat-penalty': { type: 'string' },
-  seed: { type: 'string' },
-  threads: { type: 'string' },
-  context: { type: 'string' },
-  stop: { type: 'string', multiple: true },
-  draft: { type: 'string' },
-  tree: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h' },
-};
 
 function num(flag: string, v: unknown, integer: boolean): number | undefined {
   if (v === undefined) return undefined;
@@ -60,7 +151,12 @@ function checkFlags(check: () => unknown): void {
   }
 }
 
-function parse(argv: string[], options: ParseArgsConfig['options']) {
+function parse(argv: string[], flags: Flags) {
+  const options: ParseArgsConfig['options'] = {};
+  for (const [f, d] of Object.entries(flags)) {
+    options[f] = { type: d.type, ...(d.short ? { short: d.short } : {}), ...(d.multiple ? { multiple: true } : {}),
+      ...(d.default !== undefined ? { default: d.default } : {}) } as never;
+  }
   try {
     return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
   } catch (err) {
@@ -79,7 +175,7 @@ function parseTree(v: unknown): string | number[][] | undefined {
 }
 
 async function generate(argv: string[]): Promise<void> {
-  const v = parse(argv, generateOptions) as Record<string, unknown>;
+  const v = parse(argv, generateFlags) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
   if (typeof v.model !== 'string') throw new UsageError('--model is required');
   if (v.tree !== undefined && v.draft === undefined) throw new UsageError('--tree needs --draft');
@@ -138,13 +234,7 @@ async function generate(argv: string[]): Promise<void> {
 }
 
 async function info(argv: string[]): Promise<void> {
-  const v = parse(argv, {
-    model: { type: 'string' },
-    tokenizer: { type: 'string' },
-    draft: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h' },
-  }) as Record<string, unknown>;
+  const v = parse(argv, infoFlags) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
   if (typeof v.model !== 'string' && typeof v.draft !== 'string') throw new UsageError('--model or --draft is required');
   const out: Record<string, unknown> = {};
@@ -191,25 +281,7 @@ function formatSeconds(s: number): string {
 }
 
 async function trainDraftCommand(argv: string[]): Promise<void> {
-  const v = parse(argv, {
-    model: { type: 'string' },
-    tokenizer: { type: 'string' },
-    out: { type: 'string' },
-    heads: { type: 'string' },
-    data: { type: 'string' },
-    steps: { type: 'string' },
-    'seq-len': { type: 'string' },
-    lr: { type: 'string' },
-    batch: { type: 'string' },
-    seed: { type: 'string' },
-    threads: { type: 'string' },
-    'checkpoint-every': { type: 'string' },
-    resume: { type: 'string' },
-    dtype: { type: 'string' },
-    'soft-targets': { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h' },
-  }) as Record<string, unknown>;
+  const v = parse(argv, trainDraftFlags) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
   if (typeof v.model !== 'string') throw new UsageError('--model is required');
   if (typeof v.out !== 'string') throw new UsageError('--out is required');
@@ -228,7 +300,14 @@ async function trainDraftCommand(argv: string[]): Promise<void> {
     softTargets: num('soft-targets', v['soft-targets'], false),
   };
   const threads = num('threads', v.threads, true);
-  const model = await loadModel(v.model, { tokenizer: v.tokenizer as string | undefined, threads });
+  const loadOptions = { tokenizer: v.tokenizer as string | undefined, threads };
+  const dtype = (v.dtype as 'F32' | 'F16' | 'BF16' | undefined) ?? 'F32';
+  checkFlags(() => {
+    validateLoadOptions(loadOptions);
+    validateTrainDraftOptions(opts);
+    if (!['F32', 'F16', 'BF16'].includes(dtype)) throw new InvalidArgumentError(`--dtype must be F32, F16 or BF16, got '${dtype}'`);
+  });
+  const model = await loadModel(v.model, loadOptions);
   const tty = process.stderr.isTTY;
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort());
@@ -249,7 +328,7 @@ async function trainDraftCommand(argv: string[]): Promise<void> {
       },
     });
     if (tty && !v.json) process.stderr.write('\n');
-    await draft.save(out, { dtype: (v.dtype as 'F32' | 'F16' | 'BF16' | undefined) ?? 'F32' });
+    await draft.save(out, { dtype });
     process.stderr.write(`saved ${out} (checkpoint ${out}.ckpt)\n`);
   } finally {
     await model.dispose();
@@ -257,13 +336,7 @@ async function trainDraftCommand(argv: string[]): Promise<void> {
 }
 
 async function trainBaseCommand(argv: string[]): Promise<void> {
-  const flags = ['corpus', 'out', 'vocab', 'dim', 'layers', 'heads', 'kv-heads', 'hidden', 'seq-len', 'context', 'steps',
-    'batch', 'lr', 'dtype', 'seed', 'threads', 'name'];
-  const v = parse(argv, {
-    ...Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])),
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h' },
-  }) as Record<string, unknown>;
+  const v = parse(argv, trainBaseFlags) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
   if (typeof v.corpus !== 'string') throw new UsageError('--corpus is required');
   if (typeof v.out !== 'string') throw new UsageError('--out is required');
@@ -285,12 +358,14 @@ async function trainBaseCommand(argv: string[]): Promise<void> {
     dtype: v.dtype as TrainBaseOptions['dtype'],
     name: v.name as string | undefined,
   };
+  const threads = num('threads', v.threads, true);
+  checkFlags(() => validateTrainBaseOptions(opts, threads));
   const tty = process.stderr.isTTY;
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort());
   const loss = await trainBase(opts, {
     signal: ac.signal,
-    threads: num('threads', v.threads, true),
+    threads,
     onProgress: (p) => {
       const line = p.phase === 'tokenizer' ? 'training the tokenizer...'
         : `${bar(p.step / p.steps)} step ${p.step}/${p.steps} loss ${p.loss.toFixed(3)}` +
@@ -307,13 +382,7 @@ async function trainBaseCommand(argv: string[]): Promise<void> {
 const DEMO_PROMPTS = ['The jury said', 'In the morning, the', 'He looked at her and'];
 
 async function demo(argv: string[]): Promise<void> {
-  const v = parse(argv, {
-    tree: { type: 'string' },
-    n: { type: 'string', short: 'n', default: '96' },
-    threads: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h' },
-  }) as Record<string, unknown>;
+  const v = parse(argv, demoFlags) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
   const tree = parseTree(v.tree) ?? 'auto';
   const n = num('n', v.n, true) as number;
@@ -364,7 +433,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`chimera: ${err.message}\n${USAGE.split('\n')[0]} (see chimera --help)\n`);
+      const known = COMMANDS.find(([n]) => n === command);
+      const usage = known ? `usage:\n${usageOf(...known)}` : 'commands: ' + COMMANDS.map(([n]) => n).join(', ');
+      process.stderr.write(`chimera: ${err.message}\n${usage}\n(see chimera --help)\n`);
       return 2;
     }
     if (err instanceof ChimeraError) {

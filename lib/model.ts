@@ -92,8 +92,11 @@ export class Model {
     this.sessions.delete(s);
   }
 
-  /** Disposes the model and its sessions. Idempotent. */
-  async dispose(): Promise<void> {
+  /**
+   * Disposes the model and its sessions, synchronously like Session and Draft (a generation in flight
+   * stops at its next step; its memory is freed when it ends). Idempotent.
+   */
+  dispose(): void {
     if (!this.native) return;
     for (const s of [...this.sessions]) s.dispose();
     this.sessions.clear();
@@ -102,7 +105,7 @@ export class Model {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.dispose();
+    this.dispose();
   }
 
   private ensure(): NativeModel {

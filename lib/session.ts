@@ -27,7 +27,7 @@ export interface GenerationStats {
   tokensPerStep?: number;
   /** Speculative steps (one base forward over the tree each). */
   steps?: number;
-  /** Single-token steps taken when the tree no longer fit the context. */
+  /** Single-token steps: chosen by tree 'auto' when no tree pays, or taken when the tree no longer fits the context. */
   plainSteps?: number;
   /** acceptedByDepth[d]: steps whose accepted path reached depth d+1. */
   acceptedByDepth?: number[];
@@ -122,19 +122,21 @@ export class Session {
       queue.push({ text, tokens });
       wake?.();
     };
+    // Options left out take the native defaults (GenerateRequest and SamplingParams, the one home of
+    // the defaults that the README lists).
     const request = {
       text: prompt,
-      append: opts.append ?? true,
-      maxTokens: opts.maxTokens ?? 256,
-      temperature: opts.temperature ?? 0.8,
-      topK: opts.topK ?? 40,
-      topP: opts.topP ?? 0.95,
-      minP: opts.minP ?? 0.05,
-      repeatPenalty: opts.repeatPenalty ?? 1,
-      repeatLastN: opts.repeatLastN ?? 64,
-      seed: opts.seed ?? 0,
-      stop: opts.stop ?? [],
-      stopOnEos: opts.stopOnEos ?? true,
+      append: opts.append,
+      maxTokens: opts.maxTokens,
+      temperature: opts.temperature,
+      topK: opts.topK,
+      topP: opts.topP,
+      minP: opts.minP,
+      repeatPenalty: opts.repeatPenalty,
+      repeatLastN: opts.repeatLastN,
+      seed: opts.seed,
+      stop: opts.stop,
+      stopOnEos: opts.stopOnEos,
       aborted: opts.signal?.aborted ?? false,
     };
     const done = callNative(() => native.generate(request, onChunk)).finally(() => {

@@ -52,6 +52,13 @@ export async function trainDraft(
   options: TrainDraftOptions = {},
   hooks: { onProgress?: (p: TrainProgress) => void; signal?: AbortSignal } = {},
 ): Promise<Draft> {
+  const o = validateTrainDraftOptions(options);
+  const native = model.nativeHandle();
+  return new Draft(await runTrainingJob((report) => binding().trainDraft(native, { ...o }, report), hooks));
+}
+
+/** Checks trainDraft's options (InvalidArgumentError naming the bad one) before any work. */
+export function validateTrainDraftOptions(options: TrainDraftOptions | undefined): TrainDraftOptions {
   const o = checkObject('options', options) as TrainDraftOptions;
   checkInteger('heads', o.heads, 1, 16);
   checkInteger('steps', o.steps, 1, 1e9);
@@ -70,8 +77,7 @@ export async function trainDraft(
     if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) throw new InvalidArgumentError(`${k} must be a non-empty string`);
   if (o.data !== undefined && !/^(self:\d+|file:.+)$/.test(o.data))
     throw new InvalidArgumentError(`data must be 'self:N' or 'file:PATH', got '${o.data}'`);
-  const native = model.nativeHandle();
-  return new Draft(await runTrainingJob((report) => binding().trainDraft(native, { ...o }, report), hooks));
+  return o;
 }
 
 export interface TrainBaseOptions {
@@ -111,6 +117,12 @@ export async function trainBase(
   options: TrainBaseOptions,
   hooks: { onProgress?: (p: BaseTrainProgress) => void; signal?: AbortSignal; threads?: number } = {},
 ): Promise<number> {
+  const o = validateTrainBaseOptions(options, hooks.threads);
+  return runTrainingJob((report) => binding().trainBase({ ...o }, hooks.threads ?? 0, report), hooks);
+}
+
+/** Checks trainBase's options (InvalidArgumentError naming the bad one) before any work. */
+export function validateTrainBaseOptions(options: TrainBaseOptions, threads?: number): TrainBaseOptions {
   const o = checkObject('options', options) as unknown as TrainBaseOptions;
   for (const k of ['corpus', 'out'] as const)
     if (typeof o[k] !== 'string' || o[k] === '') throw new InvalidArgumentError(`${k} must be a non-empty path`);
@@ -120,9 +132,9 @@ export async function trainBase(
   checkNumber('lr', o.lr, 0, 1, true);
   checkNumber('weightDecay', o.weightDecay, 0, 10);
   checkInteger('seed', o.seed, 0, Number.MAX_SAFE_INTEGER);
-  checkInteger('threads', hooks.threads, 1, 1024);
+  checkInteger('threads', threads, 1, 1024);
   if (o.dtype !== undefined && !['F32', 'F16', 'BF16'].includes(o.dtype)) throw new InvalidArgumentError('dtype must be F32, F16 or BF16');
-  return runTrainingJob((report) => binding().trainBase({ ...o }, hooks.threads ?? 0, report), hooks);
+  return o;
 }
 
 // Starts a native training job with a progress callback that user errors cannot break, ties it to the

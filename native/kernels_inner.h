@@ -1,6 +1,7 @@
 // Internal interface between the fast-kernel drivers (kernels_fast.cpp: blocking, threading-free loops
 // over rows, heads and slots) and the inner loops, one set per instruction set: portable C++ in
-// kernels_fast.cpp, AVX2/FMA/F16C in kernels_avx2.cpp. Not part of the core's API.
+// kernels_fast.cpp, AVX2/FMA/F16C in kernels_avx2.cpp, AVX-512F tiles in kernels_avx512.cpp (AMX tiles
+// are kernels_amx.cpp, behind their own header). Not part of the core's API.
 #pragma once
 #include <cstdint>
 #include <cstring>

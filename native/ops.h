@@ -150,7 +150,7 @@ class Backend {
 };
 
 // The CPU backend. `pool` may be null (single-threaded). Chooses the fastest kernels the CPU supports
-// at run time (see kernels_cpu.h); CHIMERA_CPU_KERNELS=reference|portable|avx2 forces a path.
+// at run time (see kernels_cpu.h); CHIMERA_CPU_KERNELS=reference|portable|avx2|avx512 forces a path.
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(ThreadPool* pool);

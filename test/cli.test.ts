@@ -68,11 +68,24 @@ test.each([
   [['frobnicate']],
   [['generate', '--model', 'x.gguf', '--tree', 'chain-2']],
   [['info']],
+  // Checked before any work: the model path does not exist, so loading first would exit 1.
+  [['train-draft', '--model', 'absent.gguf', '--out', 'x.safetensors', '--dtype', 'F8']],
+  [['train-draft', '--model', 'absent.gguf', '--out', 'x.safetensors', '--seq-len', '2']],
+  [['train-base', '--corpus', 'absent.txt', '--out', 'x.gguf', '--dtype', 'Q4']],
+  [['generate', '--model', 'absent.gguf', '--top-p', '7']],
 ])('bad arguments %j print one line and exit non-zero', (args) => {
   const r = run(args as string[]);
   expect(r.code).toBe(2);
   expect(r.stderr.trim().split('\n')[0]).toMatch(/^chimera: /);
   expect(r.stderr).not.toMatch(/at .*\.js:\d+/); // no stack trace
+});
+
+test('--help lists every flag of every command (the usage text is generated from the option tables)', () => {
+  const r = run(['--help']);
+  expect(r.code).toBe(0);
+  for (const flag of ['--soft-targets', '--tokenizer', '--name', '--context', '--resume', '--kv-heads', '--stop TEXT]...'])
+    expect(r.stdout).toContain(flag);
+  for (const cmd of ['generate', 'info', 'train-draft', 'train-base', 'demo']) expect(r.stdout).toContain(`chimera ${cmd} `);
 });
 
 test('a missing model file is a one-line E_NOT_FOUND error', () => {

@@ -205,13 +205,14 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<Chunk> {
   CapturedError error_;
 };
 
+// Absent options keep GenerateRequest's and SamplingParams' defaults (the one home of the defaults).
 GenerateRequest read_request(const Napi::Object& o) {
   GenerateRequest r;
   r.text = opt_string(o, "text", "");
-  r.append = opt_bool(o, "append", true);
-  r.max_tokens = opt_int(o, "maxTokens", 256);
+  r.append = opt_bool(o, "append", r.append);
+  r.max_tokens = opt_int(o, "maxTokens", r.max_tokens);
   r.stop = opt_string_list(o, "stop");
-  r.stop_on_eos = opt_bool(o, "stopOnEos", true);
+  r.stop_on_eos = opt_bool(o, "stopOnEos", r.stop_on_eos);
   SamplingParams& s = r.sampling;
   s.temperature = (float)opt_number(o, "temperature", s.temperature);
   s.top_k = opt_int(o, "topK", s.top_k);
@@ -219,7 +220,7 @@ GenerateRequest read_request(const Napi::Object& o) {
   s.min_p = (float)opt_number(o, "minP", s.min_p);
   s.repeat_penalty = (float)opt_number(o, "repeatPenalty", s.repeat_penalty);
   s.repeat_last_n = opt_int(o, "repeatLastN", s.repeat_last_n);
-  s.seed = (uint64_t)opt_number(o, "seed", 0);
+  s.seed = (uint64_t)opt_number(o, "seed", (double)s.seed);
   return r;
 }
 
