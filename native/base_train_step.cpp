@@ -3,10 +3,11 @@
 
 #include <cmath>
 #include <cstring>
-#include <map>
 
 #include "error.h"
+#include "layer_tensors.h"
 #include "sampler.h"
+#include "train_blocks.h"
 
 namespace chimera {
 
@@ -16,7 +17,8 @@ using Buf = std::vector<float>;
 
 // Activations of one layer kept for its backward.
 struct LayerActs {
-  Buf x, xn1, q, k, v, probs, att, xmid, xn2, a, b, s;
+  Buf x, xn1, q, k, v, probs, att, xmid;
+  FfnActs ffn;
 };
 
 }  // namespace
@@ -40,22 +42,19 @@ std::vector<BaseParam> init_base_weights(const ModelConfig& c, uint64_t seed, We
     out.push_back({name, p, 1, n, true});
     return (const float*)p;
   };
-  const int64_t C = c.C, QD = (int64_t)c.NH * c.HS, KVD = c.KVD(), HD = c.HD;
+  const int64_t C = c.C;
+  const LayerDims dims = layer_dims(c);
+  // Residual projections (attn_output, ffn_down: the ones reading QD or HD) are scaled by 1/sqrt(2L).
   const float std = 0.02f, proj = 0.02f / std::sqrt(2.0f * c.L);
   w.tok_embd = matrix("token_embd.weight", c.V, C, std);
   w.layers.resize(c.L);
   for (int l = 0; l < c.L; l++) {
-    const std::string p = "blk." + std::to_string(l) + ".";
     LayerWeights& lw = w.layers[l];
-    lw.attn_norm = gain(p + "attn_norm.weight", C);
-    lw.wq = matrix(p + "attn_q.weight", QD, C, std);
-    lw.wk = matrix(p + "attn_k.weight", KVD, C, std);
-    lw.wv = matrix(p + "attn_v.weight", KVD, C, std);
-    lw.wo = matrix(p + "attn_output.weight", C, QD, proj);
-    lw.ffn_norm = gain(p + "ffn_norm.weight", C);
-    lw.w_gate = matrix(p + "ffn_gate.weight", HD, C, std);
-    lw.w_up = matrix(p + "ffn_up.weight", HD, C, std);
-    lw.w_down = matrix(p + "ffn_down.weight", C, HD, proj);
+    for (const LayerTensor& lt : kLayerTensors) {
+      const std::string name = "blk." + std::to_string(l) + "." + lt.gguf + ".weight";
+      if (lt.is_norm()) lw.*lt.norm = gain(name, C);
+      else lw.*lt.matrix = matrix(name, dims(lt.rows), dims(lt.cols), lt.cols == LayerDim::C ? std : proj);
+    }
   }
   w.output_norm = gain("output_norm.weight", C);
   w.output = c.tied_output ? w.tok_embd : matrix("output.weight", c.V, C, std);
@@ -66,13 +65,19 @@ void base_sequence_grads(const ModelConfig& c, const ModelWeights& w, const std:
                          std::vector<std::vector<float>>& grads, Backend& be, const int32_t* tokens, int T,
                          float ce_scale, BaseLossStats& stats) {
   const int C = c.C, QD = c.NH * c.HS, KVD = c.KVD(), HD = c.HD, V = c.V;
-  std::map<std::string, float*> g;
-  for (size_t i = 0; i < params.size(); i++) g[params[i].name] = grads[i].data();
-  auto grad = [&](const std::string& n) {
-    auto it = g.find(n);
-    CHIMERA_CHECK(it != g.end(), ErrorCode::Internal, "no gradient for ", n);
-    return it->second;
+  // The table's order (init_base_weights): token_embd, 9 tensors per layer, output_norm, [output].
+  auto grad_of = [&](size_t at, const char* name) {
+    CHIMERA_CHECK(at < params.size() && params[at].name == name, ErrorCode::Internal, "parameter table: expected ",
+                  name, " at ", at);
+    return grads[at].data();
   };
+  float* const demb = grad_of(0, "token_embd.weight");
+  std::vector<LayerGrads> lg;
+  for (int l = 0; l < c.L; l++)
+    lg.push_back(layer_grads_at(params, grads, 1 + (size_t)l * kLayerTensorCount, "blk." + std::to_string(l) + "."));
+  const size_t tail = 1 + (size_t)c.L * kLayerTensorCount;
+  float* const dout_norm = grad_of(tail, "output_norm.weight");
+  float* const dout = c.tied_output ? demb : grad_of(tail + 1, "output.weight");
   std::vector<int32_t> pos(T);
   for (int t = 0; t < T; t++) pos[t] = t;
 
@@ -101,16 +106,7 @@ void base_sequence_grads(const ModelConfig& c, const ModelWeights& w, const std:
     A.xmid.resize((size_t)T * C);
     be.matmul(A.xmid.data(), A.att.data(), lw.wo, T);
     be.add(A.xmid.data(), x.data(), (int64_t)T * C);
-    A.xn2.resize((size_t)T * C);
-    A.a.resize((size_t)T * HD);
-    A.b.resize((size_t)T * HD);
-    A.s.resize((size_t)T * HD);
-    be.rmsnorm(A.xn2.data(), A.xmid.data(), lw.ffn_norm, T, C, c.rms_eps);
-    be.matmul(A.a.data(), A.xn2.data(), lw.w_gate, T);
-    be.matmul(A.b.data(), A.xn2.data(), lw.w_up, T);
-    be.swiglu(A.s.data(), A.a.data(), A.b.data(), (int64_t)T * HD);
-    be.matmul(x.data(), A.s.data(), lw.w_down, T);
-    be.add(x.data(), A.xmid.data(), (int64_t)T * C);
+    ffn_forward_train(be, lw, C, HD, c.rms_eps, A.xmid.data(), T, x.data(), A.ffn);
   }
   Buf xf((size_t)T * C), logits((size_t)T * V);
   be.rmsnorm(xf.data(), x.data(), w.output_norm, T, C, c.rms_eps);
@@ -120,43 +116,33 @@ void base_sequence_grads(const ModelConfig& c, const ModelWeights& w, const std:
   be.softmax_cross_entropy(logits.data(), logits.data(), tokens + 1, T, V, ce_scale, &stats.ce_sum, &stats.counted,
                            &stats.correct);  // logits now hold dlogits
   Buf dxf((size_t)T * C), dx((size_t)T * C);
-  be.linear_backward(dxf.data(), grad(c.tied_output ? "token_embd.weight" : "output.weight"), logits.data(),
-                     xf.data(), w.output, T);
-  be.rmsnorm_backward(dx.data(), grad("output_norm.weight"), dxf.data(), x.data(), w.output_norm, T, C, c.rms_eps);
-  Buf ds((size_t)T * HD), da((size_t)T * HD), db((size_t)T * HD), dn((size_t)T * C), tmp((size_t)T * C);
+  be.linear_backward(dxf.data(), dout, logits.data(), xf.data(), w.output, T);
+  be.rmsnorm_backward(dx.data(), dout_norm, dxf.data(), x.data(), w.output_norm, T, C, c.rms_eps);
+  Buf dn((size_t)T * C), tmp((size_t)T * C);
   Buf datt((size_t)T * QD), dq((size_t)T * QD), dk((size_t)T * KVD), dv((size_t)T * KVD);
   for (int l = c.L - 1; l >= 0; l--) {
     const LayerWeights& lw = w.layers[l];
     LayerActs& A = acts[l];
-    const std::string p = "blk." + std::to_string(l) + ".";
-    // SwiGLU block: dx is d(x_out); x_out = xmid + ffn(xmid).
-    be.linear_backward(ds.data(), grad(p + "ffn_down.weight"), dx.data(), A.s.data(), lw.w_down, T);
-    be.swiglu_backward(da.data(), db.data(), ds.data(), A.a.data(), A.b.data(), (int64_t)T * HD);
-    be.linear_backward(dn.data(), grad(p + "ffn_gate.weight"), da.data(), A.xn2.data(), lw.w_gate, T);
-    be.linear_backward(tmp.data(), grad(p + "ffn_up.weight"), db.data(), A.xn2.data(), lw.w_up, T);
-    be.add(dn.data(), tmp.data(), (int64_t)T * C);
-    be.rmsnorm_backward(tmp.data(), grad(p + "ffn_norm.weight"), dn.data(), A.xmid.data(), lw.ffn_norm, T, C,
-                        c.rms_eps);
-    be.add(dx.data(), tmp.data(), (int64_t)T * C);  // dx is now d(xmid)
+    const LayerGrads& g = lg[(size_t)l];
+    // SwiGLU block: dx is d(x_out); x_out = xmid + ffn(xmid). Afterwards dx is d(xmid).
+    ffn_backward_train(be, lw, C, HD, c.rms_eps, A.xmid.data(), T, A.ffn, dx.data(), g, dx.data());
     // Attention block: xmid = x + attn(x).
-    be.linear_backward(datt.data(), grad(p + "attn_output.weight"), dx.data(), A.att.data(), lw.wo, T);
+    be.linear_backward(datt.data(), g[kAttnOut], dx.data(), A.att.data(), lw.wo, T);
     std::fill(dk.begin(), dk.end(), 0.f);
     std::fill(dv.begin(), dv.end(), 0.f);
     be.attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), A.probs.data(), A.q.data(), A.k.data(),
                           A.v.data(), T, T, c.NH, c.NKV, c.HS);
     be.rope_backward(dq.data(), pos.data(), T, c.NH, c.HS, c.rope_dims, c.rope_theta, c.rope_layout);
     be.rope_backward(dk.data(), pos.data(), T, c.NKV, c.HS, c.rope_dims, c.rope_theta, c.rope_layout);
-    be.linear_backward(dn.data(), grad(p + "attn_q.weight"), dq.data(), A.xn1.data(), lw.wq, T);
-    be.linear_backward(tmp.data(), grad(p + "attn_k.weight"), dk.data(), A.xn1.data(), lw.wk, T);
+    be.linear_backward(dn.data(), g[kAttnQ], dq.data(), A.xn1.data(), lw.wq, T);
+    be.linear_backward(tmp.data(), g[kAttnK], dk.data(), A.xn1.data(), lw.wk, T);
     be.add(dn.data(), tmp.data(), (int64_t)T * C);
-    be.linear_backward(tmp.data(), grad(p + "attn_v.weight"), dv.data(), A.xn1.data(), lw.wv, T);
+    be.linear_backward(tmp.data(), g[kAttnV], dv.data(), A.xn1.data(), lw.wv, T);
     be.add(dn.data(), tmp.data(), (int64_t)T * C);
-    be.rmsnorm_backward(tmp.data(), grad(p + "attn_norm.weight"), dn.data(), A.x.data(), lw.attn_norm, T, C,
-                        c.rms_eps);
+    be.rmsnorm_backward(tmp.data(), g[kAttnNorm], dn.data(), A.x.data(), lw.attn_norm, T, C, c.rms_eps);
     be.add(dx.data(), tmp.data(), (int64_t)T * C);  // dx is now d(x) of this layer
   }
   // Embedding: scatter-add the input gradient into the rows of the tokens.
-  float* demb = grad("token_embd.weight");
   for (int t = 0; t < T; t++) be.add(demb + (size_t)tokens[t] * C, dx.data() + (size_t)t * C, C);
 }
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "error.h"
+#include "layer_tensors.h"
 #include "safetensors.h"
 #include "safetensors_writer.h"
 #include "sampler.h"
@@ -15,10 +16,6 @@
 namespace chimera {
 
 namespace {
-
-const char* kLayerNames[9] = {"layer.attn_norm.weight", "layer.attn_q.weight", "layer.attn_k.weight",
-                              "layer.attn_v.weight",    "layer.attn_output.weight", "layer.ffn_norm.weight",
-                              "layer.ffn_gate.weight",  "layer.ffn_up.weight", "layer.ffn_down.weight"};
 
 std::string head_name(int k) { return "heads." + std::to_string(k) + ".weight"; }
 
@@ -42,21 +39,18 @@ struct NamedMatrix {
 };
 
 std::vector<NamedMatrix> draft_tensors(DraftConfig& c, DraftWeights& w) {
-  const int64_t C = c.C, C3 = 3 * c.C, QD = (int64_t)c.NH * c.HS, KVD = c.KVD(), HD = c.HD;
+  const int64_t C = c.C, C3 = 3 * c.C;
   std::vector<NamedMatrix> t = {
       {"trigram.res.weight", C3, C3, &w.tri_res, nullptr},
       {"trigram.res.bias", 1, C3, nullptr, &w.tri_res_bias},
       {"trigram.proj.weight", C, C3, &w.tri_proj, nullptr},
-      {kLayerNames[0], 1, C, nullptr, &w.layer.attn_norm},
-      {kLayerNames[1], QD, C, &w.layer.wq, nullptr},
-      {kLayerNames[2], KVD, C, &w.layer.wk, nullptr},
-      {kLayerNames[3], KVD, C, &w.layer.wv, nullptr},
-      {kLayerNames[4], C, QD, &w.layer.wo, nullptr},
-      {kLayerNames[5], 1, C, nullptr, &w.layer.ffn_norm},
-      {kLayerNames[6], HD, C, &w.layer.w_gate, nullptr},
-      {kLayerNames[7], HD, C, &w.layer.w_up, nullptr},
-      {kLayerNames[8], C, HD, &w.layer.w_down, nullptr},
   };
+  const LayerDims dims = layer_dims(c);
+  for (const LayerTensor& lt : kLayerTensors) {
+    const std::string name = std::string("layer.") + lt.gguf + ".weight";
+    if (lt.is_norm()) t.push_back({name, 1, C, nullptr, &(w.layer.*lt.norm)});
+    else t.push_back({name, dims(lt.rows), dims(lt.cols), &(w.layer.*lt.matrix), nullptr});
+  }
   w.heads.resize(c.K);
   for (int k = 0; k < c.K; k++) t.push_back({head_name(k), c.V, 2 * C, &w.heads[k], nullptr});
   return t;
@@ -86,8 +80,8 @@ std::vector<float> floats_from_string(const std::string& s, const std::string& w
 
 size_t DraftModel::weight_bytes() const {
   size_t n = weights.tri_res.bytes() + weights.tri_proj.bytes();
-  const LayerWeights& l = weights.layer;
-  for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) n += t->bytes();
+  for (const LayerTensor& lt : kLayerTensors)
+    if (!lt.is_norm()) n += (weights.layer.*lt.matrix).bytes();
   for (const auto& h : weights.heads) n += h.bytes();
   return n;
 }

@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <map>
 
 #include "error.h"
+#include "layer_tensors.h"
+#include "train_blocks.h"
 
 namespace chimera {
 
@@ -34,15 +35,28 @@ namespace {
 using Buf = std::vector<float>;
 
 
-// Gradient arrays by parameter name.
-struct GradIndex {
-  std::map<std::string, float*> by_name;
-  float* operator[](const std::string& n) const {
-    auto it = by_name.find(n);
-    CHIMERA_CHECK(it != by_name.end(), ErrorCode::Internal, "no gradient for ", n);
-    return it->second;
-  }
+// The draft's gradient arrays, typed. The parameter table is the draft file's order (draft_model.cpp):
+// trigram.res.weight, trigram.res.bias, trigram.proj.weight, the layer's nine tensors, heads.0..K-1.
+struct DraftGrads {
+  float *tri_res, *tri_res_bias, *tri_proj;
+  LayerGrads layer;
+  std::vector<float*> heads;
 };
+
+DraftGrads draft_grads(const std::vector<DraftParam>& params, std::vector<std::vector<float>>& grads, int K) {
+  auto at = [&](size_t i, const std::string& name) {
+    CHIMERA_CHECK(i < params.size() && params[i].name == name, ErrorCode::Internal, "draft parameter table: expected ",
+                  name, " at ", i);
+    return grads[i].data();
+  };
+  DraftGrads g;
+  g.tri_res = at(0, "trigram.res.weight");
+  g.tri_res_bias = at(1, "trigram.res.bias");
+  g.tri_proj = at(2, "trigram.proj.weight");
+  g.layer = layer_grads_at(params, grads, 3, "layer.");
+  for (int k = 0; k < K; k++) g.heads.push_back(at(3 + kLayerTensorCount + (size_t)k, "heads." + std::to_string(k) + ".weight"));
+  return g;
+}
 
 // K/V rows of a block of inputs x (n, C) at positions pos: normed inputs kept for backward.
 struct KVBlock {
@@ -66,13 +80,13 @@ void kv_forward(Backend& be, const LayerWeights& lw, const DraftConfig& c, const
 
 // Back through K/V of a block: weight and norm-gain gradients; dxn_extra (n, C) adds other users of
 // the normed input (the queries); dx (n, C) receives the input gradient when non-null.
-void kv_backward(Backend& be, const LayerWeights& lw, const DraftConfig& c, const GradIndex& g, const float* x,
+void kv_backward(Backend& be, const LayerWeights& lw, const DraftConfig& c, const LayerGrads& g, const float* x,
                  KVBlock& b, const float* dxn_extra, float* dx) {
   const int KVD = c.KVD();
   be.rope_backward(b.dk.data(), b.pos.data(), b.n, c.NKV, c.HS, c.rope_dims, c.rope_theta, c.rope_layout);
   Buf dxn((size_t)b.n * c.C), tmp((size_t)b.n * c.C);
-  be.linear_backward(dxn.data(), g["layer.attn_k.weight"], b.dk.data(), b.xn.data(), lw.wk, b.n);
-  be.linear_backward(tmp.data(), g["layer.attn_v.weight"], b.dv.data(), b.xn.data(), lw.wv, b.n);
+  be.linear_backward(dxn.data(), g[kAttnK], b.dk.data(), b.xn.data(), lw.wk, b.n);
+  be.linear_backward(tmp.data(), g[kAttnV], b.dv.data(), b.xn.data(), lw.wv, b.n);
   be.add(dxn.data(), tmp.data(), (int64_t)b.n * c.C);
   if (dxn_extra) be.add(dxn.data(), dxn_extra, (int64_t)b.n * c.C);
   Buf dx_local;
@@ -80,7 +94,7 @@ void kv_backward(Backend& be, const LayerWeights& lw, const DraftConfig& c, cons
     dx_local.resize((size_t)b.n * c.C);
     dx = dx_local.data();
   }
-  be.rmsnorm_backward(dx, g["layer.attn_norm.weight"], dxn.data(), x, lw.attn_norm, b.n, c.C, c.rms_eps);
+  be.rmsnorm_backward(dx, g[kAttnNorm], dxn.data(), x, lw.attn_norm, b.n, c.C, c.rms_eps);
   (void)KVD;
 }
 
@@ -89,7 +103,8 @@ struct DepthPass {
   int d = 0, nq = 0, S = 0;
   std::vector<int32_t> qrow;  // (nq) G-row index of each query (position - 1)
   std::vector<int32_t> qpos;  // (nq)
-  Buf q, kall, vall, probs, att, x1, xn2, a, b, s, hhat, cat, logits;
+  Buf q, kall, vall, probs, att, x1, hhat, cat, logits;
+  FfnActs ffn;
   std::vector<uint8_t> mask;
 };
 
@@ -104,8 +119,7 @@ void draft_example_grads(const Model& base, const DraftModel& draft, const std::
   const int L = ex.L, C = c.C, C3 = 3 * C, QD = c.NH * c.HS, KVD = c.KVD(), HD = c.HD, V = c.V;
   const int NG = L - 1;  // trigram rows: positions 1..L-1
   CHIMERA_CHECK(L >= 4, ErrorCode::InvalidArg, "training sequences need at least 4 tokens");
-  GradIndex g;
-  for (size_t i = 0; i < params.size(); i++) g.by_name[params[i].name] = grads[i].data();
+  const DraftGrads g = draft_grads(params, grads, c.K);
 
   // ---- trigram encoder: g_p for p = 1..L-1 (row p-1), position 1 padded as [e0; e1; e1] ----
   Buf e3((size_t)NG * C3), z((size_t)NG * C3), r3((size_t)NG * C3), gv((size_t)NG * C);
@@ -179,17 +193,8 @@ void draft_example_grads(const Model& base, const DraftModel& draft, const std::
     be.matmul(P.x1.data(), P.att.data(), lw.wo, nq);
     for (int i = 0; i < nq; i++)
       for (int j = 0; j < C; j++) P.x1[(size_t)i * C + j] += gv[(size_t)P.qrow[i] * C + j];  // residual: g_p
-    P.xn2.resize((size_t)nq * C);
-    P.a.resize((size_t)nq * HD);
-    P.b.resize((size_t)nq * HD);
-    P.s.resize((size_t)nq * HD);
     P.hhat.resize((size_t)nq * C);
-    be.rmsnorm(P.xn2.data(), P.x1.data(), lw.ffn_norm, nq, C, c.rms_eps);
-    be.matmul(P.a.data(), P.xn2.data(), lw.w_gate, nq);
-    be.matmul(P.b.data(), P.xn2.data(), lw.w_up, nq);
-    be.swiglu(P.s.data(), P.a.data(), P.b.data(), (int64_t)nq * HD);
-    be.matmul(P.hhat.data(), P.s.data(), lw.w_down, nq);
-    be.add(P.hhat.data(), P.x1.data(), (int64_t)nq * C);
+    ffn_forward_train(be, lw, C, HD, c.rms_eps, P.x1.data(), nq, P.hhat.data(), P.ffn);
     // Head d on [h_{m-1} ; h^]: the base's choice at position p + 1.
     P.cat.resize((size_t)nq * 2 * C);
     for (int i = 0; i < nq; i++) {
@@ -232,7 +237,7 @@ void draft_example_grads(const Model& base, const DraftModel& draft, const std::
                                &stats.counted[d], &stats.correct[d]);
     }
     Buf dcat((size_t)nq * 2 * C);
-    be.linear_backward(dcat.data(), g["heads." + std::to_string(d) + ".weight"], dlogits.data(), P.cat.data(), w.heads[d], nq);
+    be.linear_backward(dcat.data(), g.heads[(size_t)d], dlogits.data(), P.cat.data(), w.heads[d], nq);
     Buf dh((size_t)nq * C), target((size_t)nq * C), dmse((size_t)nq * C);
     for (int i = 0; i < nq; i++) {
       std::memcpy(&dh[(size_t)i * C], &dcat[(size_t)i * 2 * C + C], sizeof(float) * C);
@@ -242,21 +247,13 @@ void draft_example_grads(const Model& base, const DraftModel& draft, const std::
     stats.mse_count += (int64_t)nq * C;
     be.add(dh.data(), dmse.data(), (int64_t)nq * C);
     // SwiGLU block (residual: dx1 = dh + through the FFN).
-    Buf ds((size_t)nq * HD), da((size_t)nq * HD), db((size_t)nq * HD), dxn2((size_t)nq * C), tmp((size_t)nq * C);
-    be.linear_backward(ds.data(), g["layer.ffn_down.weight"], dh.data(), P.s.data(), lw.w_down, nq);
-    be.swiglu_backward(da.data(), db.data(), ds.data(), P.a.data(), P.b.data(), (int64_t)nq * HD);
-    be.linear_backward(dxn2.data(), g["layer.ffn_gate.weight"], da.data(), P.xn2.data(), lw.w_gate, nq);
-    be.linear_backward(tmp.data(), g["layer.ffn_up.weight"], db.data(), P.xn2.data(), lw.w_up, nq);
-    be.add(dxn2.data(), tmp.data(), (int64_t)nq * C);
     Buf dx1((size_t)nq * C);
-    be.rmsnorm_backward(dx1.data(), g["layer.ffn_norm.weight"], dxn2.data(), P.x1.data(), lw.ffn_norm, nq, C,
-                        c.rms_eps);
-    be.add(dx1.data(), dh.data(), (int64_t)nq * C);
+    ffn_backward_train(be, lw, C, HD, c.rms_eps, P.x1.data(), nq, P.ffn, dh.data(), g.layer, dx1.data());
     // Attention block: the residual reaches the query input g_p.
     for (int i = 0; i < nq; i++)
       for (int j = 0; j < C; j++) dg[(size_t)P.qrow[i] * C + j] += dx1[(size_t)i * C + j];
     Buf datt((size_t)nq * QD), dq((size_t)nq * QD), dkall((size_t)S * KVD, 0.f), dvall((size_t)S * KVD, 0.f);
-    be.linear_backward(datt.data(), g["layer.attn_output.weight"], dx1.data(), P.att.data(), lw.wo, nq);
+    be.linear_backward(datt.data(), g.layer[kAttnOut], dx1.data(), P.att.data(), lw.wo, nq);
     be.attention_backward(dq.data(), dkall.data(), dvall.data(), datt.data(), P.probs.data(), P.q.data(),
                           P.kall.data(), P.vall.data(), nq, S, c.NH, c.NKV, c.HS);
     for (int i = 0; i < nq; i++)
@@ -272,19 +269,19 @@ void draft_example_grads(const Model& base, const DraftModel& draft, const std::
   }
 
   // ---- key/value blocks and queries back to their inputs ----
-  kv_backward(be, lw, c, g, ex.hidden, H, nullptr, nullptr);  // base states are frozen inputs
+  kv_backward(be, lw, c, g.layer, ex.hidden, H, nullptr, nullptr);  // base states are frozen inputs
   for (int k = 0; k + 1 < c.K; k++)
-    if (Hh[k].n) kv_backward(be, lw, c, g, hh_rows[k].data(), Hh[k], nullptr, nullptr);  // detached
+    if (Hh[k].n) kv_backward(be, lw, c, g.layer, hh_rows[k].data(), Hh[k], nullptr, nullptr);  // detached
   be.rope_backward(dqG.data(), G.pos.data(), NG, c.NH, c.HS, c.rope_dims, c.rope_theta, c.rope_layout);
   Buf dgn_q((size_t)NG * C), dg_in((size_t)NG * C);
-  be.linear_backward(dgn_q.data(), g["layer.attn_q.weight"], dqG.data(), G.xn.data(), lw.wq, NG);
-  kv_backward(be, lw, c, g, gv.data(), G, dgn_q.data(), dg_in.data());
+  be.linear_backward(dgn_q.data(), g.layer[kAttnQ], dqG.data(), G.xn.data(), lw.wq, NG);
+  kv_backward(be, lw, c, g.layer, gv.data(), G, dgn_q.data(), dg_in.data());
   be.add(dg.data(), dg_in.data(), (int64_t)NG * C);
 
   // ---- trigram encoder ----
   Buf dr3((size_t)NG * C3);
-  be.linear_backward(dr3.data(), g["trigram.proj.weight"], dg.data(), r3.data(), w.tri_proj, NG);
-  float* dbias = g["trigram.res.bias"];
+  be.linear_backward(dr3.data(), g.tri_proj, dg.data(), r3.data(), w.tri_proj, NG);
+  float* dbias = g.tri_res_bias;
   for (int r = 0; r < NG; r++)
     for (int i = 0; i < C3; i++) {
       const float zz = z[(size_t)r * C3 + i], sg = 1.0f / (1.0f + std::exp(-zz));
@@ -292,7 +289,7 @@ void draft_example_grads(const Model& base, const DraftModel& draft, const std::
       v *= sg * (1.0f + zz * (1.0f - sg));  // silu'(z); e3 is frozen
       dbias[i] += v;
     }
-  be.linear_backward(nullptr, g["trigram.res.weight"], dr3.data(), e3.data(), w.tri_res, NG);
+  be.linear_backward(nullptr, g.tri_res, dr3.data(), e3.data(), w.tri_res, NG);
 }
 
 }  // namespace chimera

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "error.h"
+#include "layer_tensors.h"
 #include "model.h"
 #include "weight_import.h"
 
@@ -276,15 +277,11 @@ std::vector<GgufTensorOut> model_tensors_for_gguf(const ModelWeights& w, const M
   for (int l = 0; l < cfg.L; l++) {
     const LayerWeights& lw = w.layers[(size_t)l];
     const std::string p = names.layer_prefix + std::to_string(l);
-    vec(p + names.layer_suffix[0], lw.attn_norm);
-    matrix(p + names.layer_suffix[1], lw.wq);
-    matrix(p + names.layer_suffix[2], lw.wk);
-    matrix(p + names.layer_suffix[3], lw.wv);
-    matrix(p + names.layer_suffix[4], lw.wo);
-    vec(p + names.layer_suffix[5], lw.ffn_norm);
-    matrix(p + names.layer_suffix[6], lw.w_gate);
-    matrix(p + names.layer_suffix[7], lw.w_up);
-    matrix(p + names.layer_suffix[8], lw.w_down);
+    for (int i = 0; i < kLayerTensorCount; i++) {
+      const LayerTensor& lt = kLayerTensors[i];
+      if (lt.is_norm()) vec(p + names.layer_suffix[i], lw.*lt.norm);
+      else matrix(p + names.layer_suffix[i], lw.*lt.matrix);
+    }
   }
   vec(names.output_norm, w.output_norm);
   if (!cfg.tied_output) matrix(names.output, w.output);

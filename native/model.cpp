@@ -9,6 +9,7 @@
 #include <new>
 
 #include "error.h"
+#include "layer_tensors.h"
 
 namespace chimera {
 
@@ -37,10 +38,8 @@ float* WeightStorage::alloc_f32(size_t n) {
 size_t Model::weight_bytes() const {
   const size_t norm = (size_t)config.C * sizeof(float);
   size_t total = weights.tok_embd.bytes() + norm;
-  for (const LayerWeights& l : weights.layers) {
-    total += 2 * norm + l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + l.w_gate.bytes() +
-             l.w_up.bytes() + l.w_down.bytes();
-  }
+  for (const LayerWeights& l : weights.layers)
+    for (const LayerTensor& lt : kLayerTensors) total += lt.is_norm() ? norm : (l.*lt.matrix).bytes();
   if (weights.output.data != weights.tok_embd.data) total += weights.output.bytes();
   return total;
 }
@@ -85,22 +84,18 @@ void check_norm(const float* p, const std::string& name) {
 
 // Tensors are named as in GGUF, whatever the file format, so messages are uniform.
 void validate_weights(const ModelConfig& cfg, const ModelWeights& w) {
-  const int64_t C = cfg.C, HD = cfg.HD, V = cfg.V, QD = (int64_t)cfg.NH * cfg.HS, KVD = cfg.KVD();
+  const int64_t C = cfg.C, V = cfg.V;
+  const LayerDims dims = layer_dims(cfg);
   check_view(w.tok_embd, "token_embd.weight", V, C);
   CHIMERA_CHECK(w.layers.size() == (size_t)cfg.L, ErrorCode::Tensor, "model has ", w.layers.size(),
                 " layers of weights, config says ", cfg.L);
   for (size_t l = 0; l < w.layers.size(); l++) {
     const LayerWeights& lw = w.layers[l];
-    const std::string p = "blk." + std::to_string(l) + ".";
-    check_norm(lw.attn_norm, p + "attn_norm.weight");
-    check_view(lw.wq, p + "attn_q.weight", QD, C);
-    check_view(lw.wk, p + "attn_k.weight", KVD, C);
-    check_view(lw.wv, p + "attn_v.weight", KVD, C);
-    check_view(lw.wo, p + "attn_output.weight", C, QD);
-    check_norm(lw.ffn_norm, p + "ffn_norm.weight");
-    check_view(lw.w_gate, p + "ffn_gate.weight", HD, C);
-    check_view(lw.w_up, p + "ffn_up.weight", HD, C);
-    check_view(lw.w_down, p + "ffn_down.weight", C, HD);
+    for (const LayerTensor& lt : kLayerTensors) {
+      const std::string name = "blk." + std::to_string(l) + "." + lt.gguf + ".weight";
+      if (lt.is_norm()) check_norm(lw.*lt.norm, name);
+      else check_view(lw.*lt.matrix, name, dims(lt.rows), dims(lt.cols));
+    }
   }
   check_norm(w.output_norm, "output_norm.weight");
   check_view(w.output, "output.weight", V, C);
@@ -131,16 +126,11 @@ void check_tensor_values(const Model& m) {
   check_matrix(w.tok_embd, "token_embd.weight");
   for (size_t l = 0; l < w.layers.size(); l++) {
     const LayerWeights& lw = w.layers[l];
-    const std::string p = "blk." + std::to_string(l) + ".";
-    check_finite(lw.attn_norm, C, p + "attn_norm.weight", 0);
-    check_matrix(lw.wq, p + "attn_q.weight");
-    check_matrix(lw.wk, p + "attn_k.weight");
-    check_matrix(lw.wv, p + "attn_v.weight");
-    check_matrix(lw.wo, p + "attn_output.weight");
-    check_finite(lw.ffn_norm, C, p + "ffn_norm.weight", 0);
-    check_matrix(lw.w_gate, p + "ffn_gate.weight");
-    check_matrix(lw.w_up, p + "ffn_up.weight");
-    check_matrix(lw.w_down, p + "ffn_down.weight");
+    for (const LayerTensor& lt : kLayerTensors) {
+      const std::string name = "blk." + std::to_string(l) + "." + lt.gguf + ".weight";
+      if (lt.is_norm()) check_finite(lw.*lt.norm, C, name, 0);
+      else check_matrix(lw.*lt.matrix, name);
+    }
   }
   check_finite(w.output_norm, C, "output_norm.weight", 0);
   if (w.output.data != w.tok_embd.data) check_matrix(w.output, "output.weight");

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "error.h"
+#include "layer_tensors.h"
 
 namespace chimera {
 
@@ -86,10 +87,7 @@ WeightNames gguf_weight_names() {
   n.output_norm = "output_norm.weight";
   n.output = "output.weight";
   n.layer_prefix = "blk.";
-  const char* s[9] = {".attn_norm.weight", ".attn_q.weight",   ".attn_k.weight",
-                      ".attn_v.weight",    ".attn_output.weight", ".ffn_norm.weight",
-                      ".ffn_gate.weight",  ".ffn_up.weight",   ".ffn_down.weight"};
-  for (int i = 0; i < 9; i++) n.layer_suffix[i] = s[i];
+  for (int i = 0; i < kLayerTensorCount; i++) n.layer_suffix[i] = std::string(".") + kLayerTensors[i].gguf + ".weight";
   return n;
 }
 
@@ -99,10 +97,7 @@ WeightNames hf_weight_names() {
   n.output_norm = "model.norm.weight";
   n.output = "lm_head.weight";
   n.layer_prefix = "model.layers.";
-  const char* s[9] = {".input_layernorm.weight", ".self_attn.q_proj.weight", ".self_attn.k_proj.weight",
-                      ".self_attn.v_proj.weight", ".self_attn.o_proj.weight", ".post_attention_layernorm.weight",
-                      ".mlp.gate_proj.weight",    ".mlp.up_proj.weight",     ".mlp.down_proj.weight"};
-  for (int i = 0; i < 9; i++) n.layer_suffix[i] = s[i];
+  for (int i = 0; i < kLayerTensorCount; i++) n.layer_suffix[i] = std::string(".") + kLayerTensors[i].hf + ".weight";
   return n;
 }
 
@@ -125,7 +120,8 @@ bool same_tensor(const TensorView& a, const TensorView& b) {
 
 void import_weights(ModelConfig& cfg, const WeightNames& names, const TensorLookup& lookup, bool force_tied,
                     const std::string& file, WeightStorage& storage, ModelWeights& w) {
-  const int64_t C = cfg.C, HD = cfg.HD, V = cfg.V, QD = (int64_t)cfg.NH * cfg.HS, KVD = cfg.KVD();
+  const int64_t C = cfg.C, V = cfg.V;
+  const LayerDims dims = layer_dims(cfg);
   w.tok_embd = import_matrix(storage, need(lookup, names.tok_embd, file), V, C);  // (V, C)
   // The layer count is a claim of the metadata: the file's last layer must exist before anything is
   // sized by it, and layers are added one at a time as their tensors are found.
@@ -133,18 +129,14 @@ void import_weights(ModelConfig& cfg, const WeightNames& names, const TensorLook
   w.layers.clear();
   for (int l = 0; l < cfg.L; l++) {
     const std::string p = names.layer_prefix + std::to_string(l);
-    const auto t = [&](int i) -> const RawTensor& { return need(lookup, p + names.layer_suffix[i], file); };
     w.layers.emplace_back();
     LayerWeights& lw = w.layers.back();
-    lw.attn_norm = import_vector_f32(storage, t(0), C);  // (C)
-    lw.wq = import_matrix(storage, t(1), QD, C);          // (NH*HS, C)
-    lw.wk = import_matrix(storage, t(2), KVD, C);         // (KVD, C)
-    lw.wv = import_matrix(storage, t(3), KVD, C);         // (KVD, C)
-    lw.wo = import_matrix(storage, t(4), C, QD);          // (C, NH*HS)
-    lw.ffn_norm = import_vector_f32(storage, t(5), C);   // (C)
-    lw.w_gate = import_matrix(storage, t(6), HD, C);      // (HD, C)
-    lw.w_up = import_matrix(storage, t(7), HD, C);        // (HD, C)
-    lw.w_down = import_matrix(storage, t(8), C, HD);      // (C, HD)
+    for (int i = 0; i < kLayerTensorCount; i++) {
+      const LayerTensor& lt = kLayerTensors[i];
+      const RawTensor& t = need(lookup, p + names.layer_suffix[i], file);
+      if (lt.is_norm()) lw.*lt.norm = import_vector_f32(storage, t, C);
+      else lw.*lt.matrix = import_matrix(storage, t, dims(lt.rows), dims(lt.cols));
+    }
   }
   w.output_norm = import_vector_f32(storage, need(lookup, names.output_norm, file), C);  // (C)
   const RawTensor* out = force_tied ? nullptr : lookup(names.output);

@@ -36,7 +36,7 @@ const float* import_vector_f32(WeightStorage& storage, const RawTensor& t, int64
 struct WeightNames {
   std::string tok_embd, output_norm, output;
   std::string layer_prefix;
-  // Suffixes in the order attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down.
+  // Suffixes in kLayerTensors' order (layer_tensors.h).
   std::string layer_suffix[9];
 };
 

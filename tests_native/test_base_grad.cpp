@@ -1,11 +1,17 @@
 // Finite-difference check of the whole-model training step (base_sequence_grads) on tiny shapes, with
 // a separate and a tied output projection: every weight tensor's analytic gradient is compared with
-// central differences of the cross-entropy.
+// central differences of the cross-entropy. And the training forward is the inference forward: its loss
+// equals the cross-entropy of forward()'s logits.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "base_train_step.h"
 #include "check.h"
 #include "error.h"
+#include "forward.h"
+#include "kv_cache.h"
+#include "model.h"
 #include "ops.h"
 
 using namespace chimera;
@@ -57,8 +63,52 @@ static void check(bool tied, uint64_t seed) {
   }
 }
 
+// The training forward (base_sequence_grads' loss) against the cross-entropy of forward()'s logits.
+static void check_training_forward_is_forward(bool tied, uint64_t seed) {
+  test::Rng rng(seed);
+  Model m;
+  ModelConfig& c = m.config;
+  c.C = 16; c.L = 3; c.NH = 4; c.NKV = 2; c.HS = 4; c.HD = 24; c.V = 11; c.rope_dims = 4; c.tied_output = tied;
+  c.max_context = 64;
+  std::vector<BaseParam> params = init_base_weights(c, seed, m.storage, m.weights);
+  for (BaseParam& p : params)
+    for (int64_t i = 0; i < p.size(); i++) p.data[i] = (p.is_vector ? 1.0f : 0.0f) + 0.3f * rng.uniform();
+  const int T = 12;
+  std::vector<int32_t> tokens(T + 1), pos(T), rows(T);
+  for (auto& t : tokens) t = rng.below(c.V);
+  for (int t = 0; t < T; t++) pos[t] = rows[t] = t;
+  CpuBackend be(nullptr);
+  std::vector<std::vector<float>> grads;
+  for (const auto& p : params) grads.emplace_back(p.size(), 0.f);
+  BaseLossStats st;
+  base_sequence_grads(c, m.weights, params, grads, be, tokens.data(), T, 1.0f, st);
+
+  Workspace ws(&be, c, T);
+  KVCache kv(&be, c.L, T, c.KVD());
+  Batch b;
+  b.tokens = tokens.data();
+  b.positions = pos.data();
+  b.T = T;
+  b.out_rows = rows.data();
+  b.R = T;
+  std::vector<float> logits((size_t)T * c.V), hidden((size_t)T * c.C);
+  forward(m, be, ws, kv, b, logits.data(), hidden.data());
+  double ce = 0;
+  for (int t = 0; t < T; t++) {
+    const float* l = &logits[(size_t)t * c.V];
+    double mx = l[0], sum = 0;
+    for (int v = 1; v < c.V; v++) mx = std::max(mx, (double)l[v]);
+    for (int v = 0; v < c.V; v++) sum += std::exp((double)l[v] - mx);
+    ce += mx + std::log(sum) - l[tokens[(size_t)t + 1]];
+  }
+  std::fprintf(stderr, "%s: training loss %.6f, forward() loss %.6f\n", tied ? "tied" : "untied", st.ce_sum, ce);
+  EXPECT(std::fabs(st.ce_sum - ce) <= 1e-4 * std::fabs(ce) + 1e-5);
+}
+
 int main() {
   check(false, 21);
   check(true, 22);
+  check_training_forward_is_forward(false, 23);
+  check_training_forward_is_forward(true, 24);
   return test::finish("test_base_grad");
 }
