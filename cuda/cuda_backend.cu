@@ -413,46 +413,4 @@ void CudaBackend::top_k_rows(int32_t* ids, float* vals, const float* x, int R, i
   cuda::top_k_rows(stream_, ids, vals, x, R, V, k, penalty, recent, n_recent);
 }
 
-// ---- training: the CPU backend's job ----
-
-namespace {
-[[noreturn]] void training_on_cpu(const char* op) {
-  throw_error(ErrorCode::Unsupported, "the CUDA backend does not run training op ", op,
-              "; training runs on the CPU backend");
-}
-}  // namespace
-
-void CudaBackend::linear_backward(float*, float*, const float*, const float*, const TensorView&, int) {
-  training_on_cpu("linear_backward");
-}
-void CudaBackend::rmsnorm_backward(float*, float*, const float*, const float*, const float*, int, int, float) {
-  training_on_cpu("rmsnorm_backward");
-}
-void CudaBackend::rope_backward(float*, const int32_t*, int, int, int, int, float, RopeLayout) {
-  training_on_cpu("rope_backward");
-}
-void CudaBackend::attention_forward_train(float*, float*, const float*, const float*, const float*, const uint8_t*,
-                                          int, int, int, int, int) {
-  training_on_cpu("attention_forward_train");
-}
-void CudaBackend::attention_backward(float*, float*, float*, const float*, const float*, const float*, const float*,
-                                     const float*, int, int, int, int, int) {
-  training_on_cpu("attention_backward");
-}
-void CudaBackend::swiglu_backward(float*, float*, const float*, const float*, const float*, int64_t) {
-  training_on_cpu("swiglu_backward");
-}
-void CudaBackend::softmax_cross_entropy(float*, const float*, const int32_t*, int, int, float, double*, int*, int*) {
-  training_on_cpu("softmax_cross_entropy");
-}
-void CudaBackend::kl_to_teacher(float*, const float*, const float*, const uint8_t*, int, int, float, float, double*) {
-  training_on_cpu("kl_to_teacher");
-}
-void CudaBackend::mse(float*, const float*, const float*, int64_t, float, double*) { training_on_cpu("mse"); }
-double CudaBackend::sum_squares(const float*, int64_t) { training_on_cpu("sum_squares"); }
-void CudaBackend::scale(float*, float, int64_t) { training_on_cpu("scale"); }
-void CudaBackend::adamw_step(float*, const float*, float*, float*, int64_t, float, float, float, float, float, int) {
-  training_on_cpu("adamw_step");
-}
-
 }  // namespace chimera

@@ -55,22 +55,6 @@ class CudaBackend final : public Backend {
   void top_k_rows(int32_t* ids, float* vals, const float* x, int R, int V, int k, float penalty,
                   const int32_t* recent, int n_recent) override;
 
-  // Training runs on the CPU backend (ModelRuntime::cpu_backend); these throw E_UNSUPPORTED.
-  void linear_backward(float*, float*, const float*, const float*, const TensorView&, int) override;
-  void rmsnorm_backward(float*, float*, const float*, const float*, const float*, int, int, float) override;
-  void rope_backward(float*, const int32_t*, int, int, int, int, float, RopeLayout) override;
-  void attention_forward_train(float*, float*, const float*, const float*, const float*, const uint8_t*, int, int, int,
-                               int, int) override;
-  void attention_backward(float*, float*, float*, const float*, const float*, const float*, const float*,
-                          const float*, int, int, int, int, int) override;
-  void swiglu_backward(float*, float*, const float*, const float*, const float*, int64_t) override;
-  void softmax_cross_entropy(float*, const float*, const int32_t*, int, int, float, double*, int*, int*) override;
-  void kl_to_teacher(float*, const float*, const float*, const uint8_t*, int, int, float, float, double*) override;
-  void mse(float*, const float*, const float*, int64_t, float, double*) override;
-  double sum_squares(const float*, int64_t) override;
-  void scale(float*, float, int64_t) override;
-  void adamw_step(float*, const float*, float*, float*, int64_t, float, float, float, float, float, int) override;
-
  private:
   struct DeviceCopy {
     void* dev = nullptr;

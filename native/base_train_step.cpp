@@ -62,7 +62,7 @@ std::vector<BaseParam> init_base_weights(const ModelConfig& c, uint64_t seed, We
 }
 
 void base_sequence_grads(const ModelConfig& c, const ModelWeights& w, const std::vector<BaseParam>& params,
-                         std::vector<std::vector<float>>& grads, Backend& be, const int32_t* tokens, int T,
+                         std::vector<std::vector<float>>& grads, CpuBackend& be, const int32_t* tokens, int T,
                          float ce_scale, BaseLossStats& stats) {
   const int C = c.C, QD = c.NH * c.HS, KVD = c.KVD(), HD = c.HD, V = c.V;
   // The table's order (init_base_weights): token_embd, 9 tensors per layer, output_norm, [output].

@@ -27,7 +27,7 @@ struct BaseLossStats {
 // tokens (T + 1): inputs tokens[0..T), targets tokens[1..T]. Accumulates gradients (one array per
 // parameter, table order) of ce_scale * sum of the T cross-entropies.
 void base_sequence_grads(const ModelConfig& cfg, const ModelWeights& w, const std::vector<BaseParam>& params,
-                         std::vector<std::vector<float>>& grads, Backend& be, const int32_t* tokens, int T,
+                         std::vector<std::vector<float>>& grads, CpuBackend& be, const int32_t* tokens, int T,
                          float ce_scale, BaseLossStats& stats);
 
 }  // namespace chimera

@@ -65,7 +65,7 @@ struct KVBlock {
   std::vector<int32_t> pos;
 };
 
-void kv_forward(Backend& be, const LayerWeights& lw, const DraftConfig& c, const float* x, KVBlock& b) {
+void kv_forward(CpuBackend& be, const LayerWeights& lw, const DraftConfig& c, const float* x, KVBlock& b) {
   const int KVD = c.KVD();
   b.xn.resize((size_t)b.n * c.C);
   b.k.resize((size_t)b.n * KVD);
@@ -80,7 +80,7 @@ void kv_forward(Backend& be, const LayerWeights& lw, const DraftConfig& c, const
 
 // Back through K/V of a block: weight and norm-gain gradients; dxn_extra (n, C) adds other users of
 // the normed input (the queries); dx (n, C) receives the input gradient when non-null.
-void kv_backward(Backend& be, const LayerWeights& lw, const DraftConfig& c, const LayerGrads& g, const float* x,
+void kv_backward(CpuBackend& be, const LayerWeights& lw, const DraftConfig& c, const LayerGrads& g, const float* x,
                  KVBlock& b, const float* dxn_extra, float* dx) {
   const int KVD = c.KVD();
   be.rope_backward(b.dk.data(), b.pos.data(), b.n, c.NKV, c.HS, c.rope_dims, c.rope_theta, c.rope_layout);
@@ -111,7 +111,7 @@ struct DepthPass {
 }  // namespace
 
 void draft_example_grads(const Model& base, const DraftModel& draft, const std::vector<DraftParam>& params,
-                         std::vector<std::vector<float>>& grads, Backend& be, const DraftExample& ex,
+                         std::vector<std::vector<float>>& grads, CpuBackend& be, const DraftExample& ex,
                          float ce_scale, float mse_scale, DraftLossStats& stats) {
   const DraftConfig& c = draft.config;
   const DraftWeights& w = draft.weights;

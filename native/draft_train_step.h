@@ -38,7 +38,7 @@ struct DraftLossStats {
 // Accumulates d(loss)/d(param) into grads (one array per parameter, in make_trainable order).
 // ce_scale and mse_scale multiply each prediction's CE and each element's squared error.
 void draft_example_grads(const Model& base, const DraftModel& draft, const std::vector<DraftParam>& params,
-                         std::vector<std::vector<float>>& grads, Backend& be, const DraftExample& ex,
+                         std::vector<std::vector<float>>& grads, CpuBackend& be, const DraftExample& ex,
                          float ce_scale, float mse_scale, DraftLossStats& stats);
 
 }  // namespace chimera

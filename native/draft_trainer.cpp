@@ -173,7 +173,7 @@ std::shared_ptr<DraftModel> train_draft(const std::shared_ptr<ModelRuntime>& run
   validate_train_options(o);
   const ModelRuntime& rt = *runtime;
   const Model& base = rt.model();
-  Backend& be = rt.cpu_backend();  // training keeps its tensors in host memory
+  CpuBackend& be = rt.cpu_backend();  // training keeps its tensors in host memory
   const auto t_start = Clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - t_start).count(); };
 

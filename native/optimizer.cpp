@@ -5,7 +5,7 @@
 
 namespace chimera {
 
-void clipped_adamw_step(Backend& be, const std::vector<TrainableParam>& params, std::vector<std::vector<float>>& grads,
+void clipped_adamw_step(CpuBackend& be, const std::vector<TrainableParam>& params, std::vector<std::vector<float>>& grads,
                         std::vector<std::vector<float>>& m, std::vector<std::vector<float>>& v, float max_norm,
                         float lr, const AdamWConfig& cfg, int step) {
   double sq = 0;

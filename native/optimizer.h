@@ -24,7 +24,7 @@ struct AdamWConfig {
 // One optimiser step at `step` (from 1) with learning rate lr: the gradients are scaled down to global
 // norm max_norm (clip_scale), then AdamW updates every parameter and its moments m, v (vectors get no
 // weight decay).
-void clipped_adamw_step(Backend& be, const std::vector<TrainableParam>& params, std::vector<std::vector<float>>& grads,
+void clipped_adamw_step(CpuBackend& be, const std::vector<TrainableParam>& params, std::vector<std::vector<float>>& grads,
                         std::vector<std::vector<float>>& m, std::vector<std::vector<float>>& v, float max_norm,
                         float lr, const AdamWConfig& cfg, int step);
 

@@ -27,7 +27,7 @@ std::shared_ptr<ModelRuntime> ModelRuntime::load(const std::string& path, const 
   }
   // The CPU runs inference: Q8_0 matrices get their AVX2 layout now, before any session exists.
   if (rt->backend_ == rt->cpu_backend_.get()) {
-    auto& cpu = static_cast<CpuBackend&>(*rt->cpu_backend_);
+    CpuBackend& cpu = *rt->cpu_backend_;
     rt->repacked_bytes_ = cpu.prepare_weights(rt->model_->weights);
     rt->uses_amx_ = cpu.uses_amx();
   }

@@ -27,7 +27,7 @@ class ModelRuntime {
   // The backend that runs inference: "cpu" or "cuda".
   Backend& backend() const { return *backend_; }
   // A CPU backend over the same thread pool (training runs here whatever the inference backend).
-  Backend& cpu_backend() const { return *cpu_backend_; }
+  CpuBackend& cpu_backend() const { return *cpu_backend_; }
   int threads() const { return pool_->size(); }
   // Bytes of weight copies in a faster layout for the CPU kernels (CpuBackend::prepare_weights).
   size_t repacked_bytes() const { return repacked_bytes_; }
@@ -37,7 +37,7 @@ class ModelRuntime {
  private:
   std::unique_ptr<Model> model_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<Backend> cpu_backend_;
+  std::unique_ptr<CpuBackend> cpu_backend_;
   std::unique_ptr<Backend> gpu_backend_;
   Backend* backend_ = nullptr;
   size_t repacked_bytes_ = 0;

@@ -5,7 +5,7 @@
 
 namespace chimera {
 
-void ffn_forward_train(Backend& be, const LayerWeights& lw, int C, int HD, float eps, const float* x, int T,
+void ffn_forward_train(CpuBackend& be, const LayerWeights& lw, int C, int HD, float eps, const float* x, int T,
                        float* out, FfnActs& A) {
   A.xn.resize((size_t)T * C);
   A.a.resize((size_t)T * HD);
@@ -19,7 +19,7 @@ void ffn_forward_train(Backend& be, const LayerWeights& lw, int C, int HD, float
   be.add(out, x, (int64_t)T * C);
 }
 
-void ffn_backward_train(Backend& be, const LayerWeights& lw, int C, int HD, float eps, const float* x, int T,
+void ffn_backward_train(CpuBackend& be, const LayerWeights& lw, int C, int HD, float eps, const float* x, int T,
                         const FfnActs& A, const float* dout, const LayerGrads& g, float* dx) {
   std::vector<float> ds((size_t)T * HD), da((size_t)T * HD), db((size_t)T * HD), dn((size_t)T * C),
       tmp((size_t)T * C);

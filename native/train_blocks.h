@@ -15,12 +15,12 @@ struct FfnActs {
 };
 
 // x, out (T, C); out may not alias x.
-void ffn_forward_train(Backend& be, const LayerWeights& lw, int C, int HD, float eps, const float* x, int T,
+void ffn_forward_train(CpuBackend& be, const LayerWeights& lw, int C, int HD, float eps, const float* x, int T,
                        float* out, FfnActs& acts);
 
 // dout (T, C): gradient of out. Adds the weight and norm-gain gradients to g and writes the gradient of x
 // to dx (T, C), which may alias dout.
-void ffn_backward_train(Backend& be, const LayerWeights& lw, int C, int HD, float eps, const float* x, int T,
+void ffn_backward_train(CpuBackend& be, const LayerWeights& lw, int C, int HD, float eps, const float* x, int T,
                         const FfnActs& acts, const float* dout, const LayerGrads& g, float* dx);
 
 }  // namespace chimera

@@ -81,24 +81,26 @@ const float* import_vector_f32(WeightStorage& storage, const RawTensor& t, int64
   return out;
 }
 
-WeightNames gguf_weight_names() {
-  WeightNames n;
-  n.tok_embd = "token_embd.weight";
-  n.output_norm = "output_norm.weight";
-  n.output = "output.weight";
-  n.layer_prefix = "blk.";
-  for (int i = 0; i < kLayerTensorCount; i++) n.layer_suffix[i] = std::string(".") + kLayerTensors[i].gguf + ".weight";
+namespace {
+
+// The names of a file format: the model-level tensors, and each layer tensor's name from the table.
+WeightNames names_of(const char* tok_embd, const char* output_norm, const char* output, const char* layer_prefix,
+                     const char* LayerTensor::*layer_name) {
+  WeightNames n{tok_embd, output_norm, output, layer_prefix, {}};
+  for (int i = 0; i < kLayerTensorCount; i++)
+    n.layer_suffix[i] = std::string(".") + kLayerTensors[i].*layer_name + ".weight";
   return n;
 }
 
+}  // namespace
+
+WeightNames gguf_weight_names() {
+  return names_of("token_embd.weight", "output_norm.weight", "output.weight", "blk.", &LayerTensor::gguf);
+}
+
 WeightNames hf_weight_names() {
-  WeightNames n;
-  n.tok_embd = "model.embed_tokens.weight";
-  n.output_norm = "model.norm.weight";
-  n.output = "lm_head.weight";
-  n.layer_prefix = "model.layers.";
-  for (int i = 0; i < kLayerTensorCount; i++) n.layer_suffix[i] = std::string(".") + kLayerTensors[i].hf + ".weight";
-  return n;
+  return names_of("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.",
+                  &LayerTensor::hf);
 }
 
 namespace {

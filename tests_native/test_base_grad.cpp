@@ -16,7 +16,7 @@
 
 using namespace chimera;
 
-static double loss_of(const ModelConfig& c, const ModelWeights& w, const std::vector<BaseParam>& params, Backend& be,
+static double loss_of(const ModelConfig& c, const ModelWeights& w, const std::vector<BaseParam>& params, CpuBackend& be,
                       const std::vector<int32_t>& tokens, std::vector<std::vector<float>>* grads) {
   std::vector<std::vector<float>> scratch;
   if (!grads) {

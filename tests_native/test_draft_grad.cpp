@@ -30,7 +30,7 @@ struct TinyBase {
   }
 };
 
-double loss_of(const Model& base, const DraftModel& d, const std::vector<DraftParam>& params, Backend& be,
+double loss_of(const Model& base, const DraftModel& d, const std::vector<DraftParam>& params, CpuBackend& be,
                const DraftExample& ex, std::vector<std::vector<float>>* grads) {
   std::vector<std::vector<float>> scratch;
   if (!grads) {
