@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "decoder_layer.h"
 #include "error.h"
@@ -58,6 +59,67 @@ struct BatchLayout {
   }
 };
 
+// A batch's index arrays and mask where the backend's ops read them.
+struct StagedBatch {
+  const int32_t *tokens, *positions, *out_rows;
+  const uint8_t* mask;
+  DeviceSlots slots_dev;
+  const DeviceSlots* slots = nullptr;  // set on a device backend
+};
+
+// On a host backend the batch is used as is. On a device backend its arrays and mask are uploaded in
+// one copy, and the cache length goes device-side too (DeviceSlots), so that the forward's ops can be
+// recorded once and replayed for every batch of the same shape.
+StagedBatch stage_batch(Backend& be, Workspace& ws, const KVCache& kv, const Batch& b) {
+  StagedBatch s{b.tokens, b.positions, b.out_rows, b.mask, {}, nullptr};
+  if (be.host_memory()) return s;
+  const int T = b.T, N = kv.size();
+  const BatchLayout L(ws.max_T(), kv.capacity());
+  if (ws.batch_dev.size() < L.total) {
+    ws.graphs.clear();  // recordings point into the old buffer
+    ws.seen.clear();
+    ws.batch_dev.reset(&be, L.total);
+  }
+  const size_t mask_bytes = b.mask ? (size_t)T * (N + T) : 0;
+  const size_t upload = b.mask ? L.mask + mask_bytes : L.rows + sizeof(int32_t) * b.R;
+  ws.batch_host.resize(std::max(upload, L.mask));
+  uint8_t* h = ws.batch_host.data();
+  const int32_t n_past = N;
+  std::memcpy(h, &n_past, sizeof(n_past));
+  std::memcpy(h + L.tokens, b.tokens, sizeof(int32_t) * T);
+  std::memcpy(h + L.positions, b.positions, sizeof(int32_t) * T);
+  if (b.R) std::memcpy(h + L.rows, b.out_rows, sizeof(int32_t) * b.R);
+  if (mask_bytes) std::memcpy(h + L.mask, b.mask, mask_bytes);
+  be.copy_to_device(ws.batch_dev.data(), h, upload);
+  uint8_t* d = ws.batch_dev.data();
+  s.slots_dev.n_past = reinterpret_cast<const int32_t*>(d);
+  s.slots_dev.max_slots = kv.capacity();
+  s.slots = &s.slots_dev;
+  s.tokens = reinterpret_cast<const int32_t*>(d + L.tokens);
+  s.positions = reinterpret_cast<const int32_t*>(d + L.positions);
+  s.out_rows = reinterpret_cast<const int32_t*>(d + L.rows);
+  s.mask = b.mask ? d + L.mask : nullptr;
+  return s;
+}
+
+// Runs `ops` through a recorded graph of this batch shape when the backend records (a shape is recorded
+// the second time it is seen, then replayed), else directly.
+void run_recorded(Backend& be, Workspace& ws, const Workspace::GraphKey& key, const std::function<void()>& ops) {
+  auto it = ws.graphs.find(key);
+  if (it == ws.graphs.end() && ws.seen.count(key)) {
+    if (ws.graphs.size() >= 32) ws.graphs.clear();  // batch shapes that come and go
+    std::unique_ptr<OpGraph> g = be.record(ops);
+    if (g) it = ws.graphs.emplace(key, std::move(g)).first;
+  }
+  if (it != ws.graphs.end()) {
+    it->second->replay();
+    return;
+  }
+  if (ws.seen.size() >= 256) ws.seen.clear();
+  ws.seen.insert(key);
+  ops();
+}
+
 }  // namespace
 
 void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const Batch& b, float* logits,
@@ -65,83 +127,33 @@ void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const 
   check_batch(model, ws, kv, b);
   const ModelConfig& cfg = model.config;
   const ModelWeights& w = model.weights;
-  const int T = b.T, N = kv.size(), C = cfg.C;
+  const int T = b.T, R = b.R, N = kv.size(), C = cfg.C;
+  const StagedBatch in = stage_batch(be, ws, kv, b);
 
-  // Index arrays and mask in backend memory: one upload per batch on a device backend, where the
-  // cache length is device-side too (DeviceSlots), so that the ops below can be recorded and replayed.
-  const int32_t *tokens = b.tokens, *positions = b.positions, *out_rows = b.out_rows;
-  const uint8_t* mask = b.mask;
-  DeviceSlots slots_dev;
-  const DeviceSlots* slots = nullptr;
-  if (!be.host_memory()) {
-    const BatchLayout L(ws.max_T(), kv.capacity());
-    if (ws.batch_dev.size() < L.total) {
-      ws.graphs.clear();  // recordings point into the old buffer
-      ws.seen.clear();
-      ws.batch_dev.reset(&be, L.total);
-    }
-    const size_t mask_bytes = b.mask ? (size_t)T * (N + T) : 0;
-    const size_t upload = b.mask ? L.mask + mask_bytes : L.rows + sizeof(int32_t) * b.R;
-    ws.batch_host.resize(std::max(upload, L.mask));
-    uint8_t* h = ws.batch_host.data();
-    const int32_t n_past = N;
-    std::memcpy(h, &n_past, sizeof(n_past));
-    std::memcpy(h + L.tokens, b.tokens, sizeof(int32_t) * T);
-    std::memcpy(h + L.positions, b.positions, sizeof(int32_t) * T);
-    if (b.R) std::memcpy(h + L.rows, b.out_rows, sizeof(int32_t) * b.R);
-    if (mask_bytes) std::memcpy(h + L.mask, b.mask, mask_bytes);
-    be.copy_to_device(ws.batch_dev.data(), h, upload);
-    uint8_t* d = ws.batch_dev.data();
-    slots_dev.n_past = reinterpret_cast<const int32_t*>(d);
-    slots_dev.max_slots = kv.capacity();
-    slots = &slots_dev;
-    tokens = reinterpret_cast<const int32_t*>(d + L.tokens);
-    positions = reinterpret_cast<const int32_t*>(d + L.positions);
-    out_rows = reinterpret_cast<const int32_t*>(d + L.rows);
-    mask = b.mask ? d + L.mask : nullptr;
-  }
-
-  auto run = [&] {
-    be.embed(ws.x, w.tok_embd, tokens, T);  // x (T, C)
+  auto ops = [&] {
+    be.embed(ws.x, w.tok_embd, in.tokens, T);  // x (T, C)
     const LayerShape shape = layer_shape(cfg);
     const LayerScratch scratch{ws.xb, ws.xb2, ws.q, ws.att, ws.hb, ws.hb2, ws.k_new, ws.v_new};
     for (int l = 0; l < cfg.L; l++)
-      decoder_layer_forward(be, w.layers[l], shape, scratch, ws.x, T, positions, kv.k(l), kv.v(l), N, mask, false,
-                            slots);
-    if (hidden_all) {
-      if (slots) {
-        be.rmsnorm(ws.xb, ws.x, w.output_norm, T, C, cfg.rms_eps);  // (T, C), stored at row N
-        be.store_rows(hidden_all, ws.xb, T, C, N, slots);
+      decoder_layer_forward(be, w.layers[l], shape, scratch, ws.x, T, in.positions, kv.k(l), kv.v(l), N, in.mask,
+                            false, in.slots);
+    if (hidden_all) {  // every row's final hidden state, stored at row N on (the draft's keys)
+      if (in.slots) {
+        be.rmsnorm(ws.xb, ws.x, w.output_norm, T, C, cfg.rms_eps);
+        be.store_rows(hidden_all, ws.xb, T, C, N, in.slots);
       } else {
         be.rmsnorm(hidden_all + (size_t)N * C, ws.x, w.output_norm, T, C, cfg.rms_eps);
       }
     }
-    if (b.R == 0) return;
-    // Gather the requested rows, final norm, output projection.
-    be.gather_rows(ws.out_x, ws.x, out_rows, b.R, C);
-    float* normed = hidden ? hidden : ws.xb;  // (R, C)
-    be.rmsnorm(normed, ws.out_x, w.output_norm, b.R, C, cfg.rms_eps);
-    if (logits) be.matmul(logits, normed, w.output, b.R);  // (R, V)
+    if (R == 0) return;
+    be.gather_rows(ws.out_x, ws.x, in.out_rows, R, C);  // the rows asked for
+    float* normed = hidden ? hidden : ws.xb;              // (R, C)
+    be.rmsnorm(normed, ws.out_x, w.output_norm, R, C, cfg.rms_eps);
+    if (logits) be.matmul(logits, normed, w.output, R);  // (R, V)
   };
 
-  if (!slots) {
-    run();
-  } else {
-    const Workspace::GraphKey key{T, b.R, b.mask != nullptr, logits, hidden, hidden_all, kv.k(0), kv.v(0)};
-    auto it = ws.graphs.find(key);
-    if (it == ws.graphs.end() && ws.seen.count(key)) {
-      if (ws.graphs.size() >= 32) ws.graphs.clear();  // batch shapes that come and go
-      std::unique_ptr<OpGraph> g = be.record(run);
-      if (g) it = ws.graphs.emplace(key, std::move(g)).first;
-    }
-    if (it != ws.graphs.end()) {
-      it->second->replay();
-    } else {
-      if (ws.seen.size() >= 256) ws.seen.clear();
-      ws.seen.insert(key);
-      run();
-    }
-  }
+  if (in.slots) run_recorded(be, ws, {T, R, b.mask != nullptr, logits, hidden, hidden_all, kv.k(0), kv.v(0)}, ops);
+  else ops();
   kv.grow(T);
 }
 

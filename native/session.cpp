@@ -280,8 +280,8 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
     if (arm > 0 && kv_.size() >= 1 && kv_.size() + spec_->tree(arm - 1).size <= kv_.capacity()) {
       const double draft0 = res.spec.ms_draft, verify0 = res.spec.ms_verify, sync0 = res.spec.ms_sync;
       const int64_t synced0 = res.spec.synced_positions;
-      std::vector<int32_t> out = spec_->step(arm - 1, runtime_->model(), runtime_->backend(), ws_, kv_, history_,
-                                             hidden_cache_.data(), sampling, rng, res.spec);
+      const BaseSide base{runtime_->model(), runtime_->backend(), ws_, kv_, hidden_cache_.data()};
+      std::vector<int32_t> out = spec_->step(arm - 1, base, history_, sampling, rng, res.spec);
       if (policy_) {
         const double sync_ms = res.spec.ms_sync - sync0;
         policy_->observe_sync((int)(res.spec.synced_positions - synced0), sync_ms);

@@ -28,38 +28,60 @@ int Speculator::max_tree_size() const {
   return n;
 }
 
-std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backend& be, Workspace& ws, KVCache& kv,
-                                      const std::vector<int32_t>& history, float* hidden,
+std::vector<int32_t> Speculator::step(int tree_index, BaseSide base, const std::vector<int32_t>& history,
                                       const SamplingParams& sampling, Rng& rng, SpeculativeStats& stats) {
-  const CompiledTree& tree_ = trees_.at(tree_index);
-  const int m = kv.size(), T = tree_.size, V = model.config.V, C = model.config.C;
+  const CompiledTree& tree = trees_.at(tree_index);
+  const int m = base.kv.size();
   CHIMERA_CHECK((int)history.size() == m + 1 && m >= 1, ErrorCode::Internal, "speculative step: bad state");
-  CHIMERA_CHECK(m + T <= kv.capacity() && T <= ws.max_T(), ErrorCode::Internal, "speculative step: no room");
+  CHIMERA_CHECK(m + tree.size <= base.kv.capacity() && tree.size <= base.ws.max_T(), ErrorCode::Internal,
+                "speculative step: no room");
+  const auto t0 = Clock::now();
+  draft_tree(tree, base, history, stats);
+  const auto t1 = Clock::now();
+  stats.ms_draft += std::chrono::duration<double, std::milli>(t1 - t0).count();
+  const TreeAcceptance acc = verify_tree(tree, base, history, sampling, rng);
+  std::vector<int32_t> out = keep_path(acc, base);
+  stats.ms_verify += ms_since(t1);
 
-  // Draft: the top-1 chain and each head's top-k.
+  stats.steps++;
+  stats.drafted_tokens += (int)out.size();
+  if (stats.accepted_by_depth.size() < (size_t)tree.depth) stats.accepted_by_depth.resize(tree.depth, 0);
+  if (stats.steps_by_tree.size() < trees_.size()) stats.steps_by_tree.resize(trees_.size(), 0);
+  stats.steps_by_tree[tree_index]++;
+  for (size_t d = 0; d + 1 < acc.path.size(); d++) stats.accepted_by_depth[d]++;
+  return out;
+}
+
+void Speculator::draft_tree(const CompiledTree& tree, const BaseSide& base, const std::vector<int32_t>& history,
+                            SpeculativeStats& stats) {
+  const int m = base.kv.size(), T = tree.size, C = base.model.config.C;
+  // The draft catches up with the context, then drafts the top-1 chain and each head's top-k.
   const auto t0 = Clock::now();
   const int synced_rows = draft_.committed_rows();
-  draft_.sync(history, m, hidden);
-  stats.ms_sync += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  draft_.sync(history, m, base.hidden);
+  stats.ms_sync += ms_since(t0);
   stats.synced_positions += (draft_.committed_rows() - synced_rows) / 2;
-  draft_.draft_chain(history, m, hidden + (size_t)(m - 1) * C, tree_.depth, tree_.top_k, topk_);
+  draft_.draft_chain(history, m, base.hidden + (size_t)(m - 1) * C, tree.depth, tree.top_k, topk_);
   tokens_.resize(T);
   positions_.resize(T);
   rows_.resize(T);
   tokens_[0] = history[m];
   for (int n = 0; n < T; n++) {
-    if (n > 0) tokens_[n] = topk_[tree_.node_depth[n] - 1][tree_.node_rank[n]];
-    positions_[n] = m + tree_.node_depth[n];
+    if (n > 0) tokens_[n] = topk_[tree.node_depth[n] - 1][tree.node_rank[n]];
+    positions_[n] = m + tree.node_depth[n];
     rows_[n] = n;
   }
   // Tree mask over (cached + tree) slots: the whole prefix, then self and ancestors.
   mask_.assign((size_t)T * (m + T), 1);
   for (int n = 0; n < T; n++)
-    std::memcpy(mask_.data() + (size_t)n * (m + T) + m, tree_.mask.data() + (size_t)n * T, T);
-  const auto t1 = Clock::now();
-  stats.ms_draft += std::chrono::duration<double, std::milli>(t1 - t0).count();
+    std::memcpy(mask_.data() + (size_t)n * (m + T) + m, tree.mask.data() + (size_t)n * T, T);
+}
 
-  // Verify: one base forward over every node.
+TreeAcceptance Speculator::verify_tree(const CompiledTree& tree, const BaseSide& base,
+                                       const std::vector<int32_t>& history, const SamplingParams& sampling,
+                                       Rng& rng) {
+  const int T = tree.size, V = base.model.config.V;
+  Backend& be = base.be;
   logits_.ensure(&be, (size_t)T * V);
   Batch b;
   b.tokens = tokens_.data();
@@ -68,49 +90,40 @@ std::vector<int32_t> Speculator::step(int tree_index, const Model& model, Backen
   b.mask = mask_.data();
   b.out_rows = rows_.data();
   b.R = T;
-  forward(model, be, ws, kv, b, logits_.data(), nullptr, hidden);  // hidden rows m.. are written
-  TreeAcceptance acc;
+  forward(base.model, be, base.ws, base.kv, b, logits_.data(), nullptr, base.hidden);  // hidden rows m.. written
   if (plain_greedy(sampling) && !be.host_memory() && mode_ == VerifyMode::Exact) {
     // T ints cross to the host instead of T x V logits.
     argmax_.ensure(&be, (size_t)T);
     argmax_host_.resize(T);
     be.argmax_rows(argmax_.data(), logits_.data(), T, V);
     be.copy_to_host(argmax_host_.data(), argmax_.data(), sizeof(int32_t) * T);
-    acc = accept_tree_greedy(tree_, tokens_.data(), argmax_host_.data());
-  } else {
-    // Each node's penalty window, so the backend can select every row's candidates itself.
-    int W = 0;
-    const std::vector<int32_t> windows = plain_greedy(sampling)
-                                             ? std::vector<int32_t>()
-                                             : node_penalty_windows(tree_, tokens_.data(), sampling, history, &W);
-    if (!plain_greedy(sampling) && candidates_.select(be, logits_.data(), T, V, sampling, windows.data(), W)) {
-      acc = accept_tree(
-          tree_, tokens_.data(),
-          [&](int u, const std::vector<int32_t>&, TokenDistribution& p) { candidates_.distribution(u, sampling, p); },
-          sampling, history, rng, mode_);
-    } else {
-      const float* logits = host_view(be, logits_.data(), (size_t)T * V, logits_host_);
-      acc = accept_tree(tree_, tokens_.data(), logits, V, sampling, history, rng, mode_);
-    }
+    return accept_tree_greedy(tree, tokens_.data(), argmax_host_.data());
   }
+  // Each node's penalty window, so the backend can select every row's candidates itself.
+  int W = 0;
+  const std::vector<int32_t> windows = plain_greedy(sampling)
+                                           ? std::vector<int32_t>()
+                                           : node_penalty_windows(tree, tokens_.data(), sampling, history, &W);
+  if (!plain_greedy(sampling) && candidates_.select(be, logits_.data(), T, V, sampling, windows.data(), W)) {
+    return accept_tree(
+        tree, tokens_.data(),
+        [&](int u, const std::vector<int32_t>&, TokenDistribution& p) { candidates_.distribution(u, sampling, p); },
+        sampling, history, rng, mode_);
+  }
+  const float* logits = host_view(be, logits_.data(), (size_t)T * V, logits_host_);
+  return accept_tree(tree, tokens_.data(), logits, V, sampling, history, rng, mode_);
+}
 
-  // Keep the accepted path: compact the base cache and the hidden states, root first.
-  const int n_acc = (int)acc.path.size();
+std::vector<int32_t> Speculator::keep_path(const TreeAcceptance& acc, const BaseSide& base) {
+  const int m = base.kv.size() - (int)tokens_.size();  // the verify forward appended the tree's rows
+  const int C = base.model.config.C, n_acc = (int)acc.path.size();
   slots_.resize(n_acc);
   for (int i = 0; i < n_acc; i++) slots_[i] = m + acc.path[i];
-  kv.compact(m, slots_.data(), n_acc);
-  be.compact_rows(hidden, 0, 1, C, slots_.data(), m, n_acc);
-  stats.ms_verify += ms_since(t1);
-
+  base.kv.compact(m, slots_.data(), n_acc);
+  base.be.compact_rows(base.hidden, 0, 1, C, slots_.data(), m, n_acc);
   std::vector<int32_t> out;
   for (int i = 1; i < n_acc; i++) out.push_back(tokens_[acc.path[i]]);
   out.push_back(acc.bonus);
-  stats.steps++;
-  stats.drafted_tokens += (int)out.size();
-  if (stats.accepted_by_depth.size() < (size_t)tree_.depth) stats.accepted_by_depth.resize(tree_.depth, 0);
-  if (stats.steps_by_tree.size() < trees_.size()) stats.steps_by_tree.resize(trees_.size(), 0);
-  stats.steps_by_tree[tree_index]++;
-  for (int d = 0; d < n_acc - 1; d++) stats.accepted_by_depth[d]++;
   return out;
 }
 

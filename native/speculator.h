@@ -25,6 +25,16 @@ struct SpeculativeStats {
   int64_t synced_positions = 0;  // positions caught up
 };
 
+// The base model's side of a step: the model, its backend, and the session's workspace, KV cache and
+// final hidden states of cached positions (backend memory, rows of C).
+struct BaseSide {
+  const Model& model;
+  Backend& be;
+  Workspace& ws;
+  KVCache& kv;
+  float* hidden;
+};
+
 class Speculator {
  public:
   // One tree, or several that the caller chooses between step by step (tree: 'auto').
@@ -38,14 +48,22 @@ class Speculator {
   // Context positions (of m cached) the draft has not caught up with yet.
   int pending_positions(int m) const { return std::max(0, m - draft_.committed_rows() / 2); }
 
-  // Preconditions: history = cached tokens (m = kv.size()) + the root token; hidden (backend memory,
-  // >= m + tree.size rows of C) holds the final hidden states of cached positions. Returns accepted tokens + bonus;
+  // Preconditions: history = cached tokens (m = base.kv.size()) + the root token; base.hidden has room
+  // for m + tree.size rows and holds the states of cached positions. Returns accepted tokens + bonus;
   // afterwards the cache holds the root and the accepted tokens, hidden their states.
-  std::vector<int32_t> step(int tree_index, const Model& model, Backend& be, Workspace& ws, KVCache& kv,
-                            const std::vector<int32_t>& history, float* hidden, const SamplingParams& sampling,
-                            Rng& rng, SpeculativeStats& stats);
+  std::vector<int32_t> step(int tree_index, BaseSide base, const std::vector<int32_t>& history,
+                            const SamplingParams& sampling, Rng& rng, SpeculativeStats& stats);
 
  private:
+  // Drafts the tree's nodes: tokens_, positions_ and rows_ (T), and the tree mask over cached + tree slots.
+  void draft_tree(const CompiledTree& tree, const BaseSide& base, const std::vector<int32_t>& history,
+                  SpeculativeStats& stats);
+  // One base forward over every node, then the lossless acceptance of a path.
+  TreeAcceptance verify_tree(const CompiledTree& tree, const BaseSide& base, const std::vector<int32_t>& history,
+                             const SamplingParams& sampling, Rng& rng);
+  // Compacts the base cache and hidden states to the accepted path; returns its tokens plus the bonus.
+  std::vector<int32_t> keep_path(const TreeAcceptance& acc, const BaseSide& base);
+
   std::vector<CompiledTree> trees_;
   DraftState draft_;
   VerifyMode mode_;
