@@ -139,8 +139,10 @@ void write_tensor_data(FILE* f, const GgufTensorOut& t, bool* ok) {
 
 }  // namespace
 
-void write_gguf(const std::string& path, const ModelConfig& cfg, const TokenizerData& tok,
-                const std::vector<GgufTensorOut>& tensors) {
+namespace {
+
+// What write_gguf can write, checked before anything is written.
+void check_writable(const ModelConfig& cfg, const TokenizerData& tok, const std::vector<GgufTensorOut>& tensors) {
   CHIMERA_CHECK(cfg.architecture == "llama", ErrorCode::Unsupported, "write_gguf: architecture '",
                 cfg.architecture, "' cannot be written (only 'llama')");
   CHIMERA_CHECK(cfg.rope_layout == RopeLayout::Interleaved, ErrorCode::Unsupported,
@@ -173,8 +175,11 @@ void write_gguf(const std::string& path, const ModelConfig& cfg, const Tokenizer
     CHIMERA_CHECK(t.data != nullptr, ErrorCode::InvalidArg, "write_gguf: tensor ", t.name, " has no data");
     ggml_type_id(t.dtype);  // throws for other dtypes
   }
+}
 
-  // ---- header ----
+// The key/value section: architecture, shapes and the tokenizer.
+Buf metadata(const ModelConfig& cfg, const TokenizerData& tok, const std::vector<GgufTensorOut>& tensors) {
+  const size_t nv = tok.pieces.size();
   Buf h;
   h.kv_str("general.architecture", "llama");
   h.kv_str("general.name", cfg.name.empty() ? std::string("chimera") : cfg.name);
@@ -207,9 +212,19 @@ void write_gguf(const std::string& path, const ModelConfig& cfg, const Tokenizer
   h.kv_bool("tokenizer.ggml.add_bos_token", tok.add_bos);
   h.kv_bool("tokenizer.ggml.add_eos_token", false);
   h.kv_bool("tokenizer.ggml.add_space_prefix", tok.add_space_prefix);
+  return h;
+}
 
+// The tensor-info section and where each tensor's data goes in the (aligned) data section.
+struct TensorLayout {
   Buf info;
   std::vector<uint64_t> offsets, sizes;
+  uint64_t end = 0;  // the data section's aligned size
+};
+
+TensorLayout tensor_layout(const std::vector<GgufTensorOut>& tensors) {
+  TensorLayout L;
+  Buf& info = L.info;
   uint64_t offset = 0;
   for (const GgufTensorOut& t : tensors) {
     info.str(t.name);
@@ -223,17 +238,27 @@ void write_gguf(const std::string& path, const ModelConfig& cfg, const Tokenizer
     }
     info.u32(ggml_type_id(t.dtype));
     info.u64(offset);
-    offsets.push_back(offset);
-    sizes.push_back((uint64_t)t.rows * (uint64_t)t.cols * elem_bytes(t.dtype));
-    offset = (offset + sizes.back() + kAlignment - 1) / kAlignment * kAlignment;
+    L.offsets.push_back(offset);
+    L.sizes.push_back((uint64_t)t.rows * (uint64_t)t.cols * elem_bytes(t.dtype));
+    offset = (offset + L.sizes.back() + kAlignment - 1) / kAlignment * kAlignment;
   }
+  L.end = offset;
+  return L;
+}
 
+}  // namespace
+
+void write_gguf(const std::string& path, const ModelConfig& cfg, const TokenizerData& tok,
+                const std::vector<GgufTensorOut>& tensors) {
+  check_writable(cfg, tok, tensors);
+  const Buf h = metadata(cfg, tok, tensors);
+  const TensorLayout L = tensor_layout(tensors);
   Buf head;
   head.bytes = "GGUF";
   head.u32(3);
   head.u64(tensors.size());
   head.u64(h.n_kv);
-  const uint64_t header_bytes = head.bytes.size() + h.bytes.size() + info.bytes.size();
+  const uint64_t header_bytes = head.bytes.size() + h.bytes.size() + L.info.bytes.size();
   const uint64_t data_start = (header_bytes + kAlignment - 1) / kAlignment * kAlignment;
 
   // ---- file ----
@@ -243,16 +268,16 @@ void write_gguf(const std::string& path, const ModelConfig& cfg, const Tokenizer
   bool ok = true;
   write_all(f, head.bytes.data(), head.bytes.size(), &ok);
   write_all(f, h.bytes.data(), h.bytes.size(), &ok);
-  write_all(f, info.bytes.data(), info.bytes.size(), &ok);
+  write_all(f, L.info.bytes.data(), L.info.bytes.size(), &ok);
   write_zeros(f, (size_t)(data_start - header_bytes), &ok);
   uint64_t pos = 0;
   for (size_t i = 0; i < tensors.size() && ok; i++) {
-    write_zeros(f, (size_t)(offsets[i] - pos), &ok);
+    write_zeros(f, (size_t)(L.offsets[i] - pos), &ok);
     write_tensor_data(f, tensors[i], &ok);
-    pos = offsets[i] + sizes[i];
+    pos = L.offsets[i] + L.sizes[i];
   }
   // The data section ends aligned too, as llama.cpp's writer does.
-  write_zeros(f, (size_t)(offset - pos), &ok);
+  write_zeros(f, (size_t)(L.end - pos), &ok);
   ok = (std::fclose(f) == 0) && ok;
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
