@@ -1,6 +1,7 @@
 // SentencePiece-style BPE tokenizer (score- or merge-rank-driven) and the streaming UTF-8 decoder.
 #include "tokenizer.h"
 
+#include <cmath>
 #include <queue>
 
 #include "error.h"
@@ -94,6 +95,9 @@ void Tokenizer::validate_data() const {
     CHIMERA_CHECK(s.second >= -1 && s.second < (int64_t)n, ErrorCode::Format, "tokenizer: ", s.first,
                   " id ", s.second, " is outside the vocabulary of ", n);
   }
+  // Scores order the merges; a NaN would break the merge queue's ordering.
+  for (size_t i = 0; i < n; i++)
+    CHIMERA_CHECK(!std::isnan(data_.scores[i]), ErrorCode::Format, "tokenizer: token ", i, " has a NaN score");
   for (size_t i = 0; i < n; i++) {
     const int t = (int)data_.types[i];
     // 0 is llama.cpp's "undefined" type; it is handled like Normal.
