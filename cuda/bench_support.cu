@@ -3,9 +3,9 @@
 #include <chrono>
 #include <string>
 
+#include "backend/gpu_backend.h"
 #include "cuda_backend.h"
 #include "cuda_common.cuh"
-#include "gpu_backend.h"
 
 namespace chimera {
 

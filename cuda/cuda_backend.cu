@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/gpu_backend.h"
 #include "cuda_common.cuh"
-#include "gpu_backend.h"
 #include "kernels.cuh"
 
 namespace chimera {

@@ -1,5 +1,5 @@
-// The CUDA backend: the Backend table of ops.h on one GPU, one stream. Model weights stay where the
-// Model keeps them (host mappings); the backend uploads each matrix on first use and keeps the device
+// The CUDA backend: the Backend table (native/backend/backend.h) on one GPU, one stream. Model
+// weights stay where the Model keeps them (host mappings); the backend uploads each matrix on first use and keeps the device
 // copy (Q8_0 matrices become F16). Buffers that are already device memory are used in place.
 // Safe to share between threads: launches are serialised by a mutex onto the one stream (a recording
 // holds it throughout, so no other thread's op lands in a graph).
@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ops.h"
+#include "backend/backend.h"
 
 namespace chimera {
 

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "error.h"
+#include "common/error.h"
 
 #define CHIMERA_CUDA_CHECK(expr)                                                                      \
   do {                                                                                                \

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "dtype.h"
+#include "common/dtype.h"
 
 namespace chimera {
 namespace cuda {

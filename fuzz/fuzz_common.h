@@ -22,11 +22,11 @@
 #include <string>
 #include <vector>
 
-#include "error.h"
+#include "common/error.h"
+#include "formats/safetensors_writer.h"
 #include "gguf_builder.h"  // tests_native: the C++ test helper that builds GGUF files
-#include "model.h"
-#include "safetensors_writer.h"
-#include "weight_import.h"
+#include "model/model.h"
+#include "model/weight_import.h"
 
 namespace fuzz {
 

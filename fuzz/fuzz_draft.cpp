@@ -1,7 +1,7 @@
 // Chimera draft files: load_draft on the fuzzed file against a small valid base model (the fixture GGUF,
 // written and loaded at startup), then the fit check every session runs (check_draft_fits_base) and every weight read once.
-#include "draft_model.h"
 #include "fuzz_common.h"
+#include "spec/draft_model.h"
 
 static std::unique_ptr<chimera::Model> g_base;
 

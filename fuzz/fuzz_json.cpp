@@ -6,8 +6,8 @@
 #include <cmath>
 #include <string>
 
+#include "common/json.h"
 #include "fuzz_common.h"
-#include "json.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // safetensors: SafetensorsFile (header length, JSON header, every tensor's range) on the fuzzed file; every
 // tensor's bytes are then read once, so a range that escapes the mapping shows up under ASan.
+#include "formats/safetensors.h"
 #include "fuzz_common.h"
-#include "safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = fuzz::scratch("model.safetensors");

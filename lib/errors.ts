@@ -1,5 +1,5 @@
 // Typed errors of chimera-llm. Every error has a stable `.code`; native errors arrive with the same
-// codes (native/error.h) and are turned into these classes by `fromNative`.
+// codes (native/common/error.h) and are turned into these classes by `fromNative`.
 
 export type ErrorCode =
   | 'E_INVALID_ARG'

@@ -1,5 +1,5 @@
 // A software model of the AMX tile unit (palette 1: 8 tiles of up to 16 rows x 64 bytes) with the
-// operations the AMX-BF16 matmul uses, so native/kernels_amx.cpp can be built and checked against the
+// operations the AMX-BF16 matmul uses, so native/cpu/kernels_amx.cpp can be built and checked against the
 // reference on CPUs without AMX (test_kernels_amx_emulated). TDPBF16PS follows Intel's pseudo-code:
 // per output element and per pair of bf16 products, two FP32 multiply-adds in order.
 #pragma once

@@ -20,11 +20,12 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "check.h"
-#include "error.h"
-#include "lr_schedule.h"
-#include "ops.h"
-#include "thread_pool.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "cpu/cpu_backend.h"
+#include "train/lr_schedule.h"
 
 using namespace chimera;
 

@@ -6,13 +6,14 @@
 #include <cmath>
 #include <cstdio>
 
-#include "base_train_step.h"
+#include "backend/backend.h"
 #include "check.h"
-#include "error.h"
-#include "forward.h"
-#include "kv_cache.h"
-#include "model.h"
-#include "ops.h"
+#include "common/error.h"
+#include "cpu/cpu_backend.h"
+#include "model/forward.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "train/base_train_step.h"
 
 using namespace chimera;
 

@@ -8,11 +8,11 @@
 #include <random>
 #include <set>
 
-#include "bpe_trainer.h"
 #include "check.h"
-#include "error.h"
-#include "gguf_writer.h"
-#include "model.h"
+#include "common/error.h"
+#include "formats/gguf_writer.h"
+#include "model/model.h"
+#include "train/bpe_trainer.h"
 
 using namespace chimera;
 namespace fs = std::filesystem;

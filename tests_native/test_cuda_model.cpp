@@ -10,14 +10,14 @@
 #include <map>
 #include <sstream>
 
+#include "backend/gpu_backend.h"
 #include "check.h"
-#include "draft_model.h"
-#include "error.h"
-#include "gpu_backend.h"
-#include "json.h"
-#include "session.h"
-#include "speculative_config.h"
-#include "token_tree.h"
+#include "common/error.h"
+#include "common/json.h"
+#include "generate/session.h"
+#include "spec/draft_model.h"
+#include "spec/speculative_config.h"
+#include "spec/token_tree.h"
 
 using namespace chimera;
 

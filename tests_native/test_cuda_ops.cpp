@@ -9,11 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
+#include "backend/gpu_backend.h"
 #include "check.h"
-#include "error.h"
-#include "gpu_backend.h"
-#include "ops.h"
-#include "thread_pool.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "cpu/cpu_backend.h"
 
 using namespace chimera;
 using test::Rng;

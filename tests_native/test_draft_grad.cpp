@@ -8,10 +8,11 @@
 #include <cstdio>
 #include <memory>
 
+#include "backend/backend.h"
 #include "check.h"
-#include "draft_train_step.h"
-#include "error.h"
-#include "ops.h"
+#include "common/error.h"
+#include "cpu/cpu_backend.h"
+#include "train/draft_train_step.h"
 
 using namespace chimera;
 

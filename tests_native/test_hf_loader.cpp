@@ -9,9 +9,9 @@
 #include <random>
 
 #include "check.h"
-#include "error.h"
-#include "json.h"
-#include "model.h"
+#include "common/error.h"
+#include "common/json.h"
+#include "model/model.h"
 
 using namespace chimera;
 namespace fs = std::filesystem;

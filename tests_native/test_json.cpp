@@ -6,10 +6,10 @@
 #include <random>
 
 #include "check.h"
-#include "error.h"
-#include "json.h"
-#include "mapped_file.h"
-#include "safetensors.h"
+#include "common/error.h"
+#include "common/json.h"
+#include "common/mapped_file.h"
+#include "formats/safetensors.h"
 
 using namespace chimera;
 namespace fs = std::filesystem;

@@ -19,13 +19,14 @@
 #include <thread>
 #include <vector>
 
+#include "backend/backend.h"
 #include "check.h"
-#include "error.h"
-#include "kernels_cpu.h"
-#include "kernels_amx.h"
-#include "ops.h"
-#include "q8_0x4.h"
-#include "thread_pool.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/kernels_amx.h"
+#include "cpu/kernels_cpu.h"
+#include "cpu/q8_0x4.h"
 
 using namespace chimera;
 

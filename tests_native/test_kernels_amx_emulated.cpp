@@ -1,4 +1,4 @@
-// The AMX-BF16 matmul (native/kernels_amx.cpp) on a software model of the tile unit
+// The AMX-BF16 matmul (native/cpu/kernels_amx.cpp) on a software model of the tile unit
 // (amx_emulation.h): weight panels, bf16 input rows and the tile loop against the reference, for
 // awkward shapes (rows not a multiple of 16, K not a multiple of 32, T across the 16- and 32-row
 // blocks) and any row range; a row's result is the same for every T. test_kernels runs the native
@@ -9,10 +9,10 @@
 #include <vector>
 
 #define CHIMERA_AMX_EMULATED 1
-#include "kernels_amx.cpp"
+#include "cpu/kernels_amx.cpp"
 
 #include "check.h"
-#include "kernels_cpu.h"
+#include "cpu/kernels_cpu.h"
 
 using namespace chimera;
 

@@ -1,4 +1,4 @@
-// The AVX-512 matmul tiles (native/kernels_avx512.cpp) built against SIMDe's portable AVX-512, so that
+// The AVX-512 matmul tiles (native/cpu/kernels_avx512.cpp) built against SIMDe's portable AVX-512, so that
 // their arithmetic (loads, F16/BF16 conversion, accumulation, horizontal sums, tails) is checked on
 // any CPU, also where the real instructions are missing (test_kernels runs the native build where
 // the CPU has AVX-512F). Every register-tile shape, K with and without tails, against the reference;
@@ -10,15 +10,15 @@
 
 #if __has_include(<simde/x86/avx512.h>)
 #define CHIMERA_AVX512_EMULATED 1
-#include "kernels_avx512.cpp"
+#include "cpu/kernels_avx512.cpp"
 
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "dtype.h"
-#include "kernels_cpu.h"
+#include "common/dtype.h"
+#include "cpu/kernels_cpu.h"
 
 using namespace chimera;
 

@@ -12,9 +12,9 @@
 #include <random>
 
 #include "check.h"
-#include "error.h"
+#include "common/error.h"
 #include "gguf_builder.h"
-#include "model.h"
+#include "model/model.h"
 
 using namespace chimera;
 namespace fs = std::filesystem;

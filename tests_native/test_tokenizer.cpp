@@ -6,8 +6,8 @@
 #include <iterator>
 
 #include "check.h"
-#include "error.h"
-#include "tokenizer.h"
+#include "common/error.h"
+#include "tokenizer/tokenizer.h"
 
 using chimera::ErrorCode;
 using chimera::TokenizerData;

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "check.h"
-#include "tree_policy.h"
+#include "spec/tree_policy.h"
 
 using chimera::ArmShape;
 using chimera::TreePolicy;

@@ -7,12 +7,13 @@
 #include <cmath>
 #include <vector>
 
-#include "candidates.h"
+#include "backend/backend.h"
 #include "check.h"
-#include "ops.h"
-#include "sampler.h"
-#include "token_tree.h"
-#include "tree_verify.h"
+#include "cpu/cpu_backend.h"
+#include "sampling/candidates.h"
+#include "sampling/sampler.h"
+#include "spec/token_tree.h"
+#include "spec/tree_verify.h"
 
 using namespace chimera;
 

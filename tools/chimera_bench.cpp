@@ -21,15 +21,15 @@
 #include <string>
 #include <vector>
 
-#include "draft_model.h"
-#include "error.h"
-#include "forward.h"
-#include "gpu_backend.h"
-#include "kernels_cpu.h"
-#include "thread_pool.h"
-#include "session.h"
-#include "speculative_config.h"
-#include "token_tree.h"
+#include "backend/gpu_backend.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "cpu/kernels_cpu.h"
+#include "generate/session.h"
+#include "model/forward.h"
+#include "spec/draft_model.h"
+#include "spec/speculative_config.h"
+#include "spec/token_tree.h"
 
 using namespace chimera;
 using Clock = std::chrono::steady_clock;

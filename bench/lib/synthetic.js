@@ -3,7 +3,7 @@
 // Everything is produced in chunks so that no tensor (let alone a model) is held in memory whole.
 'use strict';
 
-// Element encoders of the project's model writers (bit-exact with native/dtype.h and ggml's reference
+// Element encoders of the project's model writers (bit-exact with native/common/dtype.h and ggml's reference
 // quantize_row_q8_0).
 const { f32ToF16, encodeFloats } = require('../../tools/writers/dtypes');
 

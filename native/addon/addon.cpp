@@ -1,14 +1,14 @@
 // Registers the native surface of chimera-llm. lib/addonTypes.ts types every export listed here.
 #include <napi.h>
 
-#include "addon_data.h"
-#include "draft_wrap.h"
-#include "gpu_backend.h"
-#include "job_worker.h"
-#include "kernels_cpu.h"
-#include "model_wrap.h"
-#include "session_wrap.h"
-#include "train_wrap.h"
+#include "addon/addon_data.h"
+#include "addon/draft_wrap.h"
+#include "addon/job_worker.h"
+#include "addon/model_wrap.h"
+#include "addon/session_wrap.h"
+#include "addon/train_wrap.h"
+#include "backend/gpu_backend.h"
+#include "cpu/kernels_cpu.h"
 
 namespace chimera::addon {
 

@@ -1,10 +1,10 @@
 // Argument readers for the N-API boundary.
-#include "args.h"
+#include "addon/args.h"
 
 #include <cmath>
 #include <limits>
 
-#include "js_errors.h"
+#include "addon/js_errors.h"
 
 namespace chimera::addon {
 

@@ -1,10 +1,10 @@
 // DraftWrap and the draft workers.
-#include "draft_wrap.h"
+#include "addon/draft_wrap.h"
 
-#include "addon_data.h"
-#include "args.h"
-#include "job_worker.h"
-#include "js_errors.h"
+#include "addon/addon_data.h"
+#include "addon/args.h"
+#include "addon/job_worker.h"
+#include "addon/js_errors.h"
 
 namespace chimera::addon {
 

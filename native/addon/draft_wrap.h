@@ -5,8 +5,8 @@
 #include <memory>
 #include <optional>
 
-#include "draft_model.h"
-#include "runtime.h"
+#include "model/runtime.h"
+#include "spec/draft_model.h"
 
 namespace chimera::addon {
 

@@ -13,9 +13,9 @@
 #include <functional>
 #include <memory>
 
-#include "env_teardown.h"
-#include "interrupt.h"
-#include "js_errors.h"
+#include "addon/env_teardown.h"
+#include "addon/js_errors.h"
+#include "common/interrupt.h"
 
 namespace chimera::addon {
 

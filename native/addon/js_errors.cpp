@@ -1,5 +1,5 @@
 // Native exception -> JS Error with `.code`.
-#include "js_errors.h"
+#include "addon/js_errors.h"
 
 #include <new>
 

@@ -6,7 +6,7 @@
 #include <exception>
 #include <string>
 
-#include "error.h"
+#include "common/error.h"
 
 namespace chimera::addon {
 

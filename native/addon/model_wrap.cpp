@@ -1,13 +1,13 @@
 // ModelWrap: model metadata, tokenizer access and session creation, plus the async loader.
-#include "model_wrap.h"
+#include "addon/model_wrap.h"
 
-#include "addon_data.h"
-#include "args.h"
-#include "draft_wrap.h"
-#include "job_worker.h"
-#include "js_errors.h"
-#include "kernels_cpu.h"
-#include "session_wrap.h"
+#include "addon/addon_data.h"
+#include "addon/args.h"
+#include "addon/draft_wrap.h"
+#include "addon/job_worker.h"
+#include "addon/js_errors.h"
+#include "addon/session_wrap.h"
+#include "cpu/kernels_cpu.h"
 
 namespace chimera::addon {
 

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "runtime.h"
+#include "model/runtime.h"
 
 namespace chimera::addon {
 

@@ -1,13 +1,13 @@
 // SessionWrap methods and the workers behind generate() and evaluate().
-#include "session_wrap.h"
+#include "addon/session_wrap.h"
 
-#include "addon_data.h"
-#include "args.h"
-#include "draft_wrap.h"
-#include "env_teardown.h"
-#include "job_worker.h"
-#include "js_errors.h"
-#include "speculative_config.h"
+#include "addon/addon_data.h"
+#include "addon/args.h"
+#include "addon/draft_wrap.h"
+#include "addon/env_teardown.h"
+#include "addon/job_worker.h"
+#include "addon/js_errors.h"
+#include "spec/speculative_config.h"
 
 namespace chimera::addon {
 

@@ -6,7 +6,7 @@
 #include <atomic>
 #include <memory>
 
-#include "session.h"
+#include "generate/session.h"
 
 namespace chimera::addon {
 

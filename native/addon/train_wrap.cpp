@@ -1,17 +1,17 @@
 // The draft-training worker.
-#include "train_wrap.h"
+#include "addon/train_wrap.h"
 
 #include <atomic>
 #include <functional>
 
-#include "addon_data.h"
-#include "args.h"
-#include "base_trainer.h"
-#include "draft_trainer.h"
-#include "draft_wrap.h"
-#include "env_teardown.h"
-#include "js_errors.h"
-#include "model_wrap.h"
+#include "addon/addon_data.h"
+#include "addon/args.h"
+#include "addon/draft_wrap.h"
+#include "addon/env_teardown.h"
+#include "addon/js_errors.h"
+#include "addon/model_wrap.h"
+#include "train/base_trainer.h"
+#include "train/draft_trainer.h"
 
 namespace chimera::addon {
 

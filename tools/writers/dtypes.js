@@ -1,5 +1,5 @@
 // Element encodings shared by the model writers: F32, F16 and BF16 (round to nearest even, bit-exact
-// with native/dtype.h) and ggml Q8_0 (blocks of 32: an F16 scale then 32 int8, as ggml's
+// with native/common/dtype.h) and ggml Q8_0 (blocks of 32: an F16 scale then 32 int8, as ggml's
 // quantize_row_q8_0_ref). Also the decoders, so tests can compute what a file really holds.
 'use strict';
 

@@ -1,0 +1,266 @@
+// The CPU backend: the Backend table (backend/backend.h) over host memory. Matmul and attention run
+// the fast kernels of the active kernel path, split over the thread pool when the work pays for the hand-off;
+// the element-wise ops are serial loops (a tiny share of a forward pass). With the reference path
+// active, every op runs its *_reference function.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/kernels_amx.h"
+#include "cpu/kernels_cpu.h"
+#include "cpu/q8_0x4.h"
+#include "sampling/sampler.h"
+
+namespace chimera {
+
+namespace {
+
+// Below this many multiply-adds an op runs on the calling thread: handing it to the pool costs a few
+// microseconds, more than a tiny model's whole matmul.
+constexpr double kParallelMatmulWork = 32.0 * 1024;
+constexpr double kParallelAttentionWork = 32.0 * 1024;
+// Row ranges of a split matmul start on a multiple of this (keeps whole register tiles per thread).
+constexpr int64_t kMatmulRowAlign = 16;
+constexpr size_t kAlignment = 64;
+
+}  // namespace
+
+CpuBackend::CpuBackend(ThreadPool* pool) : pool_(pool) {}
+
+void* CpuBackend::alloc(size_t bytes) {
+  CHIMERA_CHECK(bytes <= SIZE_MAX - kAlignment, ErrorCode::OutOfMemory, "cannot allocate ", bytes, " bytes");
+  const size_t n = bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = nullptr;
+#ifdef _WIN32
+  p = _aligned_malloc(n, kAlignment);
+#else
+  if (posix_memalign(&p, kAlignment, n) != 0) p = nullptr;
+#endif
+  if (!p) throw_error(ErrorCode::OutOfMemory, "cannot allocate ", bytes, " bytes");
+  return p;
+}
+
+void CpuBackend::free(void* p) {
+#ifdef _WIN32
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+
+void CpuBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::copy_device(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);  // cache compaction may move overlapping ranges
+}
+
+void CpuBackend::embed(float* out, const TensorView& table, const int32_t* tokens, int T) {
+  const int64_t C = table.cols;
+  for (int t = 0; t < T; t++) {
+    const int32_t id = tokens[t];
+    CHIMERA_CHECK(id >= 0 && id < table.rows, ErrorCode::InvalidArg, "token id ", id,
+                  " is outside the vocabulary of ", table.rows);
+    row_to_f32(table.dtype, table.row(id), out + t * C, (size_t)C);
+  }
+}
+
+void CpuBackend::rmsnorm(float* out, const float* x, const float* w, int T, int C, float eps) {
+  if (active_kernel_path() == KernelPath::Reference) return rmsnorm_forward_reference(out, x, w, T, C, eps);
+  for (int t = 0; t < T; t++) {
+    const float* xr = x + (int64_t)t * C;
+    float* o = out + (int64_t)t * C;
+    float lanes[8] = {};  // independent partial sums so the loop vectorises
+    int c = 0;
+    for (; c + 8 <= C; c += 8)
+      for (int l = 0; l < 8; l++) lanes[l] += xr[c + l] * xr[c + l];
+    double ss = 0;
+    for (float s : lanes) ss += s;
+    for (; c < C; c++) ss += (double)xr[c] * xr[c];
+    const float inv = (float)(1.0 / std::sqrt(ss / C + (double)eps));
+    for (c = 0; c < C; c++) o[c] = xr[c] * inv * w[c];
+  }
+}
+
+void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) {
+  CHIMERA_CHECK(W.dtype != DType::Q8_0 || W.cols % kQ8BlockSize == 0, ErrorCode::Tensor,
+                "Q8_0 matrix with ", W.cols, " columns (not a multiple of 32)");
+  if (T <= 0 || W.rows <= 0) return;
+  const KernelPath path = active_kernel_path();
+  if (path == KernelPath::Reference) return matmul_forward_reference(out, x, W, T);
+  // Q8 activations once for the whole call, not once per thread's rows.
+  Q8Activations xq;
+  if (matmul_quantises_x(path, W)) xq = quantize_q8_activations(x, T, W.cols);
+  const Q8Activations* xqp = xq.q ? &xq : nullptr;
+  const double work = (double)T * (double)W.rows * (double)W.cols;
+  const bool serial = !pool_ || pool_->size() == 1 || work < kParallelMatmulWork;
+  // Output rows [n0, n1) by `part`, on this thread or split over the pool.
+  auto split_rows = [&](const auto& part) {
+    if (serial) return part(0, W.rows);
+    pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t n0, int64_t n1, int) { part(n0, n1); });
+  };
+  const auto packed = repacked_.empty() ? repacked_.end() : repacked_.find(W.data);
+  if (packed != repacked_.end() && packed->second.amx) {
+    thread_local std::vector<uint16_t> xb;  // x rounded to bf16 once for every part
+    round_rows_bf16(x, T, W.cols, xb);
+    const uint8_t* p = packed->second.data.get();
+    return split_rows([&](int64_t n0, int64_t n1) { matmul_amx_rows(out, xb.data(), p, W.rows, W.cols, T, n0, n1); });
+  }
+  if (packed != repacked_.end() && xq.q) {
+    const uint8_t* p = packed->second.data.get();
+    return split_rows([&](int64_t n0, int64_t n1) { matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, n0, n1); });
+  }
+  split_rows([&](int64_t n0, int64_t n1) { matmul_rows(path, out, x, W, T, n0, n1, xqp); });
+}
+
+size_t CpuBackend::prepare_weights(const ModelWeights& w) {
+  if (!uses_avx2_loops(active_kernel_path())) return repacked_bytes_;
+  const char* repack_env = std::getenv("CHIMERA_CPU_REPACK");
+  const char* amx_env = std::getenv("CHIMERA_CPU_AMX");
+  const std::string amx_mode = amx_env ? amx_env : "";
+  const bool q8x4 = !(repack_env && std::strcmp(repack_env, "0") == 0);
+  const bool amx = amx_mode != "0" && amx_self_check();
+  const bool amx_all = amx_mode == "all";
+  auto add = [&](const TensorView& W) {
+    if (W.rows == 0 || repacked_.count(W.data)) return;
+    const bool to_q8x4 = q8x4 && W.dtype == DType::Q8_0;
+    const bool to_amx = amx && (W.dtype == DType::BF16 || (amx_all && W.dtype != DType::Q8_0));
+    if (!to_q8x4 && !to_amx) return;
+    const size_t bytes = to_amx ? amx_panels_bytes(W.rows, W.cols) : W.bytes();
+    std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });
+    if (to_amx) repack_amx_panels(W, copy.get());
+    else repack_q8_0x4(W, copy.get());
+    repacked_.emplace(W.data, Repacked{std::move(copy), to_amx});
+    repacked_bytes_ += bytes;
+    uses_amx_ = uses_amx_ || to_amx;
+  };
+  for (const LayerWeights& l : w.layers)
+    for (const TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*W);
+  add(w.output);  // when tied, the embedding lookups still read the plain rows
+  return repacked_bytes_;
+}
+
+// Rotates the first rope_dims of every head by +angle (direction 1: the forward op) or -angle
+// (direction -1: its backward, the transposed rotation).
+void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
+                     RopeLayout layout, int direction) {
+  CHIMERA_CHECK(rope_dims >= 0 && rope_dims <= HS && rope_dims % 2 == 0, ErrorCode::InvalidArg,
+                "rope_dims ", rope_dims, " must be even and at most the head size ", HS);
+  const int half = rope_dims / 2;
+  std::vector<float> cs((size_t)half), sn((size_t)half);
+  const bool interleaved = layout == RopeLayout::Interleaved;
+  for (int t = 0; t < T; t++) {
+    // Angles in double: pos * freq reaches 1e5 radians, where float would lose the phase.
+    for (int i = 0; i < half; i++) {
+      const double angle = (double)pos[t] * std::pow((double)theta, -2.0 * i / rope_dims);
+      cs[i] = (float)std::cos(angle);
+      sn[i] = (float)(direction * std::sin(angle));
+    }
+    for (int h = 0; h < n_heads; h++) {
+      float* xh = x + ((int64_t)t * n_heads + h) * HS;
+      for (int i = 0; i < half; i++) {
+        const int i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
+        const float x0 = xh[i0], x1 = xh[i1];
+        xh[i0] = x0 * cs[i] - x1 * sn[i];
+        xh[i1] = x0 * sn[i] + x1 * cs[i];
+      }
+    }
+  }
+}
+
+void CpuBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
+                      RopeLayout layout) {
+  if (active_kernel_path() == KernelPath::Reference)
+    return rope_forward_reference(x, pos, T, n_heads, HS, rope_dims, theta, layout);
+  rope_rotate_cpu(x, pos, T, n_heads, HS, rope_dims, theta, layout, 1);
+}
+
+void CpuBackend::attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask,
+                           int T, int n_past, int NH, int NKV, int HS, const DeviceSlots*) {
+  CHIMERA_CHECK(NH > 0 && NKV > 0 && NH % NKV == 0 && HS > 0 && T >= 0 && n_past >= 0, ErrorCode::InvalidArg,
+                "bad attention shape NH=", NH, " NKV=", NKV, " HS=", HS, " T=", T, " n_past=", n_past);
+  if (T == 0) return;
+  const KernelPath path = active_kernel_path();
+  if (path == KernelPath::Reference)
+    return attention_forward_reference(out, q, k_cache, v_cache, mask, T, n_past, NH, NKV, HS);
+  const double work = (double)T * NH * (n_past + T) * HS;
+  const int threads = pool_ ? pool_->size() : 1;
+  if (threads == 1 || work < kParallelAttentionWork)
+    return attention_rows(path, out, q, k_cache, v_cache, mask, T, n_past, NH, NKV, HS, 0, T, 0, NH);
+  // Tasks are (query row, head chunk); chunks follow KV-group boundaries when there are enough groups,
+  // so a chunk reads each K/V row once for all its query heads. Splitting heads serves decode (T = 1).
+  const int G = NH / NKV;
+  int chunks = std::min(NH, threads);
+  int per = (NH + chunks - 1) / chunks;
+  if (NKV >= chunks) per = (per + G - 1) / G * G;
+  chunks = (NH + per - 1) / per;
+  pool_->run(T * chunks, [&](int task, int) {
+    const int t = task / chunks, h0 = (task % chunks) * per;
+    attention_rows(path, out, q, k_cache, v_cache, mask, T, n_past, NH, NKV, HS, t, t + 1, h0,
+                   std::min(NH, h0 + per));
+  });
+}
+
+void CpuBackend::swiglu(float* out, const float* gate, const float* up, int64_t n) {
+  if (active_kernel_path() == KernelPath::Reference) return swiglu_forward_reference(out, gate, up, n);
+  for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+}
+
+void CpuBackend::add(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+void CpuBackend::bias_silu_residual(float* out, const float* x, const float* r, const float* bias, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float z = r[i] + bias[i];
+    out[i] = x[i] + z / (1.0f + std::exp(-z));
+  }
+}
+
+void CpuBackend::store_rows(float* base, const float* src, int T, int row_floats, int at, const DeviceSlots*) {
+  if (T > 0) std::memmove(base + (int64_t)at * row_floats, src, sizeof(float) * T * row_floats);
+}
+
+void CpuBackend::argmax_rows(int32_t* out, const float* x, int R, int V) {
+  for (int r = 0; r < R; r++) out[r] = argmax(x + (int64_t)r * V, V);  // the sampler's greedy pick
+}
+
+void CpuBackend::top_k_rows(int32_t* ids, float* vals, const float* x, int R, int V, int k, float penalty,
+                            const int32_t* recent, int n_recent) {
+  CHIMERA_CHECK(k >= 1 && k <= V && n_recent >= 0, ErrorCode::InvalidArg, "top_k_rows: k = ", k, " of ", V,
+                ", ", n_recent, " recent ids");
+  thread_local std::vector<float> scratch;
+  thread_local std::vector<int32_t> order;
+  for (int r = 0; r < R; r++)
+    top_k_candidates(x + (int64_t)r * V, V, k, penalty, recent ? recent + (int64_t)r * n_recent : nullptr,
+                     recent ? n_recent : 0, ids + (int64_t)r * k, vals + (int64_t)r * k, scratch, order);
+}
+
+void CpuBackend::gather_rows(float* dst, const float* src, const int32_t* rows, int R, int C) {
+  for (int r = 0; r < R; r++) std::memcpy(dst + (int64_t)r * C, src + (int64_t)rows[r] * C, sizeof(float) * C);
+}
+
+void CpuBackend::compact_rows(float* base, int64_t block_stride, int blocks, int row_floats, const int32_t* src,
+                              int dst_start, int count) {
+  // Ascending order is safe: the row written (dst_start + i) is never a source of a later row.
+  for (int b = 0; b < blocks; b++)
+    for (int i = 0; i < count; i++)
+      if (src[i] != dst_start + i)
+        std::memcpy(base + b * block_stride + (int64_t)(dst_start + i) * row_floats,
+                    base + b * block_stride + (int64_t)src[i] * row_floats, sizeof(float) * row_floats);
+}
+
+}  // namespace chimera

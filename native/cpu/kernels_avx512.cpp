@@ -1,0 +1,136 @@
+// AVX-512 inner loops of the CPU matmul for F32, F16 and BF16 weights: the AVX2 register tile
+// (kernels_avx2.cpp) at 16 floats per step, with up to 4 x 4 accumulators in the 32 ZMM registers.
+// Q8_0 weights and attention keep their AVX2 loops on this path (kernels_fast.cpp routes them).
+//
+// Like the AVX2 file, the functions carry target attributes and are reached only after
+// cpu_supports(KernelPath::Avx512). The same source also builds, with CHIMERA_AVX512_EMULATED, against
+// SIMDe's portable AVX-512 (tests_native/test_kernels_avx512_emulated.cpp), so its arithmetic is
+// checked against the reference on CPUs without AVX-512 too.
+#include "cpu/kernels_inner.h"
+
+#if defined(CHIMERA_AVX512_EMULATED)
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#include <simde/x86/f16c.h>
+#define CHIMERA_AVX512
+#define CHIMERA_AVX512_INLINE inline
+#define CHIMERA_AVX512_NAMESPACE emulated
+#define CHIMERA_BUILD_AVX512 1
+#elif CHIMERA_HAVE_AVX2_PATH
+#include <immintrin.h>
+// GCC 12's AVX-512 intrinsics pass an "undefined" vector as the unused merge operand, which its own
+// uninitialised-use analysis then reports once inlined (a known false positive).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#define CHIMERA_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+#define CHIMERA_AVX512_INLINE __attribute__((target("avx512f,avx2,fma,f16c"), always_inline)) inline
+#define CHIMERA_AVX512_NAMESPACE native
+#define CHIMERA_BUILD_AVX512 1
+#else
+#define CHIMERA_BUILD_AVX512 0
+#endif
+
+#if CHIMERA_BUILD_AVX512
+#if defined(__clang__)
+#define CHIMERA_UNROLL512 _Pragma("unroll")
+#else
+#define CHIMERA_UNROLL512 _Pragma("GCC unroll 16")
+#endif
+
+namespace chimera {
+namespace inner {
+namespace CHIMERA_AVX512_NAMESPACE {
+namespace {
+
+#if defined(CHIMERA_AVX512_EMULATED)
+// SIMDe 0.7 has no 512-bit F16 or u16 widening: the same conversions from its 256-bit halves.
+inline __m512 emulated_cvtph_ps(__m256i h) {
+  const __m256 lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h)), hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+inline __m512i emulated_cvtepu16_epi32(__m256i h) {
+  const __m256i lo = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(h));
+  const __m256i hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+#define _mm512_cvtph_ps emulated_cvtph_ps
+#define _mm512_cvtepu16_epi32 emulated_cvtepu16_epi32
+#endif
+
+// Sixteen weights from p converted to F32 (one widening instruction for F16 and BF16).
+template <DType DT>
+CHIMERA_AVX512_INLINE __m512 load16(const uint8_t* p) {
+  if constexpr (DT == DType::F32) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(p));
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    if constexpr (DT == DType::F16) return _mm512_cvtph_ps(h);
+    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+// The 16 lanes summed in a fixed order (pairwise: lane i + lane i + 8, then + 4, + 2, + 1). Through
+// memory: GCC 12's headers warn about an undefined operand in the lane-extracting intrinsics.
+CHIMERA_AVX512_INLINE float hsum16(__m512 v) {
+  alignas(64) float l[16];
+  _mm512_store_ps(l, v);
+  for (int w = 8; w >= 1; w /= 2)
+    for (int i = 0; i < w; i++) l[i] += l[i + w];
+  return l[0];
+}
+
+constexpr int64_t elem_bytes(DType dt) { return dt == DType::F32 ? 4 : 2; }
+
+struct Avx512Kernels {
+  template <DType DT, int NT, int NN>
+  CHIMERA_AVX512 static void tile(const MatmulTile& a) {
+    static_assert(DT != DType::Q8_0, "Q8_0 runs the AVX2 integer kernels");
+    constexpr int64_t kStep = 16, kBytes = elem_bytes(DT);
+    const float* const x = a.x;
+    const uint8_t* const w = a.w;
+    const int64_t ldx = a.ldx, ldw = a.ldw, k0 = a.k0;
+    const int64_t kmain = k0 + (a.k1 - k0) / kStep * kStep;
+    __m512 acc[NT][NN];
+    CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
+      CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) acc[t][n] = _mm512_setzero_ps();
+    }
+    for (int64_t k = k0; k < kmain; k += kStep) {
+      __m512 wv[NN];
+      CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) wv[n] = load16<DT>(w + n * ldw + k * kBytes);
+      CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
+        const __m512 xv = _mm512_loadu_ps(x + t * ldx + k);
+        CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) acc[t][n] = _mm512_fmadd_ps(wv[n], xv, acc[t][n]);
+      }
+    }
+    float sums[NT][NN];
+    CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
+      CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) sums[t][n] = hsum16(acc[t][n]);
+    }
+    finish_tile<DT, NT, NN>(a, sums, kmain);
+  }
+};
+
+template <DType DT>
+void dispatch_float(int nt, int nn, const MatmulTile& a) {
+  dispatch_tile_nt<Avx512Kernels, DT>(nt, nn, a);
+}
+
+}  // namespace
+
+// F32, F16 and BF16 only (the caller routes Q8_0 to the AVX2 kernels).
+void matmul_tile_avx512(DType dt, int nt, int nn, const MatmulTile& a) {
+  switch (dt) {
+    case DType::F32: return dispatch_float<DType::F32>(nt, nn, a);
+    case DType::F16: return dispatch_float<DType::F16>(nt, nn, a);
+    case DType::BF16: return dispatch_float<DType::BF16>(nt, nn, a);
+    case DType::Q8_0: break;
+  }
+}
+
+}  // namespace CHIMERA_AVX512_NAMESPACE
+}  // namespace inner
+}  // namespace chimera
+
+#endif  // CHIMERA_BUILD_AVX512

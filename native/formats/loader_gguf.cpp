@@ -1,0 +1,152 @@
+// GGUF `llama` models: hyper-parameters from the llama.* keys, the SentencePiece tokenizer from the
+// tokenizer.ggml.* keys, and weights straight from the mapping (see gguf_file.h for the container).
+#include <climits>
+#include <filesystem>
+
+#include "common/error.h"
+#include "formats/gguf_file.h"
+#include "model/model.h"
+#include "tokenizer/piece_text.h"
+
+namespace chimera {
+
+namespace {
+
+int to_dim(const GgufFile& g, const std::string& key, int64_t v) {
+  CHIMERA_CHECK(v >= 0 && v <= INT_MAX, ErrorCode::Format, g.file()->path(), ": metadata ", key, " = ", v,
+                " is out of range");
+  return (int)v;
+}
+
+int required_int(const GgufFile& g, const std::string& key) {
+  int64_t v = 0;
+  CHIMERA_CHECK(g.get_int(key, &v), ErrorCode::Format, g.file()->path(), ": required metadata ", key,
+                " is missing; re-convert the model with a current llama.cpp");
+  return to_dim(g, key, v);
+}
+
+int optional_int(const GgufFile& g, const std::string& key, int fallback) {
+  int64_t v = 0;
+  return g.get_int(key, &v) ? to_dim(g, key, v) : fallback;
+}
+
+// Features of the llama architecture family that this engine does not implement: refusing is better
+// than silently computing something else.
+void reject_variants(const GgufFile& g, const ModelConfig& cfg) {
+  const std::string& path = g.file()->path();
+  CHIMERA_CHECK(optional_int(g, "llama.expert_count", 0) == 0, ErrorCode::Unsupported, path,
+                ": mixture-of-experts models are not supported");
+  std::string scaling;
+  CHIMERA_CHECK(!g.get_string("llama.rope.scaling.type", &scaling) || scaling == "none", ErrorCode::Unsupported,
+                path, ": RoPE scaling '", scaling, "' is not supported");
+  CHIMERA_CHECK(g.tensor("rope_freqs.weight") == nullptr, ErrorCode::Unsupported, path,
+                ": per-dimension RoPE frequencies (rope_freqs.weight, Llama 3.1 style) are not supported");
+  const int key_len = optional_int(g, "llama.attention.key_length", cfg.HS);
+  const int value_len = optional_int(g, "llama.attention.value_length", cfg.HS);
+  CHIMERA_CHECK(key_len == cfg.HS && value_len == cfg.HS, ErrorCode::Unsupported, path, ": attention head size ",
+                key_len, "/", value_len, " differs from width / heads = ", cfg.HS, ", which is not supported");
+}
+
+ModelConfig read_config(const GgufFile& g) {
+  const std::string& path = g.file()->path();
+  ModelConfig cfg;
+  CHIMERA_CHECK(g.get_string("general.architecture", &cfg.architecture), ErrorCode::Format, path,
+                ": general.architecture is missing");
+  CHIMERA_CHECK(cfg.architecture == "llama", ErrorCode::Unsupported, path, ": architecture '", cfg.architecture,
+                "' is not supported (only 'llama')");
+  if (!g.get_string("general.name", &cfg.name)) cfg.name = std::filesystem::path(path).stem().string();
+  cfg.format = "gguf";
+  cfg.C = required_int(g, "llama.embedding_length");
+  cfg.L = required_int(g, "llama.block_count");
+  cfg.HD = required_int(g, "llama.feed_forward_length");
+  cfg.NH = required_int(g, "llama.attention.head_count");
+  cfg.NKV = optional_int(g, "llama.attention.head_count_kv", cfg.NH);
+  cfg.max_context = required_int(g, "llama.context_length");
+  cfg.HS = cfg.NH > 0 ? cfg.C / cfg.NH : 0;
+  cfg.rope_dims = optional_int(g, "llama.rope.dimension_count", cfg.HS);
+  cfg.V = optional_int(g, "llama.vocab_size", 0);  // 0: resolved from the tokenizer or the embedding
+  double v = 0;
+  CHIMERA_CHECK(g.get_float("llama.attention.layer_norm_rms_epsilon", &v), ErrorCode::Format, path,
+                ": required metadata llama.attention.layer_norm_rms_epsilon is missing");
+  cfg.rms_eps = (float)v;
+  cfg.rope_theta = g.get_float("llama.rope.freq_base", &v) ? (float)v : 10000.0f;
+  cfg.rope_layout = RopeLayout::Interleaved;  // llama.cpp's converter permutes Q/K into adjacent pairs
+  reject_variants(g, cfg);
+  return cfg;
+}
+
+// A special-token id key: absent -> fallback (when in range, else -1); present -> must be in range.
+int32_t token_id(const GgufFile& g, const std::string& key, int32_t fallback, size_t n) {
+  int64_t v = 0;
+  if (!g.get_int(key, &v)) return fallback >= 0 && (size_t)fallback < n ? fallback : -1;
+  CHIMERA_CHECK(v >= 0 && (uint64_t)v < n, ErrorCode::Format, g.file()->path(), ": ", key, " = ", v,
+                " is outside the vocabulary of ", n, " tokens");
+  return (int32_t)v;
+}
+
+TokenizerData read_tokenizer(const GgufFile& g) {
+  const std::string& path = g.file()->path();
+  const GgufKV* tokens = g.find("tokenizer.ggml.tokens");
+  std::string model;
+  CHIMERA_CHECK(tokens != nullptr && g.get_string("tokenizer.ggml.model", &model), ErrorCode::Format, path,
+                ": the file has no tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens); re-convert it with its "
+                "tokenizer");
+  CHIMERA_CHECK(model == "llama", ErrorCode::Unsupported, path, ": tokenizer model '", model,
+                "' is not supported (only SentencePiece 'llama' tokenizers are)");
+  TokenizerData d;
+  for (std::string& p : g.string_array(*tokens)) d.pieces.push_back(sentencepiece_to_text(p));
+  const size_t n = d.pieces.size();
+  CHIMERA_CHECK(n > 0, ErrorCode::Format, path, ": tokenizer.ggml.tokens is empty");
+  // Array lengths are checked before decoding, so a bogus count never sizes an allocation.
+  d.scores.assign(n, 0.0f);
+  if (const GgufKV* s = g.find("tokenizer.ggml.scores")) {
+    CHIMERA_CHECK(s->count == n, ErrorCode::Format, path, ": tokenizer.ggml.scores has ", s->count, " entries for ", n,
+                  " tokens");
+    d.scores = g.float_array(*s);
+  }
+  d.types.assign(n, TokenType::Normal);
+  if (const GgufKV* t = g.find("tokenizer.ggml.token_type")) {
+    CHIMERA_CHECK(t->count == n, ErrorCode::Format, path, ": tokenizer.ggml.token_type has ", t->count, " entries for ",
+                  n, " tokens");
+    const std::vector<int64_t> types = g.int_array(*t);
+    for (size_t i = 0; i < n; i++) {
+      CHIMERA_CHECK(types[i] >= 0 && types[i] <= 6, ErrorCode::Format, path, ": token ", i, " has unknown type ",
+                    types[i]);
+      d.types[i] = types[i] == 0 ? TokenType::Normal : (TokenType)types[i];  // 0 = llama.cpp's "undefined"
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      if (is_byte_piece(d.pieces[i])) d.types[i] = TokenType::Byte;
+    }
+  }
+  d.bos = token_id(g, "tokenizer.ggml.bos_token_id", 1, n);
+  d.eos = token_id(g, "tokenizer.ggml.eos_token_id", 2, n);
+  d.unk = token_id(g, "tokenizer.ggml.unknown_token_id", 0, n);
+  if (!g.get_bool("tokenizer.ggml.add_bos_token", &d.add_bos)) d.add_bos = true;
+  if (!g.get_bool("tokenizer.ggml.add_space_prefix", &d.add_space_prefix)) d.add_space_prefix = true;
+  d.model = "llama";
+  return d;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_gguf(const std::string& path) {
+  GgufFile g(path);
+  auto m = std::make_unique<Model>();
+  m->path = path;
+  m->config = read_config(g);
+  TokenizerData tok = read_tokenizer(g);
+  ModelConfig& cfg = m->config;
+  if (cfg.V == 0) cfg.V = (int)tok.pieces.size();
+  CHIMERA_CHECK(tok.pieces.size() == (size_t)cfg.V, ErrorCode::Format, path, ": the tokenizer has ",
+                tok.pieces.size(), " tokens but llama.vocab_size is ", cfg.V);
+  validate_config(cfg);
+  m->storage.holders.push_back(g.file());
+  const TensorLookup lookup = [&g](const std::string& name) { return g.tensor(name); };
+  import_weights(cfg, gguf_weight_names(), lookup, false, path, m->storage, m->weights);
+  validate_weights(cfg, m->weights);
+  m->tokenizer = Tokenizer(std::move(tok));
+  return m;
+}
+
+}  // namespace chimera

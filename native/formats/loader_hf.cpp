@@ -1,0 +1,208 @@
+// Hugging Face LLaMA directories: config.json, model.safetensors (or a sharded set named by
+// model.safetensors.index.json), tokenizer.json and tokenizer_config.json. HF checkpoints rotate
+// RoPE over the two halves of each head (NeoX style), so they load with RopeLayout::HalfSplit.
+#include <climits>
+#include <filesystem>
+#include <map>
+
+#include "common/error.h"
+#include "common/json.h"
+#include "formats/safetensors.h"
+#include "model/model.h"
+#include "tokenizer/piece_text.h"
+
+namespace chimera {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string join(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
+
+JsonDocument read_json(const std::string& path) { return Json::parse(read_text_file(path), path); }
+
+int int_field(const Json& cfg, const char* key, const std::string& file, const int* fallback = nullptr) {
+  const Json* v = cfg.find(key);
+  if (v == nullptr || v->is_null()) {
+    CHIMERA_CHECK(fallback != nullptr, ErrorCode::Format, file, ": required field ", key, " is missing");
+    return *fallback;
+  }
+  const int64_t n = v->integer((file + " " + key).c_str());
+  CHIMERA_CHECK(n >= 0 && n <= INT_MAX, ErrorCode::Format, file, ": ", key, " = ", n, " is out of range");
+  return (int)n;
+}
+
+double float_field(const Json& cfg, const char* key, double fallback, const std::string& file) {
+  const Json* v = cfg.find(key);
+  return v == nullptr || v->is_null() ? fallback : v->number((file + " " + key).c_str());
+}
+
+bool bool_field(const Json& cfg, const char* key, bool fallback, const std::string& file) {
+  const Json* v = cfg.find(key);
+  return v == nullptr || v->is_null() ? fallback : v->boolean((file + " " + key).c_str());
+}
+
+void check_architecture(const Json& cfg, const std::string& file) {
+  const Json* type = cfg.find("model_type");
+  bool llama = type && type->is_string() && type->string() == "llama";
+  std::string seen = type && type->is_string() ? std::string(type->string()) : "";
+  if (const Json* archs = cfg.find("architectures"); archs && archs->is_array()) {
+    for (const Json& a : archs->array()) {
+      if (a.is_string() && a.string() == "LlamaForCausalLM") llama = true;
+      if (a.is_string() && seen.empty()) seen = std::string(a.string());
+    }
+  }
+  CHIMERA_CHECK(llama, ErrorCode::Unsupported, file, ": model type '", seen,
+                "' is not supported (only LLaMA: model_type \"llama\" / LlamaForCausalLM)");
+  const Json* scaling = cfg.find("rope_scaling");
+  CHIMERA_CHECK(scaling == nullptr || scaling->is_null(), ErrorCode::Unsupported, file,
+                ": rope_scaling is not supported");
+  const Json* act = cfg.find("hidden_act");
+  CHIMERA_CHECK(act == nullptr || !act->is_string() || act->string() == "silu", ErrorCode::Unsupported, file,
+                ": hidden_act '", act ? act->string() : std::string_view(), "' is not supported (only silu)");
+  CHIMERA_CHECK(!bool_field(cfg, "attention_bias", false, file) && !bool_field(cfg, "mlp_bias", false, file),
+                ErrorCode::Unsupported, file, ": projection biases (attention_bias / mlp_bias) are not supported");
+}
+
+ModelConfig read_config(const Json& j, const std::string& dir, const std::string& file) {
+  check_architecture(j, file);
+  ModelConfig cfg;
+  cfg.architecture = "llama";
+  cfg.name = fs::path(dir).filename().string();
+  if (cfg.name.empty()) cfg.name = fs::path(dir).parent_path().filename().string();  // "dir/" form
+  cfg.format = "hf";
+  cfg.C = int_field(j, "hidden_size", file);
+  cfg.L = int_field(j, "num_hidden_layers", file);
+  cfg.NH = int_field(j, "num_attention_heads", file);
+  cfg.NKV = int_field(j, "num_key_value_heads", file, &cfg.NH);
+  cfg.HD = int_field(j, "intermediate_size", file);
+  cfg.V = int_field(j, "vocab_size", file);
+  const int default_ctx = 2048;  // transformers' LlamaConfig default
+  cfg.max_context = int_field(j, "max_position_embeddings", file, &default_ctx);
+  cfg.HS = cfg.NH > 0 ? cfg.C / cfg.NH : 0;
+  const int head_dim = int_field(j, "head_dim", file, &cfg.HS);
+  CHIMERA_CHECK(head_dim == cfg.HS, ErrorCode::Unsupported, file, ": head_dim ", head_dim,
+                " differs from hidden_size / num_attention_heads = ", cfg.HS, ", which is not supported");
+  cfg.rope_dims = cfg.HS;
+  cfg.rms_eps = (float)float_field(j, "rms_norm_eps", 1e-6, file);  // LlamaConfig default
+  cfg.rope_theta = (float)float_field(j, "rope_theta", 10000.0, file);
+  cfg.rope_layout = RopeLayout::HalfSplit;
+  cfg.tied_output = bool_field(j, "tie_word_embeddings", false, file);
+  return cfg;
+}
+
+// A shard name from the index must be a plain file name inside the model directory.
+void check_shard_name(const std::string& name, const std::string& index_path) {
+  CHIMERA_CHECK(!name.empty() && name.find('/') == std::string::npos && name.find('\\') == std::string::npos &&
+                    name != "." && name != "..",
+                ErrorCode::Format, index_path, ": shard name '", name, "' is not a plain file name");
+}
+
+// Maps each shard once; returns a name -> tensor table over all of them.
+std::map<std::string, const RawTensor*> open_shards(const std::string& dir,
+                                                    std::vector<std::unique_ptr<SafetensorsFile>>& shards) {
+  const std::string single = join(dir, "model.safetensors");
+  const std::string index_path = join(dir, "model.safetensors.index.json");
+  std::map<std::string, const RawTensor*> table;
+  if (fs::exists(single)) {
+    shards.push_back(std::make_unique<SafetensorsFile>(single));
+    for (const RawTensor& t : shards.back()->tensors()) table[t.name] = &t;
+    return table;
+  }
+  CHIMERA_CHECK(fs::exists(index_path), ErrorCode::NotFound, dir,
+                " has neither model.safetensors nor model.safetensors.index.json (only safetensors checkpoints are "
+                "supported, not pytorch_model.bin)");
+  const JsonDocument index = read_json(index_path);
+  const Json* map = index.find("weight_map");
+  CHIMERA_CHECK(map != nullptr, ErrorCode::Format, index_path, ": weight_map is missing");
+  std::map<std::string, SafetensorsFile*> by_file;
+  for (const auto& kv : map->object((index_path + " weight_map").c_str())) {
+    const std::string shard(kv.second.string((index_path + " weight_map entry").c_str()));
+    const std::string name(kv.first);
+    check_shard_name(shard, index_path);
+    auto it = by_file.find(shard);
+    if (it == by_file.end()) {
+      shards.push_back(std::make_unique<SafetensorsFile>(join(dir, shard)));
+      it = by_file.emplace(shard, shards.back().get()).first;
+    }
+    const RawTensor* t = it->second->tensor(name);
+    CHIMERA_CHECK(t != nullptr, ErrorCode::Tensor, index_path, ": tensor ", name, " should be in ", shard,
+                  ", which does not have it");
+    table[name] = t;
+  }
+  return table;
+}
+
+// Looks up a token's id by its text in tokenizer_config.json's bos_token / eos_token (string or object).
+bool special_from_tokenizer_config(const Json& tc, const char* key, const TokenizerData& d, int32_t* id) {
+  const Json* v = tc.find(key);
+  if (v == nullptr) return false;
+  const Json* content = v->is_object() ? v->find("content") : v;
+  if (content == nullptr || !content->is_string()) return false;
+  const std::string text = sentencepiece_to_text(std::string(content->string()));
+  for (size_t i = 0; i < d.pieces.size(); i++) {
+    if (d.pieces[i] == text) { *id = (int32_t)i; return true; }
+  }
+  return false;
+}
+
+// config.json's bos_token_id / eos_token_id (an int, or a list whose first entry is used).
+bool special_from_config(const Json& cfg, const char* key, int32_t n, int32_t* id) {
+  const Json* v = cfg.find(key);
+  if (v != nullptr && v->is_array() && !v->array().empty()) v = &v->array()[0];
+  if (v == nullptr || !v->is_number()) return false;
+  const int64_t x = v->integer(key);
+  if (x < 0 || x >= n) return false;
+  *id = (int32_t)x;
+  return true;
+}
+
+TokenizerData read_tokenizer(const std::string& dir, const Json& config, int V) {
+  const std::string tok_path = join(dir, "tokenizer.json");
+  CHIMERA_CHECK(fs::exists(tok_path), ErrorCode::NotFound, dir,
+                " has no tokenizer.json (a SentencePiece tokenizer.model alone is not supported)");
+  TokenizerData d = read_hf_tokenizer_json(tok_path);
+  const int32_t n = (int32_t)d.pieces.size();
+  CHIMERA_CHECK(n <= V, ErrorCode::Format, tok_path, ": the tokenizer has ", n,
+                " tokens, more than the model's vocab_size ", V);
+  const std::string tc_path = join(dir, "tokenizer_config.json");
+  JsonDocument tc;  // null when absent
+  if (fs::exists(tc_path)) tc = read_json(tc_path);
+  if (!special_from_tokenizer_config(tc, "bos_token", d, &d.bos)) special_from_config(config, "bos_token_id", n, &d.bos);
+  if (!special_from_tokenizer_config(tc, "eos_token", d, &d.eos)) special_from_config(config, "eos_token_id", n, &d.eos);
+  d.add_bos = bool_field(tc, "add_bos_token", d.add_bos, tc_path);
+  // Embedding rows past the tokenizer's vocabulary (padding) get placeholder pieces the encoder never emits.
+  for (int32_t i = n; i < V; i++) {
+    d.pieces.push_back("<chimera:unused:" + std::to_string(i) + ">");
+    d.scores.push_back(0.0f);
+    d.types.push_back(TokenType::Unused);
+  }
+  return d;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_hf_dir(const std::string& dir) {
+  const std::string config_path = join(dir, "config.json");
+  CHIMERA_CHECK(fs::exists(config_path), ErrorCode::NotFound, dir,
+                " has no config.json, so it is not a Hugging Face model directory");
+  const JsonDocument config = read_json(config_path);
+  auto m = std::make_unique<Model>();
+  m->path = dir;
+  m->config = read_config(config, dir, config_path);
+  ModelConfig& cfg = m->config;
+  validate_config(cfg);
+  std::vector<std::unique_ptr<SafetensorsFile>> shards;
+  const auto table = open_shards(dir, shards);
+  for (const auto& s : shards) m->storage.holders.push_back(s->file());
+  const TensorLookup lookup = [&table](const std::string& name) -> const RawTensor* {
+    const auto it = table.find(name);
+    return it == table.end() ? nullptr : it->second;
+  };
+  import_weights(cfg, hf_weight_names(), lookup, cfg.tied_output, dir, m->storage, m->weights);
+  validate_weights(cfg, m->weights);
+  m->tokenizer = Tokenizer(read_tokenizer(dir, config, cfg.V));
+  return m;
+}
+
+}  // namespace chimera

@@ -1,0 +1,53 @@
+// The decoder layer, top to bottom.
+#include "model/decoder_layer.h"
+
+namespace chimera {
+
+LayerShape layer_shape(const ModelConfig& c) {
+  return LayerShape{c.C, c.NH, c.NKV, c.HS, c.HD, c.rope_dims, c.rms_eps, c.rope_theta, c.rope_layout};
+}
+
+void decoder_layer_kv(Backend& be, const LayerWeights& lw, const LayerShape& s, const LayerScratch& sc,
+                      const float* x, int T, const int32_t* pos, float* k_out, float* v_out) {
+  be.rmsnorm(sc.xb, x, lw.attn_norm, T, s.C, s.rms_eps);
+  float* outs[2] = {k_out, v_out};  // (T, KVD) each
+  const TensorView* Ws[2] = {&lw.wk, &lw.wv};
+  be.matmul_group(outs, Ws, 2, sc.xb, T);
+  be.rope(k_out, pos, T, s.NKV, s.HS, s.rope_dims, s.rope_theta, s.rope_layout);
+}
+
+void decoder_layer_forward(Backend& be, const LayerWeights& lw, const LayerShape& s, const LayerScratch& sc,
+                           float* x, int T, const int32_t* pos, float* k_cache, float* v_cache, int n_past,
+                           const uint8_t* mask, bool kv_cached, const DeviceSlots* slots) {
+  // attention block: Q (and the new rows' K, V) in one group
+  be.rmsnorm(sc.xb, x, lw.attn_norm, T, s.C, s.rms_eps);
+  float* k_new = nullptr;
+  float* v_new = nullptr;
+  if (!kv_cached) {
+    k_new = slots ? sc.k_new : k_cache + (size_t)n_past * s.KVD();  // with slots: stored at *n_past below
+    v_new = slots ? sc.v_new : v_cache + (size_t)n_past * s.KVD();
+  }
+  float* outs[3] = {sc.q, k_new, v_new};  // (T, NH*HS), (T, KVD), (T, KVD)
+  const TensorView* Ws[3] = {&lw.wq, &lw.wk, &lw.wv};
+  be.matmul_group(outs, Ws, kv_cached ? 1 : 3, sc.xb, T);
+  if (!kv_cached) {
+    be.rope(k_new, pos, T, s.NKV, s.HS, s.rope_dims, s.rope_theta, s.rope_layout);
+    if (slots) {
+      be.store_rows(k_cache, k_new, T, s.KVD(), n_past, slots);
+      be.store_rows(v_cache, v_new, T, s.KVD(), n_past, slots);
+    }
+  }
+  be.rope(sc.q, pos, T, s.NH, s.HS, s.rope_dims, s.rope_theta, s.rope_layout);
+  be.attention(sc.att, sc.q, k_cache, v_cache, mask, T, n_past, s.NH, s.NKV, s.HS, slots);
+  be.matmul_add(x, sc.att, lw.wo, T, sc.xb2);  // x += att @ Wo^T
+
+  // SwiGLU block
+  be.rmsnorm(sc.xb, x, lw.ffn_norm, T, s.C, s.rms_eps);
+  float* ffn_outs[2] = {sc.hb, sc.hb2};  // (T, HD) each
+  const TensorView* ffn_Ws[2] = {&lw.w_gate, &lw.w_up};
+  be.matmul_group(ffn_outs, ffn_Ws, 2, sc.xb, T);
+  be.swiglu(sc.hb, sc.hb, sc.hb2, (int64_t)T * s.HD);
+  be.matmul_add(x, sc.hb, lw.w_down, T, sc.xb2);  // x += h @ Wdown^T
+}
+
+}  // namespace chimera

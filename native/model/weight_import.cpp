@@ -1,0 +1,159 @@
+// RawTensor -> TensorView: shape and dtype checks, zero-copy when the mapping is usable as is, and the
+// common assembly of ModelWeights from a name lookup.
+#include "model/weight_import.h"
+
+#include <cstring>
+
+#include "common/error.h"
+#include "model/layer_tensors.h"
+
+namespace chimera {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  if (shape.empty()) return "a scalar";
+  std::string s;
+  for (size_t i = 0; i < shape.size(); i++) {
+    if (i) s += 'x';
+    s += std::to_string(shape[i]);
+  }
+  return s;
+}
+
+static void check_supported(const RawTensor& t) {
+  CHIMERA_CHECK(t.supported, ErrorCode::Unsupported, "tensor ", t.name, " has element type ", t.type_name,
+                ", which chimera cannot compute with; use a model file in F32, F16, BF16 or Q8_0");
+}
+
+// Kernels read F32 and 16-bit elements with plain loads, so those need natural alignment; Q8_0 blocks
+// are 34 bytes and are always read bytewise.
+static size_t required_alignment(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F16:
+    case DType::BF16: return 2;
+    case DType::Q8_0: return 1;
+  }
+  return 1;
+}
+
+TensorView import_matrix(WeightStorage& storage, const RawTensor& t, int64_t rows, int64_t cols) {
+  check_supported(t);
+  CHIMERA_CHECK(t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == cols, ErrorCode::Tensor, "tensor ",
+                t.name, ": expected ", rows, "x", cols, " (rows x cols), file has ", shape_string(t.shape), " ",
+                t.type_name);
+  CHIMERA_CHECK(t.dtype != DType::Q8_0 || cols % kQ8BlockSize == 0, ErrorCode::Tensor, "tensor ", t.name,
+                ": Q8_0 needs a column count that is a multiple of 32, file has ", cols);
+  TensorView v;
+  v.dtype = t.dtype;
+  v.rows = rows;
+  v.cols = cols;
+  CHIMERA_CHECK(v.bytes() == t.bytes, ErrorCode::Tensor, "tensor ", t.name, ": holds ", t.bytes, " bytes, but ",
+                rows, "x", cols, " ", t.type_name, " needs ", v.bytes());
+  if ((uintptr_t)t.data % required_alignment(t.dtype) == 0) {
+    v.data = t.data;
+    storage.mapped_bytes += v.bytes();
+    return v;
+  }
+  void* copy = storage.alloc_bytes(v.bytes());
+  std::memcpy(copy, t.data, v.bytes());
+  v.data = copy;
+  return v;
+}
+
+const float* import_vector_f32(WeightStorage& storage, const RawTensor& t, int64_t n) {
+  check_supported(t);
+  CHIMERA_CHECK(t.shape.size() == 1 && t.shape[0] == n, ErrorCode::Tensor, "tensor ", t.name, ": expected a vector of ",
+                n, ", file has ", shape_string(t.shape), " ", t.type_name);
+  CHIMERA_CHECK(t.dtype != DType::Q8_0 || n % kQ8BlockSize == 0, ErrorCode::Tensor, "tensor ", t.name,
+                ": a Q8_0 vector needs a multiple of 32 elements, file has ", n);
+  const size_t bytes = dtype_row_bytes(t.dtype, (size_t)n);
+  CHIMERA_CHECK(bytes == t.bytes, ErrorCode::Tensor, "tensor ", t.name, ": holds ", t.bytes, " bytes, expected ", bytes);
+  // row_to_f32 reads whole elements, so misaligned data is first copied somewhere aligned.
+  std::vector<uint32_t> aligned;
+  const void* src = t.data;
+  if ((uintptr_t)t.data % required_alignment(t.dtype) != 0) {
+    aligned.resize(bytes / 4 + 1);
+    std::memcpy(aligned.data(), t.data, bytes);
+    src = aligned.data();
+  }
+  float* out = storage.alloc_f32((size_t)n);
+  row_to_f32(t.dtype, src, out, (size_t)n);
+  return out;
+}
+
+namespace {
+
+// The names of a file format: the model-level tensors, and each layer tensor's name from the table.
+WeightNames names_of(const char* tok_embd, const char* output_norm, const char* output, const char* layer_prefix,
+                     const char* LayerTensor::*layer_name) {
+  WeightNames n{tok_embd, output_norm, output, layer_prefix, {}};
+  for (int i = 0; i < kLayerTensorCount; i++)
+    n.layer_suffix[i] = std::string(".") + kLayerTensors[i].*layer_name + ".weight";
+  return n;
+}
+
+}  // namespace
+
+WeightNames gguf_weight_names() {
+  return names_of("token_embd.weight", "output_norm.weight", "output.weight", "blk.", &LayerTensor::gguf);
+}
+
+WeightNames hf_weight_names() {
+  return names_of("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.",
+                  &LayerTensor::hf);
+}
+
+namespace {
+
+const RawTensor& need(const TensorLookup& lookup, const std::string& name, const std::string& file) {
+  const RawTensor* t = lookup(name);
+  CHIMERA_CHECK(t != nullptr, ErrorCode::Tensor, "tensor ", name, " is missing from ", file,
+                " (is it a complete LLaMA checkpoint?)");
+  return *t;
+}
+
+// Converters often write the tied classifier as an explicit copy; recognising it keeps one copy hot.
+bool same_tensor(const TensorView& a, const TensorView& b) {
+  return a.dtype == b.dtype && a.rows == b.rows && a.cols == b.cols &&
+         (a.data == b.data || std::memcmp(a.data, b.data, a.bytes()) == 0);
+}
+
+}  // namespace
+
+void import_weights(ModelConfig& cfg, const WeightNames& names, const TensorLookup& lookup, bool force_tied,
+                    const std::string& file, WeightStorage& storage, ModelWeights& w) {
+  const int64_t C = cfg.C, V = cfg.V;
+  const LayerDims dims = layer_dims(cfg);
+  w.tok_embd = import_matrix(storage, need(lookup, names.tok_embd, file), V, C);  // (V, C)
+  // The layer count is a claim of the metadata: the file's last layer must exist before anything is
+  // sized by it, and layers are added one at a time as their tensors are found.
+  need(lookup, names.layer_prefix + std::to_string(cfg.L - 1) + names.layer_suffix[0], file);
+  w.layers.clear();
+  for (int l = 0; l < cfg.L; l++) {
+    const std::string p = names.layer_prefix + std::to_string(l);
+    w.layers.emplace_back();
+    LayerWeights& lw = w.layers.back();
+    for (int i = 0; i < kLayerTensorCount; i++) {
+      const LayerTensor& lt = kLayerTensors[i];
+      const RawTensor& t = need(lookup, p + names.layer_suffix[i], file);
+      if (lt.is_norm()) lw.*lt.norm = import_vector_f32(storage, t, C);
+      else lw.*lt.matrix = import_matrix(storage, t, dims(lt.rows), dims(lt.cols));
+    }
+  }
+  w.output_norm = import_vector_f32(storage, need(lookup, names.output_norm, file), C);  // (C)
+  const RawTensor* out = force_tied ? nullptr : lookup(names.output);
+  w.output = w.tok_embd;
+  cfg.tied_output = true;
+  if (out != nullptr) {
+    const size_t mapped_before = storage.mapped_bytes;
+    const TensorView o = import_matrix(storage, *out, V, C);  // (V, C)
+    if (same_tensor(o, w.tok_embd)) {
+      storage.mapped_bytes = mapped_before;  // an owned copy, if one was made, stays in owned_bytes
+    } else {
+      w.output = o;
+      cfg.tied_output = false;
+    }
+  }
+}
+
+}  // namespace chimera
