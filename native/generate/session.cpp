@@ -32,28 +32,6 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
-namespace {
-
-// tree: 'auto' over plain decoding and the speculator's trees, with the costs it cannot have measured
-// yet guessed from the weights: one draft depth streams one head's share of the draft's bytes, and
-// catching up with one position runs the trigram encoder and two rows of K/V projections (that share
-// of the base model's multiply-adds per token).
-std::unique_ptr<TreePolicy> adaptive_policy(const Speculator& spec, const DraftModel& d, const Model& base) {
-  std::vector<ArmShape> arms{ArmShape{1, 0}};
-  for (int i = 0; i < spec.n_trees(); i++) arms.push_back({spec.tree(i).size, spec.tree(i).depth});
-  const double depth_guess =
-      (double)d.weight_bytes() / std::max(1, d.config.K) / (double)std::max<size_t>(base.weight_bytes(), 1);
-  auto elems = [](const TensorView& t) { return (double)t.rows * (double)t.cols; };
-  double base_elems = elems(base.weights.output);
-  for (const LayerWeights& l : base.weights.layers)
-    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) base_elems += elems(*t);
-  const double sync_guess = (elems(d.weights.tri_res) + elems(d.weights.tri_proj) +
-                             2 * (elems(d.weights.layer.wk) + elems(d.weights.layer.wv))) /
-                            std::max(base_elems, 1.0);
-  return std::make_unique<TreePolicy>(std::move(arms), depth_guess, sync_guess);
-}
-
-}  // namespace
 
 Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int batch_size,
                  const SpeculativeConfig* speculative)
@@ -61,9 +39,7 @@ Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int ba
       kv_(&runtime_->backend(), runtime_->model().config.L, context_size, runtime_->model().config.KVD()),
       ws_(&runtime_->backend(), runtime_->model().config, std::max(batch_size, max_tree_size(speculative))) {
   if (speculative) {
-    spec_ = std::make_unique<Speculator>(speculative->draft, speculative->trees, runtime_->model(),
-                                         &runtime_->backend(), context_size, speculative->mode);
-    if (speculative->adaptive) policy_ = adaptive_policy(*spec_, *speculative->draft, runtime_->model());
+    spec_ = std::make_unique<SpeculativeDecoder>(*speculative, runtime_->model(), &runtime_->backend(), context_size);
     hidden_cache_.reset(&runtime_->backend(), (size_t)context_size * runtime_->model().config.C);
   }
 }
@@ -82,7 +58,7 @@ void Session::truncate(int n) {
 
 void Session::truncate_cache(int keep) {
   kv_.truncate(keep);
-  if (spec_) spec_->draft_state().truncate(keep);
+  if (spec_) spec_->truncate(keep);
 }
 
 std::vector<int32_t> Session::build_context(const GenerateRequest& req, std::vector<int32_t>& prompt_tokens) const {
@@ -147,7 +123,7 @@ void Session::evaluate_pending(int rows_wanted) {
     float* hidden_all = spec_ ? hidden_cache_.data() : nullptr;  // rows [start, start + T) are written
     const auto t0 = std::chrono::steady_clock::now();
     forward(model, be, ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C, hidden_all);
-    if (policy_) policy_->observe_forward(T, ms_since(t0));
+    if (spec_) spec_->observe_forward(T, ms_since(t0));
   }
 }
 
@@ -275,26 +251,16 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   if (spec_) {
-    // arm 0 = plain decoding; arm i = tree i-1. Without a policy the one tree always runs.
-    const int arm = policy_ ? policy_->choose(spec_->pending_positions(kv_.size())) : 1;
-    if (arm > 0 && kv_.size() >= 1 && kv_.size() + spec_->tree(arm - 1).size <= kv_.capacity()) {
-      const double draft0 = res.spec.ms_draft, verify0 = res.spec.ms_verify, sync0 = res.spec.ms_sync;
-      const int64_t synced0 = res.spec.synced_positions;
+    const int tree = spec_->choose(kv_.size(), kv_.capacity());
+    if (tree >= 0) {
       const BaseSide base{runtime_->model(), runtime_->backend(), ws_, kv_, hidden_cache_.data()};
-      std::vector<int32_t> out = spec_->step(arm - 1, base, history_, sampling, rng, res.spec);
-      if (policy_) {
-        const double sync_ms = res.spec.ms_sync - sync0;
-        policy_->observe_sync((int)(res.spec.synced_positions - synced0), sync_ms);
-        policy_->observe_forward(spec_->tree(arm - 1).size, res.spec.ms_verify - verify0);
-        policy_->record(arm, ms_since(t0), (int)out.size(), res.spec.ms_draft - draft0 - sync_ms);
-      }
-      return out;
+      return spec_->step(tree, base, history_, sampling, rng, res.spec);
     }
     // Plain step (chosen, or the tree no longer fits the context).
     evaluate_pending(1);
     res.plain_steps++;
     const int32_t t = sample_last(sampling, rng);
-    if (policy_ && arm == 0) policy_->record(0, ms_since(t0), 1);
+    spec_->plain_step_done(ms_since(t0));
     return {t};
   }
   evaluate_pending(1);

@@ -15,8 +15,7 @@
 #include "model/runtime.h"
 #include "sampling/sampler.h"
 #include "spec/speculative_config.h"
-#include "spec/speculator.h"
-#include "spec/tree_policy.h"
+#include "spec/speculative_decoder.h"
 
 namespace chimera {
 
@@ -103,8 +102,7 @@ class Session {
   std::vector<int32_t> positions_, rows_;
   TokenDistribution dist_;        // sampling buffers, reused every step
   std::vector<float> scratch_;
-  std::unique_ptr<Speculator> spec_;
-  std::unique_ptr<TreePolicy> policy_;  // tree: 'auto'
+  std::unique_ptr<SpeculativeDecoder> spec_;  // with a draft
   BackendArray<float> hidden_cache_;  // (S, C) final hidden states of cached positions, when speculating
 };
 

@@ -1,0 +1,42 @@
+// Speculation for one session, behind one object: the Speculator (draft state, trees, the step) and,
+// for tree 'auto', the TreePolicy that picks plain decoding or a tree for each step from measured
+// costs. The session asks which tree to run next, runs plain steps itself, and reports what it timed.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "spec/speculative_config.h"
+#include "spec/speculator.h"
+#include "spec/tree_policy.h"
+
+namespace chimera {
+
+class SpeculativeDecoder {
+ public:
+  // Checks the draft against the base (through the Speculator's draft state).
+  SpeculativeDecoder(const SpeculativeConfig& config, const Model& base, Backend* backend, int context_size);
+
+  int n_trees() const { return spec_.n_trees(); }
+  const CompiledTree& tree(int i) const { return spec_.tree(i); }
+  int max_tree_size() const { return spec_.max_tree_size(); }
+
+  // The tree for the next step, or -1 for a plain step (the policy chose it, or the tree does not fit
+  // the `capacity` of a cache holding `m` positions).
+  int choose(int m, int capacity);
+  // One speculative step with tree t (from choose); timings go to stats and the policy.
+  std::vector<int32_t> step(int t, BaseSide base, const std::vector<int32_t>& history, const SamplingParams& sampling,
+                            Rng& rng, SpeculativeStats& stats);
+  // The session's plain step after choose returned -1 took ms.
+  void plain_step_done(double ms);
+  // A base forward over T rows took ms (prompt batches and plain steps).
+  void observe_forward(int T, double ms);
+  // The context was cut to `keep` positions.
+  void truncate(int keep) { spec_.draft_state().truncate(keep); }
+
+ private:
+  Speculator spec_;
+  std::unique_ptr<TreePolicy> policy_;  // tree: 'auto'
+  bool plain_chosen_ = false;           // the last choose() picked plain decoding by policy
+};
+
+}  // namespace chimera
