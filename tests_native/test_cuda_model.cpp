@@ -145,7 +145,7 @@ int main() {
     for (const char* tree_name : {"chimera-25", "chain-4"}) {
       TreeChoice choice;
       choice.name = tree_name;
-      const SpeculativeConfig spec = make_speculative_config(draft, gpu->model(), choice);
+      const SpeculativeConfig spec = make_speculative_config(draft, choice);
       Session s(gpu, 512, 64, &spec);
       for (const std::string& prompt : prompts) {
         GenerateResult want = run(plain, prompt, 200, greedy());
@@ -188,7 +188,7 @@ int main() {
     for (VerifyMode mode : {VerifyMode::Exact, VerifyMode::LossyTopOneForTest}) {
       TreeChoice choice;
       choice.name = "chimera-25";
-      const SpeculativeConfig spec = make_speculative_config(draft, gpu->model(), choice, mode);
+      const SpeculativeConfig spec = make_speculative_config(draft, choice, mode);
       Session s(gpu, 256, 64, &spec);
       std::map<int32_t, int> counts;
       int accepted_first = 0;

@@ -97,7 +97,7 @@ int bench_model(const std::map<std::string, std::string>& f) {
   for (const std::string tree : {"chimera-25", "chain-4", "auto"}) {
     TreeChoice choice;
     choice.name = tree;  // 'auto' is the one users get (speculative_config.h)
-    const SpeculativeConfig spec = make_speculative_config(draft, rt->model(), choice);
+    const SpeculativeConfig spec = make_speculative_config(draft, choice);
     Session s(rt, 1024, 64, &spec);
     generate(s, prompts[0], 16);
     double tok_s = 0, drafted = 0, steps = 0, ms_draft = 0, ms_verify = 0;

@@ -22,8 +22,7 @@ Napi::Function SessionWrap::define(Napi::Env env) {
 
 // {draft, tree: 'auto' (default) | 'chimera-25' | 'chain-N' | number[][], verify?: 'exact' | 'lossy-test-only'}
 // read into the core's TreeChoice; make_speculative_config expands and checks it.
-static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const std::shared_ptr<ModelRuntime>& rt,
-                                                           const Napi::Object& opts) {
+static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const Napi::Object& opts) {
   Napi::Value d = opts.Get("draft");
   Napi::Value t = opts.Get("tree");
   if (d.IsUndefined() || d.IsNull()) {
@@ -61,7 +60,7 @@ static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const 
   if (verify == "lossy-test-only") mode = VerifyMode::LossyTopOneForTest;
   else if (verify != "exact") throw make_js_error(env, ErrorCode::InvalidArg, "verify must be 'exact'");
   return guard(env, [&] {
-    return std::make_unique<SpeculativeConfig>(make_speculative_config(std::move(draft), rt->model(), choice, mode));
+    return std::make_unique<SpeculativeConfig>(make_speculative_config(std::move(draft), choice, mode));
   });
 }
 
@@ -78,7 +77,7 @@ Napi::Object SessionWrap::create(Napi::Env env, std::shared_ptr<ModelRuntime> rt
     throw make_js_error(env, ErrorCode::InvalidArg, "contextSize must be in 2..4194304, got " + std::to_string(context));
   if (batch < 1 || batch > 4096)
     throw make_js_error(env, ErrorCode::InvalidArg, "batchSize must be in 1..4096, got " + std::to_string(batch));
-  std::unique_ptr<SpeculativeConfig> spec = read_speculative(env, rt, opts);
+  std::unique_ptr<SpeculativeConfig> spec = read_speculative(env, opts);
   auto st = guard(env, [&] { return std::make_shared<SessionState>(rt, context, batch, spec.get()); });
   auto* holder = new std::shared_ptr<SessionState>(std::move(st));
   auto ext = Napi::External<std::shared_ptr<SessionState>>::New(
@@ -169,9 +168,10 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<Chunk> {
   }
   void OnProgress(const Chunk* data, size_t count) override {
     Napi::Env env = Env();
-    // A terminated worker thread: nobody reads the chunks, so the generation stops at its next step.
-    if (js_stopped(env)) {
-      st_->abort = true;
+    // A heartbeat (no chunk) checks for a terminated worker thread: nobody reads the chunks then, so
+    // the generation stops at its next step. With chunks, a failing call tells the same.
+    if (count == 0) {
+      if (js_stopped(env)) st_->abort = true;
       return;
     }
     try {

@@ -124,7 +124,6 @@ class JsonValue {
   static JsonValue make_object();
   void set(const std::string& key, JsonValue value);  // object: insert or replace
   void push(JsonValue value);                         // array: append
-  const JsonValue* find(const std::string& key) const;
   size_t size() const { return kind_ == Json::Kind::Array ? arr_.size() : obj_.size(); }  // children
   std::string dump() const;
 

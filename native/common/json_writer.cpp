@@ -58,12 +58,6 @@ void JsonValue::push(JsonValue value) {
   arr_.push_back(std::move(value));
 }
 
-const JsonValue* JsonValue::find(const std::string& key) const {
-  for (const auto& kv : obj_)
-    if (kv.first == key) return &kv.second;
-  return nullptr;
-}
-
 namespace {
 
 void dump_string(std::string& out, std::string_view s) {

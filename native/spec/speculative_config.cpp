@@ -1,4 +1,4 @@
-// Speculation set-up: 'auto' expansion, built-in trees cut to the draft, compilation, base check.
+// Speculation set-up: 'auto' expansion, built-in trees cut to the draft, compilation.
 #include "spec/speculative_config.h"
 
 #include "common/error.h"
@@ -18,10 +18,10 @@ CompiledTree builtin_cut_to(const std::string& name, int heads) {
 
 }  // namespace
 
-SpeculativeConfig make_speculative_config(std::shared_ptr<const DraftModel> draft, const Model& base,
-                                          const TreeChoice& tree, VerifyMode mode) {
+SpeculativeConfig make_speculative_config(std::shared_ptr<const DraftModel> draft, const TreeChoice& tree,
+                                          VerifyMode mode) {
   CHIMERA_CHECK(draft != nullptr, ErrorCode::InvalidArg, "speculation needs a draft");
-  check_draft_fits_base(*draft, base);
+  // The draft is checked against the base where it meets it: DraftState, which every session builds.
   SpeculativeConfig spec;
   spec.draft = std::move(draft);
   spec.mode = mode;

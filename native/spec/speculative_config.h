@@ -32,8 +32,9 @@ struct TreeChoice {
 extern const char* const kAutoTrees[4];
 
 // Expands and compiles the choice. A built-in tree deeper than the draft is cut to its heads; custom
-// paths deeper than the draft are E_INVALID_ARG. A draft made for another base is E_INVALID_ARG.
-SpeculativeConfig make_speculative_config(std::shared_ptr<const DraftModel> draft, const Model& base,
-                                          const TreeChoice& tree, VerifyMode mode = VerifyMode::Exact);
+// paths deeper than the draft are E_INVALID_ARG. (A draft made for another base is refused when the
+// session builds its DraftState.)
+SpeculativeConfig make_speculative_config(std::shared_ptr<const DraftModel> draft, const TreeChoice& tree,
+                                          VerifyMode mode = VerifyMode::Exact);
 
 }  // namespace chimera
