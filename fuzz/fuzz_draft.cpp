@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // A draft saved by the library for this base must load back.
   const std::string probe = fuzz::scratch("probe.safetensors");
   fuzz::must_succeed("draft fixture", [&] {
-    chimera::save_draft(*chimera::create_draft(*g_base, 2, 7), probe);
+    chimera::save_draft(*chimera::create_draft(*g_base, chimera::DraftShape{2, 0, 0, {}}, 7), probe);
     chimera::check_draft_fits_base(*chimera::load_draft(probe, *g_base), *g_base);
   });
   std::filesystem::remove(probe);

@@ -76,7 +76,10 @@ export interface NativeGenerateResult {
 }
 
 export interface NativeDraft {
-  info(): { heads: number; hiddenSize: number; vocabSize: number; weightBytes: number; formatVersion: number; dtype: string };
+  info(): {
+    heads: number; hiddenSize: number; vocabSize: number; width: number; headVocabSize: number; weightBytes: number;
+    formatVersion: number; dtype: string;
+  };
   save(path: string, dtype?: 'F32' | 'F16' | 'BF16'): Promise<void>;
   dispose(): void;
 }
@@ -105,7 +108,7 @@ export interface NativeModel {
     verify?: 'exact' | 'lossy-test-only';
   }): NativeSession;
   loadDraft(path: string, options?: { dtype?: string }): Promise<NativeDraft>;
-  createDraft(options: { heads?: number; seed?: number; dtype?: string }): Promise<NativeDraft>;
+  createDraft(options: { heads?: number; width?: number; headVocab?: number; seed?: number; dtype?: string }): Promise<NativeDraft>;
   dispose(): void;
 }
 

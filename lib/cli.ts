@@ -57,6 +57,8 @@ const trainDraftFlags: Flags = {
   out: { type: 'string', meta: 'FILE', required: true },
   tokenizer: { type: 'string', meta: 'FILE' },
   heads: { type: 'string', meta: 'K' },
+  width: { type: 'string', meta: 'D' },
+  'head-vocab': { type: 'string', meta: 'N' },
   data: { type: 'string', meta: 'self:N|file:PATH' },
   steps: { type: 'string', meta: 'N' },
   'seq-len': { type: 'string', meta: 'L' },
@@ -288,6 +290,8 @@ async function trainDraftCommand(argv: string[]): Promise<void> {
   const out = v.out;
   const opts: TrainDraftOptions = {
     heads: num('heads', v.heads, true),
+    width: num('width', v.width, true),
+    headVocab: num('head-vocab', v['head-vocab'], true),
     data: v.data as string | undefined,
     steps: num('steps', v.steps, true),
     seqLen: num('seq-len', v['seq-len'], true),

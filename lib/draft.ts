@@ -5,8 +5,13 @@ import { DisposedError, InvalidArgumentError, callNative, callNativeSync } from 
 
 export interface DraftInfo {
   heads: number;
+  /** The base model's width and vocabulary. */
   hiddenSize: number;
   vocabSize: number;
+  /** The draft's own width (its encoder layer and trigram vectors; at most hiddenSize). */
+  width: number;
+  /** How many vocabulary tokens the heads cover (the most frequent ones; vocabSize = all). */
+  headVocabSize: number;
   weightBytes: number;
   formatVersion: number;
   /** How the draft's matrices are stored: 'F32', 'F16', 'BF16' or 'Q8_0'. */

@@ -4,7 +4,7 @@ import type { NativeModel, NativeModelInfo } from './addonTypes';
 import { binding } from './binding';
 import { Draft, DraftDType, checkDraftDType } from './draft';
 import { AbortError, DisposedError, InvalidArgumentError, callNative, callNativeSync } from './errors';
-import { LoadModelOptions, SessionOptions, validateLoadOptions, validateSessionOptions } from './options';
+import { LoadModelOptions, SessionOptions, checkInteger, validateLoadOptions, validateSessionOptions } from './options';
 import { Session } from './session';
 
 export type ModelInfo = NativeModelInfo;
@@ -70,16 +70,25 @@ export class Model {
 
   /**
    * An untrained draft with the paper's initialisation (heads [W_out, W_out], ResBlock weight zero):
-   * the starting point of training, and a correct (if slow) draft for tests.
+   * the starting point of training, and a correct (if slow) draft for tests. `width` is the draft's
+   * own width (default: the base's width up to 256, else an eighth of it, at least 256) and
+   * `headVocab` how many tokens its heads cover (default min(vocabulary, max(8192, vocabulary / 4));
+   * here the first ids, while trainDraft picks the most frequent ones).
    */
-  async createDraft(options: { heads?: number; seed?: number; dtype?: DraftDType } = {}): Promise<Draft> {
+  async createDraft(
+    options: { heads?: number; width?: number; headVocab?: number; seed?: number; dtype?: DraftDType } = {},
+  ): Promise<Draft> {
     const native = this.ensure();
     const heads = options.heads ?? 5;
     if (!Number.isInteger(heads) || heads < 1 || heads > 16) throw new InvalidArgumentError('heads must be an integer in 1..16');
+    const info = this.info;
+    checkInteger('width', options.width, 8, info.embeddingLength);
+    checkInteger('headVocab', options.headVocab, 1, info.vocabSize);
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) throw new InvalidArgumentError('seed must be a non-negative integer');
     const dtype = checkDraftDType(options.dtype);
-    return new Draft(await callNative(() => native.createDraft({ heads, seed, dtype })));
+    const { width, headVocab } = options;
+    return new Draft(await callNative(() => native.createDraft({ heads, width, headVocab, seed, dtype })));
   }
 
   /** @internal the native handle, for other modules of this package */

@@ -9,6 +9,10 @@ import { checkInteger, checkNumber, checkObject } from './options';
 export interface TrainDraftOptions {
   /** Draft heads (tree depth it can fill). Default 5. */
   heads?: number;
+  /** The draft's own width (default: the base's width up to 256, else an eighth of it, at least 256). */
+  width?: number;
+  /** Tokens the heads cover: the data's most frequent ones (default min(vocabulary, max(8192, vocabulary / 4))). */
+  headVocab?: number;
   /** 'self:N' (N sequences the base generates itself; default 'self:1000') or 'file:PATH' (a text file). */
   data?: string;
   /** Optimiser steps. Default 2000. */
@@ -61,6 +65,8 @@ export async function trainDraft(
 export function validateTrainDraftOptions(options: TrainDraftOptions | undefined): TrainDraftOptions {
   const o = checkObject('options', options) as TrainDraftOptions;
   checkInteger('heads', o.heads, 1, 16);
+  checkInteger('width', o.width, 8, 1 << 16);
+  checkInteger('headVocab', o.headVocab, 1, 1 << 24);
   checkInteger('steps', o.steps, 1, 1e9);
   checkInteger('seqLen', o.seqLen, 8, 8192);
   checkInteger('batch', o.batch, 1, 4096);

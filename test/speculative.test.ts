@@ -46,7 +46,8 @@ function perturbDraft(src: string, dst: string, scale: number, seed: number): st
   const tensors = Object.entries(header)
     .filter(([k]) => k !== '__metadata__')
     .map(([name, v]) => {
-      const { shape, data_offsets: [b, e] } = v as { shape: number[]; data_offsets: [number, number] };
+      const { shape, dtype, data_offsets: [b, e] } = v as { shape: number[]; dtype: string; data_offsets: [number, number] };
+      if (dtype === 'I32') return { name, shape, dtype, data: new Int32Array(data.buffer.slice(data.byteOffset + b, data.byteOffset + e)) };
       const w = new Float32Array(data.buffer.slice(data.byteOffset + b, data.byteOffset + e));
       let rms = 0;
       for (const x of w) rms += x * x;

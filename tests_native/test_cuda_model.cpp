@@ -140,7 +140,7 @@ int main() {
     const char* draft_env = std::getenv("CHIMERA_STORIES_DRAFT");
     std::shared_ptr<const DraftModel> draft =
         draft_env && *draft_env ? std::shared_ptr<const DraftModel>(load_draft(draft_env, gpu->model()))
-                                : std::shared_ptr<const DraftModel>(create_draft(gpu->model(), 4, 7));
+                                : std::shared_ptr<const DraftModel>(create_draft(gpu->model(), DraftShape{4, 0, 0, {}}, 7));
     std::printf("draft: %s\n", draft_env && *draft_env ? draft_env : "untrained (random, 4 heads)");
     for (const char* tree_name : {"chimera-25", "chain-4"}) {
       TreeChoice choice;

@@ -3,7 +3,8 @@
 // on a tiny random base, so the teacher-forced layout's backward is right end to end. With more heads
 // the chain's earlier predictions enter deeper depths detached (as in the reference code), which
 // central differences cannot see; there the test checks that a small step along the gradient lowers
-// the loss.
+// the loss. Narrow drafts (width below the base's, heads over part of the vocabulary) are checked the
+// same way. The hidden-state MSE's target P_c h is detached, so P_c is checked with the MSE off.
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -32,7 +33,7 @@ struct TinyBase {
 };
 
 double loss_of(const Model& base, const DraftModel& d, const std::vector<DraftParam>& params, CpuBackend& be,
-               const DraftExample& ex, std::vector<std::vector<float>>* grads) {
+               const DraftExample& ex, std::vector<std::vector<float>>* grads, float mse_scale) {
   std::vector<std::vector<float>> scratch;
   if (!grads) {
     for (const auto& p : params) scratch.emplace_back(p.size(), 0.f);
@@ -40,8 +41,8 @@ double loss_of(const Model& base, const DraftModel& d, const std::vector<DraftPa
   }
   DraftLossStats st;
   st.reset(d.config.K);
-  draft_example_grads(base, d, params, *grads, be, ex, 1.0f, 1.0f, st);
-  double total = st.mse_sum;
+  draft_example_grads(base, d, params, *grads, be, ex, 1.0f, mse_scale, st);
+  double total = mse_scale * st.mse_sum;
   for (double ce : st.ce_sum) total += ce;
   return total;
 }
@@ -62,8 +63,9 @@ struct Fixture {
   std::vector<float> hidden;
   DraftExample ex;
   CpuBackend be{nullptr};
-  Fixture(uint64_t seed, int K) : rng(seed), base(rng, C, V, NH, NKV, HD) {
-    draft = create_draft(base.model, K, seed + 100);
+  float mse_scale = 1.0f;
+  Fixture(uint64_t seed, const DraftShape& shape) : rng(seed), base(rng, C, V, NH, NKV, HD) {
+    draft = create_draft(base.model, shape, seed + 100);
     params = make_trainable(*draft);
     for (DraftParam& p : params)
       for (int64_t i = 0; i < p.size(); i++) p.data[i] = (p.is_vector ? 1.0f : 0.0f) + 0.3f * rng.uniform();
@@ -74,7 +76,9 @@ struct Fixture {
     hidden = test::random_floats(rng, (size_t)L * C);
     ex = DraftExample{tokens.data(), hidden.data(), labels.data(), L};
   }
-  double loss(std::vector<std::vector<float>>* grads) { return loss_of(base.model, *draft, params, be, ex, grads); }
+  double loss(std::vector<std::vector<float>>* grads) {
+    return loss_of(base.model, *draft, params, be, ex, grads, mse_scale);
+  }
   std::vector<std::vector<float>> zero_grads() const {
     std::vector<std::vector<float>> g;
     for (const auto& p : params) g.emplace_back(p.size(), 0.f);
@@ -82,13 +86,17 @@ struct Fixture {
   }
 };
 
-void check_finite_differences() {
-  Fixture f(11, /*K=*/1);
+void check_finite_differences(const DraftShape& shape, float mse_scale, const char* what) {
+  Fixture f(11, shape);
+  f.mse_scale = mse_scale;
+  std::printf("%s: width %d of %d, %d head tokens of %d, mse %.0f\n", what, f.draft->config.D, C, f.draft->config.Vh,
+              V, mse_scale);
   auto grads = f.zero_grads();
   f.loss(&grads);
   const float h = 1e-2f;
   for (size_t pi = 0; pi < f.params.size(); pi++) {
     DraftParam& p = f.params[pi];
+    if (mse_scale > 0 && p.name == "context.proj.weight") continue;  // the MSE target is detached
     std::vector<float> got, ref;
     for (int s = 0; s < 6; s++) {
       const int64_t i = (int64_t)(f.rng.next() % (uint64_t)p.size());
@@ -108,7 +116,7 @@ void check_finite_differences() {
 // Several heads: the loss must fall along -gradient (detached chain inputs make it a descent direction,
 // not the exact gradient, for the layer weights; heads get exact gradients).
 void check_descent_with_chain() {
-  Fixture f(12, /*K=*/3);
+  Fixture f(12, DraftShape{3, 0, 0, {}});
   auto grads = f.zero_grads();
   const double before = f.loss(&grads);
   for (size_t pi = 0; pi < f.params.size(); pi++)
@@ -119,7 +127,10 @@ void check_descent_with_chain() {
 }
 
 int main() {
-  check_finite_differences();
+  check_finite_differences(DraftShape{1, 0, 0, {}}, 1.0f, "paper shape");
+  check_finite_differences(DraftShape{1, 0, 0, {}}, 0.0f, "paper shape");
+  check_finite_differences(DraftShape{1, 8, 7, {}}, 1.0f, "narrow");
+  check_finite_differences(DraftShape{1, 8, 0, {1, 3, 4, 8, 10}}, 0.0f, "narrow");
   check_descent_with_chain();
   return test::finish("test_draft_grad");
 }

@@ -44,6 +44,8 @@ Napi::Value DraftWrap::info(const Napi::CallbackInfo& info) {
   o.Set("heads", c.K);
   o.Set("hiddenSize", c.C);
   o.Set("vocabSize", c.V);
+  o.Set("width", c.D);
+  o.Set("headVocabSize", c.Vh);
   o.Set("weightBytes", (double)d->weight_bytes());
   o.Set("dtype", dtype_name(draft_matrix_dtype(*d)));
   o.Set("formatVersion", kDraftFormatVersion);
@@ -81,13 +83,13 @@ Napi::Value load_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, co
       [out](Napi::Env e) { return DraftWrap::wrap(e, *out); });
 }
 
-Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, int heads, uint64_t seed,
-                               std::optional<DType> dtype) {
+Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const DraftShape& shape,
+                               uint64_t seed, std::optional<DType> dtype) {
   auto out = std::make_shared<std::shared_ptr<const DraftModel>>();
   return run_job(
       env, "chimera.createDraft",
-      [rt, heads, seed, dtype, out] {
-        auto d = create_draft(rt->model(), heads, seed);
+      [rt, shape, seed, dtype, out] {
+        auto d = create_draft(rt->model(), shape, seed);
         if (dtype) convert_draft_weights(*d, *dtype);
         *out = std::move(d);
       },

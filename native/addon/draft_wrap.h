@@ -30,7 +30,7 @@ class DraftWrap : public Napi::ObjectWrap<DraftWrap> {
 // dtype: the type to store the draft's matrices as (none: as loaded / F32 when created).
 Napi::Value load_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const std::string& path,
                              std::optional<DType> dtype);
-Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, int heads, uint64_t seed,
+Napi::Value create_draft_async(Napi::Env env, std::shared_ptr<ModelRuntime> rt, const DraftShape& shape, uint64_t seed,
                                std::optional<DType> dtype);
 // A JS dtype option ('F32', 'F16', 'BF16' or 'Q8_0'; undefined: none); throws E_INVALID_ARG otherwise.
 std::optional<DType> draft_dtype_option(Napi::Env env, const Napi::Value& v);

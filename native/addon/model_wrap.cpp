@@ -140,10 +140,15 @@ Napi::Value ModelWrap::createDraft(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto rt = runtime(env);
   Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
-  const int heads = opt_int(o, "heads", 5);
+  DraftShape shape;
+  shape.heads = opt_int(o, "heads", 5);
+  shape.width = opt_int(o, "width", 0);
+  shape.head_vocab = opt_int(o, "headVocab", 0);
   const double seed = opt_number(o, "seed", 0);
-  if (heads < 1 || heads > 16) throw make_js_error(env, ErrorCode::InvalidArg, "heads must be in 1..16");
-  return create_draft_async(env, rt, heads, (uint64_t)seed, draft_dtype_option(env, o.Get("dtype")));
+  if (shape.heads < 1 || shape.heads > 16) throw make_js_error(env, ErrorCode::InvalidArg, "heads must be in 1..16");
+  if (shape.width < 0 || shape.head_vocab < 0)
+    throw make_js_error(env, ErrorCode::InvalidArg, "width and headVocab must be positive integers");
+  return create_draft_async(env, rt, shape, (uint64_t)seed, draft_dtype_option(env, o.Get("dtype")));
 }
 
 Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {

@@ -20,6 +20,8 @@ namespace {
 DraftTrainOptions read_train_options(const Napi::Object& o) {
   DraftTrainOptions t;
   t.heads = opt_int(o, "heads", t.heads);
+  t.width = opt_int(o, "width", t.width);
+  t.head_vocab = opt_int(o, "headVocab", t.head_vocab);
   t.data = opt_string(o, "data", t.data);
   t.steps = opt_int(o, "steps", t.steps);
   t.seq_len = opt_int(o, "seqLen", t.seq_len);

@@ -34,9 +34,9 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
       n *= (uint64_t)d;
       shape.push(JsonValue::make_number((double)d));
     }
-    const uint64_t bytes = dtype_row_bytes(t.dtype, n);
+    const uint64_t bytes = t.int32 ? n * sizeof(int32_t) : dtype_row_bytes(t.dtype, n);
     JsonValue entry = JsonValue::make_object();
-    entry.set("dtype", JsonValue::make_string(st_dtype(t.dtype)));
+    entry.set("dtype", JsonValue::make_string(t.int32 ? "I32" : st_dtype(t.dtype)));
     entry.set("shape", shape);
     JsonValue offs = JsonValue::make_array();
     offs.push(JsonValue::make_number((double)offset));

@@ -16,6 +16,7 @@ struct TensorToWrite {
   DType dtype = DType::F32;  // F32, F16 or BF16
   std::vector<int64_t> shape;
   const void* data = nullptr;
+  bool int32 = false;        // the data are int32 values (safetensors "I32"); dtype is then ignored
 };
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,

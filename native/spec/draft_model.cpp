@@ -1,6 +1,7 @@
 // Draft model creation (paper initialisation), safetensors load/save and the base-model check.
 #include "spec/draft_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -19,16 +20,52 @@ namespace {
 
 std::string head_name(int k) { return "heads." + std::to_string(k) + ".weight"; }
 
-DraftConfig config_from_base(const Model& base, int heads) {
+int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+}  // namespace
+
+DraftConfig draft_config_for(const Model& base, const DraftShape& shape) {
   const ModelConfig& b = base.config;
+  CHIMERA_CHECK(shape.heads >= 1 && shape.heads <= 16, ErrorCode::InvalidArg, "heads must be in 1..16, got ",
+                shape.heads);
   DraftConfig c;
-  c.K = heads;
-  c.C = b.C; c.V = b.V; c.NH = b.NH; c.NKV = b.NKV; c.HS = b.HS; c.HD = b.HD;
-  c.rms_eps = b.rms_eps; c.rope_theta = b.rope_theta; c.rope_dims = b.rope_dims; c.rope_layout = b.rope_layout;
+  c.K = shape.heads;
+  c.C = b.C;
+  c.V = b.V;
+  c.D = shape.width > 0 ? shape.width : b.C <= 256 ? b.C : std::max(256, b.C / 8);
+  CHIMERA_CHECK(c.D >= 8 && c.D <= b.C, ErrorCode::InvalidArg, "the draft width must be in 8..", b.C,
+                " (the base's width), got ", c.D);
+  c.HS = std::min(b.HS, c.D);
+  while (c.HS > 1 && c.D % c.HS) c.HS /= 2;
+  CHIMERA_CHECK(c.HS >= 2 && c.HS % 2 == 0, ErrorCode::InvalidArg, "the draft width ", c.D,
+                " has no even head size that divides it");
+  c.NH = c.D / c.HS;
+  c.NKV = std::max(1, c.NH * b.NKV / std::max(1, b.NH));
+  while (c.NH % c.NKV) c.NKV--;
+  c.HD = c.D == b.C ? b.HD : round_up(std::max(32, (int)((int64_t)c.D * b.HD / b.C)), 32);
+  c.rope_dims = std::max(2, c.HS * b.rope_dims / std::max(1, b.HS)) / 2 * 2;
+  c.rms_eps = b.rms_eps;
+  c.rope_theta = b.rope_theta;
+  c.rope_layout = b.rope_layout;
   c.base_layers = b.L;
   c.base_fingerprint = base_fingerprint(base);
+  if (!shape.head_tokens.empty()) {
+    c.head_tokens = shape.head_tokens;
+    std::sort(c.head_tokens.begin(), c.head_tokens.end());
+    c.head_tokens.erase(std::unique(c.head_tokens.begin(), c.head_tokens.end()), c.head_tokens.end());
+  } else {
+    const int vh = shape.head_vocab > 0 ? shape.head_vocab : std::min(b.V, std::max(8192, b.V / 4));
+    CHIMERA_CHECK(vh >= 1 && vh <= b.V, ErrorCode::InvalidArg, "the head vocabulary must be in 1..", b.V, ", got ",
+                  vh);
+    for (int i = 0; i < vh; i++) c.head_tokens.push_back(i);
+  }
+  c.Vh = (int)c.head_tokens.size();
+  CHIMERA_CHECK(c.head_tokens.front() >= 0 && c.head_tokens.back() < b.V, ErrorCode::InvalidArg,
+                "head tokens must be vocabulary ids in 0..", b.V - 1);
   return c;
 }
+
+namespace {
 
 // Matrix views of each weight in file order, with shapes; used by save and load.
 struct NamedMatrix {
@@ -38,22 +75,33 @@ struct NamedMatrix {
   const float** vec;  // for vectors (rows == 1)
 };
 
+// The layer's dimensions: a base layer of width D.
+LayerDims draft_layer_dims(const DraftConfig& c) {
+  return LayerDims{c.D, (int64_t)c.NH * c.HS, (int64_t)c.KVD(), c.HD};
+}
+
 std::vector<NamedMatrix> draft_tensors(DraftConfig& c, DraftWeights& w) {
-  const int64_t C = c.C, C3 = 3 * c.C;
+  const int64_t C = c.C, D = c.D, D3 = 3 * (int64_t)c.D;
   std::vector<NamedMatrix> t = {
-      {"trigram.res.weight", C3, C3, &w.tri_res, nullptr},
-      {"trigram.res.bias", 1, C3, nullptr, &w.tri_res_bias},
-      {"trigram.proj.weight", C, C3, &w.tri_proj, nullptr},
+      {"trigram.embed_proj.weight", D, C, &w.embed_proj, nullptr},
+      {"trigram.res.weight", D3, D3, &w.tri_res, nullptr},
+      {"trigram.res.bias", 1, D3, nullptr, &w.tri_res_bias},
+      {"trigram.proj.weight", D, D3, &w.tri_proj, nullptr},
+      {"context.proj.weight", D, C, &w.context_proj, nullptr},
   };
-  const LayerDims dims = layer_dims(c);
+  const LayerDims dims = draft_layer_dims(c);
   for (const LayerTensor& lt : kLayerTensors) {
     const std::string name = std::string("layer.") + lt.gguf + ".weight";
-    if (lt.is_norm()) t.push_back({name, 1, C, nullptr, &(w.layer.*lt.norm)});
+    if (lt.is_norm()) t.push_back({name, 1, D, nullptr, &(w.layer.*lt.norm)});
     else t.push_back({name, dims(lt.rows), dims(lt.cols), &(w.layer.*lt.matrix), nullptr});
   }
   w.heads.resize(c.K);
-  for (int k = 0; k < c.K; k++) t.push_back({head_name(k), c.V, 2 * C, &w.heads[k], nullptr});
+  for (int k = 0; k < c.K; k++) t.push_back({head_name(k), c.Vh, c.head_in(), &w.heads[k], nullptr});
   return t;
+}
+
+bool is_projection(const std::string& name) {
+  return name == "trigram.embed_proj.weight" || name == "context.proj.weight";
 }
 
 std::string floats_to_string(const std::vector<float>& v) {
@@ -79,7 +127,8 @@ std::vector<float> floats_from_string(const std::string& s, const std::string& w
 }  // namespace
 
 size_t DraftModel::weight_bytes() const {
-  size_t n = weights.tri_res.bytes() + weights.tri_proj.bytes();
+  size_t n = weights.embed_proj.bytes() + weights.tri_res.bytes() + weights.tri_proj.bytes() +
+             weights.context_proj.bytes();
   for (const LayerTensor& lt : kLayerTensors)
     if (!lt.is_norm()) n += (weights.layer.*lt.matrix).bytes();
   for (const auto& h : weights.heads) n += h.bytes();
@@ -164,13 +213,10 @@ static bool fingerprints_match(const std::vector<float>& a, const std::vector<fl
 void check_draft_fits_base(const DraftModel& draft, const Model& base) {
   const DraftConfig& d = draft.config;
   const ModelConfig& b = base.config;
-  const bool same_shape = d.C == b.C && d.V == b.V && d.NH == b.NH && d.NKV == b.NKV && d.HS == b.HS &&
-                          d.HD == b.HD && d.base_layers == b.L && d.rope_dims == b.rope_dims &&
-                          d.rope_layout == b.rope_layout;
+  const bool same_shape = d.C == b.C && d.V == b.V && d.base_layers == b.L;
   CHIMERA_CHECK(same_shape, ErrorCode::InvalidArg, "the draft was made for another base model: it has width ", d.C,
-                ", vocabulary ", d.V, ", ", d.NH, "/", d.NKV, " heads, ", d.base_layers, " base layers; ", base.path,
-                " has width ", b.C, ", vocabulary ", b.V, ", ", b.NH, "/", b.NKV, " heads, ", b.L,
-                " layers. Load or create the draft with this model");
+                ", vocabulary ", d.V, ", ", d.base_layers, " base layers; ", base.path, " has width ", b.C,
+                ", vocabulary ", b.V, ", ", b.L, " layers. Load or create the draft with this model");
   CHIMERA_CHECK(fingerprints_match(d.base_fingerprint, base_fingerprint(base)), ErrorCode::InvalidArg,
                 "the draft was made for another base model of the same shape (its weights differ from ", base.path,
                 "). Load or create the draft with this model");
@@ -178,14 +224,23 @@ void check_draft_fits_base(const DraftModel& draft, const Model& base) {
   CHIMERA_CHECK((int)w.heads.size() == d.K, ErrorCode::InvalidArg, "the draft has ", w.heads.size(),
                 " head matrices for ", d.K, " heads");
   for (const TensorView& h : w.heads)
-    CHIMERA_CHECK(h.rows == d.V && h.cols == 2 * (int64_t)d.C, ErrorCode::InvalidArg, "a draft head is ", h.rows, "x",
-                  h.cols, ", expected ", d.V, "x", 2 * (int64_t)d.C);
+    CHIMERA_CHECK(h.rows == d.Vh && h.cols == d.head_in(), ErrorCode::InvalidArg, "a draft head is ", h.rows, "x",
+                  h.cols, ", expected ", d.Vh, "x", d.head_in());
+  CHIMERA_CHECK((int)d.head_tokens.size() == d.Vh && d.Vh >= 1, ErrorCode::InvalidArg, "the draft has ",
+                d.head_tokens.size(), " head tokens for ", d.Vh, " head rows");
+  for (int i = 0; i < d.Vh; i++)
+    CHIMERA_CHECK(d.head_tokens[i] >= 0 && d.head_tokens[i] < d.V && (i == 0 || d.head_tokens[i] > d.head_tokens[i - 1]),
+                  ErrorCode::InvalidArg, "the draft's head tokens must be increasing vocabulary ids below ", d.V);
+  CHIMERA_CHECK(d.D >= 2 && d.HS >= 2 && d.NKV >= 1 && d.NH % d.NKV == 0 && d.NH * d.HS == d.D && d.HD >= 1 &&
+                    d.rope_dims >= 0 && d.rope_dims <= d.HS && d.rope_dims % 2 == 0,
+                ErrorCode::InvalidArg, "the draft's layer shape is inconsistent (width ", d.D, ", ", d.NH, "/", d.NKV,
+                " heads of ", d.HS, ")");
 }
 
-std::unique_ptr<DraftModel> create_draft(const Model& base, int heads, uint64_t seed) {
-  CHIMERA_CHECK(heads >= 1 && heads <= 16, ErrorCode::InvalidArg, "heads must be in 1..16, got ", heads);
+std::unique_ptr<DraftModel> create_draft(const Model& base, const DraftShape& shape, uint64_t seed) {
   auto d = std::make_unique<DraftModel>();
-  d->config = config_from_base(base, heads);
+  d->config = draft_config_for(base, shape);
+  const DraftConfig& c = d->config;
   Rng rng(seed ^ 0xC41EE7A5ull);
   auto normal = [&](float std) {  // Box-Muller
     const double u1 = rng.uniform() + 1e-12, u2 = rng.uniform();
@@ -197,15 +252,23 @@ std::unique_ptr<DraftModel> create_draft(const Model& base, int heads, uint64_t 
     if (n == "trigram.res.weight") {
       // zero: R starts as the identity plus SiLU(b_r)
     } else if (n == "trigram.res.bias" || n == "trigram.proj.weight") {
-      const float bound = 1.0f / std::sqrt((float)(3 * d->config.C));  // PyTorch Linear default
+      const float bound = 1.0f / std::sqrt((float)(3 * c.D));  // PyTorch Linear default
       for (int64_t i = 0; i < m.rows * m.cols; i++) p[i] = (float)((rng.uniform() * 2 - 1) * bound);
+    } else if (is_projection(n)) {
+      if (c.D == c.C) {
+        for (int64_t i = 0; i < m.rows; i++) p[i * m.cols + i] = 1.0f;
+      } else {  // a random projection that keeps norms about the same
+        const float std = 1.0f / std::sqrt((float)c.D);
+        for (int64_t i = 0; i < m.rows * m.cols; i++) p[i] = normal(std);
+      }
     } else if (m.vec) {
       for (int64_t i = 0; i < m.cols; i++) p[i] = 1.0f;  // RMSNorm gains
     } else if (n.rfind("heads.", 0) == 0) {
-      const TensorView& out = base.weights.output;  // [W_out, W_out]
+      const TensorView& out = base.weights.output;  // [W_out, W_out] over the head tokens
       for (int64_t r = 0; r < m.rows; r++) {
-        row_to_f32(out.dtype, out.row(r), p + r * m.cols, (size_t)d->config.C);
-        std::memcpy(p + r * m.cols + d->config.C, p + r * m.cols, sizeof(float) * d->config.C);
+        float* row = p + r * m.cols;
+        row_to_f32(out.dtype, out.row(c.head_tokens[(size_t)r]), row, (size_t)c.C);
+        if (c.D == c.C) std::memcpy(row + c.C, row, sizeof(float) * c.C);
       }
     } else {
       for (int64_t i = 0; i < m.rows * m.cols; i++) p[i] = normal(0.02f);
@@ -252,17 +315,27 @@ void save_draft(const DraftModel& draft, const std::string& path, DType matrix_d
     out.push_back(t);
   }
   const DraftConfig& c = draft.config;
+  TensorToWrite tokens;
+  tokens.name = "heads.tokens";
+  tokens.shape = {c.Vh};
+  tokens.data = c.head_tokens.data();
+  tokens.int32 = true;
+  out.push_back(tokens);
   std::vector<std::pair<std::string, std::string>> meta = {
       {"format", "chimera-draft"},
       {"format_version", std::to_string(kDraftFormatVersion)},
       {"heads", std::to_string(c.K)},
       {"hidden_size", std::to_string(c.C)},
       {"vocab_size", std::to_string(c.V)},
-      {"head_count", std::to_string(c.NH)},
-      {"head_count_kv", std::to_string(c.NKV)},
-      {"feed_forward_length", std::to_string(c.HD)},
       {"base_layers", std::to_string(c.base_layers)},
       {"base_fingerprint", floats_to_string(c.base_fingerprint)},
+      {"draft_width", std::to_string(c.D)},
+      {"draft_head_count", std::to_string(c.NH)},
+      {"draft_head_count_kv", std::to_string(c.NKV)},
+      {"draft_head_size", std::to_string(c.HS)},
+      {"draft_rope_dimension_count", std::to_string(c.rope_dims)},
+      {"draft_feed_forward_length", std::to_string(c.HD)},
+      {"head_vocab_size", std::to_string(c.Vh)},
   };
   write_safetensors(path, out, meta);
 }
@@ -286,24 +359,59 @@ std::unique_ptr<DraftModel> load_draft(const std::string& path, const Model& bas
     CHIMERA_CHECK(it != meta.end(), ErrorCode::Format, path, ": metadata lacks '", key, "'");
     char* end = nullptr;
     const long v = std::strtol(it->second.c_str(), &end, 10);
-    CHIMERA_CHECK(end && *end == '\0' && v > 0 && v < (1L << 30), ErrorCode::Format, path, ": bad ", key);
+    CHIMERA_CHECK(end && *end == '\0' && v >= 0 && v < (1L << 30), ErrorCode::Format, path, ": bad ", key);
     return (int)v;
   };
-  CHIMERA_CHECK(num("format_version") == kDraftFormatVersion, ErrorCode::Unsupported, path, ": draft format version ",
-                meta["format_version"], " (this library reads ", kDraftFormatVersion, ")");
-  auto d = std::make_unique<DraftModel>();
-  d->config = config_from_base(base, num("heads"));
-  DraftConfig& c = d->config;
-  CHIMERA_CHECK(c.K <= 16, ErrorCode::Format, path, ": ", c.K, " heads (max 16)");
-  const bool same_shape = num("hidden_size") == c.C && num("vocab_size") == c.V && num("head_count") == c.NH &&
-                          num("head_count_kv") == c.NKV && num("feed_forward_length") == c.HD &&
-                          num("base_layers") == c.base_layers;
+  const int version = num("format_version");
+  CHIMERA_CHECK(version == 1 || version == kDraftFormatVersion, ErrorCode::Unsupported, path,
+                ": draft format version ", meta["format_version"], " (this library reads 1 and ", kDraftFormatVersion,
+                ")");
+  const ModelConfig& b = base.config;
+  const int K = num("heads");
+  CHIMERA_CHECK(K >= 1 && K <= 16, ErrorCode::Format, path, ": ", K, " heads (1..16)");
   const std::vector<float> fp = floats_from_string(meta["base_fingerprint"], path + " base_fingerprint");
-  CHIMERA_CHECK(same_shape && fingerprints_match(fp, c.base_fingerprint), ErrorCode::InvalidArg, path,
+  const bool same_base = num("hidden_size") == b.C && num("vocab_size") == b.V && num("base_layers") == b.L &&
+                         (version > 1 || (num("head_count") == b.NH && num("head_count_kv") == b.NKV &&
+                                          num("feed_forward_length") == b.HD));
+  CHIMERA_CHECK(same_base && fingerprints_match(fp, base_fingerprint(base)), ErrorCode::InvalidArg, path,
                 " was made for another base model (its shape or weights differ from ", base.path,
                 "); train a draft for this model with `chimera train-draft`");
+  auto d = std::make_unique<DraftModel>();
+  DraftConfig& c = d->config;
+  if (version == 1) {  // the paper's shape: the base's own layer, identity projections, every token
+    c = draft_config_for(base, DraftShape{K, b.C, b.V, {}});
+    c.NH = b.NH; c.NKV = b.NKV; c.HS = b.HS; c.HD = b.HD; c.rope_dims = b.rope_dims;
+  } else {
+    const RawTensor* tokens = file->tensor("heads.tokens");
+    CHIMERA_CHECK(tokens && tokens->type_name == "I32" && tokens->shape.size() == 1 &&
+                      tokens->shape[0] == num("head_vocab_size") && tokens->shape[0] >= 1 &&
+                      tokens->bytes == (uint64_t)tokens->shape[0] * sizeof(int32_t),
+                  ErrorCode::Format, path, ": heads.tokens must be I32 of head_vocab_size elements");
+    std::vector<int32_t> ids((size_t)tokens->shape[0]);
+    std::memcpy(ids.data(), tokens->data, tokens->bytes);
+    for (size_t i = 0; i < ids.size(); i++)
+      CHIMERA_CHECK(ids[i] >= 0 && ids[i] < b.V && (i == 0 || ids[i] > ids[i - 1]), ErrorCode::Format, path,
+                    ": heads.tokens must be increasing vocabulary ids below ", b.V);
+    c = draft_config_for(base, DraftShape{K, b.C, 0, ids});
+    c.D = num("draft_width");
+    c.NH = num("draft_head_count");
+    c.NKV = num("draft_head_count_kv");
+    c.HS = num("draft_head_size");
+    c.rope_dims = num("draft_rope_dimension_count");
+    c.HD = num("draft_feed_forward_length");
+    CHIMERA_CHECK(c.D >= 2 && c.D <= 65536 && c.HS >= 2 && c.NKV >= 1 && c.NH >= 1 && c.NH % c.NKV == 0 &&
+                      (int64_t)c.NH * c.HS == c.D && c.HD >= 1 && c.HD <= (1 << 20) && c.rope_dims <= c.HS &&
+                      c.rope_dims % 2 == 0,
+                  ErrorCode::Format, path, ": inconsistent draft layer shape");
+  }
   d->storage.holders.push_back(file);
   for (NamedMatrix& m : draft_tensors(d->config, d->weights)) {
+    if (version == 1 && is_projection(m.name)) {  // identity
+      float* p = d->storage.alloc_f32((size_t)(m.rows * m.cols));
+      for (int64_t i = 0; i < m.rows; i++) p[i * m.cols + i] = 1.0f;
+      *m.view = TensorView{DType::F32, p, m.rows, m.cols};
+      continue;
+    }
     const RawTensor* t = file->tensor(m.name);
     CHIMERA_CHECK(t, ErrorCode::Tensor, path, ": tensor ", m.name, " is missing");
     if (m.vec) *m.vec = import_vector_f32(d->storage, *t, m.cols);

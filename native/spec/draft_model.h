@@ -1,7 +1,13 @@
-// The Chimera draft model (spec Part A): a trigram encoder T(a,b,c) = W_p R([E a; E b; E c]) with
-// R(x) = x + SiLU(W_r x + b_r), one LLaMA decoder layer (the full-context encoder) whose keys/values
-// are the base model's last hidden states and trigram vectors, and K residual heads
-// logits_k = W_k [h_n ; h^_k], W_k (V, 2C). Stored as safetensors with JSON metadata naming the base.
+// The Chimera draft model (spec Part A) at its own width D, which may be narrower than the base's C:
+//   trigram encoder  T(a,b,c) = W_p R([P_e E a; P_e E b; P_e E c]),  R(x) = x + SiLU(W_r x + b_r)
+//   full-context encoder: one LLaMA decoder layer of width D whose keys/values are the base model's
+//                    last hidden states projected by P_c (D, C), and the trigram vectors;
+//   K residual heads logits_k = W_k [h_n ; h^_k], W_k (Vh, C + D), over Vh head tokens (the most
+//                    frequent ones, mapped back to vocabulary ids by head_tokens).
+// With D = C, P_e = P_c = I and Vh = V this is the paper's design. A narrow width and a frequent-token
+// vocabulary are what make a draft cheap next to a big base (FR-Spec, EAGLE-3): on the 1.1B shape,
+// D = 256 and Vh = 8192 read about 5% of the base's bytes per drafted step.
+// Stored as safetensors with JSON metadata naming the base.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -12,25 +18,35 @@
 
 namespace chimera {
 
-constexpr int kDraftFormatVersion = 1;
+// Version 2 added the width D, the projections and the head vocabulary; version 1 files load as
+// D = C, identity projections and heads over the whole vocabulary.
+constexpr int kDraftFormatVersion = 2;
 
 struct DraftConfig {
-  int K = 5;  // heads
-  int C = 0, V = 0, NH = 0, NKV = 0, HS = 0, HD = 0;
+  int K = 5;       // heads
+  int C = 0;       // the base's width (inputs: embeddings and hidden states)
+  int V = 0;       // the base's vocabulary
+  int D = 0;       // the draft's own width (trigram vectors, the encoder layer, h^)
+  int NH = 0, NKV = 0, HS = 0, HD = 0;  // the encoder layer's heads, KV heads, head size, FFN width
+  int Vh = 0;      // head vocabulary size
+  std::vector<int32_t> head_tokens;     // (Vh) vocabulary id of each head row, increasing
   float rms_eps = 1e-5f, rope_theta = 10000.f;
   int rope_dims = 0;
   RopeLayout rope_layout = RopeLayout::Interleaved;
   int base_layers = 0;
   std::vector<float> base_fingerprint;  // sampled base embedding/output values (see base_fingerprint())
   int KVD() const { return NKV * HS; }
+  int head_in() const { return C + D; }  // a head's input width: [h_n ; h^]
 };
 
 struct DraftWeights {
-  TensorView tri_res;           // (3C, 3C)  W_r
-  const float* tri_res_bias;    // (3C)      b_r
-  TensorView tri_proj;          // (C, 3C)   W_p
-  LayerWeights layer;           // the full-context encoder (shapes of a base layer)
-  std::vector<TensorView> heads;  // (K) x (V, 2C)
+  TensorView embed_proj;        // (D, C)    P_e
+  TensorView tri_res;           // (3D, 3D)  W_r
+  const float* tri_res_bias;    // (3D)      b_r
+  TensorView tri_proj;          // (D, 3D)   W_p
+  TensorView context_proj;      // (D, C)    P_c
+  LayerWeights layer;           // the full-context encoder (width D)
+  std::vector<TensorView> heads;  // (K) x (Vh, C + D)
 };
 
 struct DraftModel {
@@ -38,6 +54,17 @@ struct DraftModel {
   DraftWeights weights;
   WeightStorage storage;
   size_t weight_bytes() const;
+};
+
+// The shape of a new draft. Zero fields take the defaults: width D = clamp(C / 8, 256, C) (C when C is
+// at most 256), the layer's head size that of the base (at most D), heads D / head size, KV heads in
+// the base's ratio, FFN width the base's ratio; head vocabulary min(V, max(8192, V / 4)).
+struct DraftShape {
+  int heads = 5;
+  int width = 0;
+  int head_vocab = 0;
+  // Ids the heads cover (empty: the first head_vocab ids). train-draft passes the most frequent ones.
+  std::vector<int32_t> head_tokens;
 };
 
 // One trainable tensor of a draft (see make_trainable).
@@ -51,9 +78,12 @@ std::vector<DraftParam> make_trainable(DraftModel& draft);
 // dtypes (compared with a tolerance), so a draft made for another model is refused.
 std::vector<float> base_fingerprint(const Model& base);
 
-// An untrained draft with the paper's initialisation: heads [W_out, W_out], ResBlock weight zero,
-// other linears small seeded random values, norms one.
-std::unique_ptr<DraftModel> create_draft(const Model& base, int heads, uint64_t seed);
+// An untrained draft with the paper's initialisation: heads [W_out, W_out] (rows of the head tokens;
+// the h^ half zero when D != C), ResBlock weight zero, projections the identity when D = C (else
+// seeded random), other linears small seeded random values, norms one.
+std::unique_ptr<DraftModel> create_draft(const Model& base, const DraftShape& shape, uint64_t seed);
+// The shape create_draft gives for `base` and `shape` (defaults filled in, checked: E_INVALID_ARG).
+DraftConfig draft_config_for(const Model& base, const DraftShape& shape);
 
 // Stores the draft's matrices as `dt` (F32, F16, BF16 or Q8_0; vectors stay F32): a smaller draft
 // reads fewer bytes per drafted token. Training still works (make_trainable widens to F32). Under

@@ -32,7 +32,8 @@ class DraftState {
   // Forgets rows that depend on tokens at positions >= keep_tokens (the base cache was cut there).
   void truncate(int keep_tokens);
   // Appends committed rows until they describe history[0..m] with m base tokens cached;
-  // hidden (backend memory, >= m rows of C) holds the base hidden states of positions 0..m-1.
+  // hidden (backend memory, >= m rows of the base's width C) holds the base hidden states of positions
+  // 0..m-1; they enter the draft's layer projected to its width D.
   void sync(const std::vector<int32_t>& history, int m, const float* hidden);
 
   // Drafts the chain from the anchor (last cached token m-1, with base hidden h_anchor, backend memory) and root
@@ -81,14 +82,14 @@ class DraftState {
   BackendArray<float> xn_, q_, att_, hb_, hb2_, o_, hhat_, cat_, logits_, query_;
   BackendArray<int32_t> iota_;  // 0, 1, 2, ... (positions)
   // sync(): rows appended in batches of up to kSyncRows (inputs, positions)
-  BackendArray<float> sync_x_, sync_xn_;
+  BackendArray<float> sync_x_, sync_xn_, sync_h_;
   BackendArray<int32_t> sync_pos_;
   // memoise_trigrams(): a batch's token ids and encoder activations
-  BackendArray<float> tri_e3_, tri_r3_;
+  BackendArray<float> tri_emb_, tri_e3_, tri_r3_;
   BackendArray<int32_t> tri_ids_;
   BackendArray<int32_t> topk_ids_;  // a head's top-k on a device backend
   BackendArray<float> topk_vals_;
-  // Memoised trigram vectors: memo_slots_ rows of C in memo_, found by key.
+  // Memoised trigram vectors: memo_slots_ rows of D in memo_, found by key.
   BackendArray<float> memo_;
   int memo_slots_ = 0;
   std::unordered_map<uint64_t, int> memo_index_;

@@ -1,5 +1,7 @@
 // The draft training loop: data, batches, AdamW, checkpoints.
 #include "train/draft_trainer.h"
+
+#include <algorithm>
 #include "train/optimizer.h"
 
 #include <chrono>
@@ -149,10 +151,26 @@ void load_optim(const std::string& ckpt, const std::vector<DraftParam>& params, 
   }
 }
 
+// The n ids that occur most often in the data (ties and ids the data lack: lower ids first).
+std::vector<int32_t> most_frequent_tokens(const Sequences& data, int V, int n) {
+  std::vector<int64_t> count((size_t)V, 0);
+  for (const auto& seq : data)
+    for (int32_t t : seq)
+      if (t >= 0 && t < V) count[(size_t)t]++;
+  std::vector<int32_t> ids((size_t)V);
+  for (int i = 0; i < V; i++) ids[(size_t)i] = i;
+  std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return count[(size_t)a] > count[(size_t)b]; });
+  ids.resize((size_t)std::min(n, V));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 }  // namespace
 
 void validate_train_options(const DraftTrainOptions& o) {
   CHIMERA_CHECK(o.heads >= 1 && o.heads <= 16, ErrorCode::InvalidArg, "heads must be in 1..16, got ", o.heads);
+  CHIMERA_CHECK(o.width >= 0 && o.head_vocab >= 0, ErrorCode::InvalidArg,
+                "width and headVocab must be positive (0 = the default)");
   CHIMERA_CHECK(o.steps >= 1, ErrorCode::InvalidArg, "steps must be >= 1, got ", o.steps);
   CHIMERA_CHECK(o.seq_len >= 8 && o.seq_len <= 8192, ErrorCode::InvalidArg, "seqLen must be in 8..8192, got ",
                 o.seq_len);
@@ -178,18 +196,10 @@ std::shared_ptr<DraftModel> train_draft(const std::shared_ptr<ModelRuntime>& run
   const auto t_start = Clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - t_start).count(); };
 
-  // Draft and optimiser state (fresh or from a checkpoint).
-  std::shared_ptr<DraftModel> draft =
-      o.resume.empty() ? std::shared_ptr<DraftModel>(create_draft(base, o.heads, o.seed))
-                       : std::shared_ptr<DraftModel>(load_draft(o.resume, base));
-  const std::vector<DraftParam> params = make_trainable(*draft);
-  const int K = draft->config.K;
-  OptimState st;
-  for (const DraftParam& p : params) {
-    st.m.emplace_back(p.size(), 0.f);
-    st.v.emplace_back(p.size(), 0.f);
-  }
-  if (!o.resume.empty()) load_optim(o.resume, params, st);
+  // A checkpoint is checked against the base before the data are made.
+  std::shared_ptr<DraftModel> draft;
+  if (!o.resume.empty()) draft = std::shared_ptr<DraftModel>(load_draft(o.resume, base));
+  else (void)draft_config_for(base, DraftShape{o.heads, o.width, o.head_vocab, {}});  // bad shapes fail early
 
   DraftTrainProgress prog;
   prog.steps = o.steps;
@@ -203,6 +213,22 @@ std::shared_ptr<DraftModel> train_draft(const std::shared_ptr<ModelRuntime>& run
   });
   if (abort) throw_error(ErrorCode::Aborted, "training was aborted");
   prog.phase = "train";
+
+  // Draft and optimiser state (fresh, with heads over the data's most frequent tokens, or from the
+  // checkpoint).
+  if (!draft) {
+    DraftShape shape{o.heads, o.width, o.head_vocab, {}};
+    shape.head_tokens = most_frequent_tokens(data, base.config.V, draft_config_for(base, shape).Vh);
+    draft = std::shared_ptr<DraftModel>(create_draft(base, shape, o.seed));
+  }
+  const std::vector<DraftParam> params = make_trainable(*draft);
+  const int K = draft->config.K;
+  OptimState st;
+  for (const DraftParam& p : params) {
+    st.m.emplace_back(p.size(), 0.f);
+    st.v.emplace_back(p.size(), 0.f);
+  }
+  if (!o.resume.empty()) load_optim(o.resume, params, st);
 
   Session base_session(runtime, o.seq_len + 1, 64);
   std::vector<std::vector<float>> grads;

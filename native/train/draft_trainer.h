@@ -16,6 +16,8 @@ namespace chimera {
 
 struct DraftTrainOptions {
   int heads = 5;
+  int width = 0;                   // the draft's width D (0 = the default of draft_config_for)
+  int head_vocab = 0;              // head vocabulary: the data's most frequent tokens (0 = the default)
   std::string data = "self:1000";  // "self:N" (N sequences the base generates) or "file:PATH"
   int steps = 2000;
   int seq_len = 128;

@@ -1,7 +1,8 @@
 // Hugging Face checkpoint writers: safetensors files (one, or shards with model.safetensors.index.json),
 // config.json, tokenizer.json and tokenizer_config.json, as transformers and tokenizers lay them out.
 //
-//   writeSafetensors(file, tensors, metadata?)   tensors: [{ name, shape, dtype: F32|F16|BF16, data }]
+//   writeSafetensors(file, tensors, metadata?)   tensors: [{ name, shape, dtype: F32|F16|BF16, data }] or
+//     { name, shape, dtype: 'I32', data: Int32Array } (integer tensors, such as a draft's head token ids)
 //   writeHF(dir, { config, tensors, tokenizer, tokenizerConfig, shards = 1 })
 //     config / tokenizer / tokenizerConfig: plain objects written as JSON; tensors as above, split into
 //     `shards` files of about equal size (shards > 1 writes the index).
@@ -16,8 +17,12 @@ const { bytesFor } = require('./dtypes');
 const SAFETENSORS_DTYPES = ['F32', 'F16', 'BF16'];
 
 function describe(t) {
-  if (!SAFETENSORS_DTYPES.includes(t.dtype)) throw new Error(`tensor ${t.name}: safetensors dtype ${t.dtype} unsupported here`);
   const count = t.shape.reduce((a, b) => a * b, 1);
+  if (t.dtype === 'I32') {
+    if (!(t.data instanceof Int32Array) || t.data.length !== count) throw new Error(`tensor ${t.name}: I32 data must be an Int32Array of ${count}`);
+    return { spec: t, count, nbytes: 4 * count };
+  }
+  if (!SAFETENSORS_DTYPES.includes(t.dtype)) throw new Error(`tensor ${t.name}: safetensors dtype ${t.dtype} unsupported here`);
   return { spec: t, count, nbytes: bytesFor(t.dtype, count) };
 }
 
@@ -39,7 +44,8 @@ function writeSafetensors(file, tensors, metadata = { format: 'pt' }) {
     writeAll(fs, fd, len);
     writeAll(fs, fd, Buffer.from(json, 'utf8'));
     for (const t of infos) {
-      for (const chunk of encodedChunks(t.spec.data, t.spec.dtype, t.count, t.spec.name)) writeAll(fs, fd, chunk);
+      if (t.spec.dtype === 'I32') writeAll(fs, fd, Buffer.from(t.spec.data.buffer, t.spec.data.byteOffset, t.nbytes));
+      else for (const chunk of encodedChunks(t.spec.data, t.spec.dtype, t.count, t.spec.name)) writeAll(fs, fd, chunk);
     }
   } finally {
     fs.closeSync(fd);
