@@ -335,6 +335,7 @@ void save_draft(const DraftModel& draft, const std::string& path, DType matrix_d
       {"draft_head_size", std::to_string(c.HS)},
       {"draft_rope_dimension_count", std::to_string(c.rope_dims)},
       {"draft_feed_forward_length", std::to_string(c.HD)},
+      {"draft_rms_eps", floats_to_string({c.rms_eps})},
       {"head_vocab_size", std::to_string(c.Vh)},
   };
   write_safetensors(path, out, meta);
@@ -399,6 +400,11 @@ std::unique_ptr<DraftModel> load_draft(const std::string& path, const Model& bas
     c.HS = num("draft_head_size");
     c.rope_dims = num("draft_rope_dimension_count");
     c.HD = num("draft_feed_forward_length");
+    if (meta.count("draft_rms_eps")) {  // the layer's own epsilon (else the base's)
+      const std::vector<float> eps = floats_from_string(meta["draft_rms_eps"], path + " draft_rms_eps");
+      CHIMERA_CHECK(eps.size() == 1 && eps[0] > 0 && eps[0] < 1, ErrorCode::Format, path, ": bad draft_rms_eps");
+      c.rms_eps = eps[0];
+    }
     CHIMERA_CHECK(c.D >= 2 && c.D <= 65536 && c.HS >= 2 && c.NKV >= 1 && c.NH >= 1 && c.NH % c.NKV == 0 &&
                       (int64_t)c.NH * c.HS == c.D && c.HD >= 1 && c.HD <= (1 << 20) && c.rope_dims <= c.HS &&
                       c.rope_dims % 2 == 0,
