@@ -132,11 +132,12 @@ describe('speculative decoding on a tiny random model', () => {
     const s = model.createSession({ contextSize: 1024, draft: drafts[0] });
     const r = await s.complete('the', { ...greedy, maxTokens: 120 });
     const by = r.stats.stepsByTree!;
-    expect(Object.keys(by).sort()).toEqual(['chain-1', 'chain-2', 'chain-3', 'chimera-25', 'plain']);
+    // 'auto' is one tree, fitted to the measured costs and acceptance as decoding goes, against plain decoding.
+    expect(Object.keys(by).sort()).toEqual(['auto', 'plain']);
     const total = Object.values(by).reduce((a, b) => a + b, 0);
     expect(total).toBeGreaterThan(20);
     // Plain decoding runs first (the rate to beat); a tree is tried only when its estimated cost fits
-    // the exploration budget, so on a CPU the big trees may never run.
+    // the exploration budget.
     expect(by.plain).toBeGreaterThanOrEqual(3);
     expect(r.stats.plainSteps! + (r.stats.steps ?? 0)).toBe(total);
     s.dispose();

@@ -16,8 +16,10 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 static int max_tree_size(const SpeculativeConfig* s) {
   int n = 1;
-  if (s)
+  if (s) {
+    n = std::max(n, s->reserve_nodes);
     for (const CompiledTree& t : s->trees) n = std::max(n, t.size);
+  }
   return n;
 }
 

@@ -2,10 +2,9 @@
 #include "spec/speculative_config.h"
 
 #include "common/error.h"
+#include "spec/tree_fitter.h"
 
 namespace chimera {
-
-const char* const kAutoTrees[4] = {"chain-1", "chain-2", "chain-3", "chimera-25"};
 
 namespace {
 
@@ -29,13 +28,12 @@ SpeculativeConfig make_speculative_config(std::shared_ptr<const DraftModel> draf
   if (tree.custom) {
     spec.trees.push_back(compile_tree(tree.paths, K, 64, "custom"));
   } else if (tree.name == "auto") {
-    // Plain decoding and these trees, chosen as decoding goes by measured tokens/s; trees that the cut
-    // to the draft's heads makes equal to the previous one are dropped.
+    // A tree fitted to the measured costs and acceptance, against plain decoding; it starts as chain-1.
     spec.adaptive = true;
-    for (const char* name : kAutoTrees) {
-      CompiledTree t = builtin_cut_to(name, K);
-      if (t.depth >= 1 && (spec.trees.empty() || t.size != spec.trees.back().size)) spec.trees.push_back(std::move(t));
-    }
+    spec.reserve_nodes = TreeFitter::kMaxNodes + 1;
+    CompiledTree start = builtin_cut_to("chain-1", K);
+    start.name = "auto";
+    spec.trees.push_back(std::move(start));
   } else {
     spec.trees.push_back(builtin_cut_to(tree.name, K));
   }

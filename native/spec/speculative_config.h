@@ -17,7 +17,10 @@ namespace chimera {
 struct SpeculativeConfig {
   std::shared_ptr<const DraftModel> draft;
   std::vector<CompiledTree> trees;
+  // tree: 'auto': trees[0] is only the starting point of a tree fitted as decoding goes (tree_fitter.h),
+  // of at most reserve_nodes rows, which a TreePolicy runs or not against plain decoding.
   bool adaptive = false;
+  int reserve_nodes = 0;
   VerifyMode mode = VerifyMode::Exact;
 };
 
@@ -27,9 +30,6 @@ struct TreeChoice {
   TreePaths paths;  // used when custom
   bool custom = false;
 };
-
-// The trees 'auto' chooses among (with plain decoding), each cut to the draft's heads.
-extern const char* const kAutoTrees[4];
 
 // Expands and compiles the choice. A built-in tree deeper than the draft is cut to its heads; custom
 // paths deeper than the draft are E_INVALID_ARG. (A draft made for another base is refused when the

@@ -16,9 +16,12 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 // yet guessed from the weights: one draft depth streams one head's share of the draft's bytes, and
 // catching up with one position runs the trigram encoder and two rows of K/V projections (that share
 // of the base model's multiply-adds per token).
+// Heads a step drafts for a tree of `depth` (one more than it uses: the acceptance model learns it).
+int drafted_depth(int depth, const DraftModel& d) { return std::min(depth + 1, d.config.K); }
+
 std::unique_ptr<TreePolicy> adaptive_policy(const Speculator& spec, const DraftModel& d, const Model& base) {
   std::vector<ArmShape> arms{ArmShape{1, 0}};
-  for (int i = 0; i < spec.n_trees(); i++) arms.push_back({spec.tree(i).size, spec.tree(i).depth});
+  for (int i = 0; i < spec.n_trees(); i++) arms.push_back({spec.tree(i).size, drafted_depth(spec.tree(i).depth, d)});
   const double depth_guess =
       (double)d.weight_bytes() / std::max(1, d.config.K) / (double)std::max<size_t>(base.weight_bytes(), 1);
   auto elems = [](const TensorView& t) { return (double)t.rows * (double)t.cols; };
@@ -35,12 +38,40 @@ std::unique_ptr<TreePolicy> adaptive_policy(const Speculator& spec, const DraftM
 
 SpeculativeDecoder::SpeculativeDecoder(const SpeculativeConfig& config, const Model& base, Backend* backend,
                                        int context_size)
-    : spec_(config.draft, config.trees, base, backend, context_size, config.mode) {
-  if (config.adaptive) policy_ = adaptive_policy(spec_, *config.draft, base);
+    : spec_(config.draft, config.trees, base, backend, context_size, config.mode, config.reserve_nodes) {
+  if (config.adaptive) {
+    policy_ = adaptive_policy(spec_, *config.draft, base);
+    fitter_ = std::make_unique<TreeFitter>(config.draft->config.K);
+    spec_.set_learning(1, TreeFitter::kMaxRank);
+  }
+}
+
+void SpeculativeDecoder::refit() {
+  const DraftModel& d = spec_.draft_state().draft();
+  const double per_depth = policy_->draft_depth_estimate_ms();
+  auto verify_ms = [&](int T) { return policy_->forward_estimate_ms(T); };
+  auto draft_ms = [&](int depth) { return per_depth * drafted_depth(depth, d); };
+  if (!(verify_ms(1) > 0)) return;  // nothing measured yet
+  const TreeFitter::Fit fit = fitter_->fit(verify_ms, draft_ms, spec_.max_tree_size());
+  if (fit.paths.empty()) return;  // no tree models faster than plain: the policy's measurements decide
+  const CompiledTree& cur = spec_.tree(0);
+  // The tree in use, under the same model.
+  double cur_expected = 1;
+  for (int n = 1; n < cur.size; n++) {
+    double p = 1;
+    for (int a = n; a > 0; a = cur.node_parent[a]) p *= fitter_->acceptance(cur.node_depth[a] - 1, cur.node_rank[a]);
+    cur_expected += p;
+  }
+  fitted_rate_ = cur_expected / (verify_ms(cur.size) + draft_ms(cur.depth));
+  if (fit.expected_tokens / fit.step_ms < 1.02 * fitted_rate_) return;
+  CompiledTree t = compile_tree(fit.paths, d.config.K, TreeFitter::kMaxRank, "auto");
+  policy_->set_arm_shape(1, ArmShape{t.size, drafted_depth(t.depth, d)});
+  spec_.set_tree(0, std::move(t));
 }
 
 int SpeculativeDecoder::choose(int m, int capacity) {
   // arm 0 = plain decoding; arm i = tree i-1. Without a policy the one tree always runs.
+  if (fitter_) refit();
   const int arm = policy_ ? policy_->choose(spec_.pending_positions(m)) : 1;
   plain_chosen_ = arm == 0;
   if (arm > 0 && m >= 1 && m + spec_.tree(arm - 1).size <= capacity) return arm - 1;
@@ -53,6 +84,7 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
   const double draft0 = stats.ms_draft, verify0 = stats.ms_verify, sync0 = stats.ms_sync;
   const int64_t synced0 = stats.synced_positions;
   std::vector<int32_t> out = spec_.step(t, base, history, sampling, rng, stats);
+  if (fitter_) fitter_->observe(spec_.last_guesses(), out);
   if (policy_) {
     const double sync_ms = stats.ms_sync - sync0;
     policy_->observe_sync((int)(stats.synced_positions - synced0), sync_ms);

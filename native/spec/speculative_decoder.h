@@ -1,12 +1,14 @@
 // Speculation for one session, behind one object: the Speculator (draft state, trees, the step) and,
-// for tree 'auto', the TreePolicy that picks plain decoding or a tree for each step from measured
-// costs. The session asks which tree to run next, runs plain steps itself, and reports what it timed.
+// for tree 'auto', a tree fitted to the measured costs and acceptance (TreeFitter) and the TreePolicy
+// that runs it or plain decoding for each step. The session asks which tree to run next, runs plain
+// steps itself, and reports what it timed.
 #pragma once
 #include <memory>
 #include <vector>
 
 #include "spec/speculative_config.h"
 #include "spec/speculator.h"
+#include "spec/tree_fitter.h"
 #include "spec/tree_policy.h"
 
 namespace chimera {
@@ -34,8 +36,13 @@ class SpeculativeDecoder {
   void truncate(int keep) { spec_.draft_state().truncate(keep); }
 
  private:
+  // tree: 'auto': fits the tree to what has been measured (a new tree when it models >= 2% faster).
+  void refit();
+
   Speculator spec_;
   std::unique_ptr<TreePolicy> policy_;  // tree: 'auto'
+  std::unique_ptr<TreeFitter> fitter_;  // tree: 'auto'
+  double fitted_rate_ = 0;              // modelled tokens/ms of the tree in use
   bool plain_chosen_ = false;           // the last choose() picked plain decoding by policy
 };
 

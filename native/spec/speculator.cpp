@@ -14,16 +14,23 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 }  // namespace
 
 Speculator::Speculator(std::shared_ptr<const DraftModel> draft, std::vector<CompiledTree> trees, const Model& base,
-                       Backend* backend, int context_size, VerifyMode mode)
-    : trees_(std::move(trees)), draft_(std::move(draft), base, backend, context_size), mode_(mode) {
+                       Backend* backend, int context_size, VerifyMode mode, int reserve_nodes)
+    : trees_(std::move(trees)), reserve_nodes_(reserve_nodes), draft_(std::move(draft), base, backend, context_size),
+      mode_(mode) {
   CHIMERA_CHECK(!trees_.empty(), ErrorCode::InvalidArg, "speculation needs a tree");
   for (const CompiledTree& t : trees_)
     CHIMERA_CHECK(t.depth <= draft_.draft().config.K, ErrorCode::InvalidArg, "tree is ", t.depth,
                   " deep but the draft has ", draft_.draft().config.K, " heads");
 }
 
+void Speculator::set_tree(int i, CompiledTree tree) {
+  CHIMERA_CHECK(i >= 0 && i < n_trees() && tree.size <= max_tree_size() && tree.depth <= draft_.draft().config.K,
+                ErrorCode::Internal, "set_tree: the tree does not fit");
+  trees_[(size_t)i] = std::move(tree);
+}
+
 int Speculator::max_tree_size() const {
-  int n = 0;
+  int n = reserve_nodes_;
   for (const CompiledTree& t : trees_) n = std::max(n, t.size);
   return n;
 }
@@ -61,7 +68,10 @@ void Speculator::draft_tree(const CompiledTree& tree, const BaseSide& base, cons
   draft_.sync(history, m, base.hidden);
   stats.ms_sync += ms_since(t0);
   stats.synced_positions += (draft_.committed_rows() - synced_rows) / 2;
-  draft_.draft_chain(history, m, base.hidden + (size_t)(m - 1) * C, tree.depth, tree.top_k, topk_);
+  const int depth = std::min(tree.depth + extra_depth_, draft_.draft().config.K);
+  top_k_.assign((size_t)depth, min_top_k_);
+  for (int d = 0; d < tree.depth; d++) top_k_[(size_t)d] = std::max(tree.top_k[(size_t)d], min_top_k_);
+  draft_.draft_chain(history, m, base.hidden + (size_t)(m - 1) * C, depth, top_k_, topk_);
   tokens_.resize(T);
   positions_.resize(T);
   rows_.resize(T);

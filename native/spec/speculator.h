@@ -39,11 +39,22 @@ class Speculator {
  public:
   // One tree, or several that the caller chooses between step by step (tree: 'auto').
   Speculator(std::shared_ptr<const DraftModel> draft, std::vector<CompiledTree> trees, const Model& base,
-             Backend* backend, int context_size, VerifyMode mode);
+             Backend* backend, int context_size, VerifyMode mode, int reserve_nodes = 0);
 
   int n_trees() const { return (int)trees_.size(); }
   const CompiledTree& tree(int i) const { return trees_[i]; }
+  // Replaces tree i (a fitted tree); it must fit max_tree_size().
+  void set_tree(int i, CompiledTree tree);
+  // Rows any tree of this speculator may have (at least `reserve_nodes` given at construction).
   int max_tree_size() const;
+  // Drafting for a fitted tree: one head deeper than the tree and at least `min_top_k` guesses per
+  // head, so the acceptance model also learns what the tree does not use yet.
+  void set_learning(int extra_depth, int min_top_k) {
+    extra_depth_ = extra_depth;
+    min_top_k_ = min_top_k;
+  }
+  // The guesses of the last step, per drafted depth (best first).
+  const std::vector<std::vector<int32_t>>& last_guesses() const { return topk_; }
   DraftState& draft_state() { return draft_; }
   // Context positions (of m cached) the draft has not caught up with yet.
   int pending_positions(int m) const { return std::max(0, m - draft_.committed_rows() / 2); }
@@ -65,6 +76,9 @@ class Speculator {
   std::vector<int32_t> keep_path(const TreeAcceptance& acc, const BaseSide& base);
 
   std::vector<CompiledTree> trees_;
+  int reserve_nodes_ = 0;
+  int extra_depth_ = 0, min_top_k_ = 0;
+  std::vector<int> top_k_;  // guesses to draft per depth (the tree's, or more when learning)
   DraftState draft_;
   VerifyMode mode_;
   std::vector<std::vector<int32_t>> topk_;

@@ -65,6 +65,16 @@ class TreePolicy {
   int steps(int arm) const { return arms_[arm].n; }
   // What one step of the arm is expected to take, in ms (measured or estimated; 0 when unknown).
   double estimated_step_ms(int arm) const;
+  // The arm's tree changed shape (a fitted tree): its measured rate carries over, decaying as usual.
+  void set_arm_shape(int arm, ArmShape shape) { arms_[arm].shape = shape; }
+  const ArmShape& arm_shape(int arm) const { return arms_[arm].shape; }
+  // The cost model the policy has measured: a base forward over T rows, a plain step, one draft depth
+  // (ms; estimates before measurements, 0 when nothing is known).
+  double forward_estimate_ms(int T) const { return forward_ms(T); }
+  double plain_step_estimate_ms() const { return plain_step_ms(); }
+  double draft_depth_estimate_ms() const {
+    return draft_depth_ms_ > 0 ? draft_depth_ms_ : draft_depth_guess_ * plain_step_ms();
+  }
 
  private:
   struct Arm {
