@@ -3,7 +3,7 @@
 //
 //   node bench/run.js [--quick] [--cases=stories260K,synth-1b-f16,...] [--threads=N] [--tokens=N]
 //                     [--reps=N] [--prompt=N] [--no-bandwidth] [--engines=chimera,node-llama-cpp]
-//                     [--wait-idle[=SECONDS]] [--no-speculative]
+//                     [--wait-idle[=SECONDS]] [--no-speculative] [--spec-tokens=N] [--prompts=N]
 //
 // Output: JSON lines on stdout (progress goes to stderr):
 //   1. {"type":"machine", ...}                     the CPU, cores, node version, load, read bandwidth
@@ -41,6 +41,7 @@ const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { runSpeculativeCase } = require('./lib/speculative');
 const { runGpuCase } = require('./lib/gpu');
+const { runWideSpeculation, ensureWideFiles } = require('./lib/wide');
 
 const REPO = path.resolve(__dirname, '..');
 const SHARED = path.resolve(REPO, '..', 'shared');
@@ -74,6 +75,8 @@ function parseArgsOrThrow(argv) {
       case '--prompt': a.prompt = int(); break;
       case '--no-bandwidth': a.bandwidth = false; break;
       case '--no-speculative': a.speculative = false; break;
+      case '--spec-tokens': a.specTokens = int(); break;
+      case '--prompts': a.prompts = int(); break;
       case '--wait-idle': a.waitIdle = v === undefined ? 300 : int(); break;
       case '--engines': a.engines = v.split(',').map((s) => s.trim()).filter(Boolean); break;
       case '--help': case '-h':
@@ -121,13 +124,31 @@ function caseList() {
     missingHint: `run: node bench/make-synthetic.js --dtypes=${dtype}`,
     promptTokens: 64, genTokens: 32, reps: 2, contextSize: 256, words: synthWords(200), quick: false,
   });
+  // stories260K widened exactly to the 1.1B shape, with its trained draft (built when missing).
+  const wide = (dtype) => ({
+    name: `wide-${dtype}`, kind: 'wide', dtype,
+    file: path.join(MODELS_DIR, `wide-stories260K-${dtype}.gguf`),
+    draftFile: path.join(MODELS_DIR, `wide-stories260K-${dtype}.chimera.safetensors`), draftDtype: 'Q8_0',
+    missingHint: `run: node bench/make-wide-stories.js --dtype ${dtype}`,
+    promptTokens: 64, genTokens: 32, reps: 2, contextSize: 256, words: STORY, quick: false,
+  });
   return [
     {
       name: 'stories260K',
-      file: path.join(SHARED, 'models', 'stories260K', 'stories260K.gguf'),
-      missingHint: `not found under ${SHARED}`,
+      file: path.join(REPO, 'models', 'stories260K.gguf'),
+      missingHint: 'models/stories260K.gguf ships with the repository',
       promptTokens: 128, genTokens: 256, reps: 3, contextSize: 512, words: STORY, quick: true,
+      trainedDraft: path.join(REPO, 'models', 'stories260K.chimera.safetensors'),
     },
+    {
+      name: 'default-model',
+      file: path.join(REPO, 'models', 'chimera-brown-1m.gguf'),
+      missingHint: 'models/chimera-brown-1m.gguf ships with the repository',
+      promptTokens: 64, genTokens: 128, reps: 3, contextSize: 512, words: STORY, quick: true,
+      trainedDraft: path.join(REPO, 'models', 'chimera-brown-1m.chimera.safetensors'),
+    },
+    wide('f16'),
+    wide('q8_0'),
     synth('f16'),
     synth('f32'),
     // Q8_0 runs only when asked for with --cases (make it with: node bench/make-synthetic.js --dtypes=q8_0).
@@ -265,17 +286,20 @@ class ChimeraEngine {
 
 class LlamaCppEngine {
   constructor(threads) { this.name = 'node-llama-cpp'; this.threads = threads; }
-  async load(file, c) {
-    const nlc = await import('node-llama-cpp');
+  // gpu:false + build:'never' + skipDownload: use the installed prebuilt CPU binary, never build or
+  // download. maxThreads caps the thread splitter; contexts get the thread count explicitly (llama.cpp's
+  // n_threads and n_threads_batch are both set from it).
+  static async getLlama(threads) {
     if (!LlamaCppEngine.llama) {
-      // gpu:false + build:'never' + skipDownload: use the installed prebuilt CPU binary, never build or
-      // download. maxThreads caps the thread splitter; the context gets the thread count explicitly
-      // (llama.cpp's n_threads and n_threads_batch are both set from it).
+      const nlc = await import('node-llama-cpp');
       LlamaCppEngine.llama = await nlc.getLlama({ gpu: false, build: 'never', skipDownload: true,
-        usePrebuiltBinaries: true, progressLogs: false, maxThreads: this.threads, logLevel: nlc.LlamaLogLevel.error });
+        usePrebuiltBinaries: true, progressLogs: false, maxThreads: threads, logLevel: nlc.LlamaLogLevel.error });
       LlamaCppEngine.version = readVersion(path.join(REPO, 'node_modules', 'node-llama-cpp', 'package.json'));
     }
-    const llama = LlamaCppEngine.llama;
+    return LlamaCppEngine.llama;
+  }
+  async load(file, c) {
+    const llama = await LlamaCppEngine.getLlama(this.threads);
     const t = performance.now();
     this.model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
     this.context = await this.model.createContext({ contextSize: c.contextSize, batchSize: c.contextSize, sequences: 1,
@@ -455,6 +479,15 @@ async function main() {
 
   let failed = false;
   for (const c of cases) {
+    if (c.kind === 'wide') {
+      try {
+        ensureWideFiles(c, log);
+      } catch (e) {
+        emit({ type: 'error', model: c.name, error: `building the wide model: ${e.message}` });
+        failed = true;
+        continue;
+      }
+    }
     if (!fs.existsSync(c.file)) {
       emit({ type: 'skip', model: c.name, reason: `${c.file} is missing (${c.missingHint})` });
       continue;
@@ -465,7 +498,11 @@ async function main() {
         if (w.gaveUp) log(`${c.name}: the machine stayed busy (${w.others} cores used by others); measuring anyway`);
       }
       await runCase(c, args);
-      if (args.speculative) await runSpeculativeCase(c, args, emit);
+      if (args.speculative && c.kind === 'wide') {
+        await runWideSpeculation(c, { ...args, tokens: args.specTokens }, emit, log, () => LlamaCppEngine.getLlama(args.threads));
+      } else if (args.speculative) {
+        await runSpeculativeCase(c, args, emit);
+      }
     } catch (e) {
       failed = true;
       emit({ type: 'error', model: c.name, error: String(e && e.stack ? e.stack.split('\n').slice(0, 3).join(' | ') : e) });

@@ -4,8 +4,8 @@
 //                                 (what verifying an n-node tree costs: the tree mask changes which
 //                                 cache slots each row reads, not the work), relative to n = 1
 //   {"type":"speculative", ...}   plain vs Chimera greedy decoding in the same run: tokens/step,
-//                                 tokens/s, draft and verify time; on stories260K also with its
-//                                 trained draft (bench/models/stories260K.chimera.safetensors) when present
+//                                 tokens/s, draft and verify time; stories260K and the default model
+//                                 also with their trained drafts (models/*.chimera.safetensors)
 //   {"type":"projection", ...}    on the large models: the speedup a tree would give there, from this
 //                                 model's measured verify and draft cost and the tokens per step the
 //                                 trained stories260K draft reached earlier in the same run
@@ -19,7 +19,6 @@ const SIZES = [1, 2, 4, 8, 16, 26, 64];
 const TREES = ['auto', 'chain-1', 'chain-3', 'chimera-25'];
 // Nodes a tree's verification evaluates (the root and the drafted nodes).
 const TREE_NODES = { 'chain-1': 2, 'chain-3': 4, 'chimera-25': 26 };
-const TRAINED_STORIES_DRAFT = path.join(__dirname, '..', 'models', 'stories260K.chimera.safetensors');
 // Tokens per step of the trained stories260K draft, by tree (filled by the stories260K case).
 const trainedTau = {};
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -117,11 +116,11 @@ async function runSpeculativeCase(c, args, emit) {
         draftBytes: draft.info.weightBytes, ...r });
     }
     draft.dispose();
-    if (c.name === 'stories260K' && fs.existsSync(TRAINED_STORIES_DRAFT)) {
-      const trained = await model.loadDraft(TRAINED_STORIES_DRAFT);
+    if (c.trainedDraft && fs.existsSync(c.trainedDraft)) {
+      const trained = await model.loadDraft(c.trainedDraft);
       for (const tree of TREES) {
         const r = await plainVsChimera(model, trained, tree, text, 256, 3);
-        if (TREE_NODES[tree]) trainedTau[tree] = r.tokensPerStep;
+        if (TREE_NODES[tree] && c.name === 'stories260K') trainedTau[tree] = r.tokensPerStep;
         emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'trained', ...r });
       }
       trained.dispose();
