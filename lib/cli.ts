@@ -5,7 +5,8 @@ import { parseArgs, ParseArgsConfig } from 'node:util';
 import { ChimeraError, InvalidArgumentError } from './errors';
 import { validateGenerateOptions, validateLoadOptions, validateSessionOptions } from './options';
 import { readDraftMetadata } from './draft';
-import { defaultDraftPath, defaultModelPath, loadModel, ModelInfo } from './model';
+import { runDemo, formatDemo } from './demo';
+import { loadModel, ModelInfo } from './model';
 import {
   trainBase, TrainBaseOptions, trainDraft, TrainDraftOptions, validateTrainBaseOptions, validateTrainDraftOptions,
 } from './train';
@@ -96,7 +97,9 @@ const trainBaseFlags: Flags = {
 
 const demoFlags: Flags = {
   tree: { type: 'string', meta: 'NAME|JSON' },
-  n: { type: 'string', short: 'n', default: '96', meta: 'N' },
+  n: { type: 'string', short: 'n', default: '64', meta: 'N' },
+  cache: { type: 'string', meta: 'DIR' },
+  small: { type: 'boolean', default: false },
   threads: threadsFlag,
   ...common,
 };
@@ -106,7 +109,7 @@ const COMMANDS: [string, Flags, string?][] = [
   ['info', infoFlags, 'at least one of --model and --draft'],
   ['train-draft', trainDraftFlags],
   ['train-base', trainBaseFlags],
-  ['demo', demoFlags, 'the embedded default model: plain vs Chimera'],
+  ['demo', demoFlags, 'stories260K text, then plain vs Chimera on it widened to the 1.1B shape (built once into --cache)'],
 ];
 
 function usageOf(name: string, flags: Flags, note?: string): string {
@@ -383,45 +386,27 @@ async function trainBaseCommand(argv: string[]): Promise<void> {
   process.stderr.write(`wrote ${opts.out} (held-out loss ${loss.toFixed(3)} nats/token)\n`);
 }
 
-const DEMO_PROMPTS = ['The jury said', 'In the morning, the', 'He looked at her and'];
-
 async function demo(argv: string[]): Promise<void> {
   const v = parse(argv, demoFlags) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
   const tree = parseTree(v.tree) ?? 'auto';
-  const n = num('n', v.n, true) as number;
-  const model = await loadModel(defaultModelPath, { threads: num('threads', v.threads, true) });
-  try {
-    const draft = await model.loadDraft(defaultDraftPath);
-    const plain = model.createSession({ contextSize: 512 });
-    const spec = model.createSession({ contextSize: 512, draft, tree });
-    const opts = { temperature: 0, maxTokens: n, stopOnEos: false, append: false };
-    await plain.complete('The', { ...opts, maxTokens: 8 }); // warm-up
-    await spec.complete('The', { ...opts, maxTokens: 8 });
-    const rows = [];
-    for (const prompt of DEMO_PROMPTS) {
-      const a = await plain.complete(prompt, opts);
-      const b = await spec.complete(prompt, opts);
-      rows.push({
-        prompt, text: a.text, identical: a.tokens.join() === b.tokens.join(),
-        plainTokensPerSecond: a.stats.tokensPerSecond, chimeraTokensPerSecond: b.stats.tokensPerSecond,
-        tokensPerStep: b.stats.tokensPerStep ?? 0, speedup: b.stats.tokensPerSecond / a.stats.tokensPerSecond,
-      });
-    }
-    if (v.json) {
-      process.stdout.write(JSON.stringify({ model: model.info.name, tree, tokens: n, rows }) + '\n');
-      return;
-    }
-    process.stdout.write(`${model.info.name}: ${model.info.layers} layers, dim ${model.info.embeddingLength}, ` +
-      `vocab ${model.info.vocabSize}; draft with ${draft.info.heads} heads, tree ${typeof tree === 'string' ? tree : 'custom'}\n\n`);
-    for (const r of rows) {
-      process.stdout.write(`> ${r.prompt}${r.text}\n`);
-      process.stdout.write(`  plain ${r.plainTokensPerSecond.toFixed(0)} tok/s | Chimera ${r.chimeraTokensPerSecond.toFixed(0)} tok/s, ` +
-        `${r.tokensPerStep.toFixed(2)} tokens/step, ${r.speedup.toFixed(2)}x | same output: ${r.identical ? 'yes' : 'NO'}\n\n`);
-    }
-  } finally {
-    await model.dispose();
-  }
+  const tokens = num('n', v.n, true) as number;
+  const tty = process.stderr.isTTY;
+  let shown = -1;
+  const r = await runDemo({
+    tree, tokens, threads: num('threads', v.threads, true), cache: v.cache as string | undefined, small: v.small === true,
+    log: (line) => process.stderr.write(`${line}\n`),
+    progress: (f, what) => {
+      const pct = Math.floor(100 * f);
+      if (pct === shown) return;
+      shown = pct;
+      const bar = '#'.repeat(Math.round(pct / 4)).padEnd(25, '.');
+      if (tty) process.stderr.write(`\r[${bar}] ${pct}% ${what}${pct === 100 ? '\n' : ''}`);
+      else if (pct % 10 === 0) process.stderr.write(`[${bar}] ${pct}% ${what}\n`);
+    },
+  });
+  if (v.json) process.stdout.write(JSON.stringify({ tree, tokens, ...r }) + '\n');
+  else process.stdout.write(formatDemo(r, tree));
 }
 
 async function main(argv: string[]): Promise<number> {

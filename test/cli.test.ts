@@ -96,17 +96,19 @@ test('a missing model file is a one-line E_NOT_FOUND error', () => {
 
 const hasDefault = fs.existsSync(defaultModelPath) && fs.existsSync(defaultDraftPath);
 (hasDefault ? describe : describe.skip)(`the embedded default model${hasDefault ? '' : ' (skipped: models/ lacks it)'}`, () => {
-  test('loadModel() without a path loads it, and chimera demo shows identical plain and Chimera output', async () => {
+  test('loadModel() without a path loads it, and chimera demo --small shows identical plain and Chimera output', async () => {
     const m = await loadModel();
     expect(m.info.name).toBe('chimera-brown-1m');
     const s = m.createSession({ contextSize: 128 });
     expect((await s.complete('The jury', { temperature: 0, maxTokens: 5 })).tokens).toHaveLength(5);
     await m.dispose();
-    const r = run(['demo', '-n', '24', '--tree', 'chain-3', '--threads', '1', '--json']);
+    // --small: stories260K only (the wide model is 2.2 GB; tools/wide-stories is tested in wideStories.test.ts).
+    const r = run(['demo', '--small', '-n', '24', '--tree', 'chain-3', '--threads', '1', '--json']);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(out.rows).toHaveLength(3);
-    for (const row of out.rows) {
+    expect(out.wide).toBeUndefined();
+    expect(out.stories).toHaveLength(2);
+    for (const row of out.stories) {
       expect(row.identical).toBe(true);
       expect(row.tokensPerStep).toBeGreaterThan(1);
     }

@@ -1,4 +1,4 @@
-// bench/make-wide-stories.js: stories260K widened exactly to a bigger shape computes stories260K's
+// tools/wide-stories (bench/make-wide-stories.js): stories260K widened exactly to a bigger shape computes stories260K's
 // function, and its widened draft accepts exactly what the small draft accepts. A mid-size shape keeps
 // the test fast (the construction does not depend on the size; the bench builds the 1.1B shape):
 // dim 256 with 64 real dimensions, 7 layers (2 that add nothing), 16/4 heads, vocabulary 1024, a draft
@@ -9,7 +9,7 @@ import { Draft, loadModel, Model } from '../lib';
 import { golden, hasStories, repoRoot, softmax, tempDir } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const { makeWide, parseArgs } = require(path.join(repoRoot, 'bench', 'make-wide-stories.js')) as {
+const { makeWide, parseArgs } = require(path.join(repoRoot, 'tools', 'wide-stories', 'make.js')) as {
   makeWide(a: unknown): { model: string; draft: string }[];
   parseArgs(argv: string[]): Record<string, unknown>;
 };
@@ -25,7 +25,7 @@ function build(dtype: string, dir: string) {
   return makeWide(parseArgs([...SHAPE, '--dtype', dtype, '--out', dir]))[0];
 }
 
-describe('stories260K widened exactly (bench/make-wide-stories.js)', () => {
+describe('stories260K widened exactly (tools/wide-stories)', () => {
   let dir: string;
   let small: Model;
   beforeAll(async () => {

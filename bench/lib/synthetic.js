@@ -5,7 +5,7 @@
 
 // Element encoders of the project's model writers (bit-exact with native/common/dtype.h and ggml's reference
 // quantize_row_q8_0).
-const { f32ToF16, encodeFloats } = require('../../tools/writers/dtypes');
+const { encodeFloats } = require('../../tools/writers/dtypes');
 
 // ---------- tokenizer: a valid SentencePiece ("llama") vocabulary ----------
 // ids 0..2: <unk> <s> </s>; 3..258: <0x00>..<0xFF> byte tokens; then "▁", the 94 printable ASCII
@@ -47,36 +47,7 @@ function seedFor(globalSeed, name) {
   return h || 0x9e3779b9;
 }
 
-// Inverse standard normal CDF (Acklam's rational approximation, rel. error < 1.2e-9).
-function normInv(p) {
-  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
-  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
-  const pl = 0.02425;
-  if (p < pl) {
-    const q = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-  }
-  if (p > 1 - pl) {
-    const q = Math.sqrt(-2 * Math.log(1 - p));
-    return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-  }
-  const q = p - 0.5, r = q * q;
-  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-
-// 65536-entry tables: value k is sigma * Phi^-1((k + 0.5) / 65536) as F32 and as F16 bits. A random
-// 16-bit index picks a value, so weights follow N(0, sigma) quantised to 65536 levels (|x| < 4.2 sigma).
-function normalTables(sigma) {
-  const t32 = new Float32Array(65536);
-  const t16 = new Uint16Array(65536);
-  for (let k = 0; k < 65536; k++) {
-    t32[k] = sigma * normInv((k + 0.5) / 65536);
-    t16[k] = f32ToF16(t32[k]);
-  }
-  return { t32, t16 };
-}
+const { normInv, normalTables } = require('../../tools/writers/normal-table');
 
 // GGML type ids and their storage.
 const GGML = { F32: 0, F16: 1, Q8_0: 8 };

@@ -26,7 +26,7 @@ const round = (x, d = 3) => (x == null || !Number.isFinite(x) ? null : Math.roun
 // Builds the wide model and draft when missing (about half a minute for F16).
 function ensureWideFiles(c, log) {
   if (fs.existsSync(c.file) && fs.existsSync(c.draftFile)) return;
-  const { makeWide, parseArgs } = require(path.join(__dirname, '..', 'make-wide-stories.js'));
+  const { makeWide, parseArgs } = require(path.join(__dirname, '..', '..', 'tools', 'wide-stories', 'make.js'));
   log(`${c.name}: building ${path.basename(c.file)} once (stories260K widened to the 1.1B shape)`);
   makeWide(parseArgs(['--dtype', c.dtype, '--out', path.dirname(c.file), '--quiet']));
 }

@@ -71,7 +71,13 @@ void SpeculativeDecoder::refit() {
 
 int SpeculativeDecoder::choose(int m, int capacity) {
   // arm 0 = plain decoding; arm i = tree i-1. Without a policy the one tree always runs.
-  if (fitter_) refit();
+  // The tree is refitted after each tree step (new acceptance counts) and every 32 steps (the costs
+  // move slowly): a fit takes tens of microseconds, a whole plain step of a tiny model not much more.
+  if (fitter_ && (observed_ || ++steps_since_fit_ >= 32)) {
+    refit();
+    observed_ = false;
+    steps_since_fit_ = 0;
+  }
   const int arm = policy_ ? policy_->choose(spec_.pending_positions(m)) : 1;
   plain_chosen_ = arm == 0;
   if (arm > 0 && m >= 1 && m + spec_.tree(arm - 1).size <= capacity) return arm - 1;
@@ -84,7 +90,10 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
   const double draft0 = stats.ms_draft, verify0 = stats.ms_verify, sync0 = stats.ms_sync;
   const int64_t synced0 = stats.synced_positions;
   std::vector<int32_t> out = spec_.step(t, base, history, sampling, rng, stats);
-  if (fitter_) fitter_->observe(spec_.last_guesses(), out);
+  if (fitter_) {
+    fitter_->observe(spec_.last_guesses(), out);
+    observed_ = true;
+  }
   if (policy_) {
     const double sync_ms = stats.ms_sync - sync0;
     policy_->observe_sync((int)(stats.synced_positions - synced0), sync_ms);

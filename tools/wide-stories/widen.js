@@ -1,5 +1,5 @@
 // Exact widening of a small LLaMA model and its Chimera draft to a bigger shape that computes the same
-// function (bench/make-wide-stories.js). The construction, for real width C0 -> C:
+// function (make.js beside this file). The construction, for real width C0 -> C:
 //
 // - Residual dimensions 0..C0-1 carry the small model's residual; K_CONST dimensions after them carry a
 //   tiny constant c from the embedding (every layer's norms give them weight 0, and no layer writes
@@ -21,7 +21,7 @@
 // reaches its layer.
 'use strict';
 
-const { normalTables } = require('./synthetic');
+const { normalTables } = require('../writers/normal-table');
 
 const K_CONST = 64;          // residual dimensions that carry the constant
 const CONST_VALUE = 1e-4;    // c, in the embedding
