@@ -131,4 +131,4 @@ async function runSpeculativeCase(c, args, emit) {
   }
 }
 
-module.exports = { runSpeculativeCase };
+module.exports = { runSpeculativeCase, verifyCost };

@@ -7,6 +7,8 @@
 // Output lines:
 //   {"type":"wide-run", model, engine, mode, sampling, decodeTokPerSec, tokensPerStep, ...}  one per mode
 //   {"type":"wide-summary", model, autoSpeedupGreedy, autoSpeedupSampled, lookupSpeedupLlamaCpp, ...}
+//   {"type":"verify-cost", model, msPerForward, relative, gflops}  a forward over n rows against one
+//                                     decode step, and the matrix GFLOP/s it achieves (2 n params / time)
 // decode tok/s = (generated tokens - 1) / decode time, summed over the prompts (the first token comes
 // from the prefill), as in run.js.
 'use strict';
@@ -14,6 +16,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
+const { verifyCost } = require('./speculative');
 
 // Story openings in the TinyStories style. The draft was trained on text the model wrote from BOS plus
 // 1-3 sampled tokens, so none of these is a training prompt (the same as bench/draft-acceptance.js).
@@ -46,6 +49,15 @@ async function runWideSpeculation(c, args, emit, log, getLlama) {
   const N = args.tokens ?? 64;
   const prompts = HELD_OUT.slice(0, args.prompts ?? HELD_OUT.length);
   const model = await loadModel(c.file, { threads: args.threads, gpu: false });
+  const prefix = model.tokenize(c.words.join(' ')).slice(0, c.promptTokens);
+  const cost = await verifyCost(model, c, prefix, 2);
+  // Multiply-adds per row: every layer's seven matrices and the output matrix.
+  const i = model.info;
+  const kvd = (i.embeddingLength * i.kvHeads) / i.heads;
+  const params = i.layers * (2 * i.embeddingLength ** 2 + 2 * i.embeddingLength * kvd + 3 * i.embeddingLength * i.feedForwardLength) +
+    i.vocabSize * i.embeddingLength;
+  emit({ type: 'verify-cost', model: c.name, threads: args.threads, prefixTokens: prefix.length, ...cost,
+    gflops: params ? Object.fromEntries(Object.entries(cost.msPerForward).map(([n, ms]) => [n, round((2 * n * params) / ms / 1e6, 1)])) : null });
   const draft = await model.loadDraft(c.draftFile, { dtype: c.draftDtype });
   const nlc = await import('node-llama-cpp');
   const llama = await getLlama();
