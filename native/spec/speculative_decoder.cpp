@@ -16,6 +16,11 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 // yet guessed from the weights: one draft depth streams one head's share of the draft's bytes, and
 // catching up with one position runs the trigram encoder and two rows of K/V projections (that share
 // of the base model's multiply-adds per token).
+#ifndef CHIMERA_POLICY_DECAY
+#define CHIMERA_POLICY_DECAY 0.9
+#endif
+constexpr double kPolicyDecay = CHIMERA_POLICY_DECAY;
+
 // Heads a step drafts for a tree of `depth` (one more than it uses: the acceptance model learns it).
 int drafted_depth(int depth, const DraftModel& d) { return std::min(depth + 1, d.config.K); }
 
@@ -31,7 +36,7 @@ std::unique_ptr<TreePolicy> adaptive_policy(const Speculator& spec, const DraftM
   const double sync_guess = (elems(d.weights.tri_res) + elems(d.weights.tri_proj) +
                              2 * (elems(d.weights.layer.wk) + elems(d.weights.layer.wv))) /
                             std::max(base_elems, 1.0);
-  return std::make_unique<TreePolicy>(std::move(arms), depth_guess, sync_guess);
+  return std::make_unique<TreePolicy>(std::move(arms), depth_guess, sync_guess, 3, 16, kPolicyDecay);
 }
 
 }  // namespace
