@@ -155,6 +155,11 @@ void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a);
 void attention_scores_avx2(const AttentionGroup& g, float* scores);
 void attention_values_avx2(const AttentionGroup& g, const float* probs, float* out);
 void matmul_q8x4_group_avx2(const Q8x4Group& a);
+// The same with AVX-512 VNNI (q8_0x4_vnni.cpp), 1 to 4 input rows per call; only where
+// q8x4_vnni_supported(). Its row results differ from the AVX2 kernel's in rounding, so one process uses
+// one of the two for every matmul.
+bool q8x4_vnni_supported();
+void matmul_q8x4_group_vnni(const Q8x4Group& a);
 namespace native {
 void matmul_tile_avx512(DType dt, int nt, int nn, const MatmulTile& a);  // F32, F16, BF16
 }
