@@ -42,15 +42,18 @@ bool q8x4_vnni_supported() {
 #if CHIMERA_HAVE_AVX2_PATH
 namespace {
 
-// Lanes 0..7 of v summed pairwise (0+4, 1+5, ...; then 0+2, 1+3; then 0+1), likewise lanes 8..15.
+// Lanes 0..3 and 4..7 of x summed pairwise: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
+CHIMERA_VNNI_INLINE float hsum8(__m256 x) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Lanes 0..7 of v summed (into lo) and lanes 8..15 (into hi), each pairwise as hsum8.
 CHIMERA_VNNI_INLINE void hsum_halves(__m512 v, float* lo, float* hi) {
-  for (int h = 0; h < 2; h++) {
-    const __m256 x = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), h));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    (h ? *hi : *lo) = _mm_cvtss_f32(s);
-  }
+  *lo = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 0)));
+  *hi = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
 // One chunk of up to 8 blocks (M = 8, or 0 for a shorter last chunk of m blocks).
