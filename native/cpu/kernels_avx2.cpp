@@ -2,30 +2,14 @@
 // __attribute__((target(...))) instead of the file being built with -mavx2: the one binary runs on any
 // x86-64, and these are only reached after cpu_supports(KernelPath::Avx2) said yes. Other targets
 // compile this file to nothing.
-#include "cpu/kernels_inner.h"
+#include "cpu/simd_avx2.h"
 
 #if CHIMERA_HAVE_AVX2_PATH
-#include <immintrin.h>
-
-#define CHIMERA_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define CHIMERA_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
-// Register tiles only stay in registers when their little loops are fully unrolled.
-#if defined(__clang__)
-#define CHIMERA_UNROLL _Pragma("unroll")
-#else
-#define CHIMERA_UNROLL _Pragma("GCC unroll 16")
-#endif
 
 namespace chimera {
 namespace inner {
 namespace {
 
-CHIMERA_AVX2_INLINE float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // The Q8_0 block scale of the step at p, broadcast (unused for the other dtypes).
 template <DType DT>
@@ -85,7 +69,7 @@ struct Avx2Kernels {
     }
     float sums[NT][NN];
     CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
-      CHIMERA_UNROLL for (int n = 0; n < NN; n++) sums[t][n] = hsum(acc[t][n]);
+      CHIMERA_UNROLL for (int n = 0; n < NN; n++) sums[t][n] = hsum8(acc[t][n]);
     }
     finish_tile<DT, NT, NN>(a, sums, kmain);
   }
@@ -125,7 +109,7 @@ CHIMERA_AVX2 void tile_q8q8(const MatmulTile& a) {
   }
   CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
     CHIMERA_UNROLL for (int n = 0; n < NN; n++) {
-      const float sum = hsum(acc[t][n]);
+      const float sum = hsum8(acc[t][n]);
       float& o = a.out[t * a.ldo + n];
       o = a.accumulate ? o + sum : sum;
     }
@@ -150,7 +134,7 @@ CHIMERA_AVX2_INLINE float dot(const float* a, const float* b, int n) {
     s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
     i += 8;
   }
-  float s = hsum(_mm256_add_ps(s0, s1));
+  float s = hsum8(_mm256_add_ps(s0, s1));
   for (; i < n; i++) s += a[i] * b[i];
   return s;
 }
@@ -225,7 +209,7 @@ CHIMERA_AVX2 void q8x4_group(const Q8x4Group& a) {
   if (full < a.blocks)
     q8x4_chunk<NT, 0>(a.w + full * kR * kQ8BlockBytes, (int)(a.blocks - full), a.xq, a.xs, a.ldx, full, acc);
   for (int t = 0; t < NT; t++)
-    for (int r = a.r0; r < a.r1; r++) a.out[t * a.ldo + r] = hsum(acc[t][r]);
+    for (int r = a.r0; r < a.r1; r++) a.out[t * a.ldo + r] = hsum8(acc[t][r]);
 }
 
 }  // namespace

@@ -9,21 +9,15 @@
 
 #include <cstring>
 
-#include "cpu/kernels_inner.h"
+#include "cpu/simd_avx2.h"
 
 #if CHIMERA_HAVE_AVX2_PATH
-#include <immintrin.h>
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #define CHIMERA_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,fma,f16c")))
 #define CHIMERA_VNNI_INLINE __attribute__((target("avx512f,avx512bw,avx512vnni,avx2,fma,f16c"), always_inline)) inline
-#if defined(__clang__)
-#define CHIMERA_UNROLL _Pragma("unroll")
-#else
-#define CHIMERA_UNROLL _Pragma("GCC unroll 16")
-#endif
 #endif
 
 namespace chimera {
@@ -42,15 +36,7 @@ bool q8x4_vnni_supported() {
 #if CHIMERA_HAVE_AVX2_PATH
 namespace {
 
-// Lanes 0..3 and 4..7 of x summed pairwise: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1.
-CHIMERA_VNNI_INLINE float hsum8(__m256 x) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// Lanes 0..7 of v summed (into lo) and lanes 8..15 (into hi), each pairwise as hsum8.
+// Lanes 0..7 of v summed (into lo) and lanes 8..15 (into hi), each pairwise as hsum8 (simd_avx2.h).
 CHIMERA_VNNI_INLINE void hsum_halves(__m512 v, float* lo, float* hi) {
   *lo = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 0)));
   *hi = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));

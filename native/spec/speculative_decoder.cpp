@@ -16,11 +16,6 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 // yet guessed from the weights: one draft depth streams one head's share of the draft's bytes, and
 // catching up with one position runs the trigram encoder and two rows of K/V projections (that share
 // of the base model's multiply-adds per token).
-#ifndef CHIMERA_POLICY_DECAY
-#define CHIMERA_POLICY_DECAY 0.9
-#endif
-constexpr double kPolicyDecay = CHIMERA_POLICY_DECAY;
-
 // Heads a step drafts for a tree of `depth` (one more than it uses: the acceptance model learns it).
 int drafted_depth(int depth, const DraftModel& d) { return std::min(depth + 1, d.config.K); }
 
@@ -36,7 +31,7 @@ std::unique_ptr<TreePolicy> adaptive_policy(const Speculator& spec, const DraftM
   const double sync_guess = (elems(d.weights.tri_res) + elems(d.weights.tri_proj) +
                              2 * (elems(d.weights.layer.wk) + elems(d.weights.layer.wv))) /
                             std::max(base_elems, 1.0);
-  return std::make_unique<TreePolicy>(std::move(arms), depth_guess, sync_guess, 3, 16, kPolicyDecay);
+  return std::make_unique<TreePolicy>(std::move(arms), depth_guess, sync_guess);
 }
 
 }  // namespace
@@ -67,8 +62,8 @@ void SpeculativeDecoder::refit() {
     for (int a = n; a > 0; a = cur.node_parent[a]) p *= fitter_->acceptance(cur.node_depth[a] - 1, cur.node_rank[a]);
     cur_expected += p;
   }
-  fitted_rate_ = cur_expected / (verify_ms(cur.size) + draft_ms(cur.depth));
-  if (fit.expected_tokens / fit.step_ms < 1.02 * fitted_rate_) return;
+  const double current_rate = cur_expected / (verify_ms(cur.size) + draft_ms(cur.depth));
+  if (fit.expected_tokens / fit.step_ms < 1.02 * current_rate) return;
   CompiledTree t = compile_tree(fit.paths, d.config.K, TreeFitter::kMaxRank, "auto");
   policy_->set_arm_shape(1, ArmShape{t.size, drafted_depth(t.depth, d)});
   spec_.set_tree(0, std::move(t));

@@ -42,7 +42,6 @@ class SpeculativeDecoder {
   Speculator spec_;
   std::unique_ptr<TreePolicy> policy_;  // tree: 'auto'
   std::unique_ptr<TreeFitter> fitter_;  // tree: 'auto'
-  double fitted_rate_ = 0;              // modelled tokens/ms of the tree in use
   bool observed_ = false;               // a tree step taught the fitter since the last fit
   int steps_since_fit_ = 0;
   bool plain_chosen_ = false;           // the last choose() picked plain decoding by policy

@@ -47,7 +47,7 @@ class TreePolicy {
   // sync_guess: the time, in plain steps, for the draft to catch up with one context position (it
   // must before its first step, for every position decoded or prompted since), until measured.
   explicit TreePolicy(std::vector<ArmShape> arms, double draft_depth_guess = 0.5, double sync_guess = 0.0,
-                      int warmup_per_arm = 3, int explore_interval = 16, double decay = 0.8,
+                      int warmup_per_arm = 3, int explore_interval = 16, double decay = 0.9,
                       double explore_budget = 0.01, double first_try_budget = 0.03);
 
   // The arm for the next step; pending_positions: the context positions the draft would first have to
@@ -67,11 +67,9 @@ class TreePolicy {
   double estimated_step_ms(int arm) const;
   // The arm's tree changed shape (a fitted tree): its measured rate carries over, decaying as usual.
   void set_arm_shape(int arm, ArmShape shape) { arms_[arm].shape = shape; }
-  const ArmShape& arm_shape(int arm) const { return arms_[arm].shape; }
-  // The cost model the policy has measured: a base forward over T rows, a plain step, one draft depth
-  // (ms; estimates before measurements, 0 when nothing is known).
+  // The cost model the policy has measured: a base forward over T rows, one draft depth (ms; estimates
+  // before measurements, 0 when nothing is known).
   double forward_estimate_ms(int T) const { return forward_ms(T); }
-  double plain_step_estimate_ms() const { return plain_step_ms(); }
   double draft_depth_estimate_ms() const {
     return draft_depth_ms_ > 0 ? draft_depth_ms_ : draft_depth_guess_ * plain_step_ms();
   }
