@@ -37,6 +37,33 @@ CHIMERA_AVX2_INLINE __m256 load8(const uint8_t* p, int g, __m256 d) {
   }
 }
 
+// One step (8 columns, or one Q8_0 block): NN weight rows converted once, FMA'd with NT input rows.
+template <DType DT, int NT, int NN>
+CHIMERA_AVX2_INLINE void step(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, int64_t k,
+                              __m256 (&acc)[NT][NN]) {
+  constexpr int kStep = step_elems<DT>();
+  const uint8_t* p[NN];
+  __m256 d[NN];
+  CHIMERA_UNROLL for (int n = 0; n < NN; n++) {
+    p[n] = step_ptr<DT>(w + n * ldw, k);
+    d[n] = step_scale8<DT>(p[n]);
+  }
+  CHIMERA_UNROLL for (int g = 0; g < kStep / 8; g++) {
+    __m256 wv[NN];
+    CHIMERA_UNROLL for (int n = 0; n < NN; n++) wv[n] = load8<DT>(p[n], g, d[n]);
+    CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
+      const __m256 xv = _mm256_loadu_ps(x + t * ldx + k + 8 * g);
+      CHIMERA_UNROLL for (int n = 0; n < NN; n++) acc[t][n] = _mm256_fmadd_ps(wv[n], xv, acc[t][n]);
+    }
+  }
+}
+
+// Steps per 64-byte line of a weight row (a Q8_0 block is 34 bytes: two per prefetch).
+template <DType DT>
+constexpr int steps_per_line() {
+  return DT == DType::Q8_0 ? 2 : DT == DType::F32 ? 2 : 4;
+}
+
 struct Avx2Kernels {
   // Each step converts the weights of NN rows once and FMAs them into NT x NN accumulators. The fields of
   // `a` are copied to locals so the compiler keeps the tile in registers across the loop.
@@ -51,22 +78,15 @@ struct Avx2Kernels {
     CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
       CHIMERA_UNROLL for (int n = 0; n < NN; n++) acc[t][n] = _mm256_setzero_ps();
     }
-    for (int64_t k = k0; k < kmain; k += kStep) {
-      const uint8_t* p[NN];
-      __m256 d[NN];
-      CHIMERA_UNROLL for (int n = 0; n < NN; n++) {
-        p[n] = step_ptr<DT>(w + n * ldw, k);
-        d[n] = step_scale8<DT>(p[n]);
-      }
-      CHIMERA_UNROLL for (int g = 0; g < kStep / 8; g++) {
-        __m256 wv[NN];
-        CHIMERA_UNROLL for (int n = 0; n < NN; n++) wv[n] = load8<DT>(p[n], g, d[n]);
-        CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
-          const __m256 xv = _mm256_loadu_ps(x + t * ldx + k + 8 * g);
-          CHIMERA_UNROLL for (int n = 0; n < NN; n++) acc[t][n] = _mm256_fmadd_ps(wv[n], xv, acc[t][n]);
-        }
+    int64_t k = k0;
+    if (a.prefetch) {
+      constexpr int64_t kLine = (int64_t)steps_per_line<DT>() * kStep;
+      for (; k + kLine <= kmain; k += kLine) {
+        CHIMERA_UNROLL for (int n = 0; n < NN; n++) prefetch_l2(step_ptr<DT>(w + n * ldw, k) + a.prefetch);
+        CHIMERA_UNROLL for (int64_t s = 0; s < kLine; s += kStep) step<DT>(x, ldx, w, ldw, k + s, acc);
       }
     }
+    for (; k < kmain; k += kStep) step<DT>(x, ldx, w, ldw, k, acc);
     float sums[NT][NN];
     CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
       CHIMERA_UNROLL for (int n = 0; n < NN; n++) sums[t][n] = hsum8(acc[t][n]);
@@ -87,6 +107,9 @@ CHIMERA_AVX2 void tile_q8q8(const MatmulTile& a) {
     CHIMERA_UNROLL for (int n = 0; n < NN; n++) acc[t][n] = _mm256_setzero_ps();
   }
   for (int64_t b = b0; b < b1; b++) {
+    if (a.prefetch && ((b - b0) & 1) == 0) {
+      CHIMERA_UNROLL for (int n = 0; n < NN; n++) prefetch_l2(a.w + n * a.ldw + b * kQ8BlockBytes + a.prefetch);
+    }
     __m256i xv[NT];
     float xd[NT];
     CHIMERA_UNROLL for (int t = 0; t < NT; t++) {

@@ -85,6 +85,18 @@ CHIMERA_AVX512_INLINE float hsum16(__m512 v) {
 
 constexpr int64_t elem_bytes(DType dt) { return dt == DType::F32 ? 4 : 2; }
 
+// One step of 16 columns: NN weight rows converted once, FMA'd with NT input rows.
+template <DType DT, int NT, int NN>
+CHIMERA_AVX512_INLINE void step(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, int64_t k,
+                                __m512 (&acc)[NT][NN]) {
+  __m512 wv[NN];
+  CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) wv[n] = load16<DT>(w + n * ldw + k * elem_bytes(DT));
+  CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
+    const __m512 xv = _mm512_loadu_ps(x + t * ldx + k);
+    CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) acc[t][n] = _mm512_fmadd_ps(wv[n], xv, acc[t][n]);
+  }
+}
+
 struct Avx512Kernels {
   template <DType DT, int NT, int NN>
   CHIMERA_AVX512 static void tile(const MatmulTile& a) {
@@ -98,14 +110,16 @@ struct Avx512Kernels {
     CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
       CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) acc[t][n] = _mm512_setzero_ps();
     }
-    for (int64_t k = k0; k < kmain; k += kStep) {
-      __m512 wv[NN];
-      CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) wv[n] = load16<DT>(w + n * ldw + k * kBytes);
-      CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
-        const __m512 xv = _mm512_loadu_ps(x + t * ldx + k);
-        CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) acc[t][n] = _mm512_fmadd_ps(wv[n], xv, acc[t][n]);
+    int64_t k = k0;
+    if (a.prefetch) {
+      // The steps of one 64-byte line of every row, after one prefetch per row for a line further on.
+      constexpr int64_t kLine = 64 / (kStep * kBytes) > 0 ? 64 / (kStep * kBytes) * kStep : kStep;
+      for (; k + kLine <= kmain; k += kLine) {
+        CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) prefetch_l2(w + n * ldw + k * kBytes + a.prefetch);
+        CHIMERA_UNROLL512 for (int64_t s = 0; s < kLine; s += kStep) step<DT>(x, ldx, w, ldw, k + s, acc);
       }
     }
+    for (; k < kmain; k += kStep) step<DT>(x, ldx, w, ldw, k, acc);
     float sums[NT][NN];
     CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
       CHIMERA_UNROLL512 for (int n = 0; n < NN; n++) sums[t][n] = hsum16(acc[t][n]);

@@ -36,7 +36,20 @@ struct MatmulTile {
   bool accumulate;
   const int8_t* xq = nullptr;
   const float* xs = nullptr;
+  // When nonzero, the loop also asks for the weights this many bytes past each row's current position to
+  // be brought into L2 (the same columns of the next tile's rows): a loop busy with several input rows
+  // leaves the hardware prefetchers too few outstanding misses to keep memory busy.
+  int64_t prefetch = 0;
 };
+
+// One L2 prefetch hint per 64-byte line (a no-op where the compiler has no builtin).
+inline void prefetch_l2(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 2);
+#else
+  (void)p;
+#endif
+}
 
 // G query heads (adjacent, HS floats each) that share one KV head, over the visible slots idx[0..nvis).
 // Slot j's key is k + j * ld, its value v + j * ld.
