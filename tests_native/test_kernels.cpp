@@ -26,6 +26,7 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/kernels_amx.h"
 #include "cpu/kernels_cpu.h"
+#include "cpu/q8_0x16.h"
 #include "cpu/q8_0x4.h"
 
 using namespace chimera;
@@ -203,35 +204,40 @@ void test_matmul_row_independence(ThreadPool& pool) {
   }
 }
 
-// The Q8_0x4 layout of the AVX2 path: the repacked bytes decode to the same elements, the matmul
-// matches the reference over awkward shapes (rows not a multiple of 4, K not a multiple of 256) and
-// any row range, a row's result is the same bit for bit for every T and every split, and the
-// backend reads the copy once prepare_weights has made it.
-void test_q8_0x4(ThreadPool& pool) {
-  if (!cpu_supports(KernelPath::Avx2)) {
-    std::printf("q8_0x4: skipped (this CPU has no AVX2)\n");
-    return;
-  }
+// A repacked Q8_0 layout (Q8_0x4 of the AVX2 path, Q8_0x16 of AVX-512 VNNI): the repacked bytes decode
+// to the same elements, the matmul matches the reference over awkward shapes (rows not a multiple of
+// the group, K not a multiple of the chunk) and any row range, a row's result is the same bit for bit
+// for every T and every split, and the backend reads the copy once prepare_weights has made it (when
+// this layout is the one it makes here).
+struct Q8Layout {
+  const char* name;
+  void (*repack)(const TensorView&, uint8_t*);
+  float (*element)(const uint8_t*, int64_t, int64_t, int64_t, int64_t);
+  void (*matmul)(float*, const float*, const Q8Activations&, const uint8_t*, int64_t, int64_t, int, int64_t, int64_t);
+  bool backend_uses;
+};
+
+void test_q8_layout(ThreadPool& pool, const Q8Layout& L) {
   test::Rng rng(31);
-  Group group{"matmul Q8_0x4 vs reference (x as Q8)", 1e-4f, 1e-4f, {}, {}};
+  Group group{std::string("matmul ") + L.name + " vs reference (x as Q8)", 1e-4f, 1e-4f, {}, {}};
   bool layout_ok = true, independent = true, backend_same = true;
   for (int64_t K : {(int64_t)32, (int64_t)96, (int64_t)256, (int64_t)288, (int64_t)2080}) {
-    for (int64_t N : {(int64_t)1, (int64_t)3, (int64_t)4, (int64_t)5, (int64_t)13, (int64_t)36}) {
+    for (int64_t N : {(int64_t)1, (int64_t)3, (int64_t)4, (int64_t)5, (int64_t)13, (int64_t)36, (int64_t)50}) {
       const Weights W = make_weights(rng, DType::Q8_0, N, K);
       std::vector<uint8_t> packed(W.view.bytes() + 1);
-      repack_q8_0x4(W.view, packed.data());
+      L.repack(W.view, packed.data());
       std::vector<float> plain_row((size_t)K);
       for (int64_t n = 0; n < N; n++) {
         row_to_f32(DType::Q8_0, W.view.row(n), plain_row.data(), (size_t)K);
         for (int64_t k = 0; k < K; k++)
-          layout_ok = layout_ok && q8_0x4_element(packed.data(), N, K, n, k) == plain_row[(size_t)k];
+          layout_ok = layout_ok && L.element(packed.data(), N, K, n, k) == plain_row[(size_t)k];
       }
       const std::vector<float> x = test::random_floats(rng, (size_t)(64 * K));
       std::vector<float> one((size_t)N);
-      for (int T : {1, 2, 3, 5, 26, 64}) {
+      for (int T : {1, 2, 3, 5, 8, 9, 26, 64}) {
         const Q8Activations xq = quantize_q8_activations(x.data(), T, K);
         std::vector<float> out((size_t)T * N, kNaN);
-        matmul_q8_0x4_rows(out.data(), x.data(), xq, packed.data(), N, K, T, 0, N);
+        L.matmul(out.data(), x.data(), xq, packed.data(), N, K, T, 0, N);
         group.add("T=" + std::to_string(T) + " N=" + std::to_string(N) + " K=" + std::to_string(K), out,
                   reference_for(KernelPath::Avx2, DType::Q8_0, W.view, x, T));
         if (T == 1) one.assign(out.begin(), out.begin() + N);
@@ -239,8 +245,8 @@ void test_q8_0x4(ThreadPool& pool) {
         // The same rows in pieces that start and end inside row groups.
         std::vector<float> pieces((size_t)T * N, kNaN);
         for (int64_t n0 = 0; n0 < N;) {
-          const int64_t n1 = std::min<int64_t>(N, n0 + 1 + rng.below(6));
-          matmul_q8_0x4_rows(pieces.data(), x.data(), xq, packed.data(), N, K, T, n0, n1);
+          const int64_t n1 = std::min<int64_t>(N, n0 + 1 + rng.below(20));
+          L.matmul(pieces.data(), x.data(), xq, packed.data(), N, K, T, n0, n1);
           n0 = n1;
         }
         independent = independent && std::memcmp(pieces.data(), out.data(), sizeof(float) * T * N) == 0;
@@ -252,22 +258,36 @@ void test_q8_0x4(ThreadPool& pool) {
           std::vector<float> be((size_t)T * N, kNaN);
           pooled.matmul(be.data(), x.data(), W.view, T);
           const char* repack = std::getenv("CHIMERA_CPU_REPACK");
-          if (uses_avx2_loops(active_kernel_path()) && !(repack && std::string(repack) == "0"))
+          if (!uses_avx2_loops(active_kernel_path()) || (repack && std::string(repack) == "0"))
+            backend_same = backend_same && bytes == 0;  // another path, or repacking turned off
+          else if (L.backend_uses)
             backend_same = backend_same && bytes == W.view.bytes() &&
                            std::memcmp(be.data(), out.data(), sizeof(float) * T * N) == 0;
-          else
-            backend_same = backend_same && bytes == 0;  // another path, or repacking turned off
         }
       }
     }
   }
   group.report();
-  std::printf("q8_0x4: layout decodes to the plain elements: %s; rows equal for every T and split: %s; "
+  std::printf("%s: layout decodes to the plain elements: %s; rows equal for every T and split: %s; "
               "backend reads the copy: %s\n",
-              layout_ok ? "yes" : "NO", independent ? "yes" : "NO", backend_same ? "yes" : "NO");
+              L.name, layout_ok ? "yes" : "NO", independent ? "yes" : "NO",
+              L.backend_uses ? (backend_same ? "yes" : "NO") : "not its layout here");
   EXPECT(layout_ok);
   EXPECT(independent);
   EXPECT(backend_same);
+}
+
+void test_q8_layouts(ThreadPool& pool) {
+  if (!cpu_supports(KernelPath::Avx2)) {
+    std::printf("q8_0x4, q8_0x16: skipped (this CPU has no AVX2)\n");
+    return;
+  }
+  const bool x16 = active_kernel_path() == KernelPath::Avx512 && q8_0x16_supported();
+  test_q8_layout(pool, {"Q8_0x4", repack_q8_0x4, q8_0x4_element, matmul_q8_0x4_rows, !x16});
+  if (q8_0x16_supported())
+    test_q8_layout(pool, {"Q8_0x16", repack_q8_0x16, q8_0x16_element, matmul_q8_0x16_rows, x16});
+  else
+    std::printf("Q8_0x16: skipped (this CPU has no AVX-512 VNNI)\n");
 }
 
 // The AMX-BF16 matmul on the real tile unit, where the CPU has it (test_kernels_amx_emulated checks the
@@ -636,7 +656,7 @@ int main() {
     test_conversion_exact();
     test_dot_row();
     test_matmul_row_independence(pool);
-    test_q8_0x4(pool);
+    test_q8_layouts(pool);
     test_amx(pool);
     test_attention(pool);
     test_rope();

@@ -16,6 +16,7 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/kernels_amx.h"
 #include "cpu/kernels_cpu.h"
+#include "cpu/q8_0x16.h"
 #include "cpu/q8_0x4.h"
 #include "sampling/sampler.h"
 
@@ -113,7 +114,8 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
     pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t n0, int64_t n1, int) { part(n0, n1); });
   };
   const auto packed = repacked_.empty() ? repacked_.end() : repacked_.find(W.data);
-  if (packed != repacked_.end() && packed->second.amx) {
+  using Layout = Repacked::Layout;
+  if (packed != repacked_.end() && packed->second.layout == Layout::Amx) {
     thread_local std::vector<uint16_t> xb;  // x rounded to bf16 once for every part
     round_rows_bf16(x, T, W.cols, xb);
     const uint8_t* p = packed->second.data.get();
@@ -121,6 +123,8 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
   }
   if (packed != repacked_.end() && xq.q) {
     const uint8_t* p = packed->second.data.get();
+    if (packed->second.layout == Layout::Q8x16)
+      return split_rows([&](int64_t n0, int64_t n1) { matmul_q8_0x16_rows(out, x, xq, p, W.rows, W.cols, T, n0, n1); });
     return split_rows([&](int64_t n0, int64_t n1) { matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, n0, n1); });
   }
   split_rows([&](int64_t n0, int64_t n1) { matmul_rows(path, out, x, W, T, n0, n1, xqp); });
@@ -131,19 +135,22 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
   const char* repack_env = std::getenv("CHIMERA_CPU_REPACK");
   const char* amx_env = std::getenv("CHIMERA_CPU_AMX");
   const std::string amx_mode = amx_env ? amx_env : "";
-  const bool q8x4 = !(repack_env && std::strcmp(repack_env, "0") == 0);
+  const bool q8_repack = !(repack_env && std::strcmp(repack_env, "0") == 0);
   const bool amx = amx_mode != "0" && amx_self_check();
   const bool amx_all = amx_mode == "all";
+  const bool x16 = active_kernel_path() == KernelPath::Avx512 && q8_0x16_supported();
   auto add = [&](const TensorView& W) {
     if (W.rows == 0 || repacked_.count(W.data)) return;
-    const bool to_q8x4 = q8x4 && W.dtype == DType::Q8_0;
+    const bool to_q8 = q8_repack && W.dtype == DType::Q8_0;
     const bool to_amx = amx && (W.dtype == DType::BF16 || (amx_all && W.dtype != DType::Q8_0));
-    if (!to_q8x4 && !to_amx) return;
+    if (!to_q8 && !to_amx) return;
     const size_t bytes = to_amx ? amx_panels_bytes(W.rows, W.cols) : W.bytes();
     std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });
-    if (to_amx) repack_amx_panels(W, copy.get());
+    const Repacked::Layout layout = to_amx ? Repacked::Layout::Amx : x16 ? Repacked::Layout::Q8x16 : Repacked::Layout::Q8x4;
+    if (layout == Repacked::Layout::Amx) repack_amx_panels(W, copy.get());
+    else if (layout == Repacked::Layout::Q8x16) repack_q8_0x16(W, copy.get());
     else repack_q8_0x4(W, copy.get());
-    repacked_.emplace(W.data, Repacked{std::move(copy), to_amx});
+    repacked_.emplace(W.data, Repacked{std::move(copy), layout});
     repacked_bytes_ += bytes;
     uses_amx_ = uses_amx_ || to_amx;
   };

@@ -68,7 +68,8 @@ class CpuBackend final : public Backend, public TrainOps {
 
   // Copies matrices of `w` into layouts of the faster kernels; matmul then reads a matrix's copy,
   // found by its address. With the AVX2 or AVX-512 path active:
-  //  - Q8_0 matrices into the Q8_0x4 layout (q8_0x4.h), unless CHIMERA_CPU_REPACK is 0;
+  //  - Q8_0 matrices, unless CHIMERA_CPU_REPACK is 0: into the Q8_0x16 layout (q8_0x16.h) where the
+  //    AVX-512 path is active and the CPU has VNNI, else into Q8_0x4 (q8_0x4.h);
   //  - on a CPU with AMX-BF16 that passes amx_self_check, BF16 matrices into AMX panels
   //    (kernels_amx.h); with CHIMERA_CPU_AMX=all also F16 and F32 ones (rounded to bf16);
   //    CHIMERA_CPU_AMX=0 turns AMX off.
@@ -80,7 +81,7 @@ class CpuBackend final : public Backend, public TrainOps {
  private:
   struct Repacked {
     std::shared_ptr<uint8_t> data;
-    bool amx = false;  // AMX panels, else Q8_0x4
+    enum class Layout { Q8x4, Q8x16, Amx } layout;
   };
   ThreadPool* pool_;
   std::unordered_map<const void*, Repacked> repacked_;  // plain data -> its copy

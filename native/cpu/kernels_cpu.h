@@ -22,7 +22,7 @@ enum class KernelPath { Reference = 0, Portable = 1, Avx2 = 2, Avx512 = 3 };
 KernelPath active_kernel_path();
 const char* kernel_path_name(KernelPath p);
 bool cpu_supports(KernelPath p);
-// Whether the path runs the AVX2 integer loops for Q8_0 (x quantised to Q8 blocks, Q8_0x4 weights).
+// Whether the path runs the AVX2 integer loops for Q8_0 (x quantised to Q8 blocks, Q8_0x4 or Q8_0x16 weights).
 inline bool uses_avx2_loops(KernelPath p) { return p == KernelPath::Avx2 || p == KernelPath::Avx512; }
 
 // ---- reference (plain loops, F32 accumulation in double where it matters for tests) ----

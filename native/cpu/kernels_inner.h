@@ -155,6 +155,23 @@ struct Q8x4Group {
   int r0, r1;
 };
 
+// One group of 16 Q8_0x16 rows (q8_0x16.h) against nt (1 to kQ8x16MaxRows) input rows quantised to Q8
+// blocks: out[t * ldo + r] = row r of the group . x_t, for r in [r0, r1) (the other rows are not written).
+constexpr int kQ8x16MaxRows = 8;
+struct Q8x16Group {
+  const uint8_t* w;       // the group's first byte
+  int64_t blocks;         // K / 32
+  const int8_t* xq;       // (nt, ldx) int8
+  const float* xs;        // (nt, blocks) scales
+  const int32_t* xbias;   // (nt, blocks): -128 * the sum of each input block
+  int64_t ldx;
+  float* out;
+  int64_t ldo;
+  int nt;
+  int r0, r1;
+  int64_t prefetch = 0;   // as MatmulTile::prefetch: the next group's bytes, into L2
+};
+
 // ---- the inner loops ----
 
 void matmul_tile_portable(DType dt, int nt, int nn, const MatmulTile& a);
@@ -168,11 +185,9 @@ void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a);
 void attention_scores_avx2(const AttentionGroup& g, float* scores);
 void attention_values_avx2(const AttentionGroup& g, const float* probs, float* out);
 void matmul_q8x4_group_avx2(const Q8x4Group& a);
-// The same with AVX-512 VNNI (q8_0x4_vnni.cpp), 1 to 4 input rows per call; only where
-// q8x4_vnni_supported(). Its row results differ from the AVX2 kernel's in rounding, so one process uses
-// one of the two for every matmul.
-bool q8x4_vnni_supported();
-void matmul_q8x4_group_vnni(const Q8x4Group& a);
+// AVX-512 VNNI (q8_0x16_vnni.cpp); only where q8x16_vnni_supported().
+bool q8x16_vnni_supported();
+void matmul_q8x16_group_vnni(const Q8x16Group& a);
 namespace native {
 void matmul_tile_avx512(DType dt, int nt, int nn, const MatmulTile& a);  // F32, F16, BF16
 }

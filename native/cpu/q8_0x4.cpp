@@ -81,10 +81,7 @@ void matmul_q8_0x4_rows(float* out, const float* x, const Q8Activations& xq, con
   if (T <= 0 || n0 >= n1) return;
   const int64_t ldw = row_bytes(K), full = N / kQ8x4Rows * kQ8x4Rows;
 #if CHIMERA_HAVE_AVX2_PATH
-  // Each group's 4 rows (at most K / 32 * 136 bytes, in L1/L2) are swept by every pair of input rows
-  // (every 4 with AVX-512 VNNI, on the AVX-512 path, for every T alike).
-  const bool vnni = active_kernel_path() == KernelPath::Avx512 && inner::q8x4_vnni_supported();
-  const int per_pass = vnni ? 4 : 2;
+  // Each group's 4 rows (at most K / 32 * 136 bytes, in L1/L2) are swept by every pair of input rows.
   for (int64_t g = n0 / kQ8x4Rows * kQ8x4Rows; g < std::min(n1, full); g += kQ8x4Rows) {
     inner::Q8x4Group a;
     a.w = packed + g * ldw;
@@ -92,14 +89,13 @@ void matmul_q8_0x4_rows(float* out, const float* x, const Q8Activations& xq, con
     a.r0 = (int)std::max<int64_t>(n0 - g, 0);
     a.r1 = (int)std::min<int64_t>(n1 - g, kQ8x4Rows);
     a.ldo = N;
-    for (int t0 = 0; t0 < T; t0 += per_pass) {
-      a.nt = std::min(per_pass, T - t0);
+    for (int t0 = 0; t0 < T; t0 += 2) {
+      a.nt = std::min(2, T - t0);
       a.xq = xq.q + (int64_t)t0 * K;
       a.xs = xq.s + (int64_t)t0 * a.blocks;
       a.ldx = K;
       a.out = out + (int64_t)t0 * N + g;
-      if (vnni) inner::matmul_q8x4_group_vnni(a);
-      else inner::matmul_q8x4_group_avx2(a);
+      inner::matmul_q8x4_group_avx2(a);
     }
   }
 #endif

@@ -1,4 +1,5 @@
-// Q8_0 weights repacked for the AVX2 decode kernels ("Q8_0x4"), at load time, by the CPU backend.
+// Q8_0 weights repacked for the AVX2 decode kernels ("Q8_0x4"), at load time, by the CPU backend
+// (a CPU with AVX-512 VNNI gets Q8_0x16 instead, q8_0x16.h).
 //
 // Plain Q8_0 (ggml) stores each row as 34-byte blocks: an F16 scale, then 32 int8 values. A decode
 // step reads many rows at once, and four short rows read side by side (2 KB apart, not page aligned)

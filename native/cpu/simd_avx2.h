@@ -1,4 +1,4 @@
-// Shared pieces of the AVX2-family inner loops (kernels_avx2.cpp, q8_0x4_vnni.cpp): the target
+// Shared pieces of the AVX2-family inner loops (kernels_avx2.cpp, q8_0x16_vnni.cpp): the target
 // attributes, the unroll pragma, and the fixed-order horizontal sum of eight lanes. Functions carry
 // target attributes instead of the files being built with -mavx2, so one binary runs on any x86-64.
 #pragma once
