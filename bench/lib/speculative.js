@@ -17,6 +17,9 @@ const { performance } = require('node:perf_hooks');
 
 const SIZES = [1, 2, 4, 8, 16, 26, 64];
 const TREES = ['auto', 'chain-1', 'chain-3', 'chimera-25'];
+// A small model's run of 256 tokens takes tens of milliseconds, where a timer tick or a collection
+// moves one run by several percent: the median of this many alternating runs.
+const SMALL_REPS = 9;
 // Nodes a tree's verification evaluates (the root and the drafted nodes).
 const TREE_NODES = { 'chain-1': 2, 'chain-3': 4, 'chimera-25': 26 };
 // Tokens per step of the trained stories260K draft, by tree (filled by the stories260K case).
@@ -110,7 +113,7 @@ async function runSpeculativeCase(c, args, emit) {
     const draft = await model.createDraft({ heads: 5, seed: 1, dtype });
     const untrained = {};
     for (const tree of TREES) {
-      const r = await plainVsChimera(model, draft, tree, text, big ? 24 : 256, big ? 2 : 3);
+      const r = await plainVsChimera(model, draft, tree, text, big ? 24 : 256, big ? 2 : SMALL_REPS);
       untrained[tree] = r;
       emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'untrained', draftDtype: draft.info.dtype,
         draftBytes: draft.info.weightBytes, ...r });
@@ -119,7 +122,7 @@ async function runSpeculativeCase(c, args, emit) {
     if (c.trainedDraft && fs.existsSync(c.trainedDraft)) {
       const trained = await model.loadDraft(c.trainedDraft);
       for (const tree of TREES) {
-        const r = await plainVsChimera(model, trained, tree, text, 256, 3);
+        const r = await plainVsChimera(model, trained, tree, text, 256, SMALL_REPS);
         if (TREE_NODES[tree] && c.name === 'stories260K') trainedTau[tree] = r.tokensPerStep;
         emit({ type: 'speculative', model: c.name, threads: args.threads, draft: 'trained', ...r });
       }

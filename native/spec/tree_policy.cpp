@@ -141,11 +141,14 @@ int TreePolicy::choose(int pending_positions) {
   if (first >= 0) return first;
   for (int i = 0; i < n_arms(); i++)
     if (arms_[i].n > 0 && arms_[i].n < warmup_ && rate(i) >= 0.8 * rate(b)) return i;
+  // Re-measuring a tree also costs the draft's catch-up with the positions decoded since it last ran:
+  // that waits until it, too, fits the budget (so where catching up costs more per position than the
+  // budget's share of a plain step, a losing tree is not retried while plain decoding goes on).
+  const double catch_up = pending_positions * (sync_ms_ > 0 ? sync_ms_ : sync_guess_ * plain_step_ms());
+  auto due_at = [&](int i) { return arms_[i].next_explore_ms + (i > 0 ? catch_up / budget_ : 0.0); };
   int due = -1;
   for (int i = 0; i < n_arms(); i++)
-    if (i != b && arms_[i].n > 0 && arms_[i].next_explore_ms <= elapsed_ms_ &&
-        (due < 0 || arms_[i].next_explore_ms < arms_[due].next_explore_ms))
-      due = i;
+    if (i != b && arms_[i].n > 0 && due_at(i) <= elapsed_ms_ && (due < 0 || due_at(i) < due_at(due))) due = i;
   return due >= 0 ? due : b;
 }
 

@@ -26,8 +26,10 @@
 // Tried arms within 80% of the best get a few more samples. Afterwards the fastest runs, and each
 // other arm is re-measured when the time decoding has taken since its last step is 1/budget times what
 // one of its steps is expected to lose against the best arm (1% by default), and never sooner than
-// `explore_interval` steps of the best arm. So a change of text or machine load is noticed while a
-// hopeless arm costs almost nothing. Single slow outliers (a preempted step) are clipped.
+// `explore_interval` steps of the best arm; for a tree while plain decoding is best, also the draft's
+// catch-up with the positions decoded since must fit the budget. So a change of text or machine load
+// is noticed while a hopeless arm costs almost nothing. Single slow outliers (a preempted step) are
+// clipped.
 #pragma once
 #include <cstdint>
 #include <vector>
