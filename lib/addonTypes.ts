@@ -73,6 +73,7 @@ export interface NativeGenerateResult {
   msDraft?: number;
   msVerify?: number;
   stepsByTree?: Record<string, number>;
+  acceptedBySource?: { prompt: number; session: number; corpus: number };
 }
 
 export interface NativeDraft {
@@ -106,9 +107,18 @@ export interface NativeModel {
     draft?: NativeDraft;
     tree?: string | number[][];
     verify?: 'exact' | 'lossy-test-only';
+    lookup?: boolean | { corpus?: NativeLookupCache; maxNodes?: number; when?: 'auto' | 'always' };
   }): NativeSession;
+  buildLookupCache(texts: string[], order: number): Promise<NativeLookupCache>;
+  loadLookupCache(path: string): Promise<NativeLookupCache>;
   loadDraft(path: string, options?: { dtype?: string }): Promise<NativeDraft>;
   createDraft(options: { heads?: number; width?: number; headVocab?: number; seed?: number; dtype?: string }): Promise<NativeDraft>;
+  dispose(): void;
+}
+
+export interface NativeLookupCache {
+  info(): { contexts: number; order: number; vocabSize: number };
+  save(path: string): Promise<void>;
   dispose(): void;
 }
 

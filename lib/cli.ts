@@ -43,6 +43,7 @@ const generateFlags: Flags = {
   stop: { type: 'string', multiple: true, meta: 'TEXT' },
   draft: { type: 'string', meta: 'FILE' },
   tree: { type: 'string', meta: 'auto|chimera-25|chain-N|JSON' },
+  lookup: { type: 'boolean' },
   ...common,
 };
 
@@ -184,6 +185,7 @@ async function generate(argv: string[]): Promise<void> {
   if (v.help) return void console.log(USAGE);
   if (typeof v.model !== 'string') throw new UsageError('--model is required');
   if (v.tree !== undefined && v.draft === undefined) throw new UsageError('--tree needs --draft');
+  if (v.lookup && v.draft !== undefined) throw new UsageError('--lookup and --draft cannot be combined yet');
   // All flags are checked before the model loads.
   const contextSize = num('context', v.context, true);
   const tree = parseTree(v.tree);
@@ -211,6 +213,7 @@ async function generate(argv: string[]): Promise<void> {
       contextSize,
       draft,
       tree: draft ? tree : undefined,
+      lookup: v.lookup === true,
     });
     const prompt = v.prompt as string;
     if (v.json) {

@@ -3,6 +3,8 @@ export { defaultDraftPath, defaultModelPath, loadModel, Model } from './model';
 export type { ModelInfo } from './model';
 export { Session } from './session';
 export { Draft, readDraftMetadata } from './draft';
+export { LookupCache } from './lookup';
+export type { LookupCacheInfo } from './lookup';
 export type { DraftDType, DraftInfo } from './draft';
 export type { Chunk, CompletionResult, GenerationStats } from './session';
 export type { GenerateOptions, LoadModelOptions, SamplingOptions, SessionOptions } from './options';

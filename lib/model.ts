@@ -3,6 +3,7 @@ import * as nodePath from 'node:path';
 import type { NativeModel, NativeModelInfo } from './addonTypes';
 import { binding } from './binding';
 import { Draft, DraftDType, checkDraftDType } from './draft';
+import { LookupCache } from './lookup';
 import { AbortError, DisposedError, InvalidArgumentError, callNative, callNativeSync } from './errors';
 import { LoadModelOptions, SessionOptions, checkInteger, validateLoadOptions, validateSessionOptions } from './options';
 import { Session } from './session';
@@ -49,10 +50,32 @@ export class Model {
   createSession(options: SessionOptions = {}): Session {
     const opts = validateSessionOptions(options);
     const native = this.ensure();
-    const nativeOpts = { ...opts, draft: opts.draft?.native };
+    const lookup = typeof opts.lookup === 'object' ? { ...opts.lookup, corpus: opts.lookup.corpus?.native } : opts.lookup;
+    const nativeOpts = { ...opts, draft: opts.draft?.native, lookup };
     const s = new Session(callNativeSync(() => native.createSession(nativeOpts)), this);
     this.sessions.add(s);
     return s;
+  }
+
+  /**
+   * An n-gram cache for lookup decoding (createSession({ lookup: { corpus } })) from texts of the kind
+   * the model will write (each text one document, tokenized by this model); `order` is the longest
+   * context in tokens (1..8, default 3). Built off the JS thread.
+   */
+  async buildLookupCache(texts: string[], options: { order?: number } = {}): Promise<LookupCache> {
+    if (!Array.isArray(texts) || texts.some((t) => typeof t !== 'string'))
+      throw new InvalidArgumentError('texts must be an array of strings');
+    const order = options.order ?? 3;
+    if (!Number.isInteger(order) || order < 1 || order > 8) throw new InvalidArgumentError('order must be an integer in 1..8');
+    const native = this.ensure();
+    return new LookupCache(await callNative(() => native.buildLookupCache(texts, order)));
+  }
+
+  /** Loads a lookup cache saved with cache.save(); one built for another vocabulary is refused. */
+  async loadLookupCache(path: string): Promise<LookupCache> {
+    if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');
+    const native = this.ensure();
+    return new LookupCache(await callNative(() => native.loadLookupCache(path)));
   }
 
   /**

@@ -1,6 +1,7 @@
 // Public option types and their validation. Bad values throw InvalidArgumentError (E_INVALID_ARG)
 // with a sentence that names the option; the native side checks again.
 import type { Draft } from './draft';
+import { LookupCache } from './lookup';
 import { InvalidArgumentError } from './errors';
 
 export interface LoadModelOptions {
@@ -35,6 +36,16 @@ export interface SessionOptions {
    * paths of top-k indices such as [[0],[1],[0,0]]. Every tree is lossless; it only changes speed.
    */
   tree?: string | number[][];
+  /**
+   * Lookup decoding, without a draft: each step proposes a tree of continuations found in the
+   * session's own tokens (the most recent earlier occurrence of the latest tokens, and the n-grams
+   * of the session), verified like a draft's, and runs it only where its modelled tokens/s beat plain
+   * decoding. Lossless like every tree. `corpus` adds the n-grams of a corpus (a cache from
+   * model.buildLookupCache / loadLookupCache); `maxNodes` (2..64, default 32) bounds the rows of one
+   * step; `when: 'always'` verifies every candidate tree even where a plain step models faster (where
+   * verifying rows is nearly free, or to test). Not yet combined with a draft (E_UNSUPPORTED).
+   */
+  lookup?: boolean | { corpus?: LookupCache; maxNodes?: number; when?: 'auto' | 'always' };
 }
 
 export interface SamplingOptions {
@@ -117,6 +128,13 @@ export function validateSessionOptions(o: SessionOptions | undefined): SessionOp
       (Array.isArray(t) && t.every((p) => Array.isArray(p) && p.every((i) => Number.isInteger(i))));
     if (!ok) fail("tree must be 'chimera-25', 'chain-N' or a list of paths of integers like [[0],[1],[0,0]]");
     if (opts.draft === undefined) fail('tree needs a draft');
+  }
+  if (opts.lookup !== undefined && typeof opts.lookup !== 'boolean') {
+    const l = checkObject('lookup', opts.lookup) as { corpus?: unknown; maxNodes?: number; when?: unknown };
+    checkInteger('lookup.maxNodes', l.maxNodes, 2, 64);
+    if (l.when !== undefined && l.when !== 'auto' && l.when !== 'always') fail("lookup.when must be 'auto' or 'always'");
+    if (l.corpus !== undefined && !(l.corpus instanceof LookupCache))
+      fail('lookup.corpus must be a LookupCache (model.buildLookupCache or model.loadLookupCache)');
   }
   return opts;
 }

@@ -21,7 +21,7 @@ export interface GenerationStats {
   promptTokensEvaluated: number;
   promptTokensReused: number;
   generatedTokens: number;
-  /** Speculative decoding only (a draft was attached): */
+  /** Speculative decoding only (a draft or lookup was attached): */
   speculative?: boolean;
   /** Tokens emitted per verification step (accepted + bonus), over the speculative steps. */
   tokensPerStep?: number;
@@ -35,6 +35,8 @@ export interface GenerationStats {
   msVerify?: number;
   /** Steps taken with each tree ('plain': one-token steps); with tree 'auto' this shows the choices. */
   stepsByTree?: Record<string, number>;
+  /** Lookup: accepted tokens each source proposed (a token two sources agreed on counts for both). */
+  acceptedBySource?: { prompt: number; session: number; corpus: number };
 }
 
 /** What `complete()` resolves to and what `chimera generate --json` prints. */
@@ -76,6 +78,7 @@ function toResult(r: NativeGenerateResult): CompletionResult {
             msDraft: r.msDraft,
             msVerify: r.msVerify,
             stepsByTree: r.stepsByTree,
+            ...(r.acceptedBySource ? { acceptedBySource: r.acceptedBySource } : {}),
           }
         : {}),
     },

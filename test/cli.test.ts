@@ -52,6 +52,17 @@ describeStories('chimera CLI on stories260K', () => {
     expect(info.stdout).toMatch(/heads\s+5/);
   });
 
+  test('generate --lookup speculates without a draft and still prints the golden greedy tokens', () => {
+    const c = golden().cases[1];
+    const r = run(['generate', '--model', storiesGguf, '--lookup', '--prompt', c.prompt, '-n', '64', '--temperature', '0',
+      '--threads', '1', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.tokens).toEqual(c.output_ids.slice(0, 64));
+    expect(out.stats.speculative).toBe(true);
+    expect(Object.keys(out.stats.stepsByTree)).toEqual(['plain', 'lookup']);
+  });
+
   test('info prints shapes and the tokenizer', () => {
     const r = run(['info', '--model', storiesGguf]);
     expect(r.code).toBe(0);
@@ -67,6 +78,7 @@ test.each([
   [['generate', '--model', 'x.gguf', '--bogus']],
   [['frobnicate']],
   [['generate', '--model', 'x.gguf', '--tree', 'chain-2']],
+  [['generate', '--model', 'x.gguf', '--lookup', '--draft', 'd.safetensors']],
   [['info']],
   // Checked before any work: the model path does not exist, so loading first would exit 1.
   [['train-draft', '--model', 'absent.gguf', '--out', 'x.safetensors', '--dtype', 'F8']],

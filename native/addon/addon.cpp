@@ -3,6 +3,7 @@
 
 #include "addon/addon_data.h"
 #include "addon/draft_wrap.h"
+#include "addon/lookup_cache_wrap.h"
 #include "addon/job_worker.h"
 #include "addon/model_wrap.h"
 #include "addon/session_wrap.h"
@@ -42,6 +43,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   data->model_ctor = Napi::Persistent(ModelWrap::define(env));
   data->session_ctor = Napi::Persistent(SessionWrap::define(env));
   data->draft_ctor = Napi::Persistent(DraftWrap::define(env));
+  data->lookup_cache_ctor = Napi::Persistent(LookupCacheWrap::define(env));
   exports.Set("loadModel", Napi::Function::New(env, load_model_async, "loadModel"));
   exports.Set("readDraftMetadata", Napi::Function::New(env, read_draft_metadata_js, "readDraftMetadata"));
   exports.Set("trainDraft", Napi::Function::New(env, train_draft_async, "trainDraft"));

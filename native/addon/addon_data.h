@@ -9,6 +9,7 @@ struct AddonData {
   Napi::FunctionReference model_ctor;
   Napi::FunctionReference session_ctor;
   Napi::FunctionReference draft_ctor;
+  Napi::FunctionReference lookup_cache_ctor;
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

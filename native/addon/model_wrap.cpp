@@ -4,6 +4,7 @@
 #include "addon/addon_data.h"
 #include "addon/args.h"
 #include "addon/draft_wrap.h"
+#include "addon/lookup_cache_wrap.h"
 #include "addon/job_worker.h"
 #include "addon/js_errors.h"
 #include "addon/session_wrap.h"
@@ -17,6 +18,8 @@ Napi::Function ModelWrap::define(Napi::Env env) {
                       InstanceMethod<&ModelWrap::detokenize>("detokenize"),
                       InstanceMethod<&ModelWrap::tokenText>("tokenText"),
                       InstanceMethod<&ModelWrap::createSession>("createSession"),
+                      InstanceMethod<&ModelWrap::buildLookupCache>("buildLookupCache"),
+                      InstanceMethod<&ModelWrap::loadLookupCache>("loadLookupCache"),
                       InstanceMethod<&ModelWrap::loadDraft>("loadDraft"),
                       InstanceMethod<&ModelWrap::createDraft>("createDraft"),
                       InstanceMethod<&ModelWrap::dispose>("dispose")});
@@ -149,6 +152,29 @@ Napi::Value ModelWrap::createDraft(const Napi::CallbackInfo& info) {
   if (shape.width < 0 || shape.head_vocab < 0)
     throw make_js_error(env, ErrorCode::InvalidArg, "width and headVocab must be positive integers");
   return create_draft_async(env, rt, shape, (uint64_t)seed, draft_dtype_option(env, o.Get("dtype")));
+}
+
+// buildLookupCache(texts: string[], order) -> Promise<NativeLookupCache>
+Napi::Value ModelWrap::buildLookupCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  if (info.Length() < 1 || !info[0].IsArray())
+    throw make_js_error(env, ErrorCode::InvalidArg, "texts must be an array of strings");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<std::string> texts;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsString()) throw make_js_error(env, ErrorCode::InvalidArg, "texts must be an array of strings");
+    texts.push_back(v.As<Napi::String>().Utf8Value());
+  }
+  const int order = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 3;
+  return build_lookup_cache_async(env, rt, std::move(texts), order);
+}
+
+Napi::Value ModelWrap::loadLookupCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  return load_lookup_cache_async(env, rt, arg_string(info, 0, "path"));
 }
 
 Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {

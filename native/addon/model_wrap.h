@@ -25,6 +25,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value createSession(const Napi::CallbackInfo& info);
   Napi::Value loadDraft(const Napi::CallbackInfo& info);
   Napi::Value createDraft(const Napi::CallbackInfo& info);
+  Napi::Value buildLookupCache(const Napi::CallbackInfo& info);
+  Napi::Value loadLookupCache(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<ModelRuntime> runtime_;

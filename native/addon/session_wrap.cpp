@@ -4,9 +4,11 @@
 #include "addon/addon_data.h"
 #include "addon/args.h"
 #include "addon/draft_wrap.h"
+#include "addon/lookup_cache_wrap.h"
 #include "addon/env_teardown.h"
 #include "addon/job_worker.h"
 #include "addon/js_errors.h"
+#include "spec/lookup_source.h"
 #include "spec/speculative_config.h"
 
 namespace chimera::addon {
@@ -20,14 +22,49 @@ Napi::Function SessionWrap::define(Napi::Env env) {
                       InstanceMethod<&SessionWrap::stats>("stats"), InstanceMethod<&SessionWrap::dispose>("dispose")});
 }
 
-// {draft, tree: 'auto' (default) | 'chimera-25' | 'chain-N' | number[][], verify?: 'exact' | 'lossy-test-only'}
-// read into the core's TreeChoice; make_speculative_config expands and checks it.
+// lookup: true | false | { corpus?: NativeLookupCache, maxNodes?: 2..64, when?: auto | always }; null when off.
+static std::shared_ptr<const LookupConfig> read_lookup(Napi::Env env, const Napi::Object& opts) {
+  Napi::Value v = opts.Get("lookup");
+  if (v.IsUndefined() || v.IsNull() || (v.IsBoolean() && !v.As<Napi::Boolean>().Value())) return nullptr;
+  auto lc = std::make_shared<LookupConfig>();
+  if (v.IsBoolean()) return lc;
+  if (!v.IsObject() || v.IsArray())
+    throw make_js_error(env, ErrorCode::InvalidArg, "lookup must be true, false or an object like { maxNodes: 32 }");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value corpus = o.Get("corpus");
+  if (!corpus.IsUndefined() && !corpus.IsNull()) {
+    if (!LookupCacheWrap::is(env, corpus))
+      throw make_js_error(env, ErrorCode::InvalidArg,
+                          "lookup.corpus must be a lookup cache from model.buildLookupCache()/loadLookupCache()");
+    lc->corpus = Napi::ObjectWrap<LookupCacheWrap>::Unwrap(corpus.As<Napi::Object>())->table(env);
+  }
+  lc->max_nodes = opt_int(o, "maxNodes", lc->max_nodes);
+  const std::string when = opt_string(o, "when", "auto");
+  if (when != "auto" && when != "always")
+    throw make_js_error(env, ErrorCode::InvalidArg, "lookup.when must be 'auto' or 'always'");
+  lc->always = when == "always";
+  if (lc->max_nodes < 2 || lc->max_nodes > 64)
+    throw make_js_error(env, ErrorCode::InvalidArg, "lookup.maxNodes must be in 2..64, got " + std::to_string(lc->max_nodes));
+  return lc;
+}
+
+// {draft, tree: 'auto' (default) | 'chimera-25' | 'chain-N' | number[][], verify?: 'exact' | 'lossy-test-only',
+// lookup} read into the core's TreeChoice and LookupConfig; make_speculative_config expands and checks them.
 static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const Napi::Object& opts) {
   Napi::Value d = opts.Get("draft");
   Napi::Value t = opts.Get("tree");
+  std::shared_ptr<const LookupConfig> lookup = read_lookup(env, opts);
+  const std::string verify = opt_string(opts, "verify", "exact");
+  VerifyMode mode = VerifyMode::Exact;
+  if (verify == "lossy-test-only") mode = VerifyMode::LossyTopOneForTest;
+  else if (verify != "exact") throw make_js_error(env, ErrorCode::InvalidArg, "verify must be 'exact'");
   if (d.IsUndefined() || d.IsNull()) {
     if (!t.IsUndefined() && !t.IsNull()) throw make_js_error(env, ErrorCode::InvalidArg, "tree needs a draft");
-    return nullptr;
+    if (!lookup) return nullptr;
+    auto spec = std::make_unique<SpeculativeConfig>();
+    spec->lookup = std::move(lookup);
+    spec->mode = mode;
+    return spec;
   }
   if (!DraftWrap::is(env, d)) throw make_js_error(env, ErrorCode::InvalidArg, "draft must be a draft from loadDraft()");
   std::shared_ptr<const DraftModel> draft = Napi::ObjectWrap<DraftWrap>::Unwrap(d.As<Napi::Object>())->draft(env);
@@ -55,12 +92,10 @@ static std::unique_ptr<SpeculativeConfig> read_speculative(Napi::Env env, const 
   } else {
     throw make_js_error(env, ErrorCode::InvalidArg, "tree must be 'auto', 'chimera-25', 'chain-N' or a list of paths");
   }
-  const std::string verify = opt_string(opts, "verify", "exact");
-  VerifyMode mode = VerifyMode::Exact;
-  if (verify == "lossy-test-only") mode = VerifyMode::LossyTopOneForTest;
-  else if (verify != "exact") throw make_js_error(env, ErrorCode::InvalidArg, "verify must be 'exact'");
   return guard(env, [&] {
-    return std::make_unique<SpeculativeConfig>(make_speculative_config(std::move(draft), choice, mode));
+    auto spec = std::make_unique<SpeculativeConfig>(make_speculative_config(std::move(draft), choice, mode));
+    spec->lookup = std::move(lookup);
+    return spec;
   });
 }
 
@@ -141,6 +176,12 @@ Napi::Object result_to_js(Napi::Env env, const GenerateResult& r) {
       by_tree.Set(r.tree_names[i], i < r.spec.steps_by_tree.size() ? (double)r.spec.steps_by_tree[i] : 0.0);
     o.Set("stepsByTree", by_tree);
     o.Set("msVerify", r.spec.ms_verify);
+    if (r.spec.lookup) {
+      Napi::Object by_source = Napi::Object::New(env);
+      for (int i = 0; i < kLookupOrigins; i++)
+        by_source.Set(lookup_origin_name((LookupOrigin)i), (double)r.spec.accepted_by_source[(size_t)i]);
+      o.Set("acceptedBySource", by_source);
+    }
   }
   return o;
 }

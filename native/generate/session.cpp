@@ -19,6 +19,7 @@ static int max_tree_size(const SpeculativeConfig* s) {
   if (s) {
     n = std::max(n, s->reserve_nodes);
     for (const CompiledTree& t : s->trees) n = std::max(n, t.size);
+    if (s->lookup) n = std::max(n, s->lookup->max_nodes);
   }
   return n;
 }
@@ -40,10 +41,15 @@ Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int ba
     : runtime_(std::move(runtime)),
       kv_(&runtime_->backend(), runtime_->model().config.L, context_size, runtime_->model().config.KVD()),
       ws_(&runtime_->backend(), runtime_->model().config, std::max(batch_size, max_tree_size(speculative))) {
-  if (speculative) {
+  if (speculative && speculative->draft) {
+    CHIMERA_CHECK(!speculative->lookup, ErrorCode::Unsupported,
+                  "lookup together with a draft is not supported yet: give a draft or lookup");
     spec_ = std::make_unique<SpeculativeDecoder>(*speculative, runtime_->model(), &runtime_->backend(), context_size);
-    hidden_cache_.reset(&runtime_->backend(), (size_t)context_size * runtime_->model().config.C);
+  } else if (speculative && speculative->lookup) {
+    spec_ = std::make_unique<LookupDecoder>(*speculative->lookup, speculative->mode);
   }
+  if (spec_ && spec_->needs_hidden())
+    hidden_cache_.reset(&runtime_->backend(), (size_t)context_size * runtime_->model().config.C);
 }
 
 void Session::reset() {
@@ -122,7 +128,7 @@ void Session::evaluate_pending(int rows_wanted) {
     b.out_rows = rows_.data();
     b.R = (int)rows_.size();
     const size_t out0 = rows_.empty() ? 0 : (size_t)(start + rows_[0] - first_wanted);
-    float* hidden_all = spec_ ? hidden_cache_.data() : nullptr;  // rows [start, start + T) are written
+    float* hidden_all = spec_ && spec_->needs_hidden() ? hidden_cache_.data() : nullptr;  // rows [start, start + T)
     const auto t0 = std::chrono::steady_clock::now();
     forward(model, be, ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C, hidden_all);
     if (spec_) spec_->observe_forward(T, ms_since(t0));
@@ -197,8 +203,7 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
 
   const auto t_gen = Clock::now();
   res.speculative = spec_ != nullptr;
-  if (spec_)
-    for (int i = 0; i < spec_->n_trees(); i++) res.tree_names.push_back(spec_->tree(i).name);
+  if (spec_) res.tree_names = spec_->tree_names();
   Rng rng(req.sampling.seed);
   Utf8StreamDecoder utf8;
   StopMatcher stops(req.stop);
@@ -253,9 +258,10 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   if (spec_) {
-    const int tree = spec_->choose(kv_.size(), kv_.capacity());
+    const int tree = spec_->choose(history_, kv_.size(), kv_.capacity());
     if (tree >= 0) {
-      const BaseSide base{runtime_->model(), runtime_->backend(), ws_, kv_, hidden_cache_.data()};
+      float* hidden = spec_->needs_hidden() ? hidden_cache_.data() : nullptr;
+      const BaseSide base{runtime_->model(), runtime_->backend(), ws_, kv_, hidden};
       return spec_->step(tree, base, history_, sampling, rng, res.spec);
     }
     // Plain step (chosen, or the tree no longer fits the context).

@@ -15,6 +15,7 @@
 #include "model/runtime.h"
 #include "sampling/sampler.h"
 #include "spec/speculative_config.h"
+#include "spec/lookup_decoder.h"
 #include "spec/speculative_decoder.h"
 
 namespace chimera {
@@ -39,7 +40,7 @@ struct GenerateResult {
   int reused_tokens = 0;               // prompt tokens served from the cache
   int evaluated_prompt_tokens = 0;     // prompt tokens actually computed
   double ms_prompt = 0, ms_generate = 0, ms_total = 0;
-  bool speculative = false;            // a draft was attached
+  bool speculative = false;            // a draft or lookup was attached
   SpeculativeStats spec;               // speculative steps of this request
   int plain_steps = 0;                 // one-token steps (no draft, chosen by 'auto', or no room for the tree)
   std::vector<std::string> tree_names; // the trees of spec.steps_by_tree
@@ -102,8 +103,8 @@ class Session {
   std::vector<int32_t> positions_, rows_;
   TokenDistribution dist_;        // sampling buffers, reused every step
   std::vector<float> scratch_;
-  std::unique_ptr<SpeculativeDecoder> spec_;  // with a draft
-  BackendArray<float> hidden_cache_;  // (S, C) final hidden states of cached positions, when speculating
+  std::unique_ptr<StepDecoder> spec_;  // with a draft (SpeculativeDecoder) or lookup (LookupDecoder)
+  BackendArray<float> hidden_cache_;  // (S, C) final hidden states of cached positions, for a draft
 };
 
 }  // namespace chimera

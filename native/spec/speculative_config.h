@@ -7,13 +7,23 @@
 #include <vector>
 
 #include "spec/draft_model.h"
+#include "spec/ngram_table.h"
 #include "spec/token_tree.h"
 #include "spec/tree_verify.h"
 
 namespace chimera {
 
-// Chimera speculative decoding for a session: the draft and the tree it fills, or (adaptive) the
-// candidate trees that a TreePolicy chooses between, plain decoding included.
+// Lookup decoding (lookup_source.h): candidates from the session's tokens and an optional corpus table.
+struct LookupConfig {
+  std::shared_ptr<const NgramTable> corpus;  // may be null
+  int max_nodes = 32;                        // rows a lookup step may verify, the root included
+  int max_depth = 8;
+  bool always = false;  // verify every candidate tree, even where plain decoding models faster
+};
+
+// Speculative decoding for a session: a Chimera draft and the tree it fills, or (adaptive) the
+// candidate trees that a TreePolicy chooses between, plain decoding included; or lookup without a
+// draft.
 struct SpeculativeConfig {
   std::shared_ptr<const DraftModel> draft;
   std::vector<CompiledTree> trees;
@@ -22,6 +32,7 @@ struct SpeculativeConfig {
   bool adaptive = false;
   int reserve_nodes = 0;
   VerifyMode mode = VerifyMode::Exact;
+  std::shared_ptr<const LookupConfig> lookup;  // lookup decoding (without a draft)
 };
 
 // Which tree to fill: "auto" (default), a built-in name ("chimera-25", "chain-N"), or custom paths.

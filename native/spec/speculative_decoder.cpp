@@ -69,7 +69,13 @@ void SpeculativeDecoder::refit() {
   spec_.set_tree(0, std::move(t));
 }
 
-int SpeculativeDecoder::choose(int m, int capacity) {
+std::vector<std::string> SpeculativeDecoder::tree_names() const {
+  std::vector<std::string> names;
+  for (int i = 0; i < spec_.n_trees(); i++) names.push_back(spec_.tree(i).name);
+  return names;
+}
+
+int SpeculativeDecoder::choose(const std::vector<int32_t>&, int m, int capacity) {
   // arm 0 = plain decoding; arm i = tree i-1. Without a policy the one tree always runs.
   // The tree is refitted after each tree step (new acceptance counts) and every 32 steps (the costs
   // move slowly): a fit takes tens of microseconds, a whole plain step of a tiny model not much more.

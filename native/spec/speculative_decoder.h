@@ -8,32 +8,32 @@
 
 #include "spec/speculative_config.h"
 #include "spec/speculator.h"
+#include "spec/step_decoder.h"
 #include "spec/tree_fitter.h"
 #include "spec/tree_policy.h"
 
 namespace chimera {
 
-class SpeculativeDecoder {
+class SpeculativeDecoder : public StepDecoder {
  public:
   // Checks the draft against the base (through the Speculator's draft state).
   SpeculativeDecoder(const SpeculativeConfig& config, const Model& base, Backend* backend, int context_size);
 
   int n_trees() const { return spec_.n_trees(); }
   const CompiledTree& tree(int i) const { return spec_.tree(i); }
-  int max_tree_size() const { return spec_.max_tree_size(); }
+  std::vector<std::string> tree_names() const override;
+  int max_tree_size() const override { return spec_.max_tree_size(); }
+  bool needs_hidden() const override { return true; }
 
   // The tree for the next step, or -1 for a plain step (the policy chose it, or the tree does not fit
   // the `capacity` of a cache holding `m` positions).
-  int choose(int m, int capacity);
+  int choose(const std::vector<int32_t>& history, int m, int capacity) override;
   // One speculative step with tree t (from choose); timings go to stats and the policy.
   std::vector<int32_t> step(int t, BaseSide base, const std::vector<int32_t>& history, const SamplingParams& sampling,
-                            Rng& rng, SpeculativeStats& stats);
-  // The session's plain step after choose returned -1 took ms.
-  void plain_step_done(double ms);
-  // A base forward over T rows took ms (prompt batches and plain steps).
-  void observe_forward(int T, double ms);
-  // The context was cut to `keep` positions.
-  void truncate(int keep) { spec_.draft_state().truncate(keep); }
+                            Rng& rng, SpeculativeStats& stats) override;
+  void plain_step_done(double ms) override;
+  void observe_forward(int T, double ms) override;
+  void truncate(int keep) override { spec_.draft_state().truncate(keep); }
 
  private:
   // tree: 'auto': fits the tree to what has been measured (a new tree when it models >= 2% faster).

@@ -11,29 +11,11 @@
 #include "model/forward.h"
 #include "sampling/candidates.h"
 #include "spec/draft_state.h"
+#include "spec/step_decoder.h"
+#include "spec/tree_step.h"
 #include "spec/tree_verify.h"
 
 namespace chimera {
-
-struct SpeculativeStats {
-  int steps = 0;
-  int drafted_tokens = 0;                 // tokens emitted by speculative steps (accepted + bonus)
-  std::vector<int64_t> accepted_by_depth;  // (depth) steps whose accepted path reached depth d+1
-  std::vector<int64_t> steps_by_tree;      // (trees) steps that used each tree
-  double ms_draft = 0, ms_verify = 0;
-  double ms_sync = 0;            // the part of ms_draft spent catching the draft up with the context
-  int64_t synced_positions = 0;  // positions caught up
-};
-
-// The base model's side of a step: the model, its backend, and the session's workspace, KV cache and
-// final hidden states of cached positions (backend memory, rows of C).
-struct BaseSide {
-  const Model& model;
-  Backend& be;
-  Workspace& ws;
-  KVCache& kv;
-  float* hidden;
-};
 
 class Speculator {
  public:
@@ -66,29 +48,17 @@ class Speculator {
                             const SamplingParams& sampling, Rng& rng, SpeculativeStats& stats);
 
  private:
-  // Drafts the tree's nodes: tokens_, positions_ and rows_ (T), and the tree mask over cached + tree slots.
+  // Drafts the tree's nodes into step_.tokens().
   void draft_tree(const CompiledTree& tree, const BaseSide& base, const std::vector<int32_t>& history,
                   SpeculativeStats& stats);
-  // One base forward over every node, then the lossless acceptance of a path.
-  TreeAcceptance verify_tree(const CompiledTree& tree, const BaseSide& base, const std::vector<int32_t>& history,
-                             const SamplingParams& sampling, Rng& rng);
-  // Compacts the base cache and hidden states to the accepted path; returns its tokens plus the bonus.
-  std::vector<int32_t> keep_path(const TreeAcceptance& acc, const BaseSide& base);
 
   std::vector<CompiledTree> trees_;
   int reserve_nodes_ = 0;
   int extra_depth_ = 0, min_top_k_ = 0;
   std::vector<int> top_k_;  // guesses to draft per depth (the tree's, or more when learning)
   DraftState draft_;
-  VerifyMode mode_;
   std::vector<std::vector<int32_t>> topk_;
-  std::vector<int32_t> tokens_, positions_, rows_, slots_;
-  std::vector<uint8_t> mask_;
-  BackendArray<float> logits_;      // (T, V) backend memory
-  std::vector<float> logits_host_;  // its host copy, on a device backend
-  BackendArray<int32_t> argmax_;    // greedy on a device backend: each node's argmax (T)
-  CandidateRows candidates_;        // sampling: each node's top-k candidates
-  std::vector<int32_t> argmax_host_;
+  TreeStep step_;
 };
 
 }  // namespace chimera

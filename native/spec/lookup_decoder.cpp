@@ -1,0 +1,101 @@
+// Lookup decoding: tree size by the modelled rate, verification, learning.
+#include "spec/lookup_decoder.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+namespace chimera {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+constexpr int kMaxBackoff = 16;
+}  // namespace
+
+LookupDecoder::LookupDecoder(const LookupConfig& config, VerifyMode mode)
+    : config_(config), source_(config.corpus), costs_({ArmShape{1, 0}}), step_(mode) {}
+
+int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capacity) {
+  const double c1 = costs_.forward_estimate_ms(1);
+  const int cap = std::min(config_.max_nodes, capacity - m);
+  if (m < 1 || cap < 2 || !(c1 > 0)) return -1;  // nothing measured yet, or no room
+  if (skip_ > 0) {
+    skip_--;
+    return -1;
+  }
+  const auto t0 = Clock::now();
+  source_.sync(history);
+  source_.build(history, cap, config_.max_depth, tree_);
+  // The prefix of the candidates (best first: every prefix is a tree) with the best modelled rate.
+  int best_n = 1;
+  double best_rate = 1.0 / c1, expected = 1.0;
+  for (int n = 2; n <= tree_.size(); n++) {
+    expected += tree_.p[(size_t)n - 1];
+    const double rate = expected / (costs_.forward_estimate_ms(n) + build_ms_);
+    if (rate > best_rate) {
+      best_rate = rate;
+      best_n = n;
+    }
+  }
+  if (config_.always) best_n = tree_.size();
+  if (best_n > 1) {
+    // Paths of child ranks (each child's index among its parent's children in the prefix).
+    std::vector<std::vector<int>> path((size_t)best_n);
+    std::vector<int> kids((size_t)best_n, 0);
+    TreePaths paths;
+    std::map<std::vector<int>, int> node_of;
+    for (int u = 1; u < best_n; u++) {
+      const int par = tree_.parent[(size_t)u];
+      path[(size_t)u] = path[(size_t)par];
+      path[(size_t)u].push_back(kids[(size_t)par]++);
+      paths.push_back(path[(size_t)u]);
+      node_of[path[(size_t)u]] = u;
+    }
+    compiled_ = compile_tree(paths, config_.max_depth, config_.max_nodes, "lookup");
+    order_.assign((size_t)compiled_.size, 0);
+    for (int i = 1; i < compiled_.size; i++) order_[(size_t)i] = node_of.at(compiled_.paths[(size_t)i - 1]);
+  }
+  const double ms = ms_since(t0);
+  build_ms_ = build_ms_ > 0 ? 0.9 * build_ms_ + 0.1 * ms : ms;
+  pending_build_ms_ += ms;
+  if (best_n == 1) {
+    backoff_ = std::min(kMaxBackoff, std::max(1, 2 * backoff_));
+    skip_ = backoff_;
+    return -1;
+  }
+  backoff_ = 0;
+  return 0;
+}
+
+std::vector<int32_t> LookupDecoder::step(int, BaseSide base, const std::vector<int32_t>& history,
+                                         const SamplingParams& sampling, Rng& rng, SpeculativeStats& stats) {
+  std::vector<int32_t>& tokens = step_.tokens();
+  tokens.resize((size_t)compiled_.size);
+  for (int i = 0; i < compiled_.size; i++) tokens[(size_t)i] = tree_.token[(size_t)order_[(size_t)i]];
+  const auto t0 = Clock::now();
+  TreeAcceptance acc;
+  std::vector<int32_t> out = step_.run(compiled_, base, history, sampling, rng, acc);
+  const double ms = ms_since(t0);
+  costs_.observe_forward(compiled_.size, ms);
+  std::vector<int> path;
+  for (int i : acc.path) path.push_back(order_[(size_t)i]);
+  source_.observe(tree_, path);
+
+  stats.lookup = true;
+  stats.ms_verify += ms;
+  stats.ms_draft += pending_build_ms_;
+  pending_build_ms_ = 0;
+  stats.steps++;
+  stats.drafted_tokens += (int)out.size();
+  if (stats.accepted_by_depth.size() < (size_t)compiled_.depth) stats.accepted_by_depth.resize(compiled_.depth, 0);
+  if (stats.steps_by_tree.empty()) stats.steps_by_tree.resize(1, 0);
+  stats.steps_by_tree[0]++;
+  for (size_t d = 0; d + 1 < acc.path.size(); d++) stats.accepted_by_depth[d]++;
+  for (size_t i = 1; i < path.size(); i++)
+    for (int o = 0; o < kLookupOrigins; o++)
+      if (tree_.origins[(size_t)path[i]] & (1 << o)) stats.accepted_by_source[(size_t)o]++;
+  return out;
+}
+
+}  // namespace chimera

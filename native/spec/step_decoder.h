@@ -1,0 +1,50 @@
+// What a session's speculation looks like to the session, whatever proposes the trees (a Chimera
+// draft: SpeculativeDecoder; lookup without a draft: LookupDecoder). The session asks which tree to
+// run next, runs plain steps itself, and reports what it timed.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sampling/sampler.h"
+#include "spec/tree_step.h"
+
+namespace chimera {
+
+struct SpeculativeStats {
+  int steps = 0;
+  int drafted_tokens = 0;                 // tokens emitted by speculative steps (accepted + bonus)
+  std::vector<int64_t> accepted_by_depth;  // (depth) steps whose accepted path reached depth d+1
+  std::vector<int64_t> steps_by_tree;      // (trees) steps that used each tree
+  double ms_draft = 0, ms_verify = 0;      // proposing the tree (drafting, lookup), verifying it
+  double ms_sync = 0;            // the part of ms_draft spent catching the draft up with the context
+  int64_t synced_positions = 0;  // positions caught up
+  bool lookup = false;           // accepted_by_source is counted (lookup)
+  std::array<int64_t, 3> accepted_by_source{};  // accepted tokens proposed by prompt lookup, session, corpus n-grams
+};
+
+class StepDecoder {
+ public:
+  virtual ~StepDecoder() = default;
+  // The trees steps_by_tree counts, by name.
+  virtual std::vector<std::string> tree_names() const = 0;
+  // Rows a speculative step may verify (the workspace must hold them).
+  virtual int max_tree_size() const = 0;
+  // Whether steps need the final hidden states of cached positions (BaseSide::hidden).
+  virtual bool needs_hidden() const = 0;
+  // The tree for the next step, or -1 for a plain step. history = the cached m tokens + the root; the
+  // cache's capacity bounds the tree.
+  virtual int choose(const std::vector<int32_t>& history, int m, int capacity) = 0;
+  // One speculative step with tree t (from choose); timings go to stats.
+  virtual std::vector<int32_t> step(int t, BaseSide base, const std::vector<int32_t>& history,
+                                    const SamplingParams& sampling, Rng& rng, SpeculativeStats& stats) = 0;
+  // The session's plain step after choose returned -1 took ms.
+  virtual void plain_step_done(double ms) = 0;
+  // A base forward over T rows took ms (prompt batches and plain steps).
+  virtual void observe_forward(int T, double ms) = 0;
+  // The context was cut to `keep` positions.
+  virtual void truncate(int keep) = 0;
+};
+
+}  // namespace chimera
