@@ -3,14 +3,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 
 namespace chimera {
 
 namespace {
+constexpr int kMaxSkip = 64;
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-constexpr int kMaxBackoff = 16;
 }  // namespace
 
 LookupDecoder::LookupDecoder(const LookupConfig& config, VerifyMode mode)
@@ -19,8 +20,9 @@ LookupDecoder::LookupDecoder(const LookupConfig& config, VerifyMode mode)
 int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capacity) {
   const double c1 = costs_.forward_estimate_ms(1);
   const int cap = std::min(config_.max_nodes, capacity - m);
+  built_ = false;
   if (m < 1 || cap < 2 || !(c1 > 0)) return -1;  // nothing measured yet, or no room
-  if (skip_ > 0) {
+  if (skip_ > 0 && !config_.always) {
     skip_--;
     return -1;
   }
@@ -56,16 +58,24 @@ int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capaci
     order_.assign((size_t)compiled_.size, 0);
     for (int i = 1; i < compiled_.size; i++) order_[(size_t)i] = node_of.at(compiled_.paths[(size_t)i - 1]);
   }
-  const double ms = ms_since(t0);
-  build_ms_ = build_ms_ > 0 ? 0.9 * build_ms_ + 0.1 * ms : ms;
-  pending_build_ms_ += ms;
+  last_build_ms_ = ms_since(t0);
+  build_ms_ = build_ms_ > 0 ? 0.9 * build_ms_ + 0.1 * last_build_ms_ : last_build_ms_;
+  pending_build_ms_ += last_build_ms_;
+  built_ = true;
   if (best_n == 1) {
-    backoff_ = std::min(kMaxBackoff, std::max(1, 2 * backoff_));
+    // Nothing pays now: the next steps skip building (1, 2, 4 .. kMaxSkip steps while that lasts).
+    backoff_ = std::min(kMaxSkip, std::max(1, 2 * backoff_));
     skip_ = backoff_;
     return -1;
   }
-  backoff_ = 0;
   return 0;
+}
+
+void LookupDecoder::plain_step_done(double ms) {
+  // Plain steps after a build that chose plain count for lookup (their build was its cost); others
+  // are plain decoding's rate.
+  if (built_) lookup_rate_.add(ms + last_build_ms_, 1);
+  else plain_rate_.add(ms, 1);
 }
 
 std::vector<int32_t> LookupDecoder::step(int, BaseSide base, const std::vector<int32_t>& history,
@@ -78,6 +88,15 @@ std::vector<int32_t> LookupDecoder::step(int, BaseSide base, const std::vector<i
   std::vector<int32_t> out = step_.run(compiled_, base, history, sampling, rng, acc);
   const double ms = ms_since(t0);
   costs_.observe_forward(compiled_.size, ms);
+  // Realised: when lookup delivers fewer tokens per second than plain steps (the model misjudged:
+  // costs it does not see on a tiny model), back off like a plain decision.
+  lookup_rate_.add(ms + last_build_ms_, (double)out.size());
+  if (!config_.always && plain_rate_.known() && lookup_rate_.rate() < plain_rate_.rate()) {
+    backoff_ = std::min(kMaxSkip, std::max(1, 2 * backoff_));
+    skip_ = backoff_;
+  } else {
+    backoff_ = 0;
+  }
   std::vector<int> path;
   for (int i : acc.path) path.push_back(order_[(size_t)i]);
   source_.observe(tree_, path);

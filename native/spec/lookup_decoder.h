@@ -1,6 +1,9 @@
 // Lookup decoding for a session without a draft (createSession({ lookup })): each step builds a tree
 // from LookupSource's candidates, sized for the best modelled tokens per second against the measured
-// cost of verifying n rows, and runs it, or a plain step when no size beats plain decoding.
+// cost of verifying n rows, and runs it, or a plain step when no size beats plain decoding. After a
+// plain decision, and whenever lookup steps have delivered fewer tokens per second (build and
+// verification included) than plain steps, the next steps skip building: 1, 2, 4 .. 64 steps while it
+// lasts. So where lookup cannot pay (a model whose steps take microseconds) it costs little.
 #pragma once
 #include <memory>
 #include <string>
@@ -23,7 +26,7 @@ class LookupDecoder : public StepDecoder {
   int choose(const std::vector<int32_t>& history, int m, int capacity) override;
   std::vector<int32_t> step(int t, BaseSide base, const std::vector<int32_t>& history, const SamplingParams& sampling,
                             Rng& rng, SpeculativeStats& stats) override;
-  void plain_step_done(double) override {}
+  void plain_step_done(double ms) override;
   void observe_forward(int T, double ms) override { costs_.observe_forward(T, ms); }
   void truncate(int) override {}  // the source follows the history it is given
 
@@ -31,13 +34,26 @@ class LookupDecoder : public StepDecoder {
   LookupConfig config_;
   LookupSource source_;
   TreePolicy costs_;  // its measured forward costs only
+  // Exponentially weighted tokens per ms.
+  struct Rate {
+    double ms = 0, tokens = 0;
+    void add(double m, double t) {
+      ms = 0.9 * ms + m;
+      tokens = 0.9 * tokens + t;
+    }
+    bool known() const { return ms > 0; }
+    double rate() const { return ms > 0 ? tokens / ms : 0.0; }
+  };
+  Rate plain_rate_, lookup_rate_;
   TreeStep step_;
   LookupTree tree_;         // the candidates of the step chosen last
   std::vector<int> order_;  // compiled node -> candidate node
   CompiledTree compiled_;
-  double build_ms_ = 0;     // exponentially weighted time to build a tree
+  double build_ms_ = 0;          // exponentially weighted time to build a tree
+  double last_build_ms_ = 0;     // the last build's
   double pending_build_ms_ = 0;  // build time not yet reported in stats
-  int skip_ = 0, backoff_ = 0;   // after a plain decision, steps to go without building (doubling)
+  bool built_ = false;            // this step built a tree (and chose plain, when it is a plain step)
+  int skip_ = 0, backoff_ = 0;   // steps to go without building; the last back-off
 };
 
 }  // namespace chimera
