@@ -4,6 +4,10 @@
 //
 //   node bench/draft-acceptance.js --model M.gguf --draft D.safetensors [--trees=chimera-25,chain-3]
 //                                  [--tokens=N] [--threads=N] [--prompts=stories|brown]
+//                                  [--lookup=session|corpus]
+// --lookup adds lookup candidates to the draft's tree (README: "Lookup decoding"): from the session's
+// tokens, or also from an n-gram cache of bench/models/stories260K-samples-1000.json (npm run
+// bench:lookup samples it once).
 'use strict';
 const path = require('node:path');
 const { loadModel } = require(path.join(__dirname, '..', 'dist'));
@@ -29,9 +33,16 @@ async function main() {
   const draft = await model.loadDraft(arg('draft'));
   const n = Number(arg('tokens', '200'));
   const prompts = PROMPTS[arg('prompts', 'stories')];
+  const lookupMode = arg('lookup');
+  let lookup;
+  if (lookupMode === 'session') lookup = true;
+  else if (lookupMode === 'corpus') {
+    const texts = JSON.parse(require('node:fs').readFileSync(path.join(__dirname, 'models', 'stories260K-samples-1000.json'), 'utf8'));
+    lookup = { corpus: await model.buildLookupCache(texts) };
+  } else if (lookupMode !== undefined) throw new Error('--lookup must be session or corpus');
   for (const tree of arg('trees', 'chimera-25,chain-3,chain-2').split(',')) {
     const plain = model.createSession({ contextSize: 1024 });
-    const spec = model.createSession({ contextSize: 1024, draft, tree });
+    const spec = model.createSession({ contextSize: 1024, draft, tree, ...(lookup ? { lookup } : {}) });
     let steps = 0, specTokens = 0, msPlain = 0, msSpec = 0, tokens = 0;
     const byDepth = [];
     for (const p of prompts) {
@@ -47,7 +58,8 @@ async function main() {
       b.stats.acceptedByDepth.forEach((x, i) => (byDepth[i] = (byDepth[i] ?? 0) + x));
     }
     process.stdout.write(JSON.stringify({
-      type: 'draft-acceptance', model: model.info.name || path.basename(arg('model')), tree, prompts: prompts.length,
+      type: 'draft-acceptance', model: model.info.name || path.basename(arg('model')), tree, lookup: lookupMode ?? null,
+      prompts: prompts.length,
       tokensPerPrompt: n, tokensPerStep: +(specTokens / steps).toFixed(3),
       // share of steps whose accepted path reached depth d+1
       acceptedByDepth: byDepth.map((x) => +(x / steps).toFixed(3)),

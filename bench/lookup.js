@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Lookup decoding, measured (README: "Lookup decoding"). On held-out story prompts, alternating engines
-// prompt by prompt, greedy (outputs must equal plain decoding):
+// Lookup decoding, measured (README: "Lookup decoding"). On held-out story prompts ("open"), and on
+// copy-heavy prompts ("copy": the model's own story from a held-out opening, then that opening again, so
+// the continuation repeats the story), alternating engines prompt by prompt, greedy (outputs must equal
+// plain decoding):
 //   - chimera plain;
 //   - chimera lookup with a corpus cache: n-grams of stories260K's own sampled stories (--stories, 1,000
 //     by default; the wide model computes stories260K's function, so they are its own text too), no draft;
@@ -93,39 +95,46 @@ async function main() {
     let identical = true;
     const opts = { maxTokens: args.tokens, temperature: 0, stopOnEos: false, append: false };
     await sessions.plain.complete(HELD_OUT[0], { ...opts, maxTokens: 8 });  // warm-up
-    for (const [i, p] of HELD_OUT.slice(0, args.prompts).entries()) {
-      log(`${name}: prompt ${i + 1}/${args.prompts}`);
-      const ref = await sessions.plain.complete(p, opts);
-      add('chimera plain', ref.stats.msGenerate, args.tokens);
-      for (const k of ['lookup corpus', 'lookup session']) {
-        const r = await sessions[k].complete(p, opts);
-        add(`chimera ${k}`, r.stats.msGenerate, args.tokens, r.stats);
-        if (r.tokens.join() !== ref.tokens.join()) identical = false;
-      }
-      for (const [k, seq] of Object.entries(seqs)) {
-        await seq.clearHistory();
-        const times = [];
-        let n = 0;
-        for await (const tok of seq.evaluate(ref.promptTokens, { temperature: 0, yieldEogToken: true })) {
-          void tok;
-          times.push(performance.now());
-          if (++n >= args.tokens) break;
+    const open = HELD_OUT.slice(0, args.prompts);
+    const copy = [];
+    for (const p of open) copy.push(`${p}${(await sessions.plain.complete(p, { ...opts, maxTokens: 96 })).text}\n\n${p}`);
+    for (const [set, prompts] of [['open', open], ['copy', copy]]) {
+      for (const k of Object.keys(t)) delete t[k];
+      for (const [i, p] of prompts.entries()) {
+        log(`${name} ${set}: prompt ${i + 1}/${prompts.length}`);
+        const ref = await sessions.plain.complete(p, opts);
+        add('chimera plain', ref.stats.msGenerate, args.tokens);
+        for (const k of ['lookup corpus', 'lookup session']) {
+          const r = await sessions[k].complete(p, opts);
+          add(`chimera ${k}`, r.stats.msGenerate, args.tokens, r.stats);
+          if (r.tokens.join() !== ref.tokens.join()) identical = false;
         }
-        add(k, times[args.tokens - 1] - times[0], args.tokens);
+        for (const [k, seq] of Object.entries(seqs)) {
+          await seq.clearHistory();
+          const times = [];
+          let n = 0;
+          for await (const tok of seq.evaluate(ref.promptTokens, { temperature: 0, yieldEogToken: true })) {
+            void tok;
+            times.push(performance.now());
+            if (++n >= args.tokens) break;
+          }
+          add(k, times[args.tokens - 1] - times[0], args.tokens);
+        }
       }
+      const rate = (k) => (1000 * t[k].tokens) / t[k].ms;
+      for (const [k, e] of Object.entries(t))
+        emit({ type: 'lookup-run', model: name, prompts: set, engine: k, threads: args.threads, promptCount: prompts.length,
+          genTokens: args.tokens, decodeTokPerSec: round(rate(k), 2), tokensPerStep: e.steps ? round(e.emitted / e.steps) : null,
+          ...(e.steps ? { acceptedBySource: e.bySource } : {}) });
+      emit({ type: 'lookup-summary', model: name, prompts: set, threads: args.threads, corpusStories: texts.length,
+        corpusContexts: cache.info.contexts,
+        corpusSpeedup: round(rate('chimera lookup corpus') / rate('chimera plain')),
+        sessionSpeedup: round(rate('chimera lookup session') / rate('chimera plain')),
+        llamaCppLookupSpeedup: round(rate('node-llama-cpp lookup') / rate('node-llama-cpp plain')),
+        corpusVsLlamaCppLookup: round(rate('chimera lookup corpus') / rate('node-llama-cpp lookup')),
+        sessionVsLlamaCppLookup: round(rate('chimera lookup session') / rate('node-llama-cpp lookup')),
+        greedyIdenticalToPlain: identical });
     }
-    const rate = (k) => (1000 * t[k].tokens) / t[k].ms;
-    for (const [k, e] of Object.entries(t))
-      emit({ type: 'lookup-run', model: name, engine: k, threads: args.threads, prompts: args.prompts, genTokens: args.tokens,
-        decodeTokPerSec: round(rate(k), 2), tokensPerStep: e.steps ? round(e.emitted / e.steps) : null,
-        ...(e.steps ? { acceptedBySource: e.bySource } : {}) });
-    emit({ type: 'lookup-summary', model: name, threads: args.threads, corpusStories: texts.length,
-      corpusContexts: cache.info.contexts,
-      corpusSpeedup: round(rate('chimera lookup corpus') / rate('chimera plain')),
-      sessionSpeedup: round(rate('chimera lookup session') / rate('chimera plain')),
-      llamaCppLookupSpeedup: round(rate('node-llama-cpp lookup') / rate('node-llama-cpp plain')),
-      corpusVsLlamaCppLookup: round(rate('chimera lookup corpus') / rate('node-llama-cpp lookup')),
-      greedyIdenticalToPlain: identical });
     for (const s of Object.values(sessions)) s.dispose();
     cache.dispose();
     await model.dispose();

@@ -23,7 +23,8 @@ const { writeLlama2cTokenizer } = require(path.join(writers, 'llama2c.js'));
 const FIXTURE = { C: 16, L: 1, NH: 2, NKV: 1, HD: 32, V: 264, maxContext: 32 };
 const fixtureValue = (salt, r, c) => Math.fround((((r * 31 + c * 17 + salt * 7) % 61) - 30) / 100);
 
-const HARNESSES = ['gguf', 'safetensors', 'llama2c', 'llama2c_tokenizer', 'hf_tokenizer', 'hf_config', 'json', 'draft'];
+const HARNESSES = ['gguf', 'safetensors', 'llama2c', 'llama2c_tokenizer', 'hf_tokenizer', 'hf_config', 'json', 'draft',
+  'lookup_cache'];
 
 function parseArgs(argv) {
   const o = { out: path.join(__dirname, 'corpus'), only: HARNESSES };
@@ -179,6 +180,34 @@ const SEEDS = {
     write('seed-draft-f32-k1.safetensors', 1, 'F32');
     write('seed-draft-f16-k2.safetensors', 2, 'F16');
     write('seed-draft-bf16-k1.safetensors', 1, 'BF16');
+  },
+
+  lookup_cache(dir) {
+    // NgramTable's file (native/spec/ngram_table.cpp): magic, version, order, vocabulary size, contexts.
+    const file = (name, order, vocab, contexts) => {
+      const parts = [Buffer.from('CHNGRAM1', 'latin1')];
+      const head = Buffer.alloc(20);
+      head.writeUInt32LE(1, 0);
+      head.writeUInt32LE(order, 4);
+      head.writeUInt32LE(vocab, 8);
+      head.writeBigUInt64LE(BigInt(contexts.length), 12);
+      parts.push(head);
+      for (const [key, total, followers] of contexts) {
+        const e = Buffer.alloc(16 + 8 * followers.length);
+        e.writeBigUInt64LE(key, 0);
+        e.writeUInt32LE(total, 8);
+        e.writeUInt32LE(followers.length, 12);
+        followers.forEach(([tok, n], j) => {
+          e.writeInt32LE(tok, 16 + 4 * j);
+          e.writeUInt32LE(n, 16 + 4 * followers.length + 4 * j);
+        });
+        parts.push(e);
+      }
+      fs.writeFileSync(path.join(dir, name), Buffer.concat(parts));
+    };
+    file('seed-small.ngram', 3, FIXTURE.V, [[0x1234n, 5, [[7, 3], [9, 2]]], [0xfedcba9876543210n, 1, [[263, 1]]]]);
+    file('seed-empty.ngram', 1, 0, []);
+    file('seed-full.ngram', 8, FIXTURE.V, [[42n, 40, Array.from({ length: 8 }, (_, j) => [j, 8 - j])]]);
   },
 };
 

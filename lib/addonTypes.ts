@@ -73,7 +73,7 @@ export interface NativeGenerateResult {
   msDraft?: number;
   msVerify?: number;
   stepsByTree?: Record<string, number>;
-  acceptedBySource?: { prompt: number; session: number; corpus: number };
+  acceptedBySource?: { prompt: number; session: number; corpus: number; draft?: number };
 }
 
 export interface NativeDraft {

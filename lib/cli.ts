@@ -185,7 +185,6 @@ async function generate(argv: string[]): Promise<void> {
   if (v.help) return void console.log(USAGE);
   if (typeof v.model !== 'string') throw new UsageError('--model is required');
   if (v.tree !== undefined && v.draft === undefined) throw new UsageError('--tree needs --draft');
-  if (v.lookup && v.draft !== undefined) throw new UsageError('--lookup and --draft cannot be combined yet');
   // All flags are checked before the model loads.
   const contextSize = num('context', v.context, true);
   const tree = parseTree(v.tree);

@@ -35,8 +35,11 @@ export interface GenerationStats {
   msVerify?: number;
   /** Steps taken with each tree ('plain': one-token steps); with tree 'auto' this shows the choices. */
   stepsByTree?: Record<string, number>;
-  /** Lookup: accepted tokens each source proposed (a token two sources agreed on counts for both). */
-  acceptedBySource?: { prompt: number; session: number; corpus: number };
+  /**
+   * Lookup: accepted tokens each source proposed (a token two sources agreed on counts for both);
+   * `draft` with a draft and lookup together.
+   */
+  acceptedBySource?: { prompt: number; session: number; corpus: number; draft?: number };
 }
 
 /** What `complete()` resolves to and what `chimera generate --json` prints. */

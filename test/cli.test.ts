@@ -78,7 +78,6 @@ test.each([
   [['generate', '--model', 'x.gguf', '--bogus']],
   [['frobnicate']],
   [['generate', '--model', 'x.gguf', '--tree', 'chain-2']],
-  [['generate', '--model', 'x.gguf', '--lookup', '--draft', 'd.safetensors']],
   [['info']],
   // Checked before any work: the model path does not exist, so loading first would exit 1.
   [['train-draft', '--model', 'absent.gguf', '--out', 'x.safetensors', '--dtype', 'F8']],

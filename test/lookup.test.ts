@@ -50,13 +50,11 @@ describe('lookup decoding on stories260K', () => {
     [plain, lookup, auto].forEach((s) => s.dispose());
   });
 
-  test('bad lookup options are typed errors; lookup with a draft is not supported yet', async () => {
+  test('bad lookup options are typed errors', async () => {
     expect(() => model.createSession({ lookup: 'yes' as never })).toThrow(InvalidArgumentError);
     expect(() => model.createSession({ lookup: { maxNodes: 1 } })).toThrow(InvalidArgumentError);
     expect(() => model.createSession({ lookup: { maxNodes: 65 } })).toThrow(InvalidArgumentError);
     expect(() => model.createSession({ lookup: { when: 'sometimes' as never } })).toThrow(InvalidArgumentError);
-    const draft = await model.createDraft({ heads: 2, seed: 1 });
-    expect(() => model.createSession({ draft, lookup: true })).toThrow(expect.objectContaining({ code: 'E_UNSUPPORTED' }));
     const off = model.createSession({ lookup: false });
     const r = await off.complete('Once', { ...greedy, maxTokens: 4 });
     expect(r.stats.speculative).toBeUndefined();
@@ -127,6 +125,38 @@ describe('lookup caches', () => {
     [plain, lookup].forEach((s) => s.dispose());
     cache.dispose();
     await other.dispose();
+    await model.dispose();
+  });
+});
+
+describe('lookup with a draft', () => {
+  test('one tree from both: greedy equals plain, accepted tokens by source include the draft and lookup', async () => {
+    const model = await loadModel(storiesModel, { threads: 2 });
+    const draft = await model.loadDraft(path.join(repoRoot, 'models', 'stories260K.chimera.safetensors'));
+    const plain = model.createSession({ contextSize: 768 });
+    const both = model.createSession({ contextSize: 768, draft, tree: 'chimera-25', lookup: true });
+    const alone = model.createSession({ contextSize: 768, draft, tree: 'chimera-25' });
+    const story = await plain.complete('Once upon a time', { ...greedy, maxTokens: 100 });
+    const prompts = ['Once upon a time' + story.text + '\n\nOnce upon a time', 'The dog ran to the park and'];
+    let fromDraft = 0, fromLookup = 0, tauBoth = 0, tauAlone = 0;
+    for (const p of prompts) {
+      const a = await plain.complete(p, { ...greedy, maxTokens: 150 });
+      const b = await both.complete(p, { ...greedy, maxTokens: 150 });
+      const c = await alone.complete(p, { ...greedy, maxTokens: 150 });
+      expect(b.tokens).toEqual(a.tokens);
+      expect(c.tokens).toEqual(a.tokens);
+      const s = b.stats.acceptedBySource!;
+      fromDraft += s.draft ?? 0;
+      fromLookup += s.prompt + s.session + s.corpus;
+      tauBoth += b.stats.tokensPerStep!;
+      tauAlone += c.stats.tokensPerStep!;
+    }
+    expect(fromDraft).toBeGreaterThan(0);
+    expect(fromLookup).toBeGreaterThan(0);
+    // On text that repeats, lookup adds accepted tokens the draft's tree alone does not reach.
+    expect(tauBoth).toBeGreaterThan(tauAlone);
+    [plain, both, alone].forEach((s) => s.dispose());
+    draft.dispose();
     await model.dispose();
   });
 });

@@ -180,6 +180,7 @@ Napi::Object result_to_js(Napi::Env env, const GenerateResult& r) {
       Napi::Object by_source = Napi::Object::New(env);
       for (int i = 0; i < kLookupOrigins; i++)
         by_source.Set(lookup_origin_name((LookupOrigin)i), (double)r.spec.accepted_by_source[(size_t)i]);
+      if (r.spec.draft_and_lookup) by_source.Set("draft", (double)r.spec.accepted_from_draft);
       o.Set("acceptedBySource", by_source);
     }
   }

@@ -19,7 +19,7 @@ static int max_tree_size(const SpeculativeConfig* s) {
   if (s) {
     n = std::max(n, s->reserve_nodes);
     for (const CompiledTree& t : s->trees) n = std::max(n, t.size);
-    if (s->lookup) n = std::max(n, s->lookup->max_nodes);
+    if (s->lookup) n = s->draft ? n + s->lookup->max_nodes : std::max(n, s->lookup->max_nodes);
   }
   return n;
 }
@@ -42,8 +42,6 @@ Session::Session(std::shared_ptr<ModelRuntime> runtime, int context_size, int ba
       kv_(&runtime_->backend(), runtime_->model().config.L, context_size, runtime_->model().config.KVD()),
       ws_(&runtime_->backend(), runtime_->model().config, std::max(batch_size, max_tree_size(speculative))) {
   if (speculative && speculative->draft) {
-    CHIMERA_CHECK(!speculative->lookup, ErrorCode::Unsupported,
-                  "lookup together with a draft is not supported yet: give a draft or lookup");
     spec_ = std::make_unique<SpeculativeDecoder>(*speculative, runtime_->model(), &runtime_->backend(), context_size);
   } else if (speculative && speculative->lookup) {
     spec_ = std::make_unique<LookupDecoder>(*speculative->lookup, speculative->mode);

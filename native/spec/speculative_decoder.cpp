@@ -39,6 +39,7 @@ std::unique_ptr<TreePolicy> adaptive_policy(const Speculator& spec, const DraftM
 SpeculativeDecoder::SpeculativeDecoder(const SpeculativeConfig& config, const Model& base, Backend* backend,
                                        int context_size)
     : spec_(config.draft, config.trees, base, backend, context_size, config.mode, config.reserve_nodes) {
+  if (config.lookup) spec_.set_lookup(*config.lookup);
   if (config.adaptive) {
     policy_ = adaptive_policy(spec_, *config.draft, base);
     fitter_ = std::make_unique<TreeFitter>(config.draft->config.K);
@@ -103,7 +104,7 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
   if (policy_) {
     const double sync_ms = stats.ms_sync - sync0;
     policy_->observe_sync((int)(stats.synced_positions - synced0), sync_ms);
-    policy_->observe_forward(spec_.tree(t).size, stats.ms_verify - verify0);
+    policy_->observe_forward(spec_.last_rows(), stats.ms_verify - verify0);
     policy_->record(t + 1, ms_since(t0), (int)out.size(), stats.ms_draft - draft0 - sync_ms);
   }
   return out;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "common/error.h"
 
@@ -32,7 +33,83 @@ void Speculator::set_tree(int i, CompiledTree tree) {
 int Speculator::max_tree_size() const {
   int n = reserve_nodes_;
   for (const CompiledTree& t : trees_) n = std::max(n, t.size);
-  return n;
+  return n + (lookup_ ? lookup_config_.max_nodes : 0);
+}
+
+void Speculator::set_lookup(const LookupConfig& config) {
+  lookup_config_ = config;
+  lookup_ = std::make_unique<LookupSource>(config.corpus);
+}
+
+bool Speculator::merge_lookup(const CompiledTree& tree, const std::vector<int32_t>& history, int room) {
+  room = std::min(room, lookup_config_.max_nodes);
+  merged_origin_.assign((size_t)tree.size, 0x80);
+  lookup_tree_.clear();
+  merged_of_lookup_.clear();
+  if (room <= 0) return false;
+  lookup_->sync(history);
+  lookup_->build(history, room + 1, lookup_config_.max_depth, lookup_tree_);
+  const LookupTree& lt = lookup_tree_;
+  // The merged trie: the drafted nodes, then lookup nodes (parents first in both).
+  const std::vector<int32_t>& drafted = step_.tokens();
+  std::vector<int32_t> token(drafted.begin(), drafted.end());
+  std::vector<int> parent(tree.node_parent.begin(), tree.node_parent.end());
+  std::vector<uint8_t> origin((size_t)tree.size, 0x80);
+  std::vector<std::vector<int>> children((size_t)tree.size);
+  for (int n = 1; n < tree.size; n++) children[(size_t)tree.node_parent[n]].push_back(n);
+  merged_of_lookup_.assign((size_t)lt.size(), -1);
+  merged_of_lookup_[0] = 0;
+  int added = 0;
+  for (int u = 1; u < lt.size(); u++) {
+    const int pm = merged_of_lookup_[(size_t)lt.parent[u]];
+    if (pm < 0) continue;  // its parent was left out
+    int v = -1;
+    for (int c : children[(size_t)pm])
+      if (token[(size_t)c] == lt.token[u]) v = c;
+    if (v < 0) {
+      if (added >= room || lt.p[u] < kMinLookupP) continue;
+      v = (int)token.size();
+      token.push_back(lt.token[u]);
+      parent.push_back(pm);
+      origin.push_back(0);
+      children[(size_t)pm].push_back(v);
+      children.emplace_back();
+      added++;
+    }
+    origin[(size_t)v] |= lt.origins[u];
+    merged_of_lookup_[(size_t)u] = v;
+  }
+  if (added == 0) {
+    merged_origin_.assign(origin.begin(), origin.end());  // drafted nodes only, some confirmed by lookup
+    return false;
+  }
+  // Paths of child ranks, compiled; the compiled order maps back to merged nodes.
+  const int n = (int)token.size();
+  std::vector<std::vector<int>> path((size_t)n);
+  TreePaths paths;
+  std::map<std::vector<int>, int> node_of;
+  for (int v = 1; v < n; v++) {
+    const std::vector<int>& sib = children[(size_t)parent[(size_t)v]];
+    path[(size_t)v] = path[(size_t)parent[(size_t)v]];
+    path[(size_t)v].push_back((int)(std::find(sib.begin(), sib.end(), v) - sib.begin()));
+    paths.push_back(path[(size_t)v]);
+    node_of[path[(size_t)v]] = v;
+  }
+  merged_ = compile_tree(paths, std::max(tree.depth, lookup_config_.max_depth), max_tree_size(), "merged");
+  std::vector<int> order((size_t)n, 0);
+  for (int i = 1; i < n; i++) order[(size_t)i] = node_of.at(merged_.paths[(size_t)i - 1]);
+  std::vector<int32_t>& out = step_.tokens();
+  out.assign((size_t)n, 0);
+  merged_origin_.assign((size_t)n, 0);
+  std::vector<int> compiled_of((size_t)n, 0);
+  for (int i = 0; i < n; i++) {
+    out[(size_t)i] = token[(size_t)order[(size_t)i]];
+    merged_origin_[(size_t)i] = origin[(size_t)order[(size_t)i]];
+    compiled_of[(size_t)order[(size_t)i]] = i;
+  }
+  for (int& m : merged_of_lookup_)
+    if (m >= 0) m = compiled_of[(size_t)m];
+  return true;
 }
 
 std::vector<int32_t> Speculator::step(int tree_index, BaseSide base, const std::vector<int32_t>& history,
@@ -44,18 +121,40 @@ std::vector<int32_t> Speculator::step(int tree_index, BaseSide base, const std::
                 "speculative step: no room");
   const auto t0 = Clock::now();
   draft_tree(tree, base, history, stats);
+  const bool merged = lookup_ && merge_lookup(tree, history, std::min(base.kv.capacity() - m, base.ws.max_T()) - tree.size);
+  const CompiledTree& run = merged ? merged_ : tree;
+  last_rows_ = run.size;
   const auto t1 = Clock::now();
   stats.ms_draft += std::chrono::duration<double, std::milli>(t1 - t0).count();
   TreeAcceptance acc;
-  std::vector<int32_t> out = step_.run(tree, base, history, sampling, rng, acc);
+  std::vector<int32_t> out = step_.run(run, base, history, sampling, rng, acc);
   stats.ms_verify += ms_since(t1);
 
   stats.steps++;
   stats.drafted_tokens += (int)out.size();
-  if (stats.accepted_by_depth.size() < (size_t)tree.depth) stats.accepted_by_depth.resize(tree.depth, 0);
+  if (stats.accepted_by_depth.size() < (size_t)run.depth) stats.accepted_by_depth.resize(run.depth, 0);
   if (stats.steps_by_tree.size() < trees_.size()) stats.steps_by_tree.resize(trees_.size(), 0);
   stats.steps_by_tree[tree_index]++;
   for (size_t d = 0; d + 1 < acc.path.size(); d++) stats.accepted_by_depth[d]++;
+  if (lookup_) {
+    // Accepted tokens by source, and the lookup model's outcome (its nodes on the accepted path).
+    stats.lookup = true;
+    stats.draft_and_lookup = true;
+    std::vector<uint8_t> on_path((size_t)run.size, 0);
+    for (int u : acc.path) on_path[(size_t)u] = 1;
+    for (size_t i = 1; i < acc.path.size(); i++) {
+      const uint8_t o = merged_origin_[(size_t)acc.path[i]];
+      if (o & 0x80) stats.accepted_from_draft++;
+      for (int s = 0; s < kLookupOrigins; s++)
+        if (o & (1 << s)) stats.accepted_by_source[(size_t)s]++;
+    }
+    std::vector<int> lookup_path{0};
+    for (int u = 1; u < lookup_tree_.size(); u++) {
+      const int v = merged_of_lookup_[(size_t)u];
+      if (v >= 0 && on_path[(size_t)v]) lookup_path.push_back(u);
+    }
+    lookup_->observe(lookup_tree_, lookup_path);
+  }
   return out;
 }
 

@@ -11,6 +11,8 @@
 #include "model/forward.h"
 #include "sampling/candidates.h"
 #include "spec/draft_state.h"
+#include "spec/lookup_source.h"
+#include "spec/speculative_config.h"
 #include "spec/step_decoder.h"
 #include "spec/tree_step.h"
 #include "spec/tree_verify.h"
@@ -35,9 +37,16 @@ class Speculator {
     extra_depth_ = extra_depth;
     min_top_k_ = min_top_k;
   }
+  // Rows the last step verified (its tree, with any lookup nodes).
+  int last_rows() const { return last_rows_; }
   // The guesses of the last step, per drafted depth (best first).
   const std::vector<std::vector<int32_t>>& last_guesses() const { return topk_; }
   DraftState& draft_state() { return draft_; }
+  // Lookup candidates in the same tree (lookup_source.h): after the draft fills its tree, lookup nodes
+  // whose modelled acceptance is at least kMinLookupP join it (merged where they agree with the draft),
+  // at most config.max_nodes of them.
+  static constexpr float kMinLookupP = 0.3f;
+  void set_lookup(const LookupConfig& config);
   // Context positions (of m cached) the draft has not caught up with yet.
   int pending_positions(int m) const { return std::max(0, m - draft_.committed_rows() / 2); }
 
@@ -52,8 +61,19 @@ class Speculator {
   void draft_tree(const CompiledTree& tree, const BaseSide& base, const std::vector<int32_t>& history,
                   SpeculativeStats& stats);
 
+  // Adds lookup nodes to the drafted tree (at most `room`); merged_ then holds the tree to verify and
+  // step_.tokens() its tokens. Returns false when nothing was added (the drafted tree runs as it is).
+  bool merge_lookup(const CompiledTree& tree, const std::vector<int32_t>& history, int room);
+
   std::vector<CompiledTree> trees_;
   int reserve_nodes_ = 0;
+  int last_rows_ = 0;
+  std::unique_ptr<LookupSource> lookup_;
+  LookupConfig lookup_config_;
+  LookupTree lookup_tree_;
+  CompiledTree merged_;
+  std::vector<int> merged_of_lookup_;   // (lookup nodes) merged node, -1 when left out
+  std::vector<uint8_t> merged_origin_;  // (compiled merged nodes) bit 0..2: lookup origins; bit 7: drafted
   int extra_depth_ = 0, min_top_k_ = 0;
   std::vector<int> top_k_;  // guesses to draft per depth (the tree's, or more when learning)
   DraftState draft_;

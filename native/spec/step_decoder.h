@@ -22,6 +22,8 @@ struct SpeculativeStats {
   int64_t synced_positions = 0;  // positions caught up
   bool lookup = false;           // accepted_by_source is counted (lookup)
   std::array<int64_t, 3> accepted_by_source{};  // accepted tokens proposed by prompt lookup, session, corpus n-grams
+  bool draft_and_lookup = false;                // accepted_from_draft is counted
+  int64_t accepted_from_draft = 0;              // with a draft and lookup: accepted tokens the draft proposed
 };
 
 class StepDecoder {
