@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Soak test: for a bounded time, random operations on the public API as a busy service would do
 // them: sessions created, used, aborted mid-generation and disposed; speculative sessions with the
-// default draft; worker threads terminated in the middle of a native call; models loaded and dropped.
+// default draft and lookup sessions (alone and with the draft); worker threads terminated in the
+// middle of a native call; models loaded and dropped.
 // Fails (exit 1) if anything crashes or rejects unexpectedly, or if the resident set grows past a bound
 // after the warm-up. Prints one JSON line with the figures.
 //
@@ -48,7 +49,9 @@ const counts = { generate: 0, aborted: 0, speculative: 0, evaluate: 0, sessionsD
 
 async function useSession(model, draft) {
   const speculative = draft && rand() < 0.3;
-  const s = model.createSession({ contextSize: 512, ...(speculative ? { draft, tree: 'chain-2' } : {}) });
+  // Lookup too: alone, or with the draft (both in one tree); 'always' so its trees run on this tiny model.
+  const lookup = rand() < 0.3 ? { when: 'always' } : undefined;
+  const s = model.createSession({ contextSize: 512, ...(speculative ? { draft, tree: 'chain-2' } : {}), ...(lookup ? { lookup } : {}) });
   try {
     const rounds = 1 + pick(3);
     for (let i = 0; i < rounds; i++) {
