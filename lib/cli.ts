@@ -44,6 +44,7 @@ const generateFlags: Flags = {
   draft: { type: 'string', meta: 'FILE' },
   tree: { type: 'string', meta: 'auto|chimera-25|chain-N|JSON' },
   lookup: { type: 'boolean' },
+  'lookup-cache': { type: 'string', meta: 'FILE' },
   ...common,
 };
 
@@ -208,11 +209,13 @@ async function generate(argv: string[]): Promise<void> {
   const model = await loadModel(v.model, loadOptions);
   try {
     const draft = typeof v.draft === 'string' ? await model.loadDraft(v.draft) : undefined;
+    const cacheFile = v['lookup-cache'];
+    const lookup = typeof cacheFile === 'string' ? { corpus: await model.loadLookupCache(cacheFile) } : v.lookup === true;
     const session = model.createSession({
       contextSize,
       draft,
       tree: draft ? tree : undefined,
-      lookup: v.lookup === true,
+      lookup,
     });
     const prompt = v.prompt as string;
     if (v.json) {

@@ -52,7 +52,7 @@ describeStories('chimera CLI on stories260K', () => {
     expect(info.stdout).toMatch(/heads\s+5/);
   });
 
-  test('generate --lookup speculates without a draft and still prints the golden greedy tokens', () => {
+  test('generate --lookup speculates without a draft and still prints the golden greedy tokens', async () => {
     const c = golden().cases[1];
     const r = run(['generate', '--model', storiesGguf, '--lookup', '--prompt', c.prompt, '-n', '64', '--temperature', '0',
       '--threads', '1', '--json']);
@@ -61,6 +61,17 @@ describeStories('chimera CLI on stories260K', () => {
     expect(out.tokens).toEqual(c.output_ids.slice(0, 64));
     expect(out.stats.speculative).toBe(true);
     expect(Object.keys(out.stats.stepsByTree)).toEqual(['plain', 'lookup']);
+    // A saved cache: its source is counted (zero or more accepted tokens).
+    const model = await loadModel(storiesGguf, { threads: 1 });
+    const cacheFile = path.join(tempDir(), 'c.ngram');
+    await (await model.buildLookupCache([c.text])).save(cacheFile);
+    await model.dispose();
+    const r2 = run(['generate', '--model', storiesGguf, '--lookup-cache', cacheFile, '--prompt', c.prompt, '-n', '32',
+      '--temperature', '0', '--threads', '1', '--json']);
+    expect(r2.code).toBe(0);
+    const out2 = JSON.parse(r2.stdout);
+    expect(out2.tokens).toEqual(c.output_ids.slice(0, 32));
+    expect(typeof out2.stats.acceptedBySource.corpus).toBe('number');
   });
 
   test('info prints shapes and the tokenizer', () => {

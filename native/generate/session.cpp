@@ -201,7 +201,11 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
 
   const auto t_gen = Clock::now();
   res.speculative = spec_ != nullptr;
-  if (spec_) res.tree_names = spec_->tree_names();
+  if (spec_) {
+    res.tree_names = spec_->tree_names();
+    res.spec.lookup = spec_->uses_lookup();
+    res.spec.draft_and_lookup = spec_->uses_lookup() && spec_->uses_draft();
+  }
   Rng rng(req.sampling.seed);
   Utf8StreamDecoder utf8;
   StopMatcher stops(req.stop);

@@ -23,6 +23,8 @@ class LookupDecoder : public StepDecoder {
   std::vector<std::string> tree_names() const override { return {"lookup"}; }
   int max_tree_size() const override { return config_.max_nodes; }
   bool needs_hidden() const override { return false; }
+  bool uses_lookup() const override { return true; }
+  bool uses_draft() const override { return false; }
   int choose(const std::vector<int32_t>& history, int m, int capacity) override;
   std::vector<int32_t> step(int t, BaseSide base, const std::vector<int32_t>& history, const SamplingParams& sampling,
                             Rng& rng, SpeculativeStats& stats) override;

@@ -24,6 +24,8 @@ class SpeculativeDecoder : public StepDecoder {
   std::vector<std::string> tree_names() const override;
   int max_tree_size() const override { return spec_.max_tree_size(); }
   bool needs_hidden() const override { return true; }
+  bool uses_lookup() const override { return spec_.uses_lookup(); }
+  bool uses_draft() const override { return true; }
 
   // The tree for the next step, or -1 for a plain step (the policy chose it, or the tree does not fit
   // the `capacity` of a cache holding `m` positions).

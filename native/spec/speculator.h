@@ -47,6 +47,7 @@ class Speculator {
   // at most config.max_nodes of them.
   static constexpr float kMinLookupP = 0.3f;
   void set_lookup(const LookupConfig& config);
+  bool uses_lookup() const { return lookup_ != nullptr; }
   // Context positions (of m cached) the draft has not caught up with yet.
   int pending_positions(int m) const { return std::max(0, m - draft_.committed_rows() / 2); }
 

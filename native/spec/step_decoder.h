@@ -35,6 +35,9 @@ class StepDecoder {
   virtual int max_tree_size() const = 0;
   // Whether steps need the final hidden states of cached positions (BaseSide::hidden).
   virtual bool needs_hidden() const = 0;
+  // Lookup candidates feed the trees (stats count accepted tokens by source), and a draft's too.
+  virtual bool uses_lookup() const = 0;
+  virtual bool uses_draft() const = 0;
   // The tree for the next step, or -1 for a plain step. history = the cached m tokens + the root; the
   // cache's capacity bounds the tree.
   virtual int choose(const std::vector<int32_t>& history, int m, int capacity) = 0;
