@@ -43,8 +43,9 @@ export interface SessionOptions {
    * decoding. Lossless like every tree. `corpus` adds the n-grams of a corpus (a cache from
    * model.buildLookupCache / loadLookupCache); `maxNodes` (2..64, default 32) bounds the rows of one
    * step; `when: 'always'` verifies every candidate tree even where a plain step models faster (where
-   * verifying rows is nearly free, or to test). With a draft, lookup nodes whose modelled chance is at
-   * least 0.3 join the draft's tree (merged where they agree), up to maxNodes more rows.
+   * verifying rows is nearly free, or to test). With a draft, lookup nodes join the draft's tree
+   * (merged where they agree), up to maxNodes more rows: with tree 'auto' where the measured costs say
+   * a node pays for its row, with a fixed tree where its modelled chance is at least 0.3.
    */
   lookup?: boolean | { corpus?: LookupCache; maxNodes?: number; when?: 'auto' | 'always' };
 }

@@ -136,6 +136,7 @@ describe('lookup with a draft', () => {
     const plain = model.createSession({ contextSize: 768 });
     const both = model.createSession({ contextSize: 768, draft, tree: 'chimera-25', lookup: true });
     const alone = model.createSession({ contextSize: 768, draft, tree: 'chimera-25' });
+    const auto = model.createSession({ contextSize: 768, draft, lookup: true });  // tree 'auto': cost-gated lookup nodes
     const story = await plain.complete('Once upon a time', { ...greedy, maxTokens: 100 });
     const prompts = ['Once upon a time' + story.text + '\n\nOnce upon a time', 'The dog ran to the park and'];
     let fromDraft = 0, fromLookup = 0, tauBoth = 0, tauAlone = 0;
@@ -145,6 +146,7 @@ describe('lookup with a draft', () => {
       const c = await alone.complete(p, { ...greedy, maxTokens: 150 });
       expect(b.tokens).toEqual(a.tokens);
       expect(c.tokens).toEqual(a.tokens);
+      expect((await auto.complete(p, { ...greedy, maxTokens: 150 })).tokens).toEqual(a.tokens);
       const s = b.stats.acceptedBySource!;
       fromDraft += s.draft ?? 0;
       fromLookup += s.prompt + s.session + s.corpus;
@@ -155,7 +157,7 @@ describe('lookup with a draft', () => {
     expect(fromLookup).toBeGreaterThan(0);
     // On text that repeats, lookup adds accepted tokens the draft's tree alone does not reach.
     expect(tauBoth).toBeGreaterThan(tauAlone);
-    [plain, both, alone].forEach((s) => s.dispose());
+    [plain, both, alone, auto].forEach((s) => s.dispose());
     draft.dispose();
     await model.dispose();
   });

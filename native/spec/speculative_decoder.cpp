@@ -44,6 +44,14 @@ SpeculativeDecoder::SpeculativeDecoder(const SpeculativeConfig& config, const Mo
     policy_ = adaptive_policy(spec_, *config.draft, base);
     fitter_ = std::make_unique<TreeFitter>(config.draft->config.K);
     spec_.set_learning(1, TreeFitter::kMaxRank);
+    if (config.lookup) {
+      // A lookup node joins the fitted tree when its expected tokens, at the tree's measured time per
+      // token, pay for the row it adds (the rule of kMinLookupP until the first fit).
+      spec_.set_lookup_gate([this](int rows, double p) {
+        if (!(per_token_ms_ > 0)) return p >= Speculator::kMinLookupP;
+        return p * per_token_ms_ >= policy_->forward_estimate_ms(rows + 1) - policy_->forward_estimate_ms(rows);
+      });
+    }
   }
 }
 
@@ -53,8 +61,7 @@ void SpeculativeDecoder::refit() {
   auto verify_ms = [&](int T) { return policy_->forward_estimate_ms(T); };
   auto draft_ms = [&](int depth) { return per_depth * drafted_depth(depth, d); };
   if (!(verify_ms(1) > 0)) return;  // nothing measured yet
-  const TreeFitter::Fit fit = fitter_->fit(verify_ms, draft_ms, spec_.max_tree_size());
-  if (fit.paths.empty()) return;  // no tree models faster than plain: the policy's measurements decide
+  const TreeFitter::Fit fit = fitter_->fit(verify_ms, draft_ms, spec_.max_draft_tree_size());
   const CompiledTree& cur = spec_.tree(0);
   // The tree in use, under the same model.
   double cur_expected = 1;
@@ -63,8 +70,12 @@ void SpeculativeDecoder::refit() {
     for (int a = n; a > 0; a = cur.node_parent[a]) p *= fitter_->acceptance(cur.node_depth[a] - 1, cur.node_rank[a]);
     cur_expected += p;
   }
-  const double current_rate = cur_expected / (verify_ms(cur.size) + draft_ms(cur.depth));
+  const double current_ms = verify_ms(cur.size) + draft_ms(cur.depth);
+  per_token_ms_ = current_ms / cur_expected;
+  if (fit.paths.empty()) return;  // no tree models faster than plain: the policy's measurements decide
+  const double current_rate = cur_expected / current_ms;
   if (fit.expected_tokens / fit.step_ms < 1.02 * current_rate) return;
+  per_token_ms_ = fit.step_ms / fit.expected_tokens;
   CompiledTree t = compile_tree(fit.paths, d.config.K, TreeFitter::kMaxRank, "auto");
   policy_->set_arm_shape(1, ArmShape{t.size, drafted_depth(t.depth, d)});
   spec_.set_tree(0, std::move(t));

@@ -47,6 +47,7 @@ class SpeculativeDecoder : public StepDecoder {
   bool observed_ = false;               // a tree step taught the fitter since the last fit
   int steps_since_fit_ = 0;
   bool plain_chosen_ = false;           // the last choose() picked plain decoding by policy
+  double per_token_ms_ = 0;             // the fitted tree's modelled time per token (lookup's gate)
 };
 
 }  // namespace chimera

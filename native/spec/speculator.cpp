@@ -67,7 +67,8 @@ bool Speculator::merge_lookup(const CompiledTree& tree, const std::vector<int32_
     for (int c : children[(size_t)pm])
       if (token[(size_t)c] == lt.token[u]) v = c;
     if (v < 0) {
-      if (added >= room || lt.p[u] < kMinLookupP) continue;
+      const bool worth = lookup_gate_ ? lookup_gate_((int)token.size(), lt.p[u]) : lt.p[u] >= kMinLookupP;
+      if (added >= room || !worth) continue;
       v = (int)token.size();
       token.push_back(lt.token[u]);
       parent.push_back(pm);

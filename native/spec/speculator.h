@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -48,6 +49,11 @@ class Speculator {
   static constexpr float kMinLookupP = 0.3f;
   void set_lookup(const LookupConfig& config);
   bool uses_lookup() const { return lookup_ != nullptr; }
+  // Replaces the kMinLookupP rule: gate(rows, p) says whether a lookup node of modelled acceptance p
+  // is worth one more row on a tree of `rows` rows (tree 'auto': by the measured costs).
+  void set_lookup_gate(std::function<bool(int rows, double p)> gate) { lookup_gate_ = std::move(gate); }
+  // Rows the draft's own trees may have (max_tree_size() less the lookup nodes' reserve).
+  int max_draft_tree_size() const { return max_tree_size() - (lookup_ ? lookup_config_.max_nodes : 0); }
   // Context positions (of m cached) the draft has not caught up with yet.
   int pending_positions(int m) const { return std::max(0, m - draft_.committed_rows() / 2); }
 
@@ -70,6 +76,7 @@ class Speculator {
   int reserve_nodes_ = 0;
   int last_rows_ = 0;
   std::unique_ptr<LookupSource> lookup_;
+  std::function<bool(int, double)> lookup_gate_;
   LookupConfig lookup_config_;
   LookupTree lookup_tree_;
   CompiledTree merged_;
