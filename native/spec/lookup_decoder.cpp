@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <map>
 
 namespace chimera {
 
@@ -42,21 +41,8 @@ int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capaci
   }
   if (config_.always) best_n = tree_.size();
   if (best_n > 1) {
-    // Paths of child ranks (each child's index among its parent's children in the prefix).
-    std::vector<std::vector<int>> path((size_t)best_n);
-    std::vector<int> kids((size_t)best_n, 0);
-    TreePaths paths;
-    std::map<std::vector<int>, int> node_of;
-    for (int u = 1; u < best_n; u++) {
-      const int par = tree_.parent[(size_t)u];
-      path[(size_t)u] = path[(size_t)par];
-      path[(size_t)u].push_back(kids[(size_t)par]++);
-      paths.push_back(path[(size_t)u]);
-      node_of[path[(size_t)u]] = u;
-    }
-    compiled_ = compile_tree(paths, config_.max_depth, config_.max_nodes, "lookup");
-    order_.assign((size_t)compiled_.size, 0);
-    for (int i = 1; i < compiled_.size; i++) order_[(size_t)i] = node_of.at(compiled_.paths[(size_t)i - 1]);
+    const std::vector<int> parents(tree_.parent.begin(), tree_.parent.begin() + best_n);
+    compiled_ = compile_parents(parents, config_.max_depth, config_.max_nodes, "lookup", order_);
   }
   last_build_ms_ = ms_since(t0);
   build_ms_ = build_ms_ > 0 ? 0.9 * build_ms_ + 0.1 * last_build_ms_ : last_build_ms_;

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
 
 #include "common/error.h"
 
@@ -84,21 +83,10 @@ bool Speculator::merge_lookup(const CompiledTree& tree, const std::vector<int32_
     merged_origin_.assign(origin.begin(), origin.end());  // drafted nodes only, some confirmed by lookup
     return false;
   }
-  // Paths of child ranks, compiled; the compiled order maps back to merged nodes.
+  // Compiled (children ranked drafted first, then lookup's); the compiled order maps back to merged nodes.
   const int n = (int)token.size();
-  std::vector<std::vector<int>> path((size_t)n);
-  TreePaths paths;
-  std::map<std::vector<int>, int> node_of;
-  for (int v = 1; v < n; v++) {
-    const std::vector<int>& sib = children[(size_t)parent[(size_t)v]];
-    path[(size_t)v] = path[(size_t)parent[(size_t)v]];
-    path[(size_t)v].push_back((int)(std::find(sib.begin(), sib.end(), v) - sib.begin()));
-    paths.push_back(path[(size_t)v]);
-    node_of[path[(size_t)v]] = v;
-  }
-  merged_ = compile_tree(paths, std::max(tree.depth, lookup_config_.max_depth), max_tree_size(), "merged");
-  std::vector<int> order((size_t)n, 0);
-  for (int i = 1; i < n; i++) order[(size_t)i] = node_of.at(merged_.paths[(size_t)i - 1]);
+  std::vector<int> order;
+  merged_ = compile_parents(parent, std::max(tree.depth, lookup_config_.max_depth), max_tree_size(), "merged", order);
   std::vector<int32_t>& out = step_.tokens();
   out.assign((size_t)n, 0);
   merged_origin_.assign((size_t)n, 0);

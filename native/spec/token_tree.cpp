@@ -102,4 +102,25 @@ CompiledTree compile_tree(TreePaths paths, int max_depth, int max_top_k, const s
   return t;
 }
 
+CompiledTree compile_parents(const std::vector<int>& parent, int max_depth, int max_top_k, const std::string& name,
+                             std::vector<int>& order) {
+  const int n = (int)parent.size();
+  std::vector<std::vector<int>> path((size_t)n);
+  std::vector<int> kids((size_t)n, 0);
+  TreePaths paths;
+  std::map<std::vector<int>, int> node_of;
+  for (int u = 1; u < n; u++) {
+    const int p = parent[(size_t)u];
+    CHIMERA_CHECK(p >= 0 && p < u, ErrorCode::Internal, "compile_parents: node ", u, " has parent ", p);
+    path[(size_t)u] = path[(size_t)p];
+    path[(size_t)u].push_back(kids[(size_t)p]++);
+    paths.push_back(path[(size_t)u]);
+    node_of[path[(size_t)u]] = u;
+  }
+  CompiledTree t = compile_tree(paths, max_depth, max_top_k, name);
+  order.assign((size_t)t.size, 0);
+  for (int i = 1; i < t.size; i++) order[(size_t)i] = node_of.at(t.paths[(size_t)i - 1]);
+  return t;
+}
+
 }  // namespace chimera
