@@ -42,8 +42,9 @@ void swiglu_forward_reference(float* out, const float* gate, const float* up, in
 // exact integer dot products per block, as llama.cpp does; the other dtypes and paths use x as is.
 // x quantised to Q8 blocks (quantize_q8_activations), for the matmuls that work on it.
 struct Q8Activations {
-  const int8_t* q = nullptr;  // (T, K)
-  const float* s = nullptr;   // (T, K / 32)
+  const int8_t* q = nullptr;      // (T, K)
+  const float* s = nullptr;       // (T, K / 32)
+  const int32_t* sum = nullptr;   // (T, K / 32) each block's sum of q (the VNNI kernels' offset)
 };
 // Whether matmul_rows(path, .., W, ..) multiplies x quantised to Q8 blocks; a caller that splits one
 // matmul over threads then quantises once and passes it to every part (else each part does).
@@ -58,9 +59,9 @@ void attention_rows(KernelPath path, float* out, const float* q, const float* k_
 // RoPE on x (T, n_heads * HS) in place, by +angle (direction 1) or -angle (direction -1, the backward).
 void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
                      RopeLayout layout, int direction);
-// x (T, K) -> per 32 elements a scale d = max |x| / 127 (s, T x K/32) and round(x / d) (q, T x K).
-// K must be a multiple of 32.
-void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float* s);
+// x (T, K) -> per 32 elements a scale d = max |x| / 127 (s, T x K/32) and round(x / d) (q, T x K),
+// and when `sum` is given each block's sum of q (T x K/32). K must be a multiple of 32.
+void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float* s, int32_t* sum = nullptr);
 // The same into buffers of the calling thread, valid until its next call.
 Q8Activations quantize_q8_activations(const float* x, int T, int64_t K);
 // Dot product of an F32 vector with n elements of a weight row (any dtype).

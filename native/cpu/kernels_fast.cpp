@@ -315,7 +315,7 @@ void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& 
   }
 }
 
-void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float* s) {
+void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float* s, int32_t* sum) {
   CHIMERA_CHECK(K % kQ8BlockSize == 0, ErrorCode::Internal, "Q8 activations of ", K, " columns");
   const int64_t blocks = K / kQ8BlockSize;
   for (int64_t b = 0; b < (int64_t)T * blocks; b++) {
@@ -324,17 +324,25 @@ void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float*
     for (int i = 0; i < kQ8BlockSize; i++) amax = std::max(amax, std::fabs(xb[i]));
     const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
     s[b] = d;
-    for (int i = 0; i < kQ8BlockSize; i++) q[b * kQ8BlockSize + i] = (int8_t)std::lrintf(xb[i] * id);
+    int32_t total = 0;
+    for (int i = 0; i < kQ8BlockSize; i++) {
+      const int8_t v = (int8_t)std::lrintf(xb[i] * id);
+      q[b * kQ8BlockSize + i] = v;
+      total += v;
+    }
+    if (sum) sum[b] = total;
   }
 }
 
 Q8Activations quantize_q8_activations(const float* x, int T, int64_t K) {
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> sc;
+  thread_local std::vector<int32_t> sums;
   q.resize((size_t)T * K);
   sc.resize((size_t)T * K / kQ8BlockSize);
-  quantize_q8_activations(x, T, K, q.data(), sc.data());
-  return {q.data(), sc.data()};
+  sums.resize((size_t)T * K / kQ8BlockSize);
+  quantize_q8_activations(x, T, K, q.data(), sc.data(), sums.data());
+  return {q.data(), sc.data(), sums.data()};
 }
 
 float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n) {

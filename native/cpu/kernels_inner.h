@@ -163,7 +163,7 @@ struct Q8x16Group {
   int64_t blocks;         // K / 32
   const int8_t* xq;       // (nt, ldx) int8
   const float* xs;        // (nt, blocks) scales
-  const int32_t* xbias;   // (nt, blocks): -128 * the sum of each input block
+  const int32_t* xsum;    // (nt, blocks): each input block's sum of xq
   int64_t ldx;
   float* out;
   int64_t ldo;

@@ -3,33 +3,17 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "common/dtype.h"
 #include "common/error.h"
 #include "cpu/kernels_inner.h"
+#include "cpu/q8_groups.h"
 
 namespace chimera {
 
 namespace {
 
 constexpr int kQuads = kQ8BlockSize / 4;  // groups of 4 values per block
-
-int64_t row_bytes(int64_t cols) { return (int64_t)dtype_row_bytes(DType::Q8_0, (size_t)cols); }
-
-// Inside the group that holds a row: the chunk holding `block` (offset from the group start, its block
-// count) and the block's index in it.
-struct ChunkAt {
-  int64_t offset;
-  int blocks;
-  int index;
-};
-
-ChunkAt chunk_at(int64_t blocks_per_row, int64_t block) {
-  const int64_t b0 = block / kQ8x16ChunkBlocks * kQ8x16ChunkBlocks;
-  return {b0 * kQ8x16Rows * kQ8BlockBytes, (int)std::min<int64_t>(kQ8x16ChunkBlocks, blocks_per_row - b0),
-          (int)(block - b0)};
-}
 
 }  // namespace
 
@@ -39,12 +23,12 @@ void repack_q8_0x16(const TensorView& W, uint8_t* dst) {
   CHIMERA_CHECK(W.dtype == DType::Q8_0 && W.cols % kQ8BlockSize == 0 && W.rows >= 0, ErrorCode::Internal,
                 "repack_q8_0x16 needs a Q8_0 matrix with whole blocks, got ", dtype_name(W.dtype), " (", W.rows,
                 ", ", W.cols, ")");
-  const int64_t nb = W.cols / kQ8BlockSize, ldw = row_bytes(W.cols);
+  const int64_t nb = W.cols / kQ8BlockSize, ldw = q8_row_bytes(W.cols);
   const int64_t full = W.rows / kQ8x16Rows * kQ8x16Rows;
   for (int64_t g = 0; g < full; g += kQ8x16Rows) {
     uint8_t* group = dst + g * ldw;
     for (int64_t b0 = 0; b0 < nb; b0 += kQ8x16ChunkBlocks) {
-      const ChunkAt c = chunk_at(nb, b0);
+      const Q8ChunkAt c = q8_chunk_at<kQ8x16Rows, kQ8x16ChunkBlocks>(nb, b0);
       uint8_t* scales = group + c.offset;
       uint8_t* quants = scales + 2 * kQ8x16Rows * c.blocks;
       for (int r = 0; r < kQ8x16Rows; r++) {
@@ -63,7 +47,7 @@ void repack_q8_0x16(const TensorView& W, uint8_t* dst) {
 }
 
 float q8_0x16_element(const uint8_t* packed, int64_t rows, int64_t cols, int64_t row, int64_t col) {
-  const int64_t nb = cols / kQ8BlockSize, ldw = row_bytes(cols), block = col / kQ8BlockSize;
+  const int64_t nb = cols / kQ8BlockSize, ldw = q8_row_bytes(cols), block = col / kQ8BlockSize;
   const int64_t full = rows / kQ8x16Rows * kQ8x16Rows;
   uint16_t h;
   if (row >= full) {
@@ -72,7 +56,7 @@ float q8_0x16_element(const uint8_t* packed, int64_t rows, int64_t cols, int64_t
     return fp16_to_f32(h) * (float)(int8_t)blk[2 + col % kQ8BlockSize];
   }
   const int r = (int)(row % kQ8x16Rows);
-  const ChunkAt c = chunk_at(nb, block);
+  const Q8ChunkAt c = q8_chunk_at<kQ8x16Rows, kQ8x16ChunkBlocks>(nb, block);
   const uint8_t* scales = packed + (row - r) * ldw + c.offset;
   const uint8_t* quants = scales + 2 * kQ8x16Rows * c.blocks;
   std::memcpy(&h, scales + 2 * (c.index * kQ8x16Rows + r), 2);
@@ -83,20 +67,12 @@ float q8_0x16_element(const uint8_t* packed, int64_t rows, int64_t cols, int64_t
 
 void matmul_q8_0x16_rows(float* out, const float* x, const Q8Activations& xq, const uint8_t* packed, int64_t N,
                          int64_t K, int T, int64_t n0, int64_t n1) {
-  CHIMERA_CHECK(q8_0x16_supported() && xq.q && K % kQ8BlockSize == 0, ErrorCode::Internal,
-                "matmul_q8_0x16_rows needs AVX-512 VNNI, Q8 activations and whole blocks");
+  CHIMERA_CHECK(q8_0x16_supported() && xq.q && xq.sum && K % kQ8BlockSize == 0, ErrorCode::Internal,
+                "matmul_q8_0x16_rows needs AVX-512 VNNI, Q8 activations with block sums and whole blocks");
   n0 = std::max<int64_t>(n0, 0);
   n1 = std::min<int64_t>(n1, N);
   if (T <= 0 || n0 >= n1) return;
-  const int64_t ldw = row_bytes(K), full = N / kQ8x16Rows * kQ8x16Rows, nb = K / kQ8BlockSize;
-  // -128 * (sum of each input block): what the stored +128 adds to each dot product.
-  thread_local std::vector<int32_t> bias;
-  bias.resize((size_t)(T * nb));
-  for (int64_t b = 0; b < T * nb; b++) {
-    int32_t s = 0;
-    for (int i = 0; i < kQ8BlockSize; i++) s += xq.q[b * kQ8BlockSize + i];
-    bias[(size_t)b] = -128 * s;
-  }
+  const int64_t ldw = q8_row_bytes(K), full = N / kQ8x16Rows * kQ8x16Rows, nb = K / kQ8BlockSize;
   for (int64_t g = n0 / kQ8x16Rows * kQ8x16Rows; g < std::min(n1, full); g += kQ8x16Rows) {
     inner::Q8x16Group a;
     a.w = packed + g * ldw;
@@ -112,7 +88,7 @@ void matmul_q8_0x16_rows(float* out, const float* x, const Q8Activations& xq, co
       a.nt = std::min(inner::kQ8x16MaxRows, T - t0);
       a.xq = xq.q + (int64_t)t0 * K;
       a.xs = xq.s + (int64_t)t0 * nb;
-      a.xbias = bias.data() + (int64_t)t0 * nb;
+      a.xsum = xq.sum + (int64_t)t0 * nb;
       a.out = out + (int64_t)t0 * N + g;
       inner::matmul_q8x16_group_vnni(a);
       a.prefetch = 0;

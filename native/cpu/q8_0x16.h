@@ -40,7 +40,7 @@ void repack_q8_0x16(const TensorView& W, uint8_t* dst);
 float q8_0x16_element(const uint8_t* packed, int64_t rows, int64_t cols, int64_t row, int64_t col);
 
 // out (T, N) rows [n0, n1) (row stride N) = x (T, K) times the Q8_0x16 matrix `packed` (N x K)
-// transposed, with x quantised to Q8 blocks in xq (quantize_q8_activations). Needs
+// transposed, with x quantised to Q8 blocks in xq (quantize_q8_activations, with its block sums). Needs
 // q8_0x16_supported(); any row range is allowed.
 void matmul_q8_0x16_rows(float* out, const float* x, const Q8Activations& xq, const uint8_t* packed, int64_t N,
                          int64_t K, int T, int64_t n0, int64_t n1);

@@ -45,7 +45,7 @@ CHIMERA_VNNI_INLINE void block(const uint8_t* scales, const uint8_t* quants, con
   constexpr int kSplit = NT <= 2 ? 2 : 1;
   __m512i dot[kSplit][NT];
   CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
-    dot[0][t] = _mm512_set1_epi32(a.xbias[t * a.blocks + b]);
+    dot[0][t] = _mm512_set1_epi32(-128 * a.xsum[t * a.blocks + b]);  // what the stored + 128 adds
     if constexpr (kSplit == 2) dot[1][t] = _mm512_setzero_si512();
   }
   CHIMERA_UNROLL for (int q = 0; q < kQuads; q++) {

@@ -7,39 +7,20 @@
 #include "common/dtype.h"
 #include "common/error.h"
 #include "cpu/kernels_inner.h"
+#include "cpu/q8_groups.h"
 
 namespace chimera {
-
-namespace {
-
-int64_t row_bytes(int64_t cols) { return (int64_t)dtype_row_bytes(DType::Q8_0, (size_t)cols); }
-
-// Byte offsets inside the group that holds `row`: of the chunk holding `block`, and of that chunk's
-// block count.
-struct ChunkAt {
-  int64_t offset;  // chunk start, from the group start
-  int blocks;      // blocks in this chunk (8, or fewer in the last one)
-  int index;       // block index inside the chunk
-};
-
-ChunkAt chunk_at(int64_t blocks_per_row, int64_t block) {
-  const int64_t b0 = block / kQ8x4ChunkBlocks * kQ8x4ChunkBlocks;
-  return {b0 * kQ8x4Rows * kQ8BlockBytes, (int)std::min<int64_t>(kQ8x4ChunkBlocks, blocks_per_row - b0),
-          (int)(block - b0)};
-}
-
-}  // namespace
 
 void repack_q8_0x4(const TensorView& W, uint8_t* dst) {
   CHIMERA_CHECK(W.dtype == DType::Q8_0 && W.cols % kQ8BlockSize == 0 && W.rows >= 0, ErrorCode::Internal,
                 "repack_q8_0x4 needs a Q8_0 matrix with whole blocks, got ", dtype_name(W.dtype), " (", W.rows, ", ",
                 W.cols, ")");
-  const int64_t nb = W.cols / kQ8BlockSize, ldw = row_bytes(W.cols);
+  const int64_t nb = W.cols / kQ8BlockSize, ldw = q8_row_bytes(W.cols);
   const int64_t full = W.rows / kQ8x4Rows * kQ8x4Rows;
   for (int64_t g = 0; g < full; g += kQ8x4Rows) {
     uint8_t* group = dst + g * ldw;
     for (int64_t b0 = 0; b0 < nb; b0 += kQ8x4ChunkBlocks) {
-      const ChunkAt c = chunk_at(nb, b0);
+      const Q8ChunkAt c = q8_chunk_at<kQ8x4Rows, kQ8x4ChunkBlocks>(nb, b0);
       uint8_t* scales = group + c.offset;
       uint8_t* quants = scales + 2 * kQ8x4Rows * c.blocks;
       for (int r = 0; r < kQ8x4Rows; r++) {
@@ -56,7 +37,7 @@ void repack_q8_0x4(const TensorView& W, uint8_t* dst) {
 }
 
 float q8_0x4_element(const uint8_t* packed, int64_t rows, int64_t cols, int64_t row, int64_t col) {
-  const int64_t nb = cols / kQ8BlockSize, ldw = row_bytes(cols), block = col / kQ8BlockSize;
+  const int64_t nb = cols / kQ8BlockSize, ldw = q8_row_bytes(cols), block = col / kQ8BlockSize;
   const int64_t full = rows / kQ8x4Rows * kQ8x4Rows;
   uint16_t h;
   if (row >= full) {
@@ -65,7 +46,7 @@ float q8_0x4_element(const uint8_t* packed, int64_t rows, int64_t cols, int64_t 
     return fp16_to_f32(h) * (float)(int8_t)blk[2 + col % kQ8BlockSize];
   }
   const int r = (int)(row % kQ8x4Rows);
-  const ChunkAt c = chunk_at(nb, block);
+  const Q8ChunkAt c = q8_chunk_at<kQ8x4Rows, kQ8x4ChunkBlocks>(nb, block);
   const uint8_t* scales = packed + (row - r) * ldw + c.offset;
   const uint8_t* quants = scales + 2 * kQ8x4Rows * c.blocks;
   std::memcpy(&h, scales + 2 * (r * c.blocks + c.index), 2);
@@ -79,7 +60,7 @@ void matmul_q8_0x4_rows(float* out, const float* x, const Q8Activations& xq, con
   n0 = std::max<int64_t>(n0, 0);
   n1 = std::min<int64_t>(n1, N);
   if (T <= 0 || n0 >= n1) return;
-  const int64_t ldw = row_bytes(K), full = N / kQ8x4Rows * kQ8x4Rows;
+  const int64_t ldw = q8_row_bytes(K), full = N / kQ8x4Rows * kQ8x4Rows;
 #if CHIMERA_HAVE_AVX2_PATH
   // Each group's 4 rows (at most K / 32 * 136 bytes, in L1/L2) are swept by every pair of input rows.
   for (int64_t g = n0 / kQ8x4Rows * kQ8x4Rows; g < std::min(n1, full); g += kQ8x4Rows) {

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 
 namespace chimera {
 
@@ -14,10 +13,10 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 }  // namespace
 
 LookupDecoder::LookupDecoder(const LookupConfig& config, VerifyMode mode)
-    : config_(config), source_(config.corpus), costs_({ArmShape{1, 0}}), step_(mode) {}
+    : config_(config), source_(config.corpus), step_(mode) {}
 
 int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capacity) {
-  const double c1 = costs_.forward_estimate_ms(1);
+  const double c1 = costs_.estimate(1);
   const int cap = std::min(config_.max_nodes, capacity - m);
   built_ = false;
   if (m < 1 || cap < 2 || !(c1 > 0)) return -1;  // nothing measured yet, or no room
@@ -33,7 +32,7 @@ int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capaci
   double best_rate = 1.0 / c1, expected = 1.0;
   for (int n = 2; n <= tree_.size(); n++) {
     expected += tree_.p[(size_t)n - 1];
-    const double rate = expected / (costs_.forward_estimate_ms(n) + build_ms_);
+    const double rate = expected / (costs_.estimate(n) + build_ms_);
     if (rate > best_rate) {
       best_rate = rate;
       best_n = n;
@@ -41,8 +40,7 @@ int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capaci
   }
   if (config_.always) best_n = tree_.size();
   if (best_n > 1) {
-    const std::vector<int> parents(tree_.parent.begin(), tree_.parent.begin() + best_n);
-    compiled_ = compile_parents(parents, config_.max_depth, config_.max_nodes, "lookup", order_);
+    compiled_ = compile_parents(tree_.parent.data(), best_n, config_.max_depth, config_.max_nodes, "lookup", order_);
   }
   last_build_ms_ = ms_since(t0);
   build_ms_ = build_ms_ > 0 ? 0.9 * build_ms_ + 0.1 * last_build_ms_ : last_build_ms_;
@@ -73,7 +71,7 @@ std::vector<int32_t> LookupDecoder::step(int, BaseSide base, const std::vector<i
   TreeAcceptance acc;
   std::vector<int32_t> out = step_.run(compiled_, base, history, sampling, rng, acc);
   const double ms = ms_since(t0);
-  costs_.observe_forward(compiled_.size, ms);
+  costs_.observe(compiled_.size, ms);
   // Realised: when lookup delivers fewer tokens per second than plain steps (the model misjudged:
   // costs it does not see on a tiny model), back off like a plain decision.
   lookup_rate_.add(ms + last_build_ms_, (double)out.size());
@@ -87,19 +85,11 @@ std::vector<int32_t> LookupDecoder::step(int, BaseSide base, const std::vector<i
   for (int i : acc.path) path.push_back(order_[(size_t)i]);
   source_.observe(tree_, path);
 
-  stats.lookup = true;
   stats.ms_verify += ms;
   stats.ms_draft += pending_build_ms_;
   pending_build_ms_ = 0;
-  stats.steps++;
-  stats.drafted_tokens += (int)out.size();
-  if (stats.accepted_by_depth.size() < (size_t)compiled_.depth) stats.accepted_by_depth.resize(compiled_.depth, 0);
-  if (stats.steps_by_tree.empty()) stats.steps_by_tree.resize(1, 0);
-  stats.steps_by_tree[0]++;
-  for (size_t d = 0; d + 1 < acc.path.size(); d++) stats.accepted_by_depth[d]++;
-  for (size_t i = 1; i < path.size(); i++)
-    for (int o = 0; o < kLookupOrigins; o++)
-      if (tree_.origins[(size_t)path[i]] & (1 << o)) stats.accepted_by_source[(size_t)o]++;
+  count_step(stats, 0, 1, compiled_.depth, acc, out.size());
+  for (size_t i = 1; i < path.size(); i++) count_sources(stats, tree_.origins[(size_t)path[i]]);
   return out;
 }
 

@@ -5,14 +5,13 @@
 // verification included) than plain steps, the next steps skip building: 1, 2, 4 .. 64 steps while it
 // lasts. So where lookup cannot pay (a model whose steps take microseconds) it costs little.
 #pragma once
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "spec/lookup_source.h"
 #include "spec/speculative_config.h"
 #include "spec/step_decoder.h"
-#include "spec/tree_policy.h"
+#include "spec/forward_costs.h"
 
 namespace chimera {
 
@@ -29,13 +28,13 @@ class LookupDecoder : public StepDecoder {
   std::vector<int32_t> step(int t, BaseSide base, const std::vector<int32_t>& history, const SamplingParams& sampling,
                             Rng& rng, SpeculativeStats& stats) override;
   void plain_step_done(double ms) override;
-  void observe_forward(int T, double ms) override { costs_.observe_forward(T, ms); }
+  void observe_forward(int T, double ms) override { costs_.observe(T, ms); }
   void truncate(int) override {}  // the source follows the history it is given
 
  private:
   LookupConfig config_;
   LookupSource source_;
-  TreePolicy costs_;  // its measured forward costs only
+  ForwardCosts costs_;
   // Exponentially weighted tokens per ms.
   struct Rate {
     double ms = 0, tokens = 0;

@@ -2,7 +2,6 @@
 #include "spec/speculator.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "common/error.h"
 
@@ -42,7 +41,7 @@ void Speculator::set_lookup(const LookupConfig& config) {
 
 bool Speculator::merge_lookup(const CompiledTree& tree, const std::vector<int32_t>& history, int room) {
   room = std::min(room, lookup_config_.max_nodes);
-  merged_origin_.assign((size_t)tree.size, 0x80);
+  merged_origin_.assign((size_t)tree.size, kDraftOriginBit);
   lookup_tree_.clear();
   merged_of_lookup_.clear();
   if (room <= 0) return false;
@@ -53,7 +52,7 @@ bool Speculator::merge_lookup(const CompiledTree& tree, const std::vector<int32_
   const std::vector<int32_t>& drafted = step_.tokens();
   std::vector<int32_t> token(drafted.begin(), drafted.end());
   std::vector<int> parent(tree.node_parent.begin(), tree.node_parent.end());
-  std::vector<uint8_t> origin((size_t)tree.size, 0x80);
+  std::vector<uint8_t> origin((size_t)tree.size, kDraftOriginBit);
   std::vector<std::vector<int>> children((size_t)tree.size);
   for (int n = 1; n < tree.size; n++) children[(size_t)tree.node_parent[n]].push_back(n);
   merged_of_lookup_.assign((size_t)lt.size(), -1);
@@ -86,7 +85,8 @@ bool Speculator::merge_lookup(const CompiledTree& tree, const std::vector<int32_
   // Compiled (children ranked drafted first, then lookup's); the compiled order maps back to merged nodes.
   const int n = (int)token.size();
   std::vector<int> order;
-  merged_ = compile_parents(parent, std::max(tree.depth, lookup_config_.max_depth), max_tree_size(), "merged", order);
+  merged_ = compile_parents(parent.data(), n, std::max(tree.depth, lookup_config_.max_depth), max_tree_size(), "merged",
+                            order);
   std::vector<int32_t>& out = step_.tokens();
   out.assign((size_t)n, 0);
   merged_origin_.assign((size_t)n, 0);
@@ -110,7 +110,8 @@ std::vector<int32_t> Speculator::step(int tree_index, BaseSide base, const std::
                 "speculative step: no room");
   const auto t0 = Clock::now();
   draft_tree(tree, base, history, stats);
-  const bool merged = lookup_ && merge_lookup(tree, history, std::min(base.kv.capacity() - m, base.ws.max_T()) - tree.size);
+  const int room = std::min(base.kv.capacity() - m, base.ws.max_T()) - tree.size;
+  const bool merged = lookup_ && merge_lookup(tree, history, room);
   const CompiledTree& run = merged ? merged_ : tree;
   last_rows_ = run.size;
   const auto t1 = Clock::now();
@@ -119,24 +120,12 @@ std::vector<int32_t> Speculator::step(int tree_index, BaseSide base, const std::
   std::vector<int32_t> out = step_.run(run, base, history, sampling, rng, acc);
   stats.ms_verify += ms_since(t1);
 
-  stats.steps++;
-  stats.drafted_tokens += (int)out.size();
-  if (stats.accepted_by_depth.size() < (size_t)run.depth) stats.accepted_by_depth.resize(run.depth, 0);
-  if (stats.steps_by_tree.size() < trees_.size()) stats.steps_by_tree.resize(trees_.size(), 0);
-  stats.steps_by_tree[tree_index]++;
-  for (size_t d = 0; d + 1 < acc.path.size(); d++) stats.accepted_by_depth[d]++;
+  count_step(stats, tree_index, (int)trees_.size(), run.depth, acc, out.size());
   if (lookup_) {
     // Accepted tokens by source, and the lookup model's outcome (its nodes on the accepted path).
-    stats.lookup = true;
-    stats.draft_and_lookup = true;
     std::vector<uint8_t> on_path((size_t)run.size, 0);
     for (int u : acc.path) on_path[(size_t)u] = 1;
-    for (size_t i = 1; i < acc.path.size(); i++) {
-      const uint8_t o = merged_origin_[(size_t)acc.path[i]];
-      if (o & 0x80) stats.accepted_from_draft++;
-      for (int s = 0; s < kLookupOrigins; s++)
-        if (o & (1 << s)) stats.accepted_by_source[(size_t)s]++;
-    }
+    for (size_t i = 1; i < acc.path.size(); i++) count_sources(stats, merged_origin_[(size_t)acc.path[i]]);
     std::vector<int> lookup_path{0};
     for (int u = 1; u < lookup_tree_.size(); u++) {
       const int v = merged_of_lookup_[(size_t)u];

@@ -9,14 +9,11 @@
 #include <memory>
 #include <vector>
 
-#include "model/forward.h"
-#include "sampling/candidates.h"
 #include "spec/draft_state.h"
 #include "spec/lookup_source.h"
 #include "spec/speculative_config.h"
 #include "spec/step_decoder.h"
 #include "spec/tree_step.h"
-#include "spec/tree_verify.h"
 
 namespace chimera {
 
@@ -81,7 +78,7 @@ class Speculator {
   LookupTree lookup_tree_;
   CompiledTree merged_;
   std::vector<int> merged_of_lookup_;   // (lookup nodes) merged node, -1 when left out
-  std::vector<uint8_t> merged_origin_;  // (compiled merged nodes) bit 0..2: lookup origins; bit 7: drafted
+  std::vector<uint8_t> merged_origin_;  // (compiled merged nodes) sources, as count_sources() reads them
   int extra_depth_ = 0, min_top_k_ = 0;
   std::vector<int> top_k_;  // guesses to draft per depth (the tree's, or more when learning)
   DraftState draft_;

@@ -20,11 +20,33 @@ struct SpeculativeStats {
   double ms_draft = 0, ms_verify = 0;      // proposing the tree (drafting, lookup), verifying it
   double ms_sync = 0;            // the part of ms_draft spent catching the draft up with the context
   int64_t synced_positions = 0;  // positions caught up
-  bool lookup = false;           // accepted_by_source is counted (lookup)
+  bool lookup = false;           // accepted_by_source is counted (lookup; set by the session)
   std::array<int64_t, 3> accepted_by_source{};  // accepted tokens proposed by prompt lookup, session, corpus n-grams
   bool draft_and_lookup = false;                // accepted_from_draft is counted
   int64_t accepted_from_draft = 0;              // with a draft and lookup: accepted tokens the draft proposed
 };
+
+// An accepted node's sources, as bits: 1 << LookupOrigin (prompt, session, corpus), and
+// kDraftOriginBit when the draft proposed it.
+constexpr uint8_t kDraftOriginBit = 0x80;
+
+// Counts a verified step of tree `tree` (of n_trees) whose compiled tree is `depth` deep.
+inline void count_step(SpeculativeStats& s, int tree, int n_trees, int depth, const TreeAcceptance& acc,
+                       size_t emitted) {
+  s.steps++;
+  s.drafted_tokens += (int)emitted;
+  if (s.accepted_by_depth.size() < (size_t)depth) s.accepted_by_depth.resize((size_t)depth, 0);
+  if (s.steps_by_tree.size() < (size_t)n_trees) s.steps_by_tree.resize((size_t)n_trees, 0);
+  s.steps_by_tree[(size_t)tree]++;
+  for (size_t d = 0; d + 1 < acc.path.size(); d++) s.accepted_by_depth[d]++;
+}
+
+// Counts one accepted token for each of its sources.
+inline void count_sources(SpeculativeStats& s, uint8_t origins) {
+  if (origins & kDraftOriginBit) s.accepted_from_draft++;
+  for (size_t o = 0; o < s.accepted_by_source.size(); o++)
+    if (origins & (1u << o)) s.accepted_by_source[o]++;
+}
 
 class StepDecoder {
  public:

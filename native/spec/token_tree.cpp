@@ -102,15 +102,14 @@ CompiledTree compile_tree(TreePaths paths, int max_depth, int max_top_k, const s
   return t;
 }
 
-CompiledTree compile_parents(const std::vector<int>& parent, int max_depth, int max_top_k, const std::string& name,
+CompiledTree compile_parents(const int* parent, int n, int max_depth, int max_top_k, const std::string& name,
                              std::vector<int>& order) {
-  const int n = (int)parent.size();
   std::vector<std::vector<int>> path((size_t)n);
   std::vector<int> kids((size_t)n, 0);
   TreePaths paths;
   std::map<std::vector<int>, int> node_of;
   for (int u = 1; u < n; u++) {
-    const int p = parent[(size_t)u];
+    const int p = parent[u];
     CHIMERA_CHECK(p >= 0 && p < u, ErrorCode::Internal, "compile_parents: node ", u, " has parent ", p);
     path[(size_t)u] = path[(size_t)p];
     path[(size_t)u].push_back(kids[(size_t)p]++);

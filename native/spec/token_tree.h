@@ -35,7 +35,7 @@ CompiledTree compile_tree(TreePaths paths, int max_depth, int max_top_k = 64, co
 // A tree given by each node's parent (parent[0] = -1 for the root, every parent before its children,
 // a node's children ranked in the order they appear), compiled; order[i] = the given node that compiled
 // node i is (compile_tree numbers nodes by sorted path).
-CompiledTree compile_parents(const std::vector<int>& parent, int max_depth, int max_top_k, const std::string& name,
+CompiledTree compile_parents(const int* parent, int n, int max_depth, int max_top_k, const std::string& name,
                              std::vector<int>& order);
 
 std::string tree_paths_to_string(const TreePaths& paths);

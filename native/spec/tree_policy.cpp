@@ -6,7 +6,6 @@
 namespace chimera {
 
 namespace {
-constexpr int kMaxObservedRows = 256;  // forward costs kept for T = 1..256
 constexpr double kWindowPlainSteps = 64;  // a throughput window: about this many plain steps of time
 constexpr double kClearWin = 1.5;          // a tree this much faster per step needs no plain window first
 constexpr double kFirstHoldWindows = 8;    // the first hold of trees, in windows (then doubling)
@@ -14,7 +13,7 @@ constexpr double kFirstHoldWindows = 8;    // the first hold of trees, in window
 
 TreePolicy::TreePolicy(std::vector<ArmShape> arms, double draft_depth_guess, double sync_guess, int warmup_per_arm,
                        int explore_interval, double decay, double explore_budget, double first_try_budget)
-    : arms_(arms.size()), forward_ms_(kMaxObservedRows + 1, 0.0), draft_depth_guess_(draft_depth_guess),
+    : arms_(arms.size()), forward_(decay), draft_depth_guess_(draft_depth_guess),
       sync_guess_(sync_guess), warmup_(warmup_per_arm), interval_(explore_interval), decay_(decay), budget_(explore_budget),
       first_budget_(first_try_budget) {
   for (size_t i = 0; i < arms.size(); i++) arms_[i].shape = arms[i];
@@ -40,35 +39,9 @@ int TreePolicy::best() const {
   return b;
 }
 
-void TreePolicy::observe_forward(int T, double ms) {
-  if (T < 1 || T > kMaxObservedRows || !(ms > 0)) return;
-  double& f = forward_ms_[T];
-  f = f > 0 ? decay_ * f + (1 - decay_) * ms : ms;
-}
+void TreePolicy::observe_forward(int T, double ms) { forward_.observe(T, ms); }
 
-// The forward cost of T rows: as seen, else interpolated between the nearest row counts seen, else
-// extrapolated from the two largest below (at least linearly from one row: pessimistic for a GPU,
-// right for a compute-bound CPU, until a real tree measures it).
-double TreePolicy::forward_ms(int T) const {
-  T = std::max(1, std::min(T, kMaxObservedRows));
-  if (forward_ms_[T] > 0) return forward_ms_[T];
-  int lo = 0, lo2 = 0, hi = 0;
-  for (int t = T - 1; t >= 1; t--)
-    if (forward_ms_[t] > 0) {
-      if (!lo) lo = t;
-      else { lo2 = t; break; }
-    }
-  for (int t = T + 1; t <= kMaxObservedRows; t++)
-    if (forward_ms_[t] > 0) { hi = t; break; }
-  if (lo && hi) return forward_ms_[lo] + (forward_ms_[hi] - forward_ms_[lo]) * (T - lo) / (double)(hi - lo);
-  if (lo && lo2) {
-    const double slope = std::max(0.0, (forward_ms_[lo] - forward_ms_[lo2]) / (lo - lo2));
-    return forward_ms_[lo] + slope * (T - lo);
-  }
-  if (lo) return forward_ms_[lo] * T / lo;
-  if (hi) return forward_ms_[hi] * T / hi;
-  return 0.0;
-}
+double TreePolicy::forward_ms(int T) const { return forward_.estimate(T); }
 
 double TreePolicy::estimated_step_ms(int arm) const {
   const Arm& a = arms_[arm];

@@ -34,6 +34,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "spec/forward_costs.h"
+
 namespace chimera {
 
 // What one step of an arm evaluates: `nodes` rows in the verify forward and `depth` draft heads.
@@ -91,7 +93,7 @@ class TreePolicy {
   double plain_step_ms() const;
   std::vector<Arm> arms_;
   std::vector<int> by_size_;  // the tree arms, fewest nodes first (first tries go in this order)
-  std::vector<double> forward_ms_;  // (T) exponentially weighted forward time, 0 = not seen
+  ForwardCosts forward_;
   double draft_depth_guess_;
   double draft_depth_ms_ = 0;  // measured draft time per depth
   double sync_guess_;
