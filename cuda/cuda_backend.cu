@@ -184,7 +184,7 @@ TensorView CudaBackend::device_weights(const TensorView& w) {
     const size_t edge = std::min<size_t>(16, bytes);
     std::memcpy(d.head, h, edge);
     std::memcpy(d.tail, h + bytes - edge, edge);
-    if (w.dtype == DType::Q8_0) {  // dequantised once to F16
+    if (dtype_is_quantized(w.dtype)) {  // dequantised once to F16
       d.dtype = DType::F16;
       const size_t out_bytes = (size_t)w.rows * w.cols * 2;
       std::vector<uint16_t> f16((size_t)w.rows * w.cols);

@@ -18,7 +18,10 @@ export interface NativeModelInfo {
   ropeTheta: number;
   ropeLayout: 'interleaved' | 'half-split';
   tiedOutput: boolean;
+  /** The type of the first layer's query matrix (see tensorTypes for a mixed file). */
   dtype: string;
+  /** Weight matrices per type, e.g. { Q4_K: 12, Q6_K: 3 } for a Q4_K_M file. */
+  tensorTypes: Record<string, number>;
   weightBytes: number;
   mappedBytes: number;
   ownedBytes: number;

@@ -14,13 +14,13 @@ export interface DraftInfo {
   headVocabSize: number;
   weightBytes: number;
   formatVersion: number;
-  /** How the draft's matrices are stored: 'F32', 'F16', 'BF16' or 'Q8_0'. */
+  /** How the draft's matrices are stored: one of DraftDType. */
   dtype: string;
 }
 
 /** The types a draft's matrices can be stored as (vectors stay F32). */
-export type DraftDType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
-const DRAFT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0'];
+export type DraftDType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
+const DRAFT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 /** @internal checks a dtype option (undefined: keep the draft as it is). */
 export function checkDraftDType(dtype: unknown): DraftDType | undefined {

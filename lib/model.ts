@@ -80,9 +80,10 @@ export class Model {
 
   /**
    * Loads a Chimera draft trained for this model; a draft made for another base model is refused.
-   * `dtype` stores its matrices as F16, BF16 or Q8_0 (or F32; under Q8_0 a matrix whose columns are
-   * not a multiple of 32 becomes F16): the draft's weights are read once per drafted token, so a
-   * smaller draft drafts faster. Speculation stays lossless whatever the draft's type.
+   * `dtype` stores its matrices as F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K (or F32; under a block
+   * type a matrix whose columns are not a multiple of its block, 32 or 256, becomes F16): the draft's
+   * weights are read once per drafted token, so a smaller draft drafts faster. Speculation stays
+   * lossless whatever the draft's type.
    */
   async loadDraft(path: string, options: { dtype?: DraftDType } = {}): Promise<Draft> {
     if (typeof path !== 'string' || path === '') throw new InvalidArgumentError('path must be a non-empty string');

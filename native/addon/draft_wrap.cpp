@@ -102,8 +102,10 @@ std::optional<DType> draft_dtype_option(Napi::Env env, const Napi::Value& v) {
   if (s == "F32") return DType::F32;
   if (s == "F16") return DType::F16;
   if (s == "BF16") return DType::BF16;
-  if (s == "Q8_0") return DType::Q8_0;
-  throw make_js_error(env, ErrorCode::InvalidArg, "dtype must be 'F32', 'F16', 'BF16' or 'Q8_0'");
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    if (s == dtype_name(t)) return t;
+  throw make_js_error(env, ErrorCode::InvalidArg,
+                      "dtype must be 'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K' or 'Q6_K'");
 }
 
 Napi::Value read_draft_metadata_js(const Napi::CallbackInfo& info) {

@@ -67,6 +67,18 @@ Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
   o.Set("ropeLayout", c.rope_layout == RopeLayout::Interleaved ? "interleaved" : "half-split");
   o.Set("tiedOutput", c.tied_output);
   o.Set("dtype", dtype_name(m.weights.layers.empty() ? m.weights.tok_embd.dtype : m.weights.layers[0].wq.dtype));
+  // How many weight matrices each type holds (a Q4_K_M file mixes Q4_K and Q6_K).
+  Napi::Object types = Napi::Object::New(env);
+  const auto count = [&](const TensorView& t) {
+    const char* name = dtype_name(t.dtype);
+    const Napi::Value v = types.Get(name);
+    types.Set(name, (v.IsNumber() ? v.As<Napi::Number>().Int32Value() : 0) + 1);
+  };
+  count(m.weights.tok_embd);
+  for (const LayerWeights& l : m.weights.layers)
+    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) count(*t);
+  if (!c.tied_output) count(m.weights.output);
+  o.Set("tensorTypes", types);
   o.Set("weightBytes", (double)m.weight_bytes());
   o.Set("mappedBytes", (double)m.storage.mapped_bytes);
   o.Set("ownedBytes", (double)m.storage.owned_bytes);

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/quant_blocks.h"
+
 namespace chimera {
 
 const char* dtype_name(DType t) {
@@ -12,8 +14,23 @@ const char* dtype_name(DType t) {
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
     case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
   }
   return "?";
+}
+
+int dtype_block_elems(DType t) {
+  switch (t) {
+    case DType::Q8_0:
+    case DType::Q4_0: return 32;
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K: return kKBlockSize;
+    default: return 1;
+  }
 }
 
 size_t dtype_row_bytes(DType t, size_t n) {
@@ -22,6 +39,10 @@ size_t dtype_row_bytes(DType t, size_t n) {
     case DType::F16:
     case DType::BF16: return n * 2;
     case DType::Q8_0: return (n / kQ8BlockSize) * kQ8BlockBytes;
+    case DType::Q4_0: return (n / 32) * kQ4_0BlockBytes;
+    case DType::Q4_K: return (n / kKBlockSize) * kQ4KBlockBytes;
+    case DType::Q5_K: return (n / kKBlockSize) * kQ5KBlockBytes;
+    case DType::Q6_K: return (n / kKBlockSize) * kQ6KBlockBytes;
   }
   return 0;
 }
@@ -51,6 +72,10 @@ void row_from_f32(DType t, const float* src, void* row, size_t n) {
       }
       return;
     }
+    case DType::Q4_0: return quantize_q4_0(src, static_cast<uint8_t*>(row), n);
+    case DType::Q4_K: return quantize_q4_k(src, static_cast<uint8_t*>(row), n);
+    case DType::Q5_K: return quantize_q5_k(src, static_cast<uint8_t*>(row), n);
+    case DType::Q6_K: return quantize_q6_k(src, static_cast<uint8_t*>(row), n);
   }
 }
 
@@ -80,6 +105,10 @@ void row_to_f32(DType t, const void* row, float* out, size_t n) {
       }
       return;
     }
+    case DType::Q4_0: return dequantize_q4_0(static_cast<const uint8_t*>(row), out, n);
+    case DType::Q4_K: return dequantize_q4_k(static_cast<const uint8_t*>(row), out, n);
+    case DType::Q5_K: return dequantize_q5_k(static_cast<const uint8_t*>(row), out, n);
+    case DType::Q6_K: return dequantize_q6_k(static_cast<const uint8_t*>(row), out, n);
   }
 }
 

@@ -6,15 +6,24 @@
 
 namespace chimera {
 
-enum class DType : int { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3 };
+enum class DType : int { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, Q4_0 = 4, Q4_K = 5, Q5_K = 6, Q6_K = 7 };
 
 const char* dtype_name(DType t);
+
+// Values per block: 1 for the float types, 32 for Q8_0 and Q4_0, 256 for the k-quants (quant_blocks.h).
+int dtype_block_elems(DType t);
+// The 4- to 6-bit block types (quant_blocks.h), whose matmuls have their own kernels (cpu/quant_matmul.h).
+inline bool dtype_is_low_bit(DType t) {
+  return t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+}
+// Whether t stores blocks (any type but F32, F16 and BF16).
+inline bool dtype_is_quantized(DType t) { return t == DType::Q8_0 || dtype_is_low_bit(t); }
 
 // Q8_0 (ggml layout): blocks of 32 weights, each an F16 scale followed by 32 int8 values (34 bytes).
 constexpr int kQ8BlockSize = 32;
 constexpr int kQ8BlockBytes = 34;
 
-// Bytes taken by `n` consecutive elements of a row (n must be a multiple of 32 for Q8_0).
+// Bytes taken by `n` consecutive elements of a row (n a multiple of dtype_block_elems).
 size_t dtype_row_bytes(DType t, size_t n);
 
 inline float fp16_to_f32(uint16_t h) {
@@ -84,8 +93,8 @@ inline uint16_t f32_to_bf16(float f) {
 
 // Converts `n` elements of a row of type `t` starting at element 0 to F32.
 void row_to_f32(DType t, const void* row, float* out, size_t n);
-// The inverse: n floats written as a row of type t (n a multiple of 32 for Q8_0: per block the scale
-// max |x| / 127 as F16, values rounded to nearest, as ggml quantises).
+// The inverse: n floats written as a row of type t (n a multiple of dtype_block_elems; Q8_0: per block the
+// scale max |x| / 127 as F16, values rounded to nearest, as ggml quantises; the others: quant_blocks.h).
 void row_from_f32(DType t, const float* src, void* row, size_t n);
 
 }  // namespace chimera

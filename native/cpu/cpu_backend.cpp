@@ -97,14 +97,14 @@ void CpuBackend::rmsnorm(float* out, const float* x, const float* w, int T, int 
 }
 
 void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) {
-  CHIMERA_CHECK(W.dtype != DType::Q8_0 || W.cols % kQ8BlockSize == 0, ErrorCode::Tensor,
-                "Q8_0 matrix with ", W.cols, " columns (not a multiple of 32)");
+  CHIMERA_CHECK(W.cols % dtype_block_elems(W.dtype) == 0, ErrorCode::Tensor, dtype_name(W.dtype), " matrix with ",
+                W.cols, " columns (not a multiple of ", dtype_block_elems(W.dtype), ")");
   if (T <= 0 || W.rows <= 0) return;
   const KernelPath path = active_kernel_path();
   if (path == KernelPath::Reference) return matmul_forward_reference(out, x, W, T);
   // Q8 activations once for the whole call, not once per thread's rows.
   Q8Activations xq;
-  if (matmul_quantises_x(path, W)) xq = quantize_q8_activations(x, T, W.cols);
+  if (matmul_quantises_x(path, W)) xq = quantize_activations_for(W, x, T);
   const Q8Activations* xqp = xq.q ? &xq : nullptr;
   const double work = (double)T * (double)W.rows * (double)W.cols;
   const bool serial = !pool_ || pool_->size() == 1 || work < kParallelMatmulWork;
@@ -142,7 +142,7 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
   auto add = [&](const TensorView& W) {
     if (W.rows == 0 || repacked_.count(W.data)) return;
     const bool to_q8 = q8_repack && W.dtype == DType::Q8_0;
-    const bool to_amx = amx && (W.dtype == DType::BF16 || (amx_all && W.dtype != DType::Q8_0));
+    const bool to_amx = amx && (W.dtype == DType::BF16 || (amx_all && !dtype_is_quantized(W.dtype)));
     if (!to_q8 && !to_amx) return;
     const size_t bytes = to_amx ? amx_panels_bytes(W.rows, W.cols) : W.bytes();
     std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });

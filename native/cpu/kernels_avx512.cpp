@@ -141,7 +141,7 @@ void matmul_tile_avx512(DType dt, int nt, int nn, const MatmulTile& a) {
     case DType::F32: return dispatch_float<DType::F32>(nt, nn, a);
     case DType::F16: return dispatch_float<DType::F16>(nt, nn, a);
     case DType::BF16: return dispatch_float<DType::BF16>(nt, nn, a);
-    case DType::Q8_0: break;
+    default: break;
   }
 }
 

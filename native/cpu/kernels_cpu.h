@@ -39,16 +39,25 @@ void swiglu_forward_reference(float* out, const float* gate, const float* up, in
 // ---- fast paths ----
 // out (T, N) for W rows [n0, n1) only: out[t*N + n] for n in range. Row stride of out is W.rows.
 // Q8_0 matrices on the AVX2 path multiply x quantised to Q8 blocks (quantize_q8_activations), with
-// exact integer dot products per block, as llama.cpp does; the other dtypes and paths use x as is.
+// exact integer dot products per block, as llama.cpp does; Q4_0 and the k-quants do so on every path but
+// the reference (cpu/quant_matmul.h); the float dtypes use x as is.
 // x quantised to Q8 blocks (quantize_q8_activations), for the matmuls that work on it.
+// The k-quant weights (Q4_K, Q5_K, Q6_K) take x as Q8_K instead (quantize_q8k_activations): one scale
+// per 256 values and the sums of each 16, with s and sum left empty.
 struct Q8Activations {
   const int8_t* q = nullptr;      // (T, K)
   const float* s = nullptr;       // (T, K / 32)
   const int32_t* sum = nullptr;   // (T, K / 32) each block's sum of q (the VNNI kernels' offset)
+  const float* d256 = nullptr;    // (T, K / 256) Q8_K: the scale of each 256 values
+  const int16_t* bsum16 = nullptr;  // (T, K / 16) Q8_K: each 16 values' sum of q
 };
 // Whether matmul_rows(path, .., W, ..) multiplies x quantised to Q8 blocks; a caller that splits one
-// matmul over threads then quantises once and passes it to every part (else each part does).
+// matmul over threads then quantises once (quantize_activations_for) and passes it to every part (else
+// each part does).
 bool matmul_quantises_x(KernelPath path, const TensorView& W);
+// x (T, W.cols) quantised the way W's matmul takes it (Q8 blocks of 32, or Q8_K for the k-quants), into
+// buffers of the calling thread valid until its next call.
+Q8Activations quantize_activations_for(const TensorView& W, const float* x, int T);
 void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1,
                  const Q8Activations* xq = nullptr);
 // Attention for query rows [t0, t1) and query heads [h0, h1) (h1 = -1: all heads); same contract as the
@@ -64,6 +73,10 @@ void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, i
 void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float* s, int32_t* sum = nullptr);
 // The same into buffers of the calling thread, valid until its next call.
 Q8Activations quantize_q8_activations(const float* x, int T, int64_t K);
+// x (T, K) -> Q8_K: per 256 elements a scale d = max |x| / 127 (d256, T x K/256), round(x / d) (q, T x K)
+// and the sum of q over each 16 (bsum16, T x K/16). K must be a multiple of 256.
+void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16);
+Q8Activations quantize_q8k_activations(const float* x, int T, int64_t K);
 // Dot product of an F32 vector with n elements of a weight row (any dtype).
 float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n);
 

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "cpu/kernels_cpu.h"
+#include "cpu/quant_matmul.h"
 #include "cpu/kernels_inner.h"
 
 namespace chimera {
@@ -281,13 +282,15 @@ void matmul_stream(KernelPath path, float* out, const float* x, const TensorView
 }  // namespace
 
 bool matmul_quantises_x(KernelPath path, const TensorView& W) {
-  return uses_avx2_loops(usable(path)) && W.dtype == DType::Q8_0;
+  path = usable(path);
+  if (dtype_is_low_bit(W.dtype)) return path != KernelPath::Reference;
+  return uses_avx2_loops(path) && W.dtype == DType::Q8_0;
 }
 
 void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1,
                  const Q8Activations* xq) {
-  CHIMERA_CHECK(W.dtype != DType::Q8_0 || W.cols % kQ8BlockSize == 0, ErrorCode::Tensor,
-                "Q8_0 matrix with ", W.cols, " columns (not a multiple of 32)");
+  CHIMERA_CHECK(W.cols % dtype_block_elems(W.dtype) == 0, ErrorCode::Tensor, dtype_name(W.dtype), " matrix with ",
+                W.cols, " columns (not a multiple of ", dtype_block_elems(W.dtype), ")");
   n0 = std::max<int64_t>(n0, 0);
   n1 = std::min<int64_t>(n1, W.rows);
   if (T <= 0 || n0 >= n1) return;
@@ -303,9 +306,10 @@ void matmul_rows(KernelPath path, float* out, const float* x, const TensorView& 
     if (xq) {
       qx = *xq;
     } else {  // quantised here (callers splitting one matmul over threads pass it in)
-      qx = quantize_q8_activations(x, T, K);
+      qx = quantize_activations_for(W, x, T);
     }
   }
+  if (dtype_is_low_bit(W.dtype)) return matmul_low_bit_rows(path, out, W, T, n0, n1, qx);
   if (T <= kRowStreamMaxT) return matmul_stream(path, out, x, W, T, n0, n1, qx);
   const int64_t rows = tile_rows(W);
   for (int64_t b0 = n0; b0 < n1; b0 += rows) {
@@ -349,7 +353,7 @@ float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row,
   CHIMERA_CHECK(row >= 0 && row < W.rows && n >= 0 && n <= W.cols, ErrorCode::InvalidArg, "dot_row: row ", row,
                 " / ", n, " elements outside a (", W.rows, ", ", W.cols, ") matrix");
   path = usable(path);
-  if (path == KernelPath::Reference) {
+  if (path == KernelPath::Reference || dtype_is_low_bit(W.dtype)) {  // low-bit rows: decoded, then F32
     std::vector<float> w((size_t)W.cols);
     row_to_f32(W.dtype, W.row(row), w.data(), (size_t)W.cols);
     double s = 0;

@@ -138,6 +138,7 @@ inline void dispatch_tile(DType dt, int nt, int nn, const MatmulTile& a) {
     case DType::F16: dispatch_tile_nt<Kernels, DType::F16>(nt, nn, a); return;
     case DType::BF16: dispatch_tile_nt<Kernels, DType::BF16>(nt, nn, a); return;
     case DType::Q8_0: dispatch_tile_nt<Kernels, DType::Q8_0>(nt, nn, a); return;
+    default: return;  // the low-bit types have their own kernels (quant_matmul.h)
   }
 }
 

@@ -15,8 +15,8 @@ void matmul_forward_reference(float* out, const float* x, const TensorView& W, i
 }
 
 void matmul_rows_reference(float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1) {
-  CHIMERA_CHECK(W.dtype != DType::Q8_0 || W.cols % kQ8BlockSize == 0, ErrorCode::Tensor,
-                "Q8_0 matrix with ", W.cols, " columns (not a multiple of 32)");
+  CHIMERA_CHECK(W.cols % dtype_block_elems(W.dtype) == 0, ErrorCode::Tensor, dtype_name(W.dtype), " matrix with ",
+                W.cols, " columns (not a multiple of ", dtype_block_elems(W.dtype), ")");
   const int64_t N = W.rows, K = W.cols;
   std::vector<float> w((size_t)K);
   for (int64_t n = n0; n < n1; n++) {

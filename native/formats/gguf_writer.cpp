@@ -29,12 +29,14 @@ uint32_t ggml_type_id(DType t) {
     case DType::F32: return 0;
     case DType::F16: return 1;
     case DType::BF16: return 30;
-    default: throw_error(ErrorCode::InvalidArg, "write_gguf: tensors can be written as F32, F16 or BF16, not ",
-                         dtype_name(t));
+    case DType::Q8_0: return 8;
+    case DType::Q4_0: return 2;
+    case DType::Q4_K: return 12;
+    case DType::Q5_K: return 13;
+    case DType::Q6_K: return 14;
   }
+  throw_error(ErrorCode::InvalidArg, "write_gguf: no GGUF type for ", dtype_name(t));
 }
-
-size_t elem_bytes(DType t) { return t == DType::F32 ? 4 : 2; }
 
 // Little-endian serialisation of the header into memory (a few MB at most, for a big vocabulary).
 class Buf {
@@ -125,6 +127,14 @@ void write_tensor_data(FILE* f, const GgufTensorOut& t, bool* ok) {
     write_all(f, t.data, (size_t)n * 4, ok);
     return;
   }
+  if (dtype_is_quantized(t.dtype)) {  // row by row: blocks never cross rows
+    std::vector<uint8_t> row(dtype_row_bytes(t.dtype, (size_t)t.cols));
+    for (int64_t r = 0; r < t.rows && *ok; r++) {
+      row_from_f32(t.dtype, t.data + r * t.cols, row.data(), (size_t)t.cols);
+      write_all(f, row.data(), row.size(), ok);
+    }
+    return;
+  }
   constexpr size_t kChunk = 1 << 16;
   std::vector<uint16_t> buf(kChunk);
   for (uint64_t i = 0; i < n && *ok; i += kChunk) {
@@ -173,7 +183,10 @@ void check_writable(const ModelConfig& cfg, const TokenizerData& tok, const std:
     CHIMERA_CHECK(t.rows >= 1 && t.cols >= 1 && t.rows <= (int64_t(1) << 40) / t.cols, ErrorCode::InvalidArg,
                   "write_gguf: tensor ", t.name, " has shape ", t.rows, "x", t.cols);
     CHIMERA_CHECK(t.data != nullptr, ErrorCode::InvalidArg, "write_gguf: tensor ", t.name, " has no data");
-    ggml_type_id(t.dtype);  // throws for other dtypes
+    ggml_type_id(t.dtype);
+    CHIMERA_CHECK(t.cols % dtype_block_elems(t.dtype) == 0, ErrorCode::InvalidArg, "write_gguf: tensor ", t.name,
+                  " has ", t.cols, " columns; ", dtype_name(t.dtype), " needs a multiple of ",
+                  dtype_block_elems(t.dtype));
   }
 }
 
@@ -239,7 +252,7 @@ TensorLayout tensor_layout(const std::vector<GgufTensorOut>& tensors) {
     info.u32(ggml_type_id(t.dtype));
     info.u64(offset);
     L.offsets.push_back(offset);
-    L.sizes.push_back((uint64_t)t.rows * (uint64_t)t.cols * elem_bytes(t.dtype));
+    L.sizes.push_back((uint64_t)t.rows * (uint64_t)dtype_row_bytes(t.dtype, (size_t)t.cols));
     offset = (offset + L.sizes.back() + kAlignment - 1) / kAlignment * kAlignment;
   }
   L.end = offset;
@@ -286,7 +299,7 @@ void write_gguf(const std::string& path, const ModelConfig& cfg, const Tokenizer
 }
 
 std::vector<GgufTensorOut> model_tensors_for_gguf(const ModelWeights& w, const ModelConfig& cfg, DType matrix_dtype) {
-  ggml_type_id(matrix_dtype);  // F32 / F16 / BF16 only
+  ggml_type_id(matrix_dtype);
   validate_weights(cfg, w);
   const WeightNames names = gguf_weight_names();
   std::vector<GgufTensorOut> out;

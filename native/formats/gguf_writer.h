@@ -16,7 +16,7 @@ namespace chimera {
 
 struct GgufTensorOut {
   std::string name;
-  DType dtype = DType::F32;     // the file's element type: F32, F16 or BF16 (converted from `data`)
+  DType dtype = DType::F32;     // the file's element type (converted from `data`; block types need whole blocks per row)
   int64_t rows = 1;             // 1 for a vector, which is written 1-D
   int64_t cols = 0;             // ggml ne[0], the contiguous dimension
   const float* data = nullptr;  // rows * cols F32 values, row-major

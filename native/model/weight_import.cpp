@@ -21,19 +21,19 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 static void check_supported(const RawTensor& t) {
   CHIMERA_CHECK(t.supported, ErrorCode::Unsupported, "tensor ", t.name, " has element type ", t.type_name,
-                ", which chimera cannot compute with; use a model file in F32, F16, BF16 or Q8_0");
+                ", which chimera cannot compute with; use a model file in F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K "
+                "(llama-quantize types Q4_0, Q4_K_M/S, Q5_K_M/S, Q6_K, Q8_0 where every tensor is one of these)");
 }
 
-// Kernels read F32 and 16-bit elements with plain loads, so those need natural alignment; Q8_0 blocks
-// are 34 bytes and are always read bytewise.
+// Kernels read F32 and 16-bit elements with plain loads, so those need natural alignment; quantised
+// blocks (18 to 210 bytes) are always read bytewise.
 static size_t required_alignment(DType t) {
   switch (t) {
     case DType::F32: return 4;
     case DType::F16:
     case DType::BF16: return 2;
-    case DType::Q8_0: return 1;
+    default: return 1;
   }
-  return 1;
 }
 
 TensorView import_matrix(WeightStorage& storage, const RawTensor& t, int64_t rows, int64_t cols) {
@@ -41,8 +41,8 @@ TensorView import_matrix(WeightStorage& storage, const RawTensor& t, int64_t row
   CHIMERA_CHECK(t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == cols, ErrorCode::Tensor, "tensor ",
                 t.name, ": expected ", rows, "x", cols, " (rows x cols), file has ", shape_string(t.shape), " ",
                 t.type_name);
-  CHIMERA_CHECK(t.dtype != DType::Q8_0 || cols % kQ8BlockSize == 0, ErrorCode::Tensor, "tensor ", t.name,
-                ": Q8_0 needs a column count that is a multiple of 32, file has ", cols);
+  CHIMERA_CHECK(cols % dtype_block_elems(t.dtype) == 0, ErrorCode::Tensor, "tensor ", t.name, ": ", t.type_name,
+                " needs a column count that is a multiple of ", dtype_block_elems(t.dtype), ", file has ", cols);
   TensorView v;
   v.dtype = t.dtype;
   v.rows = rows;
@@ -64,8 +64,8 @@ const float* import_vector_f32(WeightStorage& storage, const RawTensor& t, int64
   check_supported(t);
   CHIMERA_CHECK(t.shape.size() == 1 && t.shape[0] == n, ErrorCode::Tensor, "tensor ", t.name, ": expected a vector of ",
                 n, ", file has ", shape_string(t.shape), " ", t.type_name);
-  CHIMERA_CHECK(t.dtype != DType::Q8_0 || n % kQ8BlockSize == 0, ErrorCode::Tensor, "tensor ", t.name,
-                ": a Q8_0 vector needs a multiple of 32 elements, file has ", n);
+  CHIMERA_CHECK(n % dtype_block_elems(t.dtype) == 0, ErrorCode::Tensor, "tensor ", t.name, ": a ", t.type_name,
+                " vector needs a multiple of ", dtype_block_elems(t.dtype), " elements, file has ", n);
   const size_t bytes = dtype_row_bytes(t.dtype, (size_t)n);
   CHIMERA_CHECK(bytes == t.bytes, ErrorCode::Tensor, "tensor ", t.name, ": holds ", t.bytes, " bytes, expected ", bytes);
   // row_to_f32 reads whole elements, so misaligned data is first copied somewhere aligned.

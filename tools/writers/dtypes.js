@@ -1,12 +1,17 @@
 // Element encodings shared by the model writers: F32, F16 and BF16 (round to nearest even, bit-exact
-// with native/common/dtype.h) and ggml Q8_0 (blocks of 32: an F16 scale then 32 int8, as ggml's
-// quantize_row_q8_0_ref). Also the decoders, so tests can compute what a file really holds.
+// with native/common/dtype.h), ggml Q8_0 (blocks of 32: an F16 scale then 32 int8, as ggml's
+// quantize_row_q8_0_ref), and Q4_0 / Q4_K / Q5_K / Q6_K (quant-blocks.js). Also the decoders, so tests
+// can compute what a file really holds.
 'use strict';
 
-const GGML_TYPE = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 };
+const { BLOCK, BLOCK_BYTES, makeQuantBlocks } = require('./quant-blocks');
+
+const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 };
 const DTYPES = Object.keys(GGML_TYPE);
 const Q8_BLOCK = 32;
 const Q8_BLOCK_BYTES = 34;
+// Values per block of each type (1 for the float types).
+const blockSize = (dtype) => (dtype === 'Q8_0' ? Q8_BLOCK : BLOCK[dtype] || 1);
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -66,10 +71,10 @@ const roundf = (x) => (x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5));
 
 function bytesFor(dtype, n) {
   checkDtype(dtype);
-  if (dtype === 'Q8_0') {
-    if (n % Q8_BLOCK) throw new Error(`Q8_0 needs a multiple of 32 elements per row, got ${n}`);
-    return (n / Q8_BLOCK) * Q8_BLOCK_BYTES;
-  }
+  const block = blockSize(dtype);
+  if (n % block) throw new Error(`${dtype} needs a multiple of ${block} elements per row, got ${n}`);
+  if (dtype === 'Q8_0') return (n / Q8_BLOCK) * Q8_BLOCK_BYTES;
+  if (BLOCK[dtype]) return (n / block) * BLOCK_BYTES[dtype];
   return n * (dtype === 'F32' ? 4 : 2);
 }
 
@@ -90,8 +95,11 @@ function encodeFloats(dtype, values) {
     } else {
       for (let i = 0; i < n; i++) out.writeUInt16LE(enc(values[i]), 2 * i);
     }
-  } else {
+  } else if (dtype === 'Q8_0') {
     encodeQ8(values, out);
+  } else {
+    const enc = quant.encoders[dtype];
+    for (let b = 0; b < n / BLOCK[dtype]; b++) enc(values, b * BLOCK[dtype], out, b * BLOCK_BYTES[dtype]);
   }
   return out;
 }
@@ -116,6 +124,9 @@ function decodeFloats(dtype, buf, n) {
   } else if (dtype === 'F16' || dtype === 'BF16') {
     const dec = dtype === 'F16' ? f16ToF32 : bf16ToF32;
     for (let i = 0; i < n; i++) out[i] = dec(buf.readUInt16LE(2 * i));
+  } else if (BLOCK[dtype]) {
+    const dec = quant.decoders[dtype];
+    for (let b = 0; b < n / BLOCK[dtype]; b++) dec(buf, b * BLOCK_BYTES[dtype], out, b * BLOCK[dtype]);
   } else {
     for (let b = 0; b < n / Q8_BLOCK; b++) {
       const o = b * Q8_BLOCK_BYTES;
@@ -126,10 +137,12 @@ function decodeFloats(dtype, buf, n) {
   return out;
 }
 
+const quant = makeQuantBlocks({ f32ToF16, f16ToF32 });
+
 // Round trip through `dtype`: the values a model file of that dtype holds.
 const roundTrip = (dtype, values) => decodeFloats(dtype, encodeFloats(dtype, values), values.length);
 
 module.exports = {
-  GGML_TYPE, DTYPES, Q8_BLOCK, checkDtype, bytesFor, encodeFloats, decodeFloats, roundTrip,
+  GGML_TYPE, DTYPES, Q8_BLOCK, blockSize, checkDtype, bytesFor, encodeFloats, decodeFloats, roundTrip,
   f32ToF16, f16ToF32, f32ToBf16, bf16ToF32,
 };

@@ -3,7 +3,7 @@
 // tiny-model.js). Streaming sources let a writer produce multi-GB files holding one chunk at a time.
 'use strict';
 
-const { bytesFor, encodeFloats, Q8_BLOCK } = require('./dtypes');
+const { blockSize, bytesFor, encodeFloats } = require('./dtypes');
 
 const CHUNK = 1 << 20; // floats per chunk when slicing an in-memory array
 
@@ -21,26 +21,27 @@ function floatChunks(source) {
   throw new Error('tensor data must be a Float32Array, a function returning chunks, or an object with chunks()');
 }
 
-// Encodes a float source to `dtype` chunk by chunk. Q8_0 blocks may straddle chunks, so leftovers are
-// carried over. Checks that exactly `count` values arrive.
+// Encodes a float source to `dtype` chunk by chunk. Blocks (32 or 256 values) may straddle chunks, so
+// leftovers are carried over. Checks that exactly `count` values arrive.
 function* encodedChunks(source, dtype, count, name) {
+  const block = blockSize(dtype);
   let carry = new Float32Array(0);
   let seen = 0;
   for (const chunk of floatChunks(source)) {
     seen += chunk.length;
     let values = chunk;
-    if (dtype === 'Q8_0') {
+    if (block > 1) {
       values = new Float32Array(carry.length + chunk.length);
       values.set(carry);
       values.set(chunk, carry.length);
-      const whole = values.length - (values.length % Q8_BLOCK);
+      const whole = values.length - (values.length % block);
       carry = values.slice(whole);
       values = values.subarray(0, whole);
     }
     if (values.length) yield encodeFloats(dtype, values);
   }
   if (seen !== count) throw new Error(`${name}: the data source gave ${seen} values, the shape needs ${count}`);
-  if (carry.length) throw new Error(`${name}: Q8_0 needs a multiple of 32 values`);
+  if (carry.length) throw new Error(`${name}: ${dtype} needs a multiple of ${block} values`);
 }
 
 // Raw bytes of a tensor spec { name, dtype, data } or { name, nbytes, chunks() -> Buffers }.

@@ -10,7 +10,8 @@
 //     m.tokenizer  { pieces, scores, types, merges, bos, eos, unk }: <unk> <s> </s>, 256 <0xNN> byte tokens,
 //                  " ", characters, then BPE merges learned from a small built-in text (" the", ...).
 //   writeTinyModel(dir, m, 'gguf' | 'llama2c' | 'hf', opts) -> { path, tokenizerPath? }
-//     gguf: opts.dtype F32|F16|BF16|Q8_0 (matrices; norms stay F32), opts.version, opts.alignment
+//     gguf: opts.dtype F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q5_K|Q6_K, or a mix Q4_K_M|Q5_K_M|... (quant-mix.js)
+//           for the matrices (norms stay F32), opts.version, opts.alignment
 //     llama2c: F32 model.bin + tokenizer.bin (pass tokenizerPath to the loader)
 //     hf: opts.dtype F32|F16|BF16, opts.shards; Q/K rows permuted to the half-split RoPE layout, as
 //         HF's conversion does, so all three formats give the same logits.
@@ -22,6 +23,7 @@ const { writeGGUF } = require('./gguf');
 const { writeLlama2c, writeLlama2cTokenizer } = require('./llama2c');
 const { writeHF, makeTokenizerJson } = require('./hf');
 const { buildVocab } = require('./tiny-vocab');
+const { MIXES, mixType } = require('./quant-mix');
 
 // ---- seeded values ----
 
@@ -143,8 +145,10 @@ function namedWeights(m) {
 
 function writeGgufModel(dir, m, opts) {
   const dtype = opts.dtype || 'F32';
+  // A llama-quantize mix name (Q4_K_M, ...) picks each matrix's type; otherwise all matrices take dtype.
+  const typeOf = MIXES[dtype] ? (name, cols) => mixType(dtype, name, cols, m.config.L) : () => dtype;
   const tensors = namedWeights(m).map(([name, t, matrix]) => (matrix
-    ? { name, shape: [t.rows, t.cols], dtype, data: t }
+    ? { name, shape: [t.rows, t.cols], dtype: typeOf(name, t.cols), data: t }
     : { name, shape: [t.cols], dtype: 'F32', data: t }));
   const file = path.join(dir, opts.fileName || 'model.gguf');
   writeGGUF(file, { metadata: ggufMetadata(m), tensors, alignment: opts.alignment || 32, version: opts.version || 3 });
