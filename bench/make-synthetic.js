@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Generates synthetic, memory-bound LLaMA models with random weights as GGUF files, for benchmarking:
 // the TinyLlama-1.1B shape (dim 2048, 22 layers, 32 heads / 4 KV heads, FFN 5632, vocabulary 32000,
-// context 2048, untied output), in F16, F32 and Q8_0.
+// context 2048, untied output), in F16, F32, Q8_0 and llama-quantize's Q4_K_M mix.
 //
 //   node bench/make-synthetic.js [--dtypes=f16,f32[,q8_0]] [--out=DIR] [--seed=N] [--force]
 //
@@ -22,6 +22,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const S = require('./lib/synthetic');
+const { FILE_TYPE, mixType } = require('../tools/writers/quant-mix');
 
 const SHAPE = { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048 };
 const SHAPE_TAG = `d${SHAPE.dim}-l${SHAPE.layers}-h${SHAPE.heads}-kv${SHAPE.kvHeads}-ff${SHAPE.ffn}-v${SHAPE.vocab}`;
@@ -29,6 +30,9 @@ const DTYPES = {
   f32: { type: S.GGML.F32, fileType: 0 }, // LLAMA_FTYPE_ALL_F32
   f16: { type: S.GGML.F16, fileType: 1 }, // LLAMA_FTYPE_MOSTLY_F16
   q8_0: { type: S.GGML.Q8_0, fileType: 7 }, // LLAMA_FTYPE_MOSTLY_Q8_0
+  // llama-quantize's Q4_K_M mix (tools/writers/quant-mix.js): Q4_K, with Q6_K for the output matrix and
+  // for attn_v / ffn_down in the first and last eighth of the layers and every third layer between.
+  q4_k_m: { mix: 'Q4_K_M', fileType: FILE_TYPE.Q4_K_M },
 };
 
 function modelFileName(dtype) {
@@ -37,7 +41,7 @@ function modelFileName(dtype) {
 
 // The model as metadata + tensor list; each tensor has a `chunks()` generator of its bytes.
 function describeModel(dtype, seed, shape = SHAPE) {
-  const { type, fileType } = DTYPES[dtype];
+  const { type, fileType, mix } = DTYPES[dtype];
   const { dim, layers, heads, kvHeads, ffn, vocab, context } = shape;
   const headDim = dim / heads;
   const vocabData = S.makeVocab(vocab);
@@ -72,8 +76,9 @@ function describeModel(dtype, seed, shape = SHAPE) {
   // dims are GGUF order: ne[0] (contiguous, the input features of a matrix) first.
   const rand = (name, dims) => {
     const n = dims.reduce((a, b) => a * b, 1);
-    tensors.push({ name, dims, type, nbytes: S.tensorBytes(type, n),
-      chunks: () => S.randomTensorChunks(type, n, S.seedFor(seed, name), tables) });
+    const t = mix ? S.GGML[mixType(mix, name, dims[0], layers)] : type;
+    tensors.push({ name, dims, type: t, nbytes: S.tensorBytes(t, n),
+      chunks: () => S.randomTensorChunks(t, n, S.seedFor(seed, name), tables) });
   };
   const ones = (name, n) => {
     tensors.push({ name, dims: [n], type: S.GGML.F32, nbytes: n * 4, chunks: () => S.constTensorChunks(n, 1) });

@@ -151,8 +151,10 @@ function caseList() {
     wide('q8_0'),
     synth('f16'),
     synth('f32'),
-    // Q8_0 runs only when asked for with --cases (make it with: node bench/make-synthetic.js --dtypes=q8_0).
+    // Q8_0 and Q4_K_M run only when asked for with --cases (make them with:
+    // node bench/make-synthetic.js --dtypes=q8_0,q4_k_m).
     { ...synth('q8_0'), optional: true },
+    { ...synth('q4_k_m'), optional: true },
   ];
 }
 

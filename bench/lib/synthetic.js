@@ -5,7 +5,7 @@
 
 // Element encoders of the project's model writers (bit-exact with native/common/dtype.h and ggml's reference
 // quantize_row_q8_0).
-const { encodeFloats } = require('../../tools/writers/dtypes');
+const { bytesFor, encodeFloats } = require('../../tools/writers/dtypes');
 
 // ---------- tokenizer: a valid SentencePiece ("llama") vocabulary ----------
 // ids 0..2: <unk> <s> </s>; 3..258: <0x00>..<0xFF> byte tokens; then "▁", the 94 printable ASCII
@@ -50,14 +50,12 @@ function seedFor(globalSeed, name) {
 const { normInv, normalTables } = require('../../tools/writers/normal-table');
 
 // GGML type ids and their storage.
-const GGML = { F32: 0, F16: 1, Q8_0: 8 };
+const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14 };
+const GGML_NAME = Object.fromEntries(Object.entries(GGML).map(([k, v]) => [v, k]));
 function tensorBytes(type, n) {
   if (type === GGML.F32) return n * 4;
   if (type === GGML.F16) return n * 2;
-  if (type === GGML.Q8_0) {
-    if (n % 32) throw new Error('Q8_0 needs a multiple of 32 elements');
-    return (n / 32) * 34;
-  }
+  if (GGML_NAME[type]) return bytesFor(GGML_NAME[type], n);
   throw new Error(`unsupported type ${type}`);
 }
 
@@ -83,11 +81,12 @@ function* randomTensorChunks(type, n, seed, tables, chunkElems = 1 << 21) {
       const out = new Float32Array(m);
       for (let i = 0; i < m; i++) out[i] = t32[idx[i]];
       yield Buffer.from(out.buffer);
-    } else if (type === GGML.Q8_0) {
-      // ggml block_q8_0: F16 scale d = amax / 127, then 32 int8 roundf(x / d) (chunks are multiples of 32).
+    } else if (GGML_NAME[type]) {
+      // Block types (Q8_0: F16 scale amax / 127 and 32 int8; Q4_0, k-quants: tools/writers/quant-blocks.js);
+      // chunks are multiples of 256 values, so blocks never straddle them.
       const vals = new Float32Array(m);
       for (let i = 0; i < m; i++) vals[i] = t32[idx[i]];
-      yield encodeFloats('Q8_0', vals);
+      yield encodeFloats(GGML_NAME[type], vals);
     } else {
       throw new Error(`unsupported type ${type}`);
     }

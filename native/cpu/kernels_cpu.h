@@ -50,6 +50,7 @@ struct Q8Activations {
   const int32_t* sum = nullptr;   // (T, K / 32) each block's sum of q (the VNNI kernels' offset)
   const float* d256 = nullptr;    // (T, K / 256) Q8_K: the scale of each 256 values
   const int16_t* bsum16 = nullptr;  // (T, K / 16) Q8_K: each 16 values' sum of q
+  const int16_t* bsum32 = nullptr;  // (T, K / 32) Q8_K: each 32 values' sum of q
 };
 // Whether matmul_rows(path, .., W, ..) multiplies x quantised to Q8 blocks; a caller that splits one
 // matmul over threads then quantises once (quantize_activations_for) and passes it to every part (else
@@ -74,8 +75,9 @@ void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float*
 // The same into buffers of the calling thread, valid until its next call.
 Q8Activations quantize_q8_activations(const float* x, int T, int64_t K);
 // x (T, K) -> Q8_K: per 256 elements a scale d = max |x| / 127 (d256, T x K/256), round(x / d) (q, T x K)
-// and the sum of q over each 16 (bsum16, T x K/16). K must be a multiple of 256.
-void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16);
+// and the sum of q over each 16 (bsum16, T x K/16) and each 32 (bsum32, T x K/32). K must be a multiple of 256.
+void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16,
+                              int16_t* bsum32);
 Q8Activations quantize_q8k_activations(const float* x, int T, int64_t K);
 // Dot product of an F32 vector with n elements of a weight row (any dtype).
 float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n);

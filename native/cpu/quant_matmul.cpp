@@ -113,14 +113,14 @@ void matmul_low_bit_rows(KernelPath path, float* out, const TensorView& W, int T
   CHIMERA_CHECK(dtype_is_low_bit(W.dtype) && K % block == 0, ErrorCode::Tensor, dtype_name(W.dtype),
                 " matrix with ", K, " columns (not a multiple of ", block, ")");
   const bool k_quant = block == kKBlockSize;
-  CHIMERA_CHECK(xq.q && (k_quant ? xq.d256 && xq.bsum16 : xq.s != nullptr), ErrorCode::Internal,
+  CHIMERA_CHECK(xq.q && (k_quant ? xq.d256 && xq.bsum16 && xq.bsum32 : xq.s != nullptr), ErrorCode::Internal,
                 "low-bit matmul without x quantised for ", dtype_name(W.dtype));
   const bool avx2 = uses_avx2_loops(path) && cpu_supports(KernelPath::Avx2);
-  float res[4];
+  float res[inner::kLowBitMaxRows];
   for (int64_t n = n0; n < n1; n++) {
     const uint8_t* row = W.row(n);
-    for (int t0 = 0; t0 < T; t0 += 4) {
-      const int nt = std::min(4, T - t0);
+    for (int t0 = 0; t0 < T; t0 += inner::kLowBitMaxRows) {
+      const int nt = std::min(inner::kLowBitMaxRows, T - t0);
       if (avx2) inner::low_bit_dot_avx2(W.dtype, row, K, xq, t0, nt, res);
       else inner::low_bit_dot_portable(W.dtype, row, K, xq, t0, nt, res);
       for (int i = 0; i < nt; i++) out[(int64_t)(t0 + i) * N + n] = res[i];
@@ -128,7 +128,8 @@ void matmul_low_bit_rows(KernelPath path, float* out, const TensorView& W, int T
   }
 }
 
-void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16) {
+void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16,
+                              int16_t* bsum32) {
   CHIMERA_CHECK(K % kKBlockSize == 0, ErrorCode::Internal, "Q8_K activations of ", K, " columns");
   for (int64_t b = 0; b < (int64_t)T * (K / kKBlockSize); b++) {
     const float* xb = x + b * kKBlockSize;
@@ -145,21 +146,24 @@ void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float
       }
       bsum16[b * 16 + g] = (int16_t)total;
     }
+    for (int g = 0; g < 8; g++) bsum32[b * 8 + g] = (int16_t)(bsum16[b * 16 + 2 * g] + bsum16[b * 16 + 2 * g + 1]);
   }
 }
 
 Q8Activations quantize_q8k_activations(const float* x, int T, int64_t K) {
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> d;
-  thread_local std::vector<int16_t> bs;
+  thread_local std::vector<int16_t> bs, bs32;
   q.resize((size_t)T * K);
   d.resize((size_t)T * K / kKBlockSize);
   bs.resize((size_t)T * K / 16);
-  quantize_q8k_activations(x, T, K, q.data(), d.data(), bs.data());
+  bs32.resize((size_t)T * K / 32);
+  quantize_q8k_activations(x, T, K, q.data(), d.data(), bs.data(), bs32.data());
   Q8Activations a;
   a.q = q.data();
   a.d256 = d.data();
   a.bsum16 = bs.data();
+  a.bsum32 = bs32.data();
   return a;
 }
 

@@ -18,7 +18,8 @@ void matmul_low_bit_rows(KernelPath path, float* out, const TensorView& W, int T
                          const Q8Activations& xq);
 
 namespace inner {
-// res[i] = row . x row (t0 + i) for i < nt (nt <= 4), K values of one weight row of type dt.
+// res[i] = row . x row (t0 + i) for i < nt (nt <= kLowBitMaxRows), K values of one weight row of type dt.
+constexpr int kLowBitMaxRows = 8;
 void low_bit_dot_portable(DType dt, const uint8_t* row, int64_t K, const Q8Activations& xq, int t0, int nt,
                           float* res);
 void low_bit_dot_avx2(DType dt, const uint8_t* row, int64_t K, const Q8Activations& xq, int t0, int nt, float* res);

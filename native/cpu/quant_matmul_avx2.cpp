@@ -31,6 +31,33 @@ CHIMERA_AVX2_INLINE void prefetch_block(const uint8_t* p, int bytes) {
   for (int o = 0; o < bytes; o += 64) prefetch_l2(p + kPrefetchAhead + o);
 }
 
+// The 8 6-bit scales (bytes 0..7 of the result) and 8 mins (bytes 8..15) of a Q4_K / Q5_K block, unpacked
+// with 32-bit masks and shifts (the packing of quant_blocks.h: j < 4 in the low 6 bits of bytes j and
+// j + 4; j >= 4 in a nibble of byte j + 4 and the top 2 bits of bytes j - 4 and j).
+CHIMERA_AVX2_INLINE __m128i kquant_scales_mins(const uint8_t* packed) {
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+  const uint32_t mins_lo = u[1] & m6;
+  const uint32_t mins_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+  const uint32_t scales_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+  const uint32_t scales_lo = u[0] & m6;
+  return _mm_setr_epi32((int)scales_lo, (int)scales_hi, (int)mins_lo, (int)mins_hi);
+}
+
+// Shuffle masks that broadcast int16 word w of each 128-bit lane to all of that lane's words.
+CHIMERA_AVX2_INLINE __m256i word_broadcast_mask(int lo_word, int hi_word) {
+  const char a = (char)(2 * lo_word), b = (char)(2 * hi_word);
+  return _mm256_setr_epi8(a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1,
+                          b, b + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1);
+}
+
+CHIMERA_AVX2_INLINE float hsum4(__m128 s) {
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
 template <int NT>
 CHIMERA_AVX2 void dot_q4_0(const uint8_t* w, int64_t K, const Q8Activations& xq, int t0, float* res) {
   const __m256i m4 = _mm256_set1_epi8(0xF), eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
@@ -63,15 +90,16 @@ CHIMERA_AVX2 void dot_q45_k(const uint8_t* w, int64_t K, const Q8Activations& xq
   const __m256i m4 = _mm256_set1_epi8(0xF), m1 = _mm256_set1_epi8(1);
   const int64_t nb = K / kKBlockSize;
   __m256 acc[NT];
-  float accm[NT];
+  __m128 accm[NT];  // the mins' part, per 4 pairs of sub-blocks
   CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
     acc[t] = _mm256_setzero_ps();
-    accm[t] = 0.f;
+    accm[t] = _mm_setzero_ps();
   }
   for (int64_t b = 0; b < nb; b++, w += kBytes) {
     prefetch_block(w, kBytes);
-    uint8_t sc[8], mn[8];
-    CHIMERA_UNROLL for (int j = 0; j < 8; j++) kquant_scale_min(j, w + kScales, &sc[j], &mn[j]);
+    const __m128i sm = kquant_scales_mins(w + kScales);
+    const __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
     __m256i sumi[NT];
     CHIMERA_UNROLL for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
     __m256i qh = kFifthBit ? load32(w + kQ5KQh) : _mm256_setzero_si256();
@@ -84,7 +112,8 @@ CHIMERA_AVX2 void dot_q45_k(const uint8_t* w, int64_t K, const Q8Activations& xq
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), m1), 4));
         qh = _mm256_srli_epi16(qh, 2);
       }
-      const __m256i s_lo = _mm256_set1_epi16(sc[2 * j]), s_hi = _mm256_set1_epi16(sc[2 * j + 1]);
+      const __m256i s_lo = _mm256_shuffle_epi8(sc16, word_broadcast_mask(2 * j, 2 * j));
+      const __m256i s_hi = _mm256_shuffle_epi8(sc16, word_broadcast_mask(2 * j + 1, 2 * j + 1));
       CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
         const int8_t* x = xq.q + (t0 + t) * K + b * kKBlockSize + 64 * j;
         const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(x)), s_lo);
@@ -94,15 +123,14 @@ CHIMERA_AVX2 void dot_q45_k(const uint8_t* w, int64_t K, const Q8Activations& xq
     }
     const float d = load_f16(w), dmin = load_f16(w + 2);
     CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
-      const int16_t* bs = xq.bsum16 + ((t0 + t) * nb + b) * 16;
-      int32_t summ = 0;
-      CHIMERA_UNROLL for (int j = 0; j < 8; j++) summ += mn[j] * (bs[2 * j] + bs[2 * j + 1]);
-      const float xd = xq.d256[(t0 + t) * nb + b];
+      const int64_t tb = (t0 + t) * nb + b;
+      const __m128i pairs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xq.bsum32 + tb * 8));
+      const float xd = xq.d256[tb];
       acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xd), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-      accm[t] += dmin * xd * (float)summ;
+      accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * xd), _mm_cvtepi32_ps(_mm_madd_epi16(mins16, pairs)), accm[t]);
     }
   }
-  CHIMERA_UNROLL for (int t = 0; t < NT; t++) res[t] = hsum8(acc[t]) - accm[t];
+  CHIMERA_UNROLL for (int t = 0; t < NT; t++) res[t] = hsum8(acc[t]) - hsum4(accm[t]);
 }
 
 // Q6_K: each half of 128 values is four runs of 32 (ql low/high nibbles, qh bit pairs), each run two
@@ -112,14 +140,16 @@ CHIMERA_AVX2 void dot_q6_k(const uint8_t* w, int64_t K, const Q8Activations& xq,
   const __m256i m4 = _mm256_set1_epi8(0xF), m3 = _mm256_set1_epi8(3);
   const int64_t nb = K / kKBlockSize;
   __m256 acc[NT];
-  float accb[NT];
+  __m128 accb[NT];  // the scales against the x sums per 16, times 32 at the end (the -32 offset)
   CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
     acc[t] = _mm256_setzero_ps();
-    accb[t] = 0.f;
+    accb[t] = _mm_setzero_ps();
   }
   for (int64_t b = 0; b < nb; b++, w += kQ6KBlockBytes) {
     prefetch_block(w, kQ6KBlockBytes);
     const int8_t* sc = reinterpret_cast<const int8_t*>(w + kQ6KScales);
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc));
+    const __m128i sc16_lo = _mm_cvtepi8_epi16(sc8), sc16_hi = _mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8));
     __m256i sumi[NT];
     CHIMERA_UNROLL for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
     CHIMERA_UNROLL for (int half = 0; half < 2; half++) {
@@ -133,8 +163,9 @@ CHIMERA_AVX2 void dot_q6_k(const uint8_t* w, int64_t K, const Q8Activations& xq,
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
       q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+      const __m256i sc16 = _mm256_broadcastsi128_si256(half ? sc16_hi : sc16_lo);
       CHIMERA_UNROLL for (int k = 0; k < 4; k++) {
-        const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * k + 1]), _mm_set1_epi16(sc[8 * half + 2 * k]));
+        const __m256i scv = _mm256_shuffle_epi8(sc16, word_broadcast_mask(2 * k, 2 * k + 1));
         CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
           const int8_t* x = xq.q + (t0 + t) * K + b * kKBlockSize + 128 * half + 32 * k;
           sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], load32(x)), scv));
@@ -144,14 +175,14 @@ CHIMERA_AVX2 void dot_q6_k(const uint8_t* w, int64_t K, const Q8Activations& xq,
     const float d = load_f16(w + kQ6KD);
     CHIMERA_UNROLL for (int t = 0; t < NT; t++) {
       const int16_t* bs = xq.bsum16 + ((t0 + t) * nb + b) * 16;
-      int32_t sumb = 0;
-      CHIMERA_UNROLL for (int i = 0; i < 16; i++) sumb += sc[i] * bs[i];
-      const float dx = d * xq.d256[(t0 + t) * nb + b];
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-      accb[t] += dx * (float)(32 * sumb);
+      const __m128i sb = _mm_add_epi32(_mm_madd_epi16(sc16_lo, _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs))),
+                                       _mm_madd_epi16(sc16_hi, _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8))));
+      const __m128 dx = _mm_set1_ps(d * xq.d256[(t0 + t) * nb + b]);
+      acc[t] = _mm256_fmadd_ps(_mm256_set_m128(dx, dx), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+      accb[t] = _mm_fmadd_ps(dx, _mm_cvtepi32_ps(sb), accb[t]);
     }
   }
-  CHIMERA_UNROLL for (int t = 0; t < NT; t++) res[t] = hsum8(acc[t]) - accb[t];
+  CHIMERA_UNROLL for (int t = 0; t < NT; t++) res[t] = hsum8(acc[t]) - 32.f * hsum4(accb[t]);
 }
 
 template <int NT>
@@ -172,7 +203,11 @@ void low_bit_dot_avx2(DType dt, const uint8_t* row, int64_t K, const Q8Activatio
     case 1: return dot_nt<1>(dt, row, K, xq, t0, res);
     case 2: return dot_nt<2>(dt, row, K, xq, t0, res);
     case 3: return dot_nt<3>(dt, row, K, xq, t0, res);
-    default: return dot_nt<4>(dt, row, K, xq, t0, res);
+    case 4: return dot_nt<4>(dt, row, K, xq, t0, res);
+    case 5: return dot_nt<5>(dt, row, K, xq, t0, res);
+    case 6: return dot_nt<6>(dt, row, K, xq, t0, res);
+    case 7: return dot_nt<7>(dt, row, K, xq, t0, res);
+    default: return dot_nt<8>(dt, row, K, xq, t0, res);
   }
 }
 
