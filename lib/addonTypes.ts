@@ -37,12 +37,19 @@ export interface NativeModelInfo {
     eos: number;
     addBos: boolean;
     addSpacePrefix: boolean;
+    /** The Jinja chat template (GGUF tokenizer.chat_template, HF tokenizer_config.json), if the model has one. */
+    chatTemplate?: string;
+    /** Texts of the BOS and EOS tokens (what a chat template's bos_token / eos_token stand for). */
+    bosText?: string;
+    eosText?: string;
   };
 }
 
 /** Generation options; absent ones take the native defaults (GenerateRequest, SamplingParams). */
 export interface NativeGenerateRequest {
   text: string;
+  /** A prompt as token ids, used as given (no BOS added), instead of text. */
+  tokens?: Int32Array;
   append?: boolean;
   maxTokens?: number;
   temperature?: number;

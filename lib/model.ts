@@ -31,7 +31,7 @@ export class Model {
   }
 
   /** Text to token ids. `addBos` defaults to the model's setting. */
-  tokenize(text: string, options: { addBos?: boolean; atStart?: boolean } = {}): number[] {
+  tokenize(text: string, options: { addBos?: boolean; atStart?: boolean; special?: boolean } = {}): number[] {
     if (typeof text !== 'string') throw new InvalidArgumentError('text must be a string');
     const native = this.ensure();
     const addBos = options.addBos ?? this.info.tokenizer.addBos;

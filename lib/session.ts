@@ -1,6 +1,7 @@
 // A generation session: one sequence with its own KV cache. Prompts continue the session's context
 // (or replace it, reusing the cached common prefix). Generation runs natively off the JS thread.
-import type { NativeGenerateResult, NativeSession } from './addonTypes';
+import type { NativeGenerateResult, NativeModelInfo, NativeSession } from './addonTypes';
+import { ChatMessage, ChatState, ChatTemplate, checkMessages } from './chat';
 import { BusyError, ContextFullError, DisposedError, InvalidArgumentError, callNative, callNativeSync } from './errors';
 import { GenerateOptions, validateGenerateOptions } from './options';
 
@@ -54,6 +55,14 @@ export interface CompletionResult {
   stats: GenerationStats;
 }
 
+// A token-id prompt as an Int32Array (undefined for a text prompt); anything else is refused.
+function promptTokens(prompt: unknown): Int32Array | undefined {
+  if (typeof prompt === 'string') return undefined;
+  if (!Array.isArray(prompt) || prompt.some((t) => !Number.isInteger(t) || t < 0 || t > 0x7fffffff))
+    throw new InvalidArgumentError('prompt must be a string or an array of non-negative integer token ids');
+  return Int32Array.from(prompt as number[]);
+}
+
 function toResult(r: NativeGenerateResult): CompletionResult {
   const perSecond = (n: number, ms: number) => (ms > 0 ? (n * 1000) / ms : 0);
   return {
@@ -88,15 +97,34 @@ function toResult(r: NativeGenerateResult): CompletionResult {
   };
 }
 
+/** What a session needs of its model: its tokenizer and metadata (chat), and to be told of disposal. */
+export interface SessionOwner {
+  forget(s: Session): void;
+  tokenize(text: string, options: { addBos?: boolean; atStart?: boolean; special?: boolean }): number[];
+  readonly info: NativeModelInfo;
+}
+
+/** chat() options: generation options, and a Jinja chat template replacing the model's own. */
+export interface ChatOptions extends Omit<GenerateOptions, 'append'> {
+  template?: string;
+}
+
+/** chat() resolves to the completion with the reply as a message. */
+export interface ChatResult extends CompletionResult {
+  message: ChatMessage;
+}
+
 export class Session {
   /** @internal */
   private native: NativeSession | undefined;
   /** @internal keeps the model's JS object alive while the session is */
-  private readonly owner: { forget(s: Session): void };
+  private readonly owner: SessionOwner;
   private running = false;
+  private readonly chatState = new ChatState();
+  private chatTemplates = new Map<string, ChatTemplate>();
 
   /** @internal use model.createSession() */
-  constructor(native: NativeSession, owner: { forget(s: Session): void }) {
+  constructor(native: NativeSession, owner: SessionOwner) {
     this.native = native;
     this.owner = owner;
   }
@@ -114,9 +142,12 @@ export class Session {
     return this.ensure().stats().contextSize;
   }
 
-  /** Streams generated text. The generator's return value is the full result. */
-  async *generate(prompt: string, options: GenerateOptions = {}): AsyncGenerator<Chunk, CompletionResult, undefined> {
-    if (typeof prompt !== 'string') throw new InvalidArgumentError('prompt must be a string');
+  /**
+   * Streams generated text. The generator's return value is the full result. The prompt is text, or
+   * token ids used as they are (no BOS added): e.g. a chat template tokenized with special tokens.
+   */
+  async *generate(prompt: string | number[], options: GenerateOptions = {}): AsyncGenerator<Chunk, CompletionResult, undefined> {
+    const tokens = promptTokens(prompt);
     const opts = validateGenerateOptions(options);
     const native = this.ensure();
     if (this.running) throw new BusyError('the session is already generating; await it or use another session');
@@ -131,7 +162,8 @@ export class Session {
     // Options left out take the native defaults (GenerateRequest and SamplingParams, the one home of
     // the defaults that the README lists).
     const request = {
-      text: prompt,
+      text: tokens ? '' : (prompt as string),
+      tokens,
       append: opts.append,
       maxTokens: opts.maxTokens,
       temperature: opts.temperature,
@@ -181,8 +213,65 @@ export class Session {
     }
   }
 
+  /**
+   * A chat turn: renders `messages` with the model's chat template (tokenizer.chat_template, or
+   * `options.template`) and streams the assistant's reply like generate(). The KV cache is kept across
+   * turns: when the conversation extends the previous chat() call's (its messages plus the reply it
+   * produced), only the new part is evaluated. The reply ends at the model's end-of-turn tokens.
+   */
+  async *chat(messages: ChatMessage[], options: ChatOptions = {}): AsyncGenerator<Chunk, ChatResult, undefined> {
+    const msgs = checkMessages(messages);
+    const { template, ...generateOptions } = options;
+    if ((generateOptions as GenerateOptions).append !== undefined)
+      throw new InvalidArgumentError('chat() decides what the cache keeps: append is not an option here');
+    const rendered = this.chatTemplate(template).render(msgs, true);
+    const continuation = this.chatState.continuation(rendered, this.ensure().history().length);
+    const tok = this.owner.info.tokenizer;
+    const prompt =
+      continuation !== undefined
+        ? this.owner.tokenize(continuation, { addBos: false, atStart: false, special: true })
+        : this.owner.tokenize(rendered, {
+            addBos: tok.addBos && !(tok.bosText && rendered.startsWith(tok.bosText)),
+            atStart: true,
+            special: true,
+          });
+    this.chatState.forget();
+    const it = this.generate(prompt, { ...generateOptions, append: continuation !== undefined });
+    let step = await it.next();
+    while (!step.done) {
+      yield step.value;
+      step = await it.next();
+    }
+    const result = step.value;
+    // After an end-of-turn stop the cache holds exactly the rendering plus the reply; after a stop
+    // string or maxTokens it may not, and the next turn re-renders (reusing the common prefix).
+    if (result.stopReason === 'eos') this.chatState.update(rendered + result.text, this.ensure().history().length);
+    return { ...result, message: { role: 'assistant', content: result.text } };
+  }
+
+  /** chat() to the end of the reply. */
+  async completeChat(messages: ChatMessage[], options: ChatOptions = {}): Promise<ChatResult> {
+    const it = this.chat(messages, options);
+    for (;;) {
+      const step = await it.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  private chatTemplate(source: string | undefined): ChatTemplate {
+    if (source !== undefined && typeof source !== 'string') throw new InvalidArgumentError('template must be a string');
+    const tok = this.owner.info.tokenizer;
+    const text = source ?? tok.chatTemplate ?? '';
+    let t = this.chatTemplates.get(text);
+    if (!t) {
+      t = new ChatTemplate(text, { bos: tok.bosText ?? '', eos: tok.eosText ?? '' });
+      this.chatTemplates.set(text, t);
+    }
+    return t;
+  }
+
   /** Generates to the end and resolves with the whole result. */
-  async complete(prompt: string, options: GenerateOptions = {}): Promise<CompletionResult> {
+  async complete(prompt: string | number[], options: GenerateOptions = {}): Promise<CompletionResult> {
     const it = this.generate(prompt, options);
     for (;;) {
       const step = await it.next();

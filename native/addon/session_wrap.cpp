@@ -251,6 +251,12 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<Chunk> {
 GenerateRequest read_request(const Napi::Object& o) {
   GenerateRequest r;
   r.text = opt_string(o, "text", "");
+  const Napi::Value tokens = o.Get("tokens");
+  if (tokens.IsTypedArray() && tokens.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    const Napi::Int32Array a = tokens.As<Napi::Int32Array>();
+    r.use_tokens = true;
+    r.tokens.assign(a.Data(), a.Data() + a.ElementLength());
+  }
   r.append = opt_bool(o, "append", r.append);
   r.max_tokens = opt_int(o, "maxTokens", r.max_tokens);
   r.stop = opt_string_list(o, "stop");

@@ -70,7 +70,14 @@ void Session::truncate_cache(int keep) {
 std::vector<int32_t> Session::build_context(const GenerateRequest& req, std::vector<int32_t>& prompt_tokens) const {
   const Tokenizer& tok = runtime_->model().tokenizer;
   const bool fresh = !req.append || history_.empty();
-  prompt_tokens = tok.encode(req.text, fresh && tok.add_bos(), fresh);
+  if (req.use_tokens) {
+    for (int32_t id : req.tokens)
+      CHIMERA_CHECK(id >= 0 && id < tok.vocab_size(), ErrorCode::InvalidArg, "prompt token ", id,
+                    " is outside the vocabulary of ", tok.vocab_size());
+    prompt_tokens = req.tokens;
+  } else {
+    prompt_tokens = tok.encode(req.text, fresh && tok.add_bos(), fresh);
+  }
   std::vector<int32_t> context;
   if (!fresh) context = history_;
   context.insert(context.end(), prompt_tokens.begin(), prompt_tokens.end());

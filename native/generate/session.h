@@ -22,6 +22,10 @@ namespace chimera {
 
 struct GenerateRequest {
   std::string text;
+  // A prompt given as token ids (used as they are, no BOS added) instead of text: chat templates are
+  // rendered and tokenized with special tokens by the caller.
+  bool use_tokens = false;
+  std::vector<int32_t> tokens;
   bool append = true;            // false: the text replaces the context (the cached common prefix is reused)
   int max_tokens = 256;
   SamplingParams sampling;
