@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// The `chimera` command line: generate text, print model and draft information, train drafts and small
-// base models, and the demo.
+// The `chimera` command line: generate text, chat, print model and draft information, train drafts and
+// small base models, and the demo.
+import * as fs from 'node:fs';
 import { parseArgs, ParseArgsConfig } from 'node:util';
+import { runChatLoop } from './chatCli';
 import { ChimeraError, InvalidArgumentError } from './errors';
 import { validateGenerateOptions, validateLoadOptions, validateSessionOptions } from './options';
 import { readDraftMetadata } from './draft';
@@ -46,6 +48,22 @@ const generateFlags: Flags = {
   lookup: { type: 'boolean' },
   'lookup-cache': { type: 'string', meta: 'FILE' },
   ...common,
+};
+
+const chatFlags: Flags = {
+  model: { type: 'string', meta: 'FILE', required: true },
+  draft: { type: 'string', meta: 'FILE' },
+  tree: { type: 'string', meta: 'auto|chimera-25|chain-N|JSON' },
+  lookup: { type: 'boolean' },
+  system: { type: 'string', meta: 'TEXT' },
+  template: { type: 'string', meta: 'FILE' },
+  n: { type: 'string', short: 'n', default: '512', meta: 'N' },
+  temperature: { type: 'string', meta: 'T' },
+  'top-p': { type: 'string', meta: 'P' },
+  seed: { type: 'string', meta: 'S' },
+  threads: threadsFlag,
+  context: { type: 'string', meta: 'N' },
+  help: common.help,
 };
 
 const infoFlags: Flags = {
@@ -108,6 +126,7 @@ const demoFlags: Flags = {
 
 const COMMANDS: [string, Flags, string?][] = [
   ['generate', generateFlags],
+  ['chat', chatFlags, 'interactive: /reset starts over, /exit quits, Ctrl-C stops a reply'],
   ['info', infoFlags, 'at least one of --model and --draft'],
   ['train-draft', trainDraftFlags],
   ['train-base', trainBaseFlags],
@@ -237,6 +256,50 @@ async function generate(argv: string[]): Promise<void> {
           `${s.promptTokensPerSecond.toFixed(1)} tok/s]\n`,
       );
     }
+    session.dispose();
+  } finally {
+    await model.dispose();
+  }
+}
+
+async function chat(argv: string[]): Promise<void> {
+  const v = parse(argv, chatFlags) as Record<string, unknown>;
+  if (v.help) return void console.log(USAGE);
+  if (typeof v.model !== 'string') throw new UsageError('--model is required');
+  if (v.tree !== undefined && v.draft === undefined) throw new UsageError('--tree needs --draft');
+  const contextSize = num('context', v.context, true);
+  const tree = parseTree(v.tree);
+  const generate = {
+    maxTokens: num('n', v.n, true),
+    temperature: num('temperature', v.temperature, false),
+    topP: num('top-p', v['top-p'], false),
+    seed: num('seed', v.seed, true),
+  };
+  const threads = num('threads', v.threads, true);
+  checkFlags(() => {
+    validateLoadOptions({ threads });
+    validateSessionOptions({ contextSize });
+    validateGenerateOptions(generate);
+  });
+  let template: string | undefined;
+  if (typeof v.template === 'string') {
+    try {
+      template = fs.readFileSync(v.template, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--template: cannot read ${v.template} (${(err as Error).message})`);
+    }
+  }
+  const model = await loadModel(v.model, { threads });
+  try {
+    const draft = typeof v.draft === 'string' ? await model.loadDraft(v.draft) : undefined;
+    const session = model.createSession({ contextSize, draft, tree: draft ? tree : undefined, lookup: v.lookup === true });
+    await runChatLoop(session, {
+      system: v.system as string | undefined,
+      generate: { ...generate, template },
+      input: process.stdin,
+      output: process.stdout,
+      status: process.stderr,
+    });
     session.dispose();
   } finally {
     await model.dispose();
@@ -418,6 +481,7 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === 'generate') await generate(rest);
+    else if (command === 'chat') await chat(rest);
     else if (command === 'info') await info(rest);
     else if (command === 'train-draft') await trainDraftCommand(rest);
     else if (command === 'train-base') await trainBaseCommand(rest);
