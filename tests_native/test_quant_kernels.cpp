@@ -172,7 +172,7 @@ std::vector<float> decoded_activations(const TensorView& W, const std::vector<fl
     const int64_t t = i / K, k = i % K;
     const float d = a.d256 ? a.d256[t * (K / 256) + k / 256] : a.s[t * (K / 32) + k / 32];
     xh[(size_t)i] = d * (float)a.q[i];
-    (*half_step)[(size_t)i] = 0.5f * d;
+    (*half_step)[(size_t)i] = 0.5f * std::fabs(d);
   }
   return xh;
 }

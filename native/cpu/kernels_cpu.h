@@ -74,7 +74,8 @@ void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, i
 void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float* s, int32_t* sum = nullptr);
 // The same into buffers of the calling thread, valid until its next call.
 Q8Activations quantize_q8_activations(const float* x, int T, int64_t K);
-// x (T, K) -> Q8_K: per 256 elements a scale d = max |x| / 127 (d256, T x K/256), round(x / d) (q, T x K)
+// x (T, K) -> Q8_K as ggml makes it: per 256 elements the value of largest magnitude m maps to -127,
+// d = -m / 127 (d256, T x K/256, may be negative), q = round(x / d) (q, T x K)
 // and the sum of q over each 16 (bsum16, T x K/16) and each 32 (bsum32, T x K/32). K must be a multiple of 256.
 void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16,
                               int16_t* bsum32);

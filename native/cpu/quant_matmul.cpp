@@ -133,14 +133,21 @@ void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float
   CHIMERA_CHECK(K % kKBlockSize == 0, ErrorCode::Internal, "Q8_K activations of ", K, " columns");
   for (int64_t b = 0; b < (int64_t)T * (K / kKBlockSize); b++) {
     const float* xb = x + b * kKBlockSize;
-    float amax = 0.f;
-    for (int i = 0; i < kKBlockSize; i++) amax = std::max(amax, std::fabs(xb[i]));
-    const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
-    d256[b] = d;
+    // As ggml's Q8_K: the value of largest magnitude, with its sign, maps to -127 (so d may be negative),
+    // and d = 1 / iscale stays F32; rounding is to nearest even.
+    float amax = 0.f, max = 0.f;
+    for (int i = 0; i < kKBlockSize; i++) {
+      if (std::fabs(xb[i]) > amax) {
+        amax = std::fabs(xb[i]);
+        max = xb[i];
+      }
+    }
+    const float iscale = amax > 0.f ? -127.f / max : 0.f;
+    d256[b] = amax > 0.f ? 1.f / iscale : 0.f;
     for (int g = 0; g < 16; g++) {
       int32_t total = 0;
       for (int i = 16 * g; i < 16 * g + 16; i++) {
-        const int8_t v = (int8_t)std::lrintf(xb[i] * id);
+        const int8_t v = (int8_t)std::min(127L, std::lrintf(iscale * xb[i]));
         q[b * kKBlockSize + i] = v;
         total += v;
       }
