@@ -1,5 +1,5 @@
-// The architectures beyond plain LLaMA (Llama 3.x RoPE scaling, Qwen2, Qwen3, Phi-3) against llama.cpp:
-// tiny random models of each, written as llama.cpp's converter lays them out (tools/writers/arch-model.js)
+// The architectures (plain LLaMA, Llama 3.x RoPE scaling, Qwen2, Qwen3, Phi-3) against llama.cpp: tiny
+// random models of each, written as llama.cpp's converter lays them out (tools/writers/arch-model.js)
 // in F32, F16 and Q8_0, must give node-llama-cpp's greedy tokens for 64 steps from a fixed prompt and
 // its next-token probabilities; each model's Hugging Face twin must give the GGUF's tokens; and a
 // Chimera draft trained for each must keep speculative greedy equal to plain greedy, and be refused by
@@ -35,7 +35,7 @@ function writeEdited(name: string, a: string, edit: (meta: [string, string, unkn
   return file;
 }
 
-const ARCHS = ['llama3', 'qwen2', 'qwen3', 'phi3'];
+const ARCHS = ['llama', 'llama3', 'qwen2', 'qwen3', 'phi3'];
 const DTYPES = ['F32', 'F16', 'Q8_0'];
 const execFileP = promisify(execFile);
 const PROMPT = [1, 300, 301, 302, 50, 60, 61, 200];  // BOS and a few ids of the 320-token vocabulary
@@ -78,14 +78,30 @@ const describeNlc: jest.Describe = nlcMissing
   ? (((name: string, fn: () => void) => describe.skip(`${name} (skipped: ${nlcMissing})`, fn)) as unknown as jest.Describe)
   : describe;
 
-// node-llama-cpp's greedy tokens and probabilities for the same prompt ids, from a child process
-// (fixtures/llama-cpp-greedy.mjs; 2 threads: its default oversubscribes small machines).
+// node-llama-cpp's greedy tokens and probabilities for the same prompt ids, for every GGUF of the suite
+// in one child process (fixtures/llama-cpp-greedy.mjs; 2 threads: its default oversubscribes small
+// machines), started once (by the describe's beforeAll).
+let reference: Promise<Map<string, { tokens: number[]; probs: [number, number][][] }>> | null = null;
+function llamaCppReference(): Promise<Map<string, { tokens: number[]; probs: [number, number][][] }>> {
+  if (!reference) {
+    const script = path.join(__dirname, 'fixtures', 'llama-cpp-greedy.mjs');
+    const ggufs = Object.values(files).filter((f) => f.endsWith('.gguf'));
+    reference = execFileP(process.execPath, [script, PROMPT.join(','), String(STEPS), '2', ...ggufs], {
+      maxBuffer: 256 << 20,
+    }).then(({ stdout }) => {
+      const byFile = new Map<string, { tokens: number[]; probs: [number, number][][] }>();
+      for (const line of stdout.trim().split('\n')) {
+        const r = JSON.parse(line) as { file: string; tokens: number[]; probs: [number, number][][] };
+        byFile.set(r.file, r);
+      }
+      return byFile;
+    });
+  }
+  return reference;
+}
+
 async function llamaCppGreedy(file: string, V: number): Promise<Run> {
-  const script = path.join(__dirname, 'fixtures', 'llama-cpp-greedy.mjs');
-  const { stdout } = await execFileP(process.execPath, [script, file, PROMPT.join(','), String(STEPS), '2'], {
-    maxBuffer: 64 << 20,
-  });
-  const out = JSON.parse(stdout) as { tokens: number[]; probs: [number, number][][] };
+  const out = (await llamaCppReference()).get(file)!;
   const probs = out.probs.map((entries) => {
     const p = new Array<number>(V).fill(0);
     for (const [id, v] of entries) p[id] = v;
@@ -110,8 +126,6 @@ beforeAll(() => {
     for (const dt of DTYPES) files[`${a}-${dt}`] = arch.writeArchGguf(path.join(dir, `${a}-${dt}.gguf`), m, dt);
     files[`${a}-hf`] = arch.writeArchHf(path.join(dir, `${a}-hf`), m, 'F32');
   }
-  // A plain llama model with qwen3's embedding and output values (same seed and tensor names).
-  files['llama-F32'] = arch.writeArchGguf(path.join(dir, 'llama-F32.gguf'), arch.makeArchModel('llama'), 'F32');
 });
 
 const ours: Record<string, Run> = {};
@@ -130,12 +144,14 @@ describe.each(ARCHS)('%s', (a) => {
     const info = model.info;
     expect(info.architecture).toBe(a === 'llama3' ? 'llama' : a);
     expect(info.headSize).toBe(a === 'qwen3' ? 32 : 16);
-    expect(info.ropeLayout).toBe(a === 'llama3' ? 'interleaved' : 'half-split');
+    expect(info.ropeLayout).toBe(a.startsWith('llama') ? 'interleaved' : 'half-split');
     expect(info.tiedOutput).toBe(a === 'qwen2');
     await model.dispose();
   });
 
   describeNlc('against node-llama-cpp 3.21.1', () => {
+    // One child process serves every architecture and dtype; on a busy machine it takes minutes.
+    beforeAll(() => llamaCppReference(), 600000);
     test.each(DTYPES)('%s: 64 greedy tokens equal, probabilities within tolerance', async (dt) => {
       const mine = await oursFor(`${a}-${dt}`);
       const ref = await llamaCppGreedy(files[`${a}-${dt}`], mine.probs[0].length);
@@ -195,6 +211,7 @@ describe('Chimera drafts on each architecture', () => {
   test("a qwen3 draft is refused by a llama base with the same embedding and output (the architecture is part of the base's identity)", async () => {
     const qwen3 = await loadModel(files['qwen3-F32'], { threads: 2, gpu: false });
     const twin = await loadModel(files['qwen3-hf'], { threads: 2, gpu: false });
+    // The plain llama model has qwen3's embedding and output values (same seed and tensor names).
     const llamaModel = await loadModel(files['llama-F32'], { threads: 2, gpu: false });
     const draft = await qwen3.createDraft({ heads: 2, seed: 1 });
     const file = path.join(dir, 'qwen3.chimera.safetensors');
