@@ -190,6 +190,31 @@ for (let i = 0; i < 4; i++) TREE.push([0, i]);
 for (let i = 0; i < 2; i++) TREE.push([0, 0, i]);
 const greedy = { temperature: 0, stopOnEos: false, maxTokens: 40 };
 
+// The fast CPU path (this process: the best the CPU has) against the single-threaded reference kernels
+// (a child process with CHIMERA_CPU_KERNELS=reference), on every architecture in F32 and F16, where
+// both compute with x in F32: the same greedy tokens, and probabilities within 1e-5.
+describe('reference CPU kernels against the fast path', () => {
+  let refRuns: Map<string, { kernels: string; tokens: number[]; logits: number[][] }>;
+  beforeAll(async () => {
+    const script = path.join(__dirname, 'fixtures', 'chimera-greedy.js');
+    const models = ARCHS.flatMap((a) => [files[`${a}-F32`], files[`${a}-F16`]]);
+    const { stdout } = await execFileP(process.execPath, [script, PROMPT.join(','), String(STEPS), ...models], {
+      env: { ...process.env, CHIMERA_CPU_KERNELS: 'reference' }, maxBuffer: 256 << 20 });
+    refRuns = new Map(stdout.trim().split('\n').map((l) => {
+      const r = JSON.parse(l) as { file: string; kernels: string; tokens: number[]; logits: number[][] };
+      return [r.file, r] as const;
+    }));
+  }, 600000);
+
+  test.each(ARCHS.flatMap((a) => [`${a}-F32`, `${a}-F16`]))('%s', async (key) => {
+    const fast = await oursFor(key);
+    const ref = refRuns.get(files[key])!;
+    expect(ref.kernels).toBe('reference');
+    expect(fast.tokens).toEqual(ref.tokens);
+    expect(maxProbDiff(fast, { tokens: ref.tokens, probs: ref.logits.map((l) => softmax(l)), minGap: NaN })).toBeLessThan(1e-5);
+  });
+});
+
 describe('Chimera drafts on each architecture', () => {
   test.each(ARCHS)('%s: a trained draft keeps speculative greedy equal to plain greedy, with tree steps', async (a) => {
     const model = await loadModel(files[`${a}-F32`], { threads: 2, gpu: false });
