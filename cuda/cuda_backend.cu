@@ -286,10 +286,17 @@ void CudaBackend::matmul_add(float* out, const float* x, const TensorView& W, in
 }
 
 void CudaBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-                       RopeLayout layout) {
+                       RopeLayout layout, const float* freq_factors) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   use_device();
-  cuda::rope(stream_, x, pos, T, n_heads, HS, rope_dims, theta, layout == RopeLayout::Interleaved);
+  const float* ff = freq_factors ? device_floats(freq_factors, std::max(1, rope_dims / 2)) : nullptr;
+  cuda::rope(stream_, x, pos, T, n_heads, HS, rope_dims, theta, layout == RopeLayout::Interleaved, ff);
+}
+
+void CudaBackend::add_bias(float* x, const float* bias, int T, int N) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  use_device();
+  cuda::add_bias(stream_, x, device_floats(bias, N), T, N);
 }
 
 void CudaBackend::attention(float* out, const float* q, const float* k_cache, const float* v_cache,

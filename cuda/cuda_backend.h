@@ -39,7 +39,8 @@ class CudaBackend final : public Backend {
   void matmul_group(float* const* outs, const TensorView* const* Ws, int count, const float* x, int T) override;
   void matmul_add(float* out, const float* x, const TensorView& W, int T, float* scratch) override;
   void rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-            RopeLayout layout) override;
+            RopeLayout layout, const float* freq_factors = nullptr) override;
+  void add_bias(float* x, const float* bias, int T, int N) override;
   void attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask, int T,
                  int n_past, int NH, int NKV, int HS, const DeviceSlots* slots = nullptr) override;
   void store_rows(float* base, const float* src, int T, int row_floats, int at,

@@ -18,9 +18,10 @@ void embed(cudaStream_t s, float* out, DType dtype, const void* table, int C, co
 // rmsnorm.cu: out (T, C) = x / rms(x) * w.
 void rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, int T, int C, float eps);
 
-// rope.cu: rotates the first rope_dims of each of n_heads heads of x (T, n_heads * HS) in place.
+// rope.cu: rotates the first rope_dims of each of n_heads heads of x (T, n_heads * HS) in place; pair i's
+// angle divided by freq_factors[i] (rope_dims / 2 values; nullptr: none).
 void rope(cudaStream_t s, float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-          bool interleaved);
+          bool interleaved, const float* freq_factors = nullptr);
 
 // matmul.cu: out (T, N) = x (T, K) @ W^T, W (N, K) in F32, F16 or BF16. F16/BF16 matrices whose N and K
 // are multiples of 16 run on tensor cores (x rounded to the weight type, F32 accumulation); others on
@@ -53,6 +54,8 @@ void attention(cudaStream_t s, float* out, const float* q, const float* k_cache,
 void swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
 void add(cudaStream_t s, float* x, const float* y, int64_t n);
 void bias_silu_residual(cudaStream_t s, float* out, const float* x, const float* r, const float* bias, int64_t n);
+// x (T, N) += bias (N) on every row.
+void add_bias(cudaStream_t s, float* x, const float* bias, int T, int N);
 
 // rows.cu: row gathers. compact_rows takes its source rows in device memory (src_rows, count) and
 // needs scratch of compact_rows_scratch_bytes.

@@ -125,7 +125,33 @@ void test_rope(Backend& cpu, Backend& gpu, Rng& rng) {
     gpu.rope(dx->f(), dpos->i(), T, NH, HS, HS, 10000.f, layout);
     const char* label = layout == RopeLayout::Interleaved ? "rope interleaved" : "rope half-split";
     test::compare(label, download(gpu, dx->f(), x.size()).data(), ref.data(), x.size(), 1e-5f, 1e-5f);
+    // Llama 3.x per-pair frequency divisors (a host weight vector, as the model passes them).
+    const std::vector<float> ff = test::random_floats(rng, HS / 2, 1.f, 8.f);
+    std::vector<float> ref_ff = x;
+    cpu.rope(ref_ff.data(), pos.data(), T, NH, HS, HS, 500000.f, layout, ff.data());
+    auto dx2 = upload(gpu, x);
+    gpu.rope(dx2->f(), dpos->i(), T, NH, HS, HS, 500000.f, layout, ff.data());
+    const std::string label_ff = std::string(label) + " freq factors";
+    test::compare(label_ff.c_str(), download(gpu, dx2->f(), x.size()).data(), ref_ff.data(), x.size(), 1e-5f, 1e-5f);
   }
+}
+
+// qwen2's Q/K/V biases and qwen3's per-head Q/K norm (rmsnorm in place over T * NH rows of HS).
+void test_arch_ops(Backend& cpu, Backend& gpu, Rng& rng) {
+  const int T = 5, N = 96;
+  std::vector<float> x = test::random_floats(rng, (size_t)T * N), bias = test::random_floats(rng, N);
+  std::vector<float> ref = x;
+  cpu.add_bias(ref.data(), bias.data(), T, N);
+  auto dx = upload(gpu, x);
+  gpu.add_bias(dx->f(), bias.data(), T, N);
+  test::compare("add_bias", download(gpu, dx->f(), x.size()).data(), ref.data(), x.size(), 0.f, 0.f);
+  const int NH = 6, HS = 16;  // T * NH rows of HS = T * N values
+  std::vector<float> w = test::random_floats(rng, HS), ref_n = x;
+  cpu.rmsnorm(ref_n.data(), ref_n.data(), w.data(), T * NH, HS, 1e-6f);
+  auto dn = upload(gpu, x);
+  gpu.rmsnorm(dn->f(), dn->f(), w.data(), T * NH, HS, 1e-6f);
+  test::compare("per-head rmsnorm in place", download(gpu, dn->f(), x.size()).data(), ref_n.data(), x.size(), 1e-5f,
+                1e-5f);
 }
 
 void test_matmul(Backend& cpu, Backend& gpu, Rng& rng) {
@@ -383,6 +409,7 @@ int main() {
     test_embed(cpu, *gpu, rng);
     test_rmsnorm(cpu, *gpu, rng);
     test_rope(cpu, *gpu, rng);
+    test_arch_ops(cpu, *gpu, rng);
     test_matmul(cpu, *gpu, rng);
     test_matmul_group(cpu, *gpu, rng);
     test_attention(cpu, *gpu, rng);

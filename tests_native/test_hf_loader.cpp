@@ -203,8 +203,9 @@ static void test_sharded(const fs::path& d) {
 static void test_bad_config(const fs::path& d) {
   const std::pair<const char*, std::string> unsupported[] = {
       {"mistral", "{\"model_type\": \"mistral\", \"hidden_size\": 32}"},
-      {"rope_scaling", config_json(266, ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}")},
-      {"head_dim", config_json(266, ", \"head_dim\": 16")},
+      {"rope_scaling yarn", config_json(266, ", \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 2.0}")},
+      {"phi3 longrope", config_json(266, ", \"model_type\": \"phi3\", \"rope_scaling\": {\"type\": \"longrope\"}")},
+      {"qwen2 sliding window", config_json(266, ", \"model_type\": \"qwen2\", \"use_sliding_window\": true")},
       {"gelu", config_json(266, ", \"hidden_act\": \"gelu\"")},
       {"attention_bias", config_json(266, ", \"attention_bias\": true")}};
   for (const auto& u : unsupported) {
@@ -222,6 +223,10 @@ static void test_bad_config(const fs::path& d) {
     write_text(d / "config.json", f.second);
     expect_code(f.first, [&] { load_hf_dir(d.string()); }, ErrorCode::Format);
   }
+  // An explicit head_dim (qwen3) is read; these weights were made for 32 / 4 = 8, so q_proj no longer fits.
+  write_good_dir(d);
+  write_text(d / "config.json", config_json(266, ", \"head_dim\": 16"));
+  expect_code("head_dim 16", [&] { load_hf_dir(d.string()); }, ErrorCode::Tensor);
   write_good_dir(d, 100);  // vocab_size 100 < the tokenizer's 264 pieces (and embedding rows follow it)
   expect_code("tokenizer larger than V", [&] { load_hf_dir(d.string()); }, ErrorCode::Format);
 }

@@ -457,13 +457,14 @@ void test_attention(ThreadPool& pool) {
 // ---- rope, rmsnorm, swiglu, embed ----
 
 // The closed formula, written independently of the kernels: pair p rotates by pos * theta^(-2p/dims).
+// With freq factors (Llama 3.x rope_freqs), pair p's angle is divided by ff[p].
 void rope_formula(std::vector<float>& x, const std::vector<int32_t>& pos, int n_heads, int HS, int dims, double theta,
-                  RopeLayout layout) {
+                  RopeLayout layout, const float* ff = nullptr) {
   for (size_t t = 0; t < pos.size(); t++)
     for (int h = 0; h < n_heads; h++) {
       float* xh = x.data() + (t * n_heads + h) * HS;
       for (int p = 0; p < dims / 2; p++) {
-        const double a = pos[t] * std::exp(-(2.0 * p / dims) * std::log(theta));
+        const double a = pos[t] * std::exp(-(2.0 * p / dims) * std::log(theta)) / (ff ? ff[p] : 1.0);
         const int i0 = layout == RopeLayout::Interleaved ? 2 * p : p;
         const int i1 = layout == RopeLayout::Interleaved ? 2 * p + 1 : p + dims / 2;
         const double re = xh[i0], im = xh[i1];
@@ -494,6 +495,22 @@ void test_rope() {
           test::compare((label + " reference").c_str(), ref.data(), want.data(), want.size(), 1e-5f, 1e-5f);
           test::compare((label + " CpuBackend").c_str(), got.data(), want.data(), want.size(), 1e-5f, 1e-5f);
         }
+  // Per-pair frequency divisors (seeded in [1, 8], the range of Llama 3's factors).
+  for (RopeLayout layout : {RopeLayout::Interleaved, RopeLayout::HalfSplit})
+    for (int dims : {16, 8}) {
+      const int HS = 16;
+      const std::vector<float> x = test::random_floats(rng, pos.size() * n_heads * HS);
+      const std::vector<float> ff = test::random_floats(rng, (size_t)dims / 2, 1.f, 8.f);
+      std::vector<float> want = x, ref = x, got = x;
+      rope_formula(want, pos, n_heads, HS, dims, 500000., layout, ff.data());
+      rope_forward_reference(ref.data(), pos.data(), (int)pos.size(), n_heads, HS, dims, 500000.f, layout, ff.data());
+      backend.rope(got.data(), pos.data(), (int)pos.size(), n_heads, HS, dims, 500000.f, layout, ff.data());
+      const std::string label = std::string("rope freq factors ") +
+                                (layout == RopeLayout::Interleaved ? "interleaved" : "half-split") +
+                                " dims=" + std::to_string(dims);
+      test::compare((label + " reference").c_str(), ref.data(), want.data(), want.size(), 1e-5f, 1e-5f);
+      test::compare((label + " CpuBackend").c_str(), got.data(), want.data(), want.size(), 1e-5f, 1e-5f);
+    }
   std::vector<float> x(8);
   EXPECT_THROWS_CODE(backend.rope(x.data(), pos.data(), 1, 1, 8, 7, 10000.f, RopeLayout::Interleaved),
                      ErrorCode::InvalidArg);

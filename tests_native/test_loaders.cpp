@@ -358,7 +358,7 @@ static void test_synthetic_gguf(const test::TempDir& tmp) {
   write_bytes(path, g.build());
   EXPECT_THROWS_CODE(load_gguf(path), ErrorCode::Format);
   test::GgufBuilder h;
-  h.kv_string("general.architecture", "qwen2");
+  h.kv_string("general.architecture", "gpt2");
   write_bytes(path, h.build());
   EXPECT_THROWS_CODE(load_gguf(path), ErrorCode::Unsupported);
 }
@@ -370,8 +370,10 @@ static void test_validate_config() {
   ModelConfig bad = c;
   bad.NKV = 3;
   EXPECT_THROWS_CODE(validate_config(bad), ErrorCode::Format);
-  bad = c, bad.HS = 4;
+  bad = c, bad.HS = 7;  // odd head size (one that differs from C / NH is fine: qwen3)
   EXPECT_THROWS_CODE(validate_config(bad), ErrorCode::Unsupported);
+  bad = c, bad.rope_freq_factors = {1.f, 2.f};  // rope_dims / 2 = 4 pairs
+  EXPECT_THROWS_CODE(validate_config(bad), ErrorCode::Format);
   bad = c, bad.rope_dims = 7;
   EXPECT_THROWS_CODE(validate_config(bad), ErrorCode::Format);
   bad = c, bad.rms_eps = 0;

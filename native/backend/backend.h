@@ -49,7 +49,8 @@ class Backend {
 
   // out (T, C) = rows `tokens` (T) of the table (V, C), converted to F32.
   virtual void embed(float* out, const TensorView& table, const int32_t* tokens, int T) = 0;
-  // out (T, C) = x / rms(x) * w, per row.
+  // out (T, C) = x / rms(x) * w, per row; out may be x (in place). Also the per-head Q/K norm of qwen3,
+  // as T*NH rows of HS.
   virtual void rmsnorm(float* out, const float* x, const float* w, int T, int C, float eps) = 0;
   // out (T, N) = x (T, K) @ W^T, W (N, K) of any weight dtype.
   virtual void matmul(float* out, const float* x, const TensorView& W, int T) = 0;
@@ -64,8 +65,12 @@ class Backend {
     add(out, scratch, (int64_t)T * W.rows);
   }
   // Rotates heads in place: x (T, n_heads * HS) at positions pos (T); the first `rope_dims` of each head.
+  // Pair i turns by pos * theta^(-2i/rope_dims) / freq_factors[i] (freq_factors: a weight vector of
+  // rope_dims/2, or nullptr for all ones; ModelConfig::rope_freq_factors).
   virtual void rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-                    RopeLayout layout) = 0;
+                    RopeLayout layout, const float* freq_factors = nullptr) = 0;
+  // x (T, N) += bias (N) on every row; bias is a weight vector (the Q/K/V biases of qwen2).
+  virtual void add_bias(float* x, const float* bias, int T, int N) = 0;
   // Attention of T new query rows over S' = n_past + T cache slots.
   //   out (T, NH*HS); q (T, NH*HS), already rotated; k_cache, v_cache (slots, KVD) of this layer;
   //   mask (T, n_past + T), 1 = may attend, or nullptr for causal (row i sees slots < n_past + i + 1).

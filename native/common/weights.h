@@ -34,6 +34,12 @@ struct LayerWeights {
   TensorView w_gate;                 // (HD, C)   W1
   TensorView w_up;                   // (HD, C)   W3
   TensorView w_down;                 // (C, HD)   W2
+  // Optional parts (nullptr when the architecture has none; layer_tensors.h kLayerVectors).
+  const float* bq = nullptr;         // (NH*HS) Q bias
+  const float* bk = nullptr;         // (KVD)   K bias
+  const float* bv = nullptr;         // (KVD)   V bias
+  const float* q_norm = nullptr;     // (HS)    per-head RMSNorm gain of Q
+  const float* k_norm = nullptr;     // (HS)    per-head RMSNorm gain of K
 };
 
 struct ModelWeights {

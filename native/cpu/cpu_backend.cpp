@@ -163,16 +163,19 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
 // Rotates the first rope_dims of every head by +angle (direction 1: the forward op) or -angle
 // (direction -1: its backward, the transposed rotation).
 void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-                     RopeLayout layout, int direction) {
+                     RopeLayout layout, int direction, const float* freq_factors) {
   CHIMERA_CHECK(rope_dims >= 0 && rope_dims <= HS && rope_dims % 2 == 0, ErrorCode::InvalidArg,
                 "rope_dims ", rope_dims, " must be even and at most the head size ", HS);
   const int half = rope_dims / 2;
   std::vector<float> cs((size_t)half), sn((size_t)half);
+  std::vector<double> freq((size_t)half);  // once per call, not per row
+  for (int i = 0; i < half; i++)
+    freq[i] = std::pow((double)theta, -2.0 * i / rope_dims) / (freq_factors ? (double)freq_factors[i] : 1.0);
   const bool interleaved = layout == RopeLayout::Interleaved;
   for (int t = 0; t < T; t++) {
     // Angles in double: pos * freq reaches 1e5 radians, where float would lose the phase.
     for (int i = 0; i < half; i++) {
-      const double angle = (double)pos[t] * std::pow((double)theta, -2.0 * i / rope_dims);
+      const double angle = (double)pos[t] * freq[i];
       cs[i] = (float)std::cos(angle);
       sn[i] = (float)(direction * std::sin(angle));
     }
@@ -189,10 +192,17 @@ void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, i
 }
 
 void CpuBackend::rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-                      RopeLayout layout) {
+                      RopeLayout layout, const float* freq_factors) {
   if (active_kernel_path() == KernelPath::Reference)
-    return rope_forward_reference(x, pos, T, n_heads, HS, rope_dims, theta, layout);
-  rope_rotate_cpu(x, pos, T, n_heads, HS, rope_dims, theta, layout, 1);
+    return rope_forward_reference(x, pos, T, n_heads, HS, rope_dims, theta, layout, freq_factors);
+  rope_rotate_cpu(x, pos, T, n_heads, HS, rope_dims, theta, layout, 1, freq_factors);
+}
+
+void CpuBackend::add_bias(float* x, const float* bias, int T, int N) {
+  for (int t = 0; t < T; t++) {
+    float* row = x + (int64_t)t * N;
+    for (int n = 0; n < N; n++) row[n] += bias[n];
+  }
 }
 
 void CpuBackend::attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask,

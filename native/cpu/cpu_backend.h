@@ -29,7 +29,8 @@ class CpuBackend final : public Backend, public TrainOps {
   void rmsnorm(float* out, const float* x, const float* w, int T, int C, float eps) override;
   void matmul(float* out, const float* x, const TensorView& W, int T) override;
   void rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-            RopeLayout layout) override;
+            RopeLayout layout, const float* freq_factors = nullptr) override;
+  void add_bias(float* x, const float* bias, int T, int N) override;
   void attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask, int T,
                  int n_past, int NH, int NKV, int HS, const DeviceSlots* slots = nullptr) override;
   void swiglu(float* out, const float* gate, const float* up, int64_t n) override;

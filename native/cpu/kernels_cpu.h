@@ -30,8 +30,9 @@ void matmul_forward_reference(float* out, const float* x, const TensorView& W, i
 // The same for W rows [n0, n1) only (out row stride W.rows).
 void matmul_rows_reference(float* out, const float* x, const TensorView& W, int T, int64_t n0, int64_t n1);
 void rmsnorm_forward_reference(float* out, const float* x, const float* w, int T, int C, float eps);
+// freq_factors (rope_dims/2, or nullptr): pair i's angle is divided by freq_factors[i] (Backend::rope).
 void rope_forward_reference(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-                            RopeLayout layout);
+                            RopeLayout layout, const float* freq_factors = nullptr);
 void attention_forward_reference(float* out, const float* q, const float* k_cache, const float* v_cache,
                                  const uint8_t* mask, int T, int n_past, int NH, int NKV, int HS);
 void swiglu_forward_reference(float* out, const float* gate, const float* up, int64_t n);
@@ -68,7 +69,7 @@ void attention_rows(KernelPath path, float* out, const float* q, const float* k_
                     int h1 = -1);
 // RoPE on x (T, n_heads * HS) in place, by +angle (direction 1) or -angle (direction -1, the backward).
 void rope_rotate_cpu(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-                     RopeLayout layout, int direction);
+                     RopeLayout layout, int direction, const float* freq_factors = nullptr);
 // x (T, K) -> per 32 elements a scale d = max |x| / 127 (s, T x K/32) and round(x / d) (q, T x K),
 // and when `sum` is given each block's sum of q (T x K/32). K must be a multiple of 32.
 void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float* s, int32_t* sum = nullptr);

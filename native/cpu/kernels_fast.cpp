@@ -326,8 +326,10 @@ void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float*
     const float* xb = x + b * kQ8BlockSize;
     float amax = 0.f;
     for (int i = 0; i < kQ8BlockSize; i++) amax = std::max(amax, std::fabs(xb[i]));
-    const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
-    s[b] = d;
+    // As ggml's quantize_row_q8_0 (x86): q = round(x * 127 / amax), and the block scale kept as F16, so
+    // that Q8_0 products equal llama.cpp's.
+    const float id = amax > 0.f ? 127.f / amax : 0.f;
+    s[b] = fp16_to_f32(f32_to_fp16(amax / 127.f));
     int32_t total = 0;
     for (int i = 0; i < kQ8BlockSize; i++) {
       const int8_t v = (int8_t)std::lrintf(xb[i] * id);

@@ -42,7 +42,7 @@ void rmsnorm_forward_reference(float* out, const float* x, const float* w, int T
 }
 
 void rope_forward_reference(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
-                            RopeLayout layout) {
+                            RopeLayout layout, const float* freq_factors) {
   CHIMERA_CHECK(rope_dims >= 0 && rope_dims <= HS && rope_dims % 2 == 0, ErrorCode::InvalidArg,
                 "rope_dims ", rope_dims, " must be even and at most the head size ", HS);
   const int half = rope_dims / 2;
@@ -50,7 +50,8 @@ void rope_forward_reference(float* x, const int32_t* pos, int T, int n_heads, in
     for (int h = 0; h < n_heads; h++) {
       float* xh = x + ((int64_t)t * n_heads + h) * HS;
       for (int i = 0; i < half; i++) {
-        const double freq = std::pow((double)theta, -2.0 * i / rope_dims);
+        const double freq =
+            std::pow((double)theta, -2.0 * i / rope_dims) / (freq_factors ? (double)freq_factors[i] : 1.0);
         const double angle = (double)pos[t] * freq;
         const double c = std::cos(angle), s = std::sin(angle);
         const int i0 = layout == RopeLayout::Interleaved ? 2 * i : i;

@@ -158,6 +158,11 @@ void check_writable(const ModelConfig& cfg, const TokenizerData& tok, const std:
   CHIMERA_CHECK(cfg.rope_layout == RopeLayout::Interleaved, ErrorCode::Unsupported,
                 "write_gguf: GGUF 'llama' models rotate adjacent RoPE pairs; this model uses the half-split "
                 "(Hugging Face) layout, so its Q/K rows must be permuted first");
+  CHIMERA_CHECK(!cfg.attn_bias && !cfg.qk_norm && !cfg.fused_qkv && !cfg.fused_gate_up &&
+                    cfg.rope_freq_factors.empty() && (int64_t)cfg.NH * cfg.HS == cfg.C,
+                ErrorCode::Unsupported,
+                "write_gguf: only the plain llama layer can be written (no biases, Q/K norms, fused matrices, RoPE "
+                "frequency factors or a head size other than width / heads)");
   try {
     validate_config(cfg);
   } catch (const Error& e) {

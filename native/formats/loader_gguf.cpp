@@ -1,11 +1,13 @@
-// GGUF `llama` models: hyper-parameters from the llama.* keys, the SentencePiece tokenizer from the
-// tokenizer.ggml.* keys, and weights straight from the mapping (see gguf_file.h for the container).
+// GGUF models of the architectures in model_config.h: hyper-parameters from the <arch>.* keys, the
+// SentencePiece tokenizer from the tokenizer.ggml.* keys, and weights straight from the mapping (see gguf_file.h for the container).
 #include <climits>
+#include <cmath>
 #include <filesystem>
 
 #include "common/error.h"
 #include "formats/gguf_file.h"
 #include "model/model.h"
+#include "model/weight_import.h"
 #include "tokenizer/piece_text.h"
 
 namespace chimera {
@@ -30,21 +32,36 @@ int optional_int(const GgufFile& g, const std::string& key, int fallback) {
   return g.get_int(key, &v) ? to_dim(g, key, v) : fallback;
 }
 
-// Features of the llama architecture family that this engine does not implement: refusing is better
-// than silently computing something else.
+// Features of these architectures that this engine does not implement: refusing is better than
+// silently computing something else.
 void reject_variants(const GgufFile& g, const ModelConfig& cfg) {
   const std::string& path = g.file()->path();
-  CHIMERA_CHECK(optional_int(g, "llama.expert_count", 0) == 0, ErrorCode::Unsupported, path,
+  const std::string a = cfg.architecture + ".";
+  CHIMERA_CHECK(optional_int(g, a + "expert_count", 0) == 0, ErrorCode::Unsupported, path,
                 ": mixture-of-experts models are not supported");
   std::string scaling;
-  CHIMERA_CHECK(!g.get_string("llama.rope.scaling.type", &scaling) || scaling == "none", ErrorCode::Unsupported,
-                path, ": RoPE scaling '", scaling, "' is not supported");
-  CHIMERA_CHECK(g.tensor("rope_freqs.weight") == nullptr, ErrorCode::Unsupported, path,
-                ": per-dimension RoPE frequencies (rope_freqs.weight, Llama 3.1 style) are not supported");
-  const int key_len = optional_int(g, "llama.attention.key_length", cfg.HS);
-  const int value_len = optional_int(g, "llama.attention.value_length", cfg.HS);
-  CHIMERA_CHECK(key_len == cfg.HS && value_len == cfg.HS, ErrorCode::Unsupported, path, ": attention head size ",
-                key_len, "/", value_len, " differs from width / heads = ", cfg.HS, ", which is not supported");
+  CHIMERA_CHECK(!g.get_string(a + "rope.scaling.type", &scaling) || scaling == "none" || scaling == "linear",
+                ErrorCode::Unsupported, path, ": RoPE scaling '", scaling,
+                "' is not supported (none, linear, and Llama 3's rope_freqs are)");
+  CHIMERA_CHECK(g.tensor("rope_factors_long.weight") == nullptr && g.tensor("rope_factors_short.weight") == nullptr,
+                ErrorCode::Unsupported, path,
+                ": long-context RoPE factors (rope_factors_long/short, Phi-3 128k 'longrope') are not supported; use "
+                "a 4k model");
+  const int value_len = optional_int(g, a + "attention.value_length", cfg.HS);
+  CHIMERA_CHECK(value_len == cfg.HS, ErrorCode::Unsupported, path, ": value head size ", value_len,
+                " differs from the key head size ", cfg.HS, ", which is not supported");
+}
+
+// Which optional parts the file's layers have, from the architecture and from the tensors themselves
+// (llama.cpp also loads them whenever present, e.g. biases in a `llama` file).
+void read_layer_parts(const GgufFile& g, ModelConfig& cfg) {
+  const std::string& arch = cfg.architecture;
+  cfg.rope_layout = arch == "llama" ? RopeLayout::Interleaved  // the converter permutes Q/K into adjacent pairs
+                                    : RopeLayout::HalfSplit;   // qwen2, qwen3, phi3: NeoX rotation, unpermuted
+  cfg.attn_bias = arch == "qwen2" || g.tensor("blk.0.attn_q.bias") != nullptr;
+  cfg.qk_norm = arch == "qwen3" || g.tensor("blk.0.attn_q_norm.weight") != nullptr;
+  cfg.fused_qkv = g.tensor("blk.0.attn_qkv.weight") != nullptr;
+  cfg.fused_gate_up = arch == "phi3" && g.tensor("blk.0.ffn_gate.weight") == nullptr;
 }
 
 ModelConfig read_config(const GgufFile& g) {
@@ -52,27 +69,55 @@ ModelConfig read_config(const GgufFile& g) {
   ModelConfig cfg;
   CHIMERA_CHECK(g.get_string("general.architecture", &cfg.architecture), ErrorCode::Format, path,
                 ": general.architecture is missing");
-  CHIMERA_CHECK(cfg.architecture == "llama", ErrorCode::Unsupported, path, ": architecture '", cfg.architecture,
-                "' is not supported (only 'llama')");
+  CHIMERA_CHECK(is_known_architecture(cfg.architecture), ErrorCode::Unsupported, path, ": architecture '",
+                cfg.architecture, "' is not supported (llama, qwen2, qwen3, phi3)");
   if (!g.get_string("general.name", &cfg.name)) cfg.name = std::filesystem::path(path).stem().string();
   cfg.format = "gguf";
-  cfg.C = required_int(g, "llama.embedding_length");
-  cfg.L = required_int(g, "llama.block_count");
-  cfg.HD = required_int(g, "llama.feed_forward_length");
-  cfg.NH = required_int(g, "llama.attention.head_count");
-  cfg.NKV = optional_int(g, "llama.attention.head_count_kv", cfg.NH);
-  cfg.max_context = required_int(g, "llama.context_length");
-  cfg.HS = cfg.NH > 0 ? cfg.C / cfg.NH : 0;
-  cfg.rope_dims = optional_int(g, "llama.rope.dimension_count", cfg.HS);
-  cfg.V = optional_int(g, "llama.vocab_size", 0);  // 0: resolved from the tokenizer or the embedding
+  const std::string a = cfg.architecture + ".";
+  cfg.C = required_int(g, a + "embedding_length");
+  cfg.L = required_int(g, a + "block_count");
+  cfg.HD = required_int(g, a + "feed_forward_length");
+  cfg.NH = required_int(g, a + "attention.head_count");
+  cfg.NKV = optional_int(g, a + "attention.head_count_kv", cfg.NH);
+  cfg.max_context = required_int(g, a + "context_length");
+  cfg.HS = optional_int(g, a + "attention.key_length", cfg.NH > 0 ? cfg.C / cfg.NH : 0);
+  cfg.rope_dims = optional_int(g, a + "rope.dimension_count", cfg.HS);
+  cfg.V = optional_int(g, a + "vocab_size", 0);  // 0: resolved from the tokenizer or the embedding
   double v = 0;
-  CHIMERA_CHECK(g.get_float("llama.attention.layer_norm_rms_epsilon", &v), ErrorCode::Format, path,
-                ": required metadata llama.attention.layer_norm_rms_epsilon is missing");
+  CHIMERA_CHECK(g.get_float(a + "attention.layer_norm_rms_epsilon", &v), ErrorCode::Format, path,
+                ": required metadata ", a, "attention.layer_norm_rms_epsilon is missing");
   cfg.rms_eps = (float)v;
-  cfg.rope_theta = g.get_float("llama.rope.freq_base", &v) ? (float)v : 10000.0f;
-  cfg.rope_layout = RopeLayout::Interleaved;  // llama.cpp's converter permutes Q/K into adjacent pairs
+  cfg.rope_theta = g.get_float(a + "rope.freq_base", &v) ? (float)v : 10000.0f;
+  read_layer_parts(g, cfg);
   reject_variants(g, cfg);
   return cfg;
+}
+
+// RoPE frequency scaling as llama.cpp applies it: the rope_freqs tensor (Llama 3.x; the converter
+// computes the "llama3" factors) divides each pair's angle, and linear scaling divides every angle by
+// rope.scaling.factor. Both become one factor per pair.
+void read_rope_scaling(const GgufFile& g, WeightStorage& storage, ModelConfig& cfg) {
+  const std::string& path = g.file()->path();
+  const int pairs = cfg.rope_dims / 2;
+  std::string type;
+  double linear = 1.0;
+  if (g.get_string(cfg.architecture + ".rope.scaling.type", &type) && type == "linear") {
+    CHIMERA_CHECK(g.get_float(cfg.architecture + ".rope.scaling.factor", &linear) && std::isfinite(linear) &&
+                      linear > 0,
+                  ErrorCode::Format, path, ": linear RoPE scaling needs a positive rope.scaling.factor");
+  }
+  const RawTensor* rf = g.tensor("rope_freqs.weight");
+  if (rf == nullptr && linear == 1.0) return;
+  cfg.rope_freq_factors.assign((size_t)pairs, 1.0f);
+  if (rf != nullptr) {
+    const float* f = import_vector_f32(storage, *rf, pairs);  // (rope_dims / 2)
+    cfg.rope_freq_factors.assign(f, f + pairs);
+  }
+  for (float& f : cfg.rope_freq_factors) {
+    f = (float)(f * linear);
+    CHIMERA_CHECK(std::isfinite(f) && f > 0, ErrorCode::Format, path, ": RoPE frequency factor ", f,
+                  " is not a positive number");
+  }
 }
 
 // A special-token id key: absent -> fallback (when in range, else -1); present -> must be in range.
@@ -139,9 +184,10 @@ std::unique_ptr<Model> load_gguf(const std::string& path) {
   ModelConfig& cfg = m->config;
   if (cfg.V == 0) cfg.V = (int)tok.pieces.size();
   CHIMERA_CHECK(tok.pieces.size() == (size_t)cfg.V, ErrorCode::Format, path, ": the tokenizer has ",
-                tok.pieces.size(), " tokens but llama.vocab_size is ", cfg.V);
+                tok.pieces.size(), " tokens but ", cfg.architecture, ".vocab_size is ", cfg.V);
   validate_config(cfg);
   m->storage.holders.push_back(g.file());
+  read_rope_scaling(g, m->storage, cfg);
   const TensorLookup lookup = [&g](const std::string& name) { return g.tensor(name); };
   import_weights(cfg, gguf_weight_names(), lookup, false, path, m->storage, m->weights);
   validate_weights(cfg, m->weights);

@@ -1,7 +1,9 @@
-// Hugging Face LLaMA directories: config.json, model.safetensors (or a sharded set named by
-// model.safetensors.index.json), tokenizer.json and tokenizer_config.json. HF checkpoints rotate
+// Hugging Face directories of the model_config.h architectures (Llama, Qwen2, Qwen3, Phi-3):
+// config.json, model.safetensors (or a sharded set named by model.safetensors.index.json),
+// tokenizer.json and tokenizer_config.json. HF checkpoints rotate
 // RoPE over the two halves of each head (NeoX style), so they load with RopeLayout::HalfSplit.
 #include <climits>
+#include <cmath>
 #include <filesystem>
 #include <map>
 
@@ -42,32 +44,98 @@ bool bool_field(const Json& cfg, const char* key, bool fallback, const std::stri
   return v == nullptr || v->is_null() ? fallback : v->boolean((file + " " + key).c_str());
 }
 
-void check_architecture(const Json& cfg, const std::string& file) {
+// transformers' model_type / architectures entry of each family.
+struct HfArch {
+  const char* model_type;
+  const char* class_name;
+  const char* arch;
+};
+constexpr HfArch kHfArchs[] = {{"llama", "LlamaForCausalLM", "llama"},
+                               {"qwen2", "Qwen2ForCausalLM", "qwen2"},
+                               {"qwen3", "Qwen3ForCausalLM", "qwen3"},
+                               {"phi3", "Phi3ForCausalLM", "phi3"}};
+
+std::string architecture_of(const Json& cfg, const std::string& file) {
   const Json* type = cfg.find("model_type");
-  bool llama = type && type->is_string() && type->string() == "llama";
   std::string seen = type && type->is_string() ? std::string(type->string()) : "";
+  for (const HfArch& a : kHfArchs)
+    if (seen == a.model_type) return a.arch;
   if (const Json* archs = cfg.find("architectures"); archs && archs->is_array()) {
-    for (const Json& a : archs->array()) {
-      if (a.is_string() && a.string() == "LlamaForCausalLM") llama = true;
-      if (a.is_string() && seen.empty()) seen = std::string(a.string());
+    for (const Json& x : archs->array()) {
+      if (!x.is_string()) continue;
+      for (const HfArch& a : kHfArchs)
+        if (x.string() == a.class_name) return a.arch;
+      if (seen.empty()) seen = std::string(x.string());
     }
   }
-  CHIMERA_CHECK(llama, ErrorCode::Unsupported, file, ": model type '", seen,
-                "' is not supported (only LLaMA: model_type \"llama\" / LlamaForCausalLM)");
-  const Json* scaling = cfg.find("rope_scaling");
-  CHIMERA_CHECK(scaling == nullptr || scaling->is_null(), ErrorCode::Unsupported, file,
-                ": rope_scaling is not supported");
+  throw_error(ErrorCode::Unsupported, file, ": model type '", seen,
+              "' is not supported (llama, qwen2, qwen3, phi3: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+              "Phi3ForCausalLM)");
+}
+
+void check_variants(const Json& cfg, const std::string& arch, const std::string& file) {
   const Json* act = cfg.find("hidden_act");
   CHIMERA_CHECK(act == nullptr || !act->is_string() || act->string() == "silu", ErrorCode::Unsupported, file,
                 ": hidden_act '", act ? act->string() : std::string_view(), "' is not supported (only silu)");
+  // qwen2 always has Q/K/V biases; attention_bias elsewhere also adds an output bias, which we lack.
   CHIMERA_CHECK(!bool_field(cfg, "attention_bias", false, file) && !bool_field(cfg, "mlp_bias", false, file),
                 ErrorCode::Unsupported, file, ": projection biases (attention_bias / mlp_bias) are not supported");
+  CHIMERA_CHECK(!(arch == "qwen2" || arch == "qwen3") || !bool_field(cfg, "use_sliding_window", false, file),
+                ErrorCode::Unsupported, file, ": sliding-window attention (use_sliding_window) is not supported");
+}
+
+// Per-pair divisors of the RoPE angle for Llama 3.x's "llama3" scaling, as llama.cpp's converter
+// computes them into rope_freqs.weight (and as transformers scales inv_freq): long wavelengths are
+// slowed by `factor`, short ones kept, the band between blended smoothly.
+std::vector<float> llama3_rope_factors(const Json& s, double theta, int rope_dims, const std::string& file) {
+  const double factor = float_field(s, "factor", 8.0, file);
+  const double low = float_field(s, "low_freq_factor", 1.0, file);
+  const double high = float_field(s, "high_freq_factor", 4.0, file);
+  const double old_ctx = float_field(s, "original_max_position_embeddings", 8192.0, file);
+  CHIMERA_CHECK(factor > 0 && low > 0 && high > low && old_ctx > 0, ErrorCode::Format, file,
+                ": llama3 rope_scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0");
+  const double pi = 3.14159265358979323846;
+  const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
+  std::vector<float> out;
+  for (int i = 0; i < rope_dims / 2; i++) {
+    const double freq = 1.0 / std::pow(theta, 2.0 * i / rope_dims);
+    const double wavelen = 2 * pi / freq;
+    double f = 1.0;
+    if (wavelen > low_wavelen) {
+      f = factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (old_ctx / wavelen - low) / (high - low);
+      f = 1.0 / ((1 - smooth) / factor + smooth);
+    }
+    out.push_back((float)f);
+  }
+  return out;
+}
+
+// rope_scaling: null, "linear" (every angle / factor) or "llama3"; anything else is refused.
+void read_rope_scaling(const Json& j, ModelConfig& cfg, const std::string& file) {
+  const Json* s = j.find("rope_scaling");
+  if (s == nullptr || s->is_null()) return;
+  const Json* t = s->find("rope_type");
+  if (t == nullptr) t = s->find("type");
+  const std::string type = t && t->is_string() ? std::string(t->string()) : "";
+  if (type == "default") return;
+  if (type == "llama3") {
+    cfg.rope_freq_factors = llama3_rope_factors(*s, cfg.rope_theta, cfg.rope_dims, file);
+    return;
+  }
+  CHIMERA_CHECK(type == "linear", ErrorCode::Unsupported, file, ": rope_scaling type '", type,
+                "' is not supported (linear and llama3 are; for Phi-3 use a 4k model without longrope)");
+  const double factor = float_field(*s, "factor", 1.0, file);
+  CHIMERA_CHECK(std::isfinite(factor) && factor > 0, ErrorCode::Format, file, ": rope_scaling factor ", factor,
+                " must be positive");
+  cfg.rope_freq_factors.assign((size_t)cfg.rope_dims / 2, (float)factor);
 }
 
 ModelConfig read_config(const Json& j, const std::string& dir, const std::string& file) {
-  check_architecture(j, file);
   ModelConfig cfg;
-  cfg.architecture = "llama";
+  cfg.architecture = architecture_of(j, file);
+  check_variants(j, cfg.architecture, file);
   cfg.name = fs::path(dir).filename().string();
   if (cfg.name.empty()) cfg.name = fs::path(dir).parent_path().filename().string();  // "dir/" form
   cfg.format = "hf";
@@ -79,15 +147,20 @@ ModelConfig read_config(const Json& j, const std::string& dir, const std::string
   cfg.V = int_field(j, "vocab_size", file);
   const int default_ctx = 2048;  // transformers' LlamaConfig default
   cfg.max_context = int_field(j, "max_position_embeddings", file, &default_ctx);
-  cfg.HS = cfg.NH > 0 ? cfg.C / cfg.NH : 0;
-  const int head_dim = int_field(j, "head_dim", file, &cfg.HS);
-  CHIMERA_CHECK(head_dim == cfg.HS, ErrorCode::Unsupported, file, ": head_dim ", head_dim,
-                " differs from hidden_size / num_attention_heads = ", cfg.HS, ", which is not supported");
-  cfg.rope_dims = cfg.HS;
-  cfg.rms_eps = (float)float_field(j, "rms_norm_eps", 1e-6, file);  // LlamaConfig default
+  const int derived_hs = cfg.NH > 0 ? cfg.C / cfg.NH : 0;
+  cfg.HS = int_field(j, "head_dim", file, &derived_hs);
+  const double rotary = float_field(j, "partial_rotary_factor", 1.0, file);
+  CHIMERA_CHECK(rotary > 0 && rotary <= 1, ErrorCode::Format, file, ": partial_rotary_factor ", rotary,
+                " must be in (0, 1]");
+  cfg.rope_dims = (int)(cfg.HS * rotary);
+  cfg.rms_eps = (float)float_field(j, "rms_norm_eps", cfg.architecture == "phi3" ? 1e-5 : 1e-6, file);
   cfg.rope_theta = (float)float_field(j, "rope_theta", 10000.0, file);
   cfg.rope_layout = RopeLayout::HalfSplit;
   cfg.tied_output = bool_field(j, "tie_word_embeddings", false, file);
+  cfg.attn_bias = cfg.architecture == "qwen2";
+  cfg.qk_norm = cfg.architecture == "qwen3";
+  cfg.fused_qkv = cfg.fused_gate_up = cfg.architecture == "phi3";
+  read_rope_scaling(j, cfg, file);
   return cfg;
 }
 

@@ -4,8 +4,23 @@
 namespace chimera {
 
 LayerShape layer_shape(const ModelConfig& c) {
-  return LayerShape{c.C, c.NH, c.NKV, c.HS, c.HD, c.rope_dims, c.rms_eps, c.rope_theta, c.rope_layout};
+  const float* freqs = c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data();
+  return LayerShape{c.C, c.NH, c.NKV, c.HS, c.HD, c.rope_dims, c.rms_eps, c.rope_theta, c.rope_layout, freqs};
 }
+
+namespace {
+
+// Projected Q (n_heads = NH, bias bq, norm q_norm) or K rows (T, n_heads * HS) into what attention
+// reads: + bias (qwen2), per-head RMSNorm (qwen3, before RoPE as both llama.cpp and transformers do),
+// then RoPE.
+void finish_heads(Backend& be, const LayerShape& s, float* x, int T, int n_heads, const int32_t* pos,
+                  const float* bias, const float* norm) {
+  if (bias) be.add_bias(x, bias, T, n_heads * s.HS);
+  if (norm) be.rmsnorm(x, x, norm, T * n_heads, s.HS, s.rms_eps);
+  be.rope(x, pos, T, n_heads, s.HS, s.rope_dims, s.rope_theta, s.rope_layout, s.rope_freqs);
+}
+
+}  // namespace
 
 void decoder_layer_kv(Backend& be, const LayerWeights& lw, const LayerShape& s, const LayerScratch& sc,
                       const float* x, int T, const int32_t* pos, float* k_out, float* v_out) {
@@ -13,7 +28,8 @@ void decoder_layer_kv(Backend& be, const LayerWeights& lw, const LayerShape& s, 
   float* outs[2] = {k_out, v_out};  // (T, KVD) each
   const TensorView* Ws[2] = {&lw.wk, &lw.wv};
   be.matmul_group(outs, Ws, 2, sc.xb, T);
-  be.rope(k_out, pos, T, s.NKV, s.HS, s.rope_dims, s.rope_theta, s.rope_layout);
+  if (lw.bv) be.add_bias(v_out, lw.bv, T, s.KVD());
+  finish_heads(be, s, k_out, T, s.NKV, pos, lw.bk, lw.k_norm);
 }
 
 void decoder_layer_forward(Backend& be, const LayerWeights& lw, const LayerShape& s, const LayerScratch& sc,
@@ -31,13 +47,14 @@ void decoder_layer_forward(Backend& be, const LayerWeights& lw, const LayerShape
   const TensorView* Ws[3] = {&lw.wq, &lw.wk, &lw.wv};
   be.matmul_group(outs, Ws, kv_cached ? 1 : 3, sc.xb, T);
   if (!kv_cached) {
-    be.rope(k_new, pos, T, s.NKV, s.HS, s.rope_dims, s.rope_theta, s.rope_layout);
+    if (lw.bv) be.add_bias(v_new, lw.bv, T, s.KVD());
+    finish_heads(be, s, k_new, T, s.NKV, pos, lw.bk, lw.k_norm);
     if (slots) {
       be.store_rows(k_cache, k_new, T, s.KVD(), n_past, slots);
       be.store_rows(v_cache, v_new, T, s.KVD(), n_past, slots);
     }
   }
-  be.rope(sc.q, pos, T, s.NH, s.HS, s.rope_dims, s.rope_theta, s.rope_layout);
+  finish_heads(be, s, sc.q, T, s.NH, pos, lw.bq, lw.q_norm);
   be.attention(sc.att, sc.q, k_cache, v_cache, mask, T, n_past, s.NH, s.NKV, s.HS, slots);
   be.matmul_add(x, sc.att, lw.wo, T, sc.xb2);  // x += att @ Wo^T
 

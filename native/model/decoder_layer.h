@@ -1,5 +1,6 @@
-// One LLaMA decoder layer over a KV cache: pre-RMSNorm attention with RoPE and GQA, then a pre-RMSNorm
-// SwiGLU FFN, both residual. Shared by the base model's forward pass and the Chimera draft's
+// One LLaMA-family decoder layer over a KV cache: pre-RMSNorm attention with RoPE and GQA, then a
+// pre-RMSNorm SwiGLU FFN, both residual. The optional parts of the other families (Q/K/V biases, per-head
+// Q/K norms, RoPE frequency factors) run when the layer's weights have them (model_config.h). Shared by the base model's forward pass and the Chimera draft's
 // full-context encoder, so the two can never drift apart.
 #pragma once
 #include <cstdint>
@@ -14,6 +15,7 @@ struct LayerShape {
   int C, NH, NKV, HS, HD, rope_dims;
   float rms_eps, rope_theta;
   RopeLayout rope_layout;
+  const float* rope_freqs = nullptr;  // (rope_dims / 2) angle divisors (host; the config's), or none
   int KVD() const { return NKV * HS; }
 };
 
@@ -24,7 +26,7 @@ struct LayerScratch {
   float* xb;   // (T, C)
   float* xb2;  // (T, C)
   float* q;    // (T, NH*HS)
-  float* att;  // (T, NH*HS)
+  float* att;  // (T, NH*HS)   (NH*HS may differ from C: qwen3)
   float* hb;   // (T, HD)
   float* hb2;  // (T, HD)
   float* k_new = nullptr;  // (T, KVD) new keys/values before they are stored (with DeviceSlots)

@@ -15,4 +15,12 @@ const LayerTensor kLayerTensors[kLayerTensorCount] = {
     {"ffn_down", "mlp.down_proj", &LayerWeights::w_down, nullptr, LayerDim::C, LayerDim::HD},
 };
 
+const LayerVector kLayerVectors[kLayerVectorCount] = {
+    {"attn_q.bias", "self_attn.q_proj.bias", &LayerWeights::bq, LayerVecDim::QD, false},
+    {"attn_k.bias", "self_attn.k_proj.bias", &LayerWeights::bk, LayerVecDim::KVD, false},
+    {"attn_v.bias", "self_attn.v_proj.bias", &LayerWeights::bv, LayerVecDim::KVD, false},
+    {"attn_q_norm.weight", "self_attn.q_norm.weight", &LayerWeights::q_norm, LayerVecDim::HS, true},
+    {"attn_k_norm.weight", "self_attn.k_norm.weight", &LayerWeights::k_norm, LayerVecDim::HS, true},
+};
+
 }  // namespace chimera

@@ -52,6 +52,23 @@ constexpr int kLayerTensorCount = 9;
 extern const LayerTensor kLayerTensors[kLayerTensorCount];
 enum LayerTensorId { kAttnNorm, kAttnQ, kAttnK, kAttnV, kAttnOut, kFfnNorm, kFfnGate, kFfnUp, kFfnDown };
 
+// A layer's optional vectors (biases, per-head norm gains): full name suffixes, since biases end in
+// ".bias". Which of them an architecture has: ModelConfig::attn_bias and qk_norm (layer_vector_used).
+enum class LayerVecDim { QD, KVD, HS };
+struct LayerVector {
+  const char* gguf;                  // "attn_q.bias": blk.N.attn_q.bias
+  const char* hf;                    // "self_attn.q_proj.bias": model.layers.N.self_attn.q_proj.bias
+  const float* LayerWeights::*vec;
+  LayerVecDim dim;
+  bool qk_norm;                      // a norm gain (qk_norm) rather than a bias (attn_bias)
+};
+constexpr int kLayerVectorCount = 5;
+extern const LayerVector kLayerVectors[kLayerVectorCount];
+inline bool layer_vector_used(const LayerVector& v, const ModelConfig& c) { return v.qk_norm ? c.qk_norm : c.attn_bias; }
+inline int64_t layer_vector_size(const LayerVector& v, const ModelConfig& c) {
+  return v.dim == LayerVecDim::HS ? c.HS : v.dim == LayerVecDim::QD ? (int64_t)c.NH * c.HS : (int64_t)c.KVD();
+}
+
 // Gradient arrays of one layer's tensors (training), indexed like kLayerTensors.
 struct LayerGrads {
   float* of[kLayerTensorCount] = {};

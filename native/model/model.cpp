@@ -40,8 +40,14 @@ size_t Model::weight_bytes() const {
   size_t total = weights.tok_embd.bytes() + norm;
   for (const LayerWeights& l : weights.layers)
     for (const LayerTensor& lt : kLayerTensors) total += lt.is_norm() ? norm : (l.*lt.matrix).bytes();
+  for (const LayerVector& lv : kLayerVectors)
+    if (layer_vector_used(lv, config)) total += weights.layers.size() * layer_vector_size(lv, config) * sizeof(float);
   if (weights.output.data != weights.tok_embd.data) total += weights.output.bytes();
   return total;
+}
+
+bool is_known_architecture(const std::string& arch) {
+  return arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "phi3";
 }
 
 void validate_config(const ModelConfig& cfg) {
@@ -57,8 +63,10 @@ void validate_config(const ModelConfig& cfg) {
   }
   CHIMERA_CHECK(cfg.NH % cfg.NKV == 0, ErrorCode::Format, "model config: head count ", cfg.NH,
                 " is not a multiple of the key/value head count ", cfg.NKV);
-  CHIMERA_CHECK((int64_t)cfg.HS * cfg.NH == cfg.C, ErrorCode::Unsupported, "model config: head size ", cfg.HS, " x ",
-                cfg.NH, " heads != width ", cfg.C, "; models whose attention width differs from C are not supported");
+  CHIMERA_CHECK(cfg.HS % 2 == 0, ErrorCode::Unsupported, "model config: head size ", cfg.HS, " is odd");
+  CHIMERA_CHECK(cfg.rope_freq_factors.empty() || cfg.rope_freq_factors.size() == (size_t)cfg.rope_dims / 2,
+                ErrorCode::Format, "model config: ", cfg.rope_freq_factors.size(), " RoPE frequency factors for ",
+                cfg.rope_dims / 2, " rotated pairs");
   CHIMERA_CHECK(cfg.rope_dims > 0 && cfg.rope_dims % 2 == 0 && cfg.rope_dims <= cfg.HS, ErrorCode::Format,
                 "model config: RoPE dimension count ", cfg.rope_dims, " must be even and in 2..", cfg.HS,
                 " (the head size)");
@@ -96,6 +104,11 @@ void validate_weights(const ModelConfig& cfg, const ModelWeights& w) {
       if (lt.is_norm()) check_norm(lw.*lt.norm, name);
       else check_view(lw.*lt.matrix, name, dims(lt.rows), dims(lt.cols));
     }
+    for (const LayerVector& lv : kLayerVectors) {
+      const std::string name = "blk." + std::to_string(l) + "." + lv.gguf;
+      if (layer_vector_used(lv, cfg)) check_norm(lw.*lv.vec, name);
+      else CHIMERA_CHECK(lw.*lv.vec == nullptr, ErrorCode::Tensor, "tensor ", name, " is set but the config has none");
+    }
   }
   check_norm(w.output_norm, "output_norm.weight");
   check_view(w.output, "output.weight", V, C);
@@ -131,6 +144,9 @@ void check_tensor_values(const Model& m) {
       if (lt.is_norm()) check_finite(lw.*lt.norm, C, name, 0);
       else check_matrix(lw.*lt.matrix, name);
     }
+    for (const LayerVector& lv : kLayerVectors)
+      if (layer_vector_used(lv, m.config))
+        check_finite(lw.*lv.vec, (size_t)layer_vector_size(lv, m.config), "blk." + std::to_string(l) + "." + lv.gguf, 0);
   }
   check_finite(w.output_norm, C, "output_norm.weight", 0);
   if (w.output.data != w.tok_embd.data) check_matrix(w.output, "output.weight");

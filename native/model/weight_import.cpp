@@ -86,21 +86,42 @@ namespace {
 // The names of a file format: the model-level tensors, and each layer tensor's name from the table.
 WeightNames names_of(const char* tok_embd, const char* output_norm, const char* output, const char* layer_prefix,
                      const char* LayerTensor::*layer_name) {
-  WeightNames n{tok_embd, output_norm, output, layer_prefix, {}};
+  WeightNames n{tok_embd, output_norm, output, layer_prefix, {}, {}, {}, {}};
   for (int i = 0; i < kLayerTensorCount; i++)
     n.layer_suffix[i] = std::string(".") + kLayerTensors[i].*layer_name + ".weight";
   return n;
 }
 
+template <typename Table>
+void vector_names(WeightNames& n, const char* Table::*name) {
+  for (int i = 0; i < kLayerVectorCount; i++) n.vector_suffix[i] = std::string(".") + kLayerVectors[i].*name;
+}
+
 }  // namespace
 
+// llama.cpp names phi3's fused gate|up matrix ffn_up (twice the rows of a plain one).
 WeightNames gguf_weight_names() {
-  return names_of("token_embd.weight", "output_norm.weight", "output.weight", "blk.", &LayerTensor::gguf);
+  WeightNames n = names_of("token_embd.weight", "output_norm.weight", "output.weight", "blk.", &LayerTensor::gguf);
+  vector_names(n, &LayerVector::gguf);
+  n.fused_qkv = ".attn_qkv.weight";
+  n.fused_gate_up = ".ffn_up.weight";
+  return n;
 }
 
 WeightNames hf_weight_names() {
-  return names_of("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.",
-                  &LayerTensor::hf);
+  WeightNames n = names_of("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.",
+                           &LayerTensor::hf);
+  vector_names(n, &LayerVector::hf);
+  n.fused_qkv = ".self_attn.qkv_proj.weight";
+  n.fused_gate_up = ".mlp.gate_up_proj.weight";
+  return n;
+}
+
+TensorView row_slice(const TensorView& t, int64_t r0, int64_t n) {
+  TensorView v = t;
+  v.data = t.row(r0);
+  v.rows = n;
+  return v;
 }
 
 namespace {
@@ -120,25 +141,64 @@ bool same_tensor(const TensorView& a, const TensorView& b) {
 
 }  // namespace
 
+namespace {
+
+// One layer's tensors: the nine of kLayerTensors (from fused matrices where the config says so), then
+// the optional vectors the config asks for.
+void import_layer(const ModelConfig& cfg, const WeightNames& names, const TensorLookup& lookup, int l,
+                  const std::string& file, WeightStorage& storage, LayerWeights& lw) {
+  const LayerDims dims = layer_dims(cfg);
+  const std::string p = names.layer_prefix + std::to_string(l);
+  for (int i = 0; i < kLayerTensorCount; i++) {
+    const LayerTensor& lt = kLayerTensors[i];
+    if (cfg.fused_qkv && (i == kAttnQ || i == kAttnK || i == kAttnV)) {
+      if (i != kAttnQ) continue;
+      const TensorView qkv = import_matrix(storage, need(lookup, p + names.fused_qkv, file), dims.QD + 2 * dims.KVD,
+                                           dims.C);  // (QD + 2 KVD, C)
+      lw.wq = row_slice(qkv, 0, dims.QD);
+      lw.wk = row_slice(qkv, dims.QD, dims.KVD);
+      lw.wv = row_slice(qkv, dims.QD + dims.KVD, dims.KVD);
+      continue;
+    }
+    if (cfg.fused_gate_up && (i == kFfnGate || i == kFfnUp)) {
+      if (i != kFfnGate) continue;
+      const TensorView gu = import_matrix(storage, need(lookup, p + names.fused_gate_up, file), 2 * dims.HD, dims.C);
+      lw.w_gate = row_slice(gu, 0, dims.HD);  // (HD, C) each, gate first (llama.cpp's swiglu of halves)
+      lw.w_up = row_slice(gu, dims.HD, dims.HD);
+      continue;
+    }
+    const RawTensor& t = need(lookup, p + names.layer_suffix[i], file);
+    if (lt.is_norm()) lw.*lt.norm = import_vector_f32(storage, t, dims.C);
+    else lw.*lt.matrix = import_matrix(storage, t, dims(lt.rows), dims(lt.cols));
+  }
+  for (int i = 0; i < kLayerVectorCount; i++) {
+    const LayerVector& lv = kLayerVectors[i];
+    const std::string name = p + names.vector_suffix[i];
+    if (layer_vector_used(lv, cfg)) {
+      lw.*lv.vec = import_vector_f32(storage, need(lookup, name, file), layer_vector_size(lv, cfg));
+    } else {
+      CHIMERA_CHECK(lookup(name) == nullptr, ErrorCode::Unsupported, file, " has tensor ", name,
+                    ", which a ", cfg.architecture, " model does not use; refusing rather than ignoring it");
+    }
+  }
+  // An output-projection bias would be silently dropped: no architecture here has one.
+  CHIMERA_CHECK(lookup(p + ".attn_output.bias") == nullptr && lookup(p + ".self_attn.o_proj.bias") == nullptr,
+                ErrorCode::Unsupported, file, ": layer ", l, " has an attention output bias, which is not supported");
+}
+
+}  // namespace
+
 void import_weights(ModelConfig& cfg, const WeightNames& names, const TensorLookup& lookup, bool force_tied,
                     const std::string& file, WeightStorage& storage, ModelWeights& w) {
   const int64_t C = cfg.C, V = cfg.V;
-  const LayerDims dims = layer_dims(cfg);
   w.tok_embd = import_matrix(storage, need(lookup, names.tok_embd, file), V, C);  // (V, C)
   // The layer count is a claim of the metadata: the file's last layer must exist before anything is
   // sized by it, and layers are added one at a time as their tensors are found.
   need(lookup, names.layer_prefix + std::to_string(cfg.L - 1) + names.layer_suffix[0], file);
   w.layers.clear();
   for (int l = 0; l < cfg.L; l++) {
-    const std::string p = names.layer_prefix + std::to_string(l);
     w.layers.emplace_back();
-    LayerWeights& lw = w.layers.back();
-    for (int i = 0; i < kLayerTensorCount; i++) {
-      const LayerTensor& lt = kLayerTensors[i];
-      const RawTensor& t = need(lookup, p + names.layer_suffix[i], file);
-      if (lt.is_norm()) lw.*lt.norm = import_vector_f32(storage, t, C);
-      else lw.*lt.matrix = import_matrix(storage, t, dims(lt.rows), dims(lt.cols));
-    }
+    import_layer(cfg, names, lookup, l, file, storage, w.layers.back());
   }
   w.output_norm = import_vector_f32(storage, need(lookup, names.output_norm, file), C);  // (C)
   const RawTensor* out = force_tied ? nullptr : lookup(names.output);

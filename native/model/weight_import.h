@@ -38,6 +38,9 @@ struct WeightNames {
   std::string layer_prefix;
   // Suffixes in kLayerTensors' order (layer_tensors.h).
   std::string layer_suffix[9];
+  // kLayerVectors' suffixes, and the fused matrices of ModelConfig::fused_qkv / fused_gate_up.
+  std::string vector_suffix[5];
+  std::string fused_qkv, fused_gate_up;
 };
 
 WeightNames gguf_weight_names();
@@ -45,6 +48,9 @@ WeightNames hf_weight_names();
 
 // Looks a tensor up by name; nullptr when the file lacks it.
 using TensorLookup = std::function<const RawTensor*(const std::string& name)>;
+
+// Rows [r0, r0 + n) of t, as a view of the same bytes (rows are contiguous in every dtype).
+TensorView row_slice(const TensorView& t, int64_t r0, int64_t n);
 
 // Imports every weight of a LLaMA model with the shapes `cfg` requires. The output projection is tied
 // to the embedding when `force_tied` or when the file has no output tensor; cfg.tied_output records it.

@@ -48,6 +48,7 @@ DraftConfig draft_config_for(const Model& base, const DraftShape& shape) {
   c.rope_theta = b.rope_theta;
   c.rope_layout = b.rope_layout;
   c.base_layers = b.L;
+  c.base_architecture = b.architecture;
   c.base_fingerprint = base_fingerprint(base);
   if (!shape.head_tokens.empty()) {
     c.head_tokens = shape.head_tokens;
@@ -218,6 +219,9 @@ static bool fingerprints_match(const std::vector<float>& a, const std::vector<fl
 void check_draft_fits_base(const DraftModel& draft, const Model& base) {
   const DraftConfig& d = draft.config;
   const ModelConfig& b = base.config;
+  CHIMERA_CHECK(d.base_architecture == b.architecture, ErrorCode::InvalidArg, "the draft was made for a ",
+                d.base_architecture, " base model; ", base.path, " is ", b.architecture,
+                ". Load or create the draft with this model");
   const bool same_shape = d.C == b.C && d.V == b.V && d.base_layers == b.L;
   CHIMERA_CHECK(same_shape, ErrorCode::InvalidArg, "the draft was made for another base model: it has width ", d.C,
                 ", vocabulary ", d.V, ", ", d.base_layers, " base layers; ", base.path, " has width ", b.C,
@@ -333,6 +337,7 @@ void save_draft(const DraftModel& draft, const std::string& path, DType matrix_d
       {"hidden_size", std::to_string(c.C)},
       {"vocab_size", std::to_string(c.V)},
       {"base_layers", std::to_string(c.base_layers)},
+      {"base_architecture", c.base_architecture},
       {"base_fingerprint", floats_to_string(c.base_fingerprint)},
       {"draft_width", std::to_string(c.D)},
       {"draft_head_count", std::to_string(c.NH)},
@@ -373,6 +378,10 @@ std::unique_ptr<DraftModel> load_draft(const std::string& path, const Model& bas
                 ": draft format version ", meta["format_version"], " (this library reads 1 and ", kDraftFormatVersion,
                 ")");
   const ModelConfig& b = base.config;
+  const std::string base_arch = meta.count("base_architecture") ? meta["base_architecture"] : "llama";
+  CHIMERA_CHECK(base_arch == b.architecture, ErrorCode::InvalidArg, path, " was made for a ", base_arch,
+                " base model, but ", base.path, " is ", b.architecture,
+                "; train a draft for this model with `chimera train-draft`");
   const int K = num("heads");
   CHIMERA_CHECK(K >= 1 && K <= 16, ErrorCode::Format, path, ": ", K, " heads (1..16)");
   const std::vector<float> fp = floats_from_string(meta["base_fingerprint"], path + " base_fingerprint");

@@ -34,6 +34,7 @@ struct DraftConfig {
   int rope_dims = 0;
   RopeLayout rope_layout = RopeLayout::Interleaved;
   int base_layers = 0;
+  std::string base_architecture = "llama";  // the base's ModelConfig::architecture (files before it: llama)
   std::vector<float> base_fingerprint;  // sampled base embedding/output values (see base_fingerprint())
   int KVD() const { return NKV * HS; }
   int head_in() const { return C + D; }  // a head's input width: [h_n ; h^]
@@ -95,8 +96,9 @@ DType draft_matrix_dtype(const DraftModel& draft);
 // Loads a draft and checks it was made for `base` (E_FORMAT / E_INVALID_ARG on mismatch).
 std::unique_ptr<DraftModel> load_draft(const std::string& path, const Model& base);
 
-// Throws E_INVALID_ARG unless `draft` was made for `base`: the same shapes (width, vocabulary, heads,
-// layers) and the same fingerprint. Every place a draft meets a base (sessions, the bench, tests) passes
+// Throws E_INVALID_ARG unless `draft` was made for `base`: the same architecture, shapes (width,
+// vocabulary, heads, layers) and fingerprint (two models of different architectures may share their
+// embedding and output values, but never their hidden states). Every place a draft meets a base (sessions, the bench, tests) passes
 // through DraftState, which calls this before sizing anything from the draft.
 void check_draft_fits_base(const DraftModel& draft, const Model& base);
 
