@@ -116,12 +116,14 @@ void matmul_low_bit_rows(KernelPath path, float* out, const TensorView& W, int T
   CHIMERA_CHECK(xq.q && (k_quant ? xq.d256 && xq.bsum16 && xq.bsum32 : xq.s != nullptr), ErrorCode::Internal,
                 "low-bit matmul without x quantised for ", dtype_name(W.dtype));
   const bool avx2 = uses_avx2_loops(path) && cpu_supports(KernelPath::Avx2);
+  const bool vnni = path == KernelPath::Avx512 && inner::low_bit_vnni_supported();
   float res[inner::kLowBitMaxRows];
   for (int64_t n = n0; n < n1; n++) {
     const uint8_t* row = W.row(n);
     for (int t0 = 0; t0 < T; t0 += inner::kLowBitMaxRows) {
       const int nt = std::min(inner::kLowBitMaxRows, T - t0);
-      if (avx2) inner::low_bit_dot_avx2(W.dtype, row, K, xq, t0, nt, res);
+      if (vnni) inner::low_bit_dot_vnni(W.dtype, row, K, xq, t0, nt, res);
+      else if (avx2) inner::low_bit_dot_avx2(W.dtype, row, K, xq, t0, nt, res);
       else inner::low_bit_dot_portable(W.dtype, row, K, xq, t0, nt, res);
       for (int i = 0; i < nt; i++) out[(int64_t)(t0 + i) * N + n] = res[i];
     }

@@ -1,7 +1,7 @@
 // Matmuls over Q4_0 and k-quant (Q4_K, Q5_K, Q6_K) weights, the types of the GGUFs people download.
 // As in llama.cpp, x is quantised too (Q8 blocks of 32 for Q4_0, Q8_K for the k-quants) and each block's
 // dot product is exact integer arithmetic, scaled once by the weight and x scales. Two kernels share
-// that arithmetic: a portable one (plain C++) and an AVX2 one (also run on AVX-512 CPUs). Each row's
+// that arithmetic: a portable one (plain C++) and an AVX2 one (with VPDPWSSD on AVX-512 VNNI CPUs). Each row's
 // result is computed the same way whatever T, the row range or the group of input rows it is in, so a
 // token tree's rows equal the plain decode step bit for bit.
 #pragma once
@@ -23,6 +23,9 @@ constexpr int kLowBitMaxRows = 8;
 void low_bit_dot_portable(DType dt, const uint8_t* row, int64_t K, const Q8Activations& xq, int t0, int nt,
                           float* res);
 void low_bit_dot_avx2(DType dt, const uint8_t* row, int64_t K, const Q8Activations& xq, int t0, int nt, float* res);
+// The same with AVX-512 VNNI (when low_bit_vnni_supported()).
+void low_bit_dot_vnni(DType dt, const uint8_t* row, int64_t K, const Q8Activations& xq, int t0, int nt, float* res);
+bool low_bit_vnni_supported();
 }  // namespace inner
 
 }  // namespace chimera
