@@ -32,7 +32,7 @@ function englishText(mb) {
 }
 
 function writeHf(dir, pkg) {
-  const models = path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'models');
+  const models = path.dirname(require.resolve(`${pkg}/models/tokenizer.json`));
   const json = JSON.parse(fs.readFileSync(path.join(models, 'tokenizer.json'), 'utf8'));
   const V = Object.keys(json.model.vocab).length + json.added_tokens.length;
   const m = writers.makeTinyModel({ seed: 3, V, C: 64, L: 1, NH: 4, NKV: 2, HD: 128, tied: true });

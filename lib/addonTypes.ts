@@ -55,6 +55,7 @@ export interface NativeModelInfo {
 export interface NativeGenerateRequest {
   text: string;
   append?: boolean;
+  special?: boolean;
   maxTokens?: number;
   temperature?: number;
   topK?: number;

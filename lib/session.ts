@@ -133,6 +133,7 @@ export class Session {
     const request = {
       text: prompt,
       append: opts.append,
+      special: opts.special,
       maxTokens: opts.maxTokens,
       temperature: opts.temperature,
       topK: opts.topK,

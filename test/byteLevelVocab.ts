@@ -16,7 +16,7 @@ export interface HfTokenizerFiles {
 }
 
 export function readPackageTokenizer(pkg: string): HfTokenizerFiles {
-  const dir = path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'models');
+  const dir = path.dirname(require.resolve(`${pkg}/models/tokenizer.json`));
   return {
     dir,
     json: JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')),
@@ -43,8 +43,8 @@ export function vocabTable(json: any): { pieces: string[]; types: number[] } {
   return { pieces, types };
 }
 
-function tinyModel(V: number) {
-  return writers.makeTinyModel({ seed: 3, V, C: 64, L: 1, NH: 4, NKV: 2, HD: 128, tied: true, maxContext: 256 });
+function tinyModel(V: number, tied = true) {
+  return writers.makeTinyModel({ seed: 3, V, C: 64, L: 1, NH: 4, NKV: 2, HD: 128, tied, maxContext: 256 });
 }
 
 /** A Hugging Face directory: tiny weights, the package's tokenizer files. */
@@ -62,12 +62,31 @@ export interface GgufVocabOptions {
   eos: number;
   addBos: boolean;
   chatTemplate?: string;
+  // When set, the weights make this token the greedy choice after any context: every embedding is
+  // (4, 0, ...), attention and FFN add nothing, the final norm keeps the first coordinate, and only
+  // this token's output row reads it.
+  argmax?: number;
+}
+
+function forceArgmax(tensors: { name: string; shape: number[]; data: unknown }[], id: number) {
+  const get = (n: string) => tensors.find((t) => t.name === n)!;
+  const [V, C] = get('token_embd.weight').shape;
+  const e = new Float32Array(V * C);
+  for (let r = 0; r < V; r++) e[r * C] = 4;
+  get('token_embd.weight').data = e;
+  for (const t of tensors) if (/attn_output|ffn_down/.test(t.name)) t.data = new Float32Array(t.shape[0] * t.shape[1]);
+  const g = new Float32Array(C);
+  g[0] = 1;
+  get('output_norm.weight').data = g;
+  const out = new Float32Array(V * C);
+  out[id * C] = 1;
+  get('output.weight').data = out;
 }
 
 /** A GGUF file with tokenizer.ggml.model = gpt2 and the vocabulary, merges and types of tokenizer.json. */
 export function writeGgufWithVocab(file: string, tok: HfTokenizerFiles, o: GgufVocabOptions): string {
   const { pieces, types } = vocabTable(tok.json);
-  const m = tinyModel(pieces.length);
+  const m = tinyModel(pieces.length, o.argmax === undefined);
   const meta = writers.ggufMetadata(m).filter(([k]: [string]) => !k.startsWith('tokenizer.'));
   const merges = (tok.json.model.merges as (string | string[])[]).map((x) => (Array.isArray(x) ? x.join(' ') : x));
   meta.push(['tokenizer.ggml.model', 'string', 'gpt2'], ['tokenizer.ggml.pre', 'string', o.pre],
@@ -77,6 +96,7 @@ export function writeGgufWithVocab(file: string, tok: HfTokenizerFiles, o: GgufV
   if (o.chatTemplate) meta.push(['tokenizer.chat_template', 'string', o.chatTemplate]);
   const tensors = writers.namedWeights(m).map(([name, t, matrix]: [string, any, boolean]) =>
     matrix ? { name, shape: [t.rows, t.cols], dtype: 'F16', data: t } : { name, shape: [t.cols], dtype: 'F32', data: t });
+  if (o.argmax !== undefined) forceArgmax(tensors, o.argmax);
   writeGGUF(file, { metadata: meta, tensors });
   return file;
 }

@@ -117,6 +117,28 @@ describe.each(CASES)('byte-level BPE, $name vocabulary', (c) => {
     }
   });
 
+  test('generation stops at an end-of-turn token that is not the file\'s eos', async () => {
+    const stopAt = idOf(c.eog[1]);
+    expect(stopAt).not.toBe(idOf(c.gguf.eos));
+    const file = writeGgufWithVocab(path.join(dir, 'argmax.gguf'), tok, {
+      pre: c.pre, bos: idOf(c.gguf.bos), eos: idOf(c.gguf.eos), addBos: c.gguf.addBos, argmax: stopAt,
+    });
+    const m = await loadModel(file, { threads: 1 });
+    try {
+      const s = m.createSession({ contextSize: 64 });
+      const r = await s.complete('Hello', { maxTokens: 8, temperature: 0 });
+      expect({ stop: r.stopReason, tokens: r.tokens }).toEqual({ stop: 'eos', tokens: [] });
+      // A prompt with special parsing carries the control token itself; without, its text.
+      const special = await s.complete(`a${c.eog[1]}`, { maxTokens: 1, temperature: 0, append: false, special: true });
+      expect(special.promptTokens).toContain(stopAt);
+      const plain = await s.complete(`a${c.eog[1]}`, { maxTokens: 1, temperature: 0, append: false });
+      expect(plain.promptTokens).not.toContain(stopAt);
+      s.dispose();
+    } finally {
+      m.dispose();
+    }
+  }, 120_000);
+
   test('detokenizing whole characters split across byte tokens', () => {
     const text = '😀🇫🇷 中文字 👨‍👩‍👧 ﷺ';
     const ids = hf.tokenize(text, { addBos: false });

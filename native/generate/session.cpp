@@ -70,7 +70,7 @@ void Session::truncate_cache(int keep) {
 std::vector<int32_t> Session::build_context(const GenerateRequest& req, std::vector<int32_t>& prompt_tokens) const {
   const Tokenizer& tok = runtime_->model().tokenizer;
   const bool fresh = !req.append || history_.empty();
-  prompt_tokens = tok.encode(req.text, fresh && tok.add_bos(), fresh);
+  prompt_tokens = tok.encode(req.text, fresh && tok.add_bos(), fresh, req.special);
   std::vector<int32_t> context;
   if (!fresh) context = history_;
   context.insert(context.end(), prompt_tokens.begin(), prompt_tokens.end());

@@ -23,6 +23,7 @@ namespace chimera {
 struct GenerateRequest {
   std::string text;
   bool append = true;            // false: the text replaces the context (the cached common prefix is reused)
+  bool special = false;          // control-token text in the prompt ("<|im_start|>") is that token (chat)
   int max_tokens = 256;
   SamplingParams sampling;
   std::vector<std::string> stop;
