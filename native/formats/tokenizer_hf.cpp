@@ -139,6 +139,28 @@ int32_t id_of(const std::unordered_map<std::string_view, int32_t>& ids, const st
   return it == ids.end() ? -1 : it->second;
 }
 
+// Piece texts and token types: byte-fallback, unknown, and added tokens as control (special) or
+// user-defined pieces.
+void fill_pieces(const Json& model, const std::vector<std::string_view>& raw, const std::vector<const Json*>& added_of,
+                 const std::string& unk_piece, bool byte_level, TokenizerData& d) {
+  const Json* fallback = model.find("byte_fallback");
+  const bool byte_fallback = fallback && fallback->is_bool() && fallback->boolean();
+  for (size_t i = 0; i < raw.size(); i++) {
+    d.pieces.push_back(byte_level ? std::string(raw[i]) : sentencepiece_to_text(std::string(raw[i])));
+    TokenType t = TokenType::Normal;
+    if (byte_fallback && is_byte_piece(std::string(raw[i]))) t = TokenType::Byte;
+    if (!unk_piece.empty() && raw[i] == unk_piece) t = TokenType::Unknown;
+    if (const Json* a = added_of[i]) {
+      const Json* special = a->find("special");
+      const bool marked = special && special->is_bool() && special->boolean();
+      // As llama.cpp's converter: "<|...|>" added tokens are control tokens even when not marked special.
+      if (t != TokenType::Unknown) t = marked || (byte_level && looks_special(raw[i])) ? TokenType::Control
+                                                                                     : TokenType::UserDefined;
+    }
+    d.types.push_back(t);
+  }
+}
+
 }  // namespace
 
 TokenizerData read_hf_tokenizer_json(const std::string& path) {
@@ -172,25 +194,10 @@ TokenizerData read_hf_tokenizer_json(const std::string& path) {
   for (size_t i = 0; i < raw.size(); i++) ids.emplace(raw[i], (int32_t)i);
 
   TokenizerData d;
-  const Json* fallback = model->find("byte_fallback");
-  const bool byte_fallback = fallback && fallback->is_bool() && fallback->boolean();
   const Json* unk = model->find("unk_token");
   // Byte-level vocabularies cover every byte and rarely name an unknown token; "<unk>" is SentencePiece's.
   const std::string unk_piece = unk && unk->is_string() ? std::string(unk->string()) : byte_level ? "" : "<unk>";
-  for (size_t i = 0; i < raw.size(); i++) {
-    d.pieces.push_back(byte_level ? std::string(raw[i]) : sentencepiece_to_text(std::string(raw[i])));
-    TokenType t = TokenType::Normal;
-    if (byte_fallback && is_byte_piece(std::string(raw[i]))) t = TokenType::Byte;
-    if (!unk_piece.empty() && raw[i] == unk_piece) t = TokenType::Unknown;
-    if (const Json* a = added_of[i]) {
-      const Json* special = a->find("special");
-      const bool marked = special && special->is_bool() && special->boolean();
-      // As llama.cpp's converter: "<|...|>" added tokens are control tokens even when not marked special.
-      if (t != TokenType::Unknown) t = marked || (byte_level && looks_special(raw[i])) ? TokenType::Control
-                                                                                     : TokenType::UserDefined;
-    }
-    d.types.push_back(t);
-  }
+  fill_pieces(*model, raw, added_of, unk_piece, byte_level, d);
   d.scores.assign(raw.size(), 0.0f);
   read_merges(*model, ids, d, path, byte_level);
   d.unk = unk_piece.empty() ? -1 : id_of(ids, unk_piece);
