@@ -187,6 +187,7 @@ void ByteLevelBpe::encode_word(const char* word, size_t n, std::vector<int32_t>&
                   "tokenizer: the text has a byte that the vocabulary has no token for (and no unknown token)");
     out.push_back(unk_);
   }
+  if (syms.capacity() > (1u << 16)) std::vector<int32_t>().swap(syms);  // a huge word keeps no memory
 }
 
 }  // namespace chimera

@@ -72,6 +72,12 @@ struct Tokenizer::Symbol {
 
 Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
   validate_data();
+  build_special_sets();
+  if (byte_level()) {  // its own tables (bpe_byte_level.h); the SentencePiece ones stay empty
+    pre_ = pre_tokenizer_from_name(data_.pre);
+    byte_bpe_ = ByteLevelBpe(data_);
+    return;
+  }
   const int32_t n = vocab_size();
   piece_to_id_.reserve((size_t)n * 2);
   for (int32_t i = 0; i < n; i++) piece_to_id_.emplace(data_.pieces[i], i);  // emplace keeps the first id
@@ -80,11 +86,6 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
     merge_rank_.emplace(m.first + '\x01' + m.second, (int32_t)r);  // a repeated merge keeps its best rank
   }
   build_byte_tables();
-  build_special_sets();
-  if (byte_level()) {
-    pre_ = pre_tokenizer_from_name(data_.pre);
-    byte_bpe_ = ByteLevelBpe(data_);
-  }
 }
 
 void Tokenizer::validate_data() const {

@@ -35,9 +35,8 @@ std::vector<int32_t> Tokenizer::eog_tokens() const {
 }
 
 void Tokenizer::encode_byte_level(const char* text, size_t n, std::vector<int32_t>& out) const {
-  thread_local std::vector<CodePoint> cps;
-  thread_local std::vector<std::pair<uint32_t, uint32_t>> words;
-  words.clear();
+  std::vector<CodePoint> cps;
+  std::vector<std::pair<uint32_t, uint32_t>> words;
   pre_tokenize(pre_, text, n, cps, words);
   for (const auto& w : words) byte_bpe_.encode_word(text + w.first, w.second - w.first, out);
 }
