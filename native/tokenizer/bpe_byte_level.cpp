@@ -76,50 +76,55 @@ std::string byte_level_encode(const std::string& bytes) {
 ByteLevelBpe::ByteLevelBpe(const TokenizerData& d) : ignore_merges_(d.ignore_merges), unk_(d.unk) {
   const size_t n = d.pieces.size();
   bytes_.resize(n);
-  word_id_.reserve(n * 2);
+  word_id_.reserve(n);
   for (int& b : byte_id_) b = -1;
   std::string raw;
   for (size_t i = 0; i < n; i++) {
     if (is_normal(d.types[i]) && byte_level_decode(d.pieces[i], &raw)) {
       bytes_[i] = raw;
-      word_id_.emplace(raw, (int32_t)i);  // the first id wins for a repeated piece
+      word_id_.insert(raw, (int32_t)i);  // the first id wins for a repeated piece
       if (raw.size() == 1 && byte_id_[(unsigned char)raw[0]] < 0) byte_id_[(unsigned char)raw[0]] = (int32_t)i;
     } else {
       bytes_[i] = d.pieces[i];  // control / user-defined text is plain text, not the byte alphabet
     }
   }
-  merges_.reserve(d.merges.size() * 2);
+  merges_.reserve(d.merges.size());
   std::string l, r;
   for (size_t rank = 0; rank < d.merges.size(); rank++) {
     const auto& m = d.merges[rank];
     if (!byte_level_decode(m.first, &l) || !byte_level_decode(m.second, &r)) continue;
-    const auto li = word_id_.find(l), ri = word_id_.find(r), mi = word_id_.find(l + r);
-    if (li == word_id_.end() || ri == word_id_.end() || mi == word_id_.end()) continue;
-    merges_.emplace(pair_key(li->second, ri->second), Merge{(int32_t)rank, mi->second});  // first rank wins
+    const int32_t li = word_id_.find(l.data(), l.size()), ri = word_id_.find(r.data(), r.size());
+    l += r;
+    const int32_t mi = word_id_.find(l.data(), l.size());
+    if (li < 0 || ri < 0 || mi < 0) continue;
+    merges_.insert(pair_key(li, ri), Merge{(int32_t)rank, mi});  // the first rank wins
   }
 }
 
 const ByteLevelBpe::Merge* ByteLevelBpe::find_merge(int32_t left, int32_t right) const {
   if (left < 0 || right < 0) return nullptr;
-  const auto it = merges_.find(pair_key(left, right));
-  return it == merges_.end() ? nullptr : &it->second;
+  return merges_.find(pair_key(left, right));
 }
 
+// ranks[k] holds the merge of the pair (k, k+1), so a merge looks up only the two pairs it changes.
 void ByteLevelBpe::merge_short(std::vector<int32_t>& syms) const {
-  while (syms.size() > 1) {
+  const Merge* ranks[kShortWord];
+  size_t m = syms.size();
+  for (size_t k = 0; k + 1 < m; k++) ranks[k] = find_merge(syms[k], syms[k + 1]);
+  while (m > 1) {
     size_t best = SIZE_MAX;
-    const Merge* best_m = nullptr;
-    for (size_t k = 0; k + 1 < syms.size(); k++) {
-      const Merge* m = find_merge(syms[k], syms[k + 1]);
-      if (m && (best_m == nullptr || m->rank < best_m->rank)) {
-        best = k;
-        best_m = m;
-      }
+    for (size_t k = 0; k + 1 < m; k++) {
+      if (ranks[k] && (best == SIZE_MAX || ranks[k]->rank < ranks[best]->rank)) best = k;
     }
-    if (best_m == nullptr) return;
-    syms[best] = best_m->id;
-    syms.erase(syms.begin() + (std::ptrdiff_t)best + 1);
+    if (best == SIZE_MAX) break;
+    syms[best] = ranks[best]->id;
+    m--;  // symbol best + 1 leaves; later symbols and pairs move down one
+    for (size_t k = best + 1; k < m; k++) syms[k] = syms[k + 1];
+    for (size_t k = best + 1; k + 1 < m; k++) ranks[k] = ranks[k + 1];
+    if (best > 0) ranks[best - 1] = find_merge(syms[best - 1], syms[best]);
+    if (best + 1 < m) ranks[best] = find_merge(syms[best], syms[best + 1]);
   }
+  syms.resize(m);
 }
 
 // The same merges with a queue of candidate pairs over a linked list; a popped pair still applies when
@@ -167,9 +172,9 @@ void ByteLevelBpe::merge_long(std::vector<int32_t>& syms) const {
 void ByteLevelBpe::encode_word(const char* word, size_t n, std::vector<int32_t>& out) const {
   if (n == 0) return;
   if (ignore_merges_) {
-    const auto it = word_id_.find(std::string(word, n));
-    if (it != word_id_.end()) {
-      out.push_back(it->second);
+    const int32_t id = word_id_.find(word, n);
+    if (id >= 0) {
+      out.push_back(id);
       return;
     }
   }

@@ -5,9 +5,10 @@
 #pragma once
 #include <cstdint>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "tokenizer/flat_maps.h"
 
 namespace chimera {
 
@@ -36,9 +37,9 @@ class ByteLevelBpe {
     int32_t rank;
     int32_t id;  // the merged piece
   };
-  std::vector<std::string> bytes_;                      // (V)
-  std::unordered_map<std::string, int32_t> word_id_;    // raw bytes of a Normal piece -> id
-  std::unordered_map<uint64_t, Merge> merges_;          // (left id << 32 | right id) -> merge
+  std::vector<std::string> bytes_;    // (V)
+  FlatWordMap word_id_;               // raw bytes of a Normal piece -> id
+  FlatU64Map<Merge> merges_;          // (left id << 32 | right id) -> merge
   int32_t byte_id_[256];
   bool ignore_merges_ = false;  // a word that is a whole piece is that piece (Llama 3)
   int32_t unk_ = -1;
