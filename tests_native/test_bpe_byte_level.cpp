@@ -171,6 +171,20 @@ void test_stream_split_characters() {
   EXPECT(out == text);
 }
 
+// Any byte string, valid UTF-8 or not, encodes and decodes back to itself, with and without special parsing.
+void test_random_bytes_round_trip() {
+  const Tokenizer tok(special_vocab());
+  test::Rng rng(3);
+  int bad = 0;
+  for (int i = 0; i < 2000; i++) {
+    std::string text;
+    const int n = rng.below(48);
+    for (int k = 0; k < n; k++) text.push_back(rng.below(3) ? "hel <x>\n'9"[rng.below(11)] : (char)rng.below(256));
+    if (tok.decode(tok.encode(text, false, true)) != text) bad++;
+  }
+  EXPECT(bad == 0);
+}
+
 void test_bad_data() {
   TokenizerData d = special_vocab();
   d.pre = "no-such-pre";
@@ -190,6 +204,7 @@ int main() {
   test_merges_against_reference();
   test_special_tokens();
   test_stream_split_characters();
+  test_random_bytes_round_trip();
   test_bad_data();
   return test::finish("test_bpe_byte_level");
 }

@@ -72,6 +72,37 @@ void test_invalid_utf8_keeps_bytes() {
   EXPECT(covered == text.size());
 }
 
+// Seeded random byte strings (ASCII, pieces of UTF-8 characters, arbitrary bytes): every pre-tokenizer
+// covers the input with non-empty, contiguous words.
+void test_random_bytes_covered() {
+  test::Rng rng(11);
+  const char* const parts[] = {"a", "Z", "7", " ", "  ", "\n", "\r", "\t", "'", "'s", ".", "\xC3\xA9", "\xE4\xB8",
+                               "\xAD", "\xF0\x9F\x98\x80", "\xFF", "\xC2\xA0", "\x00", "\xE2\x80\xA8"};
+  const PreTokenizer kinds[] = {PreTokenizer::Llama3, PreTokenizer::Qwen2, PreTokenizer::Gpt2, PreTokenizer::SmolLM};
+  std::vector<CodePoint> cps;
+  std::vector<std::pair<uint32_t, uint32_t>> words;
+  int bad = 0;
+  for (int i = 0; i < 3000; i++) {
+    std::string text;
+    const int n = rng.below(40);
+    for (int k = 0; k < n; k++) {
+      const char* p = parts[rng.below((int)(sizeof(parts) / sizeof(parts[0])))];
+      text.append(p, p[0] == 0 ? 1 : std::strlen(p));
+    }
+    for (PreTokenizer kind : kinds) {
+      words.clear();
+      pre_tokenize(kind, text.data(), text.size(), cps, words);
+      uint32_t at = 0;
+      for (const auto& w : words) {
+        if (w.first != at || w.second <= w.first) bad++;
+        at = w.second;
+      }
+      if (at != text.size()) bad++;
+    }
+  }
+  EXPECT(bad == 0);
+}
+
 void test_names() {
   EXPECT(pre_tokenizer_from_name("llama-bpe") == PreTokenizer::Llama3);
   EXPECT(pre_tokenizer_from_name("qwen2") == PreTokenizer::Qwen2);
@@ -87,6 +118,7 @@ int main() {
   test_against_js_regexes();
   test_classes();
   test_invalid_utf8_keeps_bytes();
+  test_random_bytes_covered();
   test_names();
   return test::finish("test_pre_tokenizer");
 }
