@@ -115,3 +115,28 @@ export const CORPUS: string[] = [
   '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n', '<think>\nreasoning\n</think>\nanswer',
   '<|endoftext|>', 'not special: <|eot_id', 'a<|im_end|>b<|eot_id|>c', '',
 ];
+
+// Seeded random mixes of words, scripts, digits, whitespace, punctuation and emoji (NFC-stable: no
+// combining marks, since the Qwen reference normalises to NFC and llama.cpp does not).
+function randomTexts(n: number, seed: number): string[] {
+  const pool = ['the', ' cat', 'Hello', "'s", "'LL", "n't", ' ', '  ', '   ', '\t', '\n', '\r\n', '\n\n', '0', '42', '2024',
+    '3.14', '1,000', 'é', 'Ж', 'мир', '中文', '日本', 'カタ', '한국', 'عربي', 'हिन्दी', 'Ω', '😀', '👍🏽', '🇫🇷', '…', '«»',
+    '(', ')', '{', '}', '<', '>', '|', '$', '#', '@', '_', '-', '.', ',', '!', '?', '"', '`', '\u00a0', '\u3000', '²', '½'];
+  let a = seed >>> 0;
+  const rnd = () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    let s = '';
+    const len = 1 + Math.floor(rnd() * 30);
+    for (let k = 0; k < len; k++) s += pool[Math.floor(rnd() * pool.length)];
+    out.push(s);
+  }
+  return out;
+}
+
+export const RANDOM_TEXTS = randomTexts(300, 12345);

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel, Model } from '../lib';
-import { CORPUS, readPackageTokenizer, vocabTable, writeGgufWithVocab, writeHfWithVocab } from './byteLevelVocab';
+import { CORPUS, RANDOM_TEXTS, readPackageTokenizer, vocabTable, writeGgufWithVocab, writeHfWithVocab } from './byteLevelVocab';
 import { tempDir } from './helpers';
 
 interface VocabCase {
@@ -59,7 +59,7 @@ describe.each(CASES)('byte-level BPE, $name vocabulary', (c) => {
   test('HF directory: ids equal the package JS tokenizer on the corpus (special tokens parsed)', () => {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const js = require(c.pkg).fromPreTrained();
-    for (const text of CORPUS) {
+    for (const text of [...CORPUS, ...RANDOM_TEXTS]) {
       const ours = hf.tokenize(text, { addBos: false, special: true });
       const ref: number[] = Array.from(js.encode(text, { add_special_tokens: false }));
       if (JSON.stringify(ours) !== JSON.stringify(ref)) throw new Error(`${JSON.stringify(text)}: ${firstDifference(ours, ref)}`);
@@ -67,13 +67,14 @@ describe.each(CASES)('byte-level BPE, $name vocabulary', (c) => {
   });
 
   test('GGUF: ids equal node-llama-cpp, with and without special-token parsing', () => {
+    const texts = [...CORPUS, ...RANDOM_TEXTS];
     const textsFile = path.join(dir, 'texts.json');
-    fs.writeFileSync(textsFile, JSON.stringify(CORPUS));
+    fs.writeFileSync(textsFile, JSON.stringify(texts));
     const script = path.join(__dirname, 'fixtures', 'llamacpp-tokenize.mjs');
     const out = execFileSync(process.execPath, [script, ggufFile, textsFile], { encoding: 'utf8', timeout: 180_000,
       maxBuffer: 1 << 26 });
     const ref = JSON.parse(out) as { plain: number[][]; special: number[][] };
-    CORPUS.forEach((text, i) => {
+    texts.forEach((text, i) => {
       for (const special of [false, true]) {
         const ours = gguf.tokenize(text, { addBos: false, special });
         const theirs = special ? ref.special[i] : ref.plain[i];
