@@ -15,7 +15,8 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const writers = path.join(root, 'tools', 'writers');
-const { makeTinyModel, writeTinyModel, LazyTensor } = require(path.join(writers, 'tiny-model.js'));
+const { makeTinyModel, writeTinyModel, LazyTensor, ggufMetadata, namedWeights } = require(path.join(writers, 'tiny-model.js'));
+const { writeGGUF } = require(path.join(writers, 'gguf.js'));
 const { writeSafetensors, makeTokenizerJson } = require(path.join(writers, 'hf.js'));
 const { writeLlama2cTokenizer } = require(path.join(writers, 'llama2c.js'));
 
@@ -60,6 +61,25 @@ function byteLevelTokenizerJson(kind) {
   };
 }
 
+// The fixture model with a byte-level (tokenizer.ggml.model = gpt2) vocabulary: the small
+// tokenizer.json's pieces, merges and added tokens, as llama.cpp's converter writes them.
+function writeByteLevelGguf(file) {
+  const tj = byteLevelTokenizerJson('llama3');
+  const pieces = [];
+  const types = [];
+  for (const [p, id] of Object.entries(tj.model.vocab)) { pieces[id] = p; types[id] = 1; }
+  for (const a of tj.added_tokens) { pieces[a.id] = a.content; types[a.id] = a.special ? 3 : 4; }
+  const m = tiny({ V: pieces.length });
+  const meta = ggufMetadata(m).filter(([k]) => !k.startsWith('tokenizer.'));
+  meta.push(['tokenizer.ggml.model', 'string', 'gpt2'], ['tokenizer.ggml.pre', 'string', 'llama-bpe'],
+    ['tokenizer.ggml.tokens', 'string[]', pieces], ['tokenizer.ggml.token_type', 'int32[]', types],
+    ['tokenizer.ggml.merges', 'string[]', tj.model.merges], ['tokenizer.ggml.bos_token_id', 'uint32', tj.added_tokens[0].id],
+    ['tokenizer.ggml.eos_token_id', 'uint32', tj.added_tokens[1].id], ['tokenizer.chat_template', 'string', '{{ x }}']);
+  const tensors = namedWeights(m).map(([name, t, matrix]) => (matrix
+    ? { name, shape: [t.rows, t.cols], dtype: 'F32', data: t } : { name, shape: [t.cols], dtype: 'F32', data: t }));
+  writeGGUF(file, { metadata: meta, tensors });
+}
+
 const HARNESSES = ['gguf', 'safetensors', 'llama2c', 'llama2c_tokenizer', 'hf_tokenizer', 'hf_config', 'json', 'draft',
   'lookup_cache'];
 
@@ -102,6 +122,7 @@ const SEEDS = {
       // Q8_0 needs columns in whole blocks of 32.
       copySeed(writeTinyModel(t, tiny({ C: 32, HD: 64 }), 'gguf', { fileName: 'd.gguf', dtype: 'Q8_0' }).path, dir, 'seed-q8_0.gguf');
     });
+    writeByteLevelGguf(path.join(dir, 'seed-gpt2-tokenizer.gguf'));
   },
 
   safetensors(dir) {
