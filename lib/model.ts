@@ -38,6 +38,8 @@ export class Model {
     if (typeof text !== 'string') throw new InvalidArgumentError('text must be a string');
     const native = this.ensure();
     const addBos = options.addBos ?? this.info.tokenizer.addBos;
+    if (options.special !== undefined && typeof options.special !== 'boolean')
+      throw new InvalidArgumentError('special must be a boolean');
     const special = options.special ?? false;
     return Array.from(callNativeSync(() => native.tokenize(text, addBos, options.atStart ?? true, special)));
   }
