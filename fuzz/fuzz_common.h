@@ -134,7 +134,9 @@ int run_guarded(F&& body) {
 inline void exercise_tokenizer(const chimera::Tokenizer& tok) {
   static const std::string text = "Hello, world! ab a\n\xE2\x96\x81 <s> \xC3\xA9\xF0\x9F\x98\x80 \xFF";
   const std::vector<int32_t> ids = tok.encode(text, true, true);
-  volatile size_t sink = tok.decode(ids).size();
+  // Special parsing splits at control and added tokens first (the byte-level path always at added ones).
+  const std::vector<int32_t> special = tok.encode(text + "<|eot_id|><|im_end|>", false, true, true);
+  volatile size_t sink = tok.decode(ids).size() + tok.decode(special).size();
   (void)sink;
 }
 

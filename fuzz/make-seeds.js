@@ -15,13 +15,70 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const writers = path.join(root, 'tools', 'writers');
-const { makeTinyModel, writeTinyModel, LazyTensor } = require(path.join(writers, 'tiny-model.js'));
+const { makeTinyModel, writeTinyModel, LazyTensor, ggufMetadata, namedWeights } = require(path.join(writers, 'tiny-model.js'));
+const { writeGGUF } = require(path.join(writers, 'gguf.js'));
 const { writeSafetensors, makeTokenizerJson } = require(path.join(writers, 'hf.js'));
 const { writeLlama2cTokenizer } = require(path.join(writers, 'llama2c.js'));
 
 // Keep in sync with fuzz/fuzz_common.h (kC, kL, kNH, kNKV, kHD, kCtx, kV, fixture_value).
 const FIXTURE = { C: 16, L: 1, NH: 2, NKV: 1, HD: 32, V: 264, maxContext: 32 };
 const fixtureValue = (salt, r, c) => Math.fround((((r * 31 + c * 17 + salt * 7) % 61) - 30) / 100);
+
+// A small byte-level tokenizer.json: the 256 byte pieces in GPT-2's alphabet, a few merges, two added
+// tokens, and the pre-tokenizer pipeline of Llama 3 or SmolLM.
+function byteLevelTokenizerJson(kind) {
+  const alphabet = [];
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    const keep = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    alphabet.push(String.fromCodePoint(keep ? b : 256 + extra++));
+  }
+  const vocab = {};
+  alphabet.forEach((c, i) => { vocab[c] = i; });
+  const merges = [['\u0120', 't'], ['h', 'e'], ['\u0120t', 'he'], ['i', 'n']];
+  for (const [l, r] of merges) if (!(l + r in vocab)) vocab[l + r] = Object.keys(vocab).length;
+  const n = Object.keys(vocab).length;
+  const llamaRegex = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  const pre = kind === 'smollm'
+    ? { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] }
+    : { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: llamaRegex }, behavior: 'Isolated', invert: false },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] };
+  return {
+    version: '1.0',
+    added_tokens: [
+      { id: n, content: '<|begin_of_text|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      { id: n + 1, content: '<|eot_id|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      { id: n + 2, content: '<think>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false },
+    ],
+    normalizer: kind === 'smollm' ? null : { type: 'NFC' },
+    pre_tokenizer: pre,
+    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } },
+      { Sequence: { id: 'A', type_id: 0 } }], pair: [], special_tokens: {} },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, fuse_unk: false, byte_fallback: false,
+      ignore_merges: kind !== 'smollm', vocab, merges: kind === 'smollm' ? merges : merges.map(([l, r]) => `${l} ${r}`) },
+  };
+}
+
+// The fixture model with a byte-level (tokenizer.ggml.model = gpt2) vocabulary: the small
+// tokenizer.json's pieces, merges and added tokens, as llama.cpp's converter writes them.
+function writeByteLevelGguf(file) {
+  const tj = byteLevelTokenizerJson('llama3');
+  const pieces = [];
+  const types = [];
+  for (const [p, id] of Object.entries(tj.model.vocab)) { pieces[id] = p; types[id] = 1; }
+  for (const a of tj.added_tokens) { pieces[a.id] = a.content; types[a.id] = a.special ? 3 : 4; }
+  const m = tiny({ V: pieces.length });
+  const meta = ggufMetadata(m).filter(([k]) => !k.startsWith('tokenizer.'));
+  meta.push(['tokenizer.ggml.model', 'string', 'gpt2'], ['tokenizer.ggml.pre', 'string', 'llama-bpe'],
+    ['tokenizer.ggml.tokens', 'string[]', pieces], ['tokenizer.ggml.token_type', 'int32[]', types],
+    ['tokenizer.ggml.merges', 'string[]', tj.model.merges], ['tokenizer.ggml.bos_token_id', 'uint32', tj.added_tokens[0].id],
+    ['tokenizer.ggml.eos_token_id', 'uint32', tj.added_tokens[1].id], ['tokenizer.chat_template', 'string', '{{ x }}']);
+  const tensors = namedWeights(m).map(([name, t, matrix]) => (matrix
+    ? { name, shape: [t.rows, t.cols], dtype: 'F32', data: t } : { name, shape: [t.cols], dtype: 'F32', data: t }));
+  writeGGUF(file, { metadata: meta, tensors });
+}
 
 const HARNESSES = ['gguf', 'safetensors', 'llama2c', 'llama2c_tokenizer', 'hf_tokenizer', 'hf_config', 'json', 'draft',
   'lookup_cache'];
@@ -65,6 +122,7 @@ const SEEDS = {
       // Q8_0 needs columns in whole blocks of 32.
       copySeed(writeTinyModel(t, tiny({ C: 32, HD: 64 }), 'gguf', { fileName: 'd.gguf', dtype: 'Q8_0' }).path, dir, 'seed-q8_0.gguf');
     });
+    writeByteLevelGguf(path.join(dir, 'seed-gpt2-tokenizer.gguf'));
   },
 
   safetensors(dir) {
@@ -120,6 +178,9 @@ const SEEDS = {
     meta.pre_tokenizer = { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false };
     meta.model.merges = meta.model.merges.map(([l, r]) => `${l} ${r}`);
     write('seed-tokenizer-metaspace.json', meta);
+    // Byte-level (GPT-2 style) pipelines: Llama 3's Split regex, SmolLM's digits + ByteLevel.
+    write('seed-tokenizer-byte-level.json', byteLevelTokenizerJson('llama3'));
+    write('seed-tokenizer-byte-level-smollm.json', byteLevelTokenizerJson('smollm'));
   },
 
   hf_config(dir) {

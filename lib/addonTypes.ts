@@ -31,17 +31,26 @@ export interface NativeModelInfo {
   backend: string;
   kernels: string;
   tokenizer: {
+    /** 'llama' (SentencePiece BPE) or 'gpt2' (byte-level BPE). */
     model: string;
+    /** Byte-level pre-tokenizer ('llama-bpe', 'qwen2', 'gpt-2', 'smollm'), '' for SentencePiece. */
+    pre: string;
     vocabSize: number;
+    /** Special token ids, -1 when the vocabulary has none. */
     bos: number;
     eos: number;
+    eot: number;
+    eom: number;
+    /** Their texts ('' when absent), e.g. '<|begin_of_text|>', '<|eot_id|>'. */
+    bosText: string;
+    eosText: string;
+    eotText: string;
+    /** Every id that ends generation (eos, eot, eom and end-of-turn control tokens). */
+    eogTokens: number[];
     addBos: boolean;
     addSpacePrefix: boolean;
-    /** The Jinja chat template (GGUF tokenizer.chat_template, HF tokenizer_config.json), if the model has one. */
-    chatTemplate?: string;
-    /** Texts of the BOS and EOS tokens (what a chat template's bos_token / eos_token stand for). */
-    bosText?: string;
-    eosText?: string;
+    /** The model's Jinja chat template (GGUF tokenizer.chat_template / tokenizer_config.json), '' if none. */
+    chatTemplate: string;
   };
 }
 
@@ -51,6 +60,7 @@ export interface NativeGenerateRequest {
   /** A prompt as token ids, used as given (no BOS added), instead of text. */
   tokens?: Int32Array;
   append?: boolean;
+  special?: boolean;
   maxTokens?: number;
   temperature?: number;
   topK?: number;
@@ -108,7 +118,7 @@ export interface NativeSession {
 
 export interface NativeModel {
   info(): NativeModelInfo;
-  tokenize(text: string, addBos: boolean, atStart: boolean): Int32Array;
+  tokenize(text: string, addBos: boolean, atStart: boolean, special: boolean): Int32Array;
   detokenize(tokens: number[] | Int32Array, previous?: number): string;
   tokenText(tokens: number[] | Int32Array): string[];
   createSession(options: {

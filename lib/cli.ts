@@ -337,7 +337,8 @@ function modelLines(i: ModelInfo): string[] {
     `dtype         ${i.dtype}, output ${i.tiedOutput ? 'tied to embedding' : 'separate'}`,
     `rope          theta ${i.ropeTheta}, ${i.ropeLayout}; rms eps ${i.rmsEps}`,
     `memory        weights ${mb(i.weightBytes)} (mapped ${mb(i.mappedBytes)}, converted ${mb(i.ownedBytes)}, repacked for the CPU ${mb(i.repackedBytes)})`,
-    `tokenizer     ${i.tokenizer.model} BPE, ${i.tokenizer.vocabSize} tokens, bos ${i.tokenizer.bos}, eos ${i.tokenizer.eos}`,
+    `tokenizer     ${i.tokenizer.model} BPE${i.tokenizer.pre ? ` (${i.tokenizer.pre})` : ''}, ${i.tokenizer.vocabSize} tokens, ` +
+      `bos ${i.tokenizer.bos}, eos ${i.tokenizer.eos}, eot ${i.tokenizer.eot}${i.tokenizer.chatTemplate ? ', chat template' : ''}`,
     `compute       ${i.backend}, ${i.kernels} kernels, ${i.threads} threads`,
   ];
 }

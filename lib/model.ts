@@ -30,12 +30,18 @@ export class Model {
     return this.info.backend;
   }
 
-  /** Text to token ids. `addBos` defaults to the model's setting. */
+  /**
+   * Text to token ids. `addBos` defaults to the model's setting. `special: true` reads control tokens
+   * written in the text ('<|eot_id|>', '<|im_start|>') as those tokens; by default they are plain text.
+   */
   tokenize(text: string, options: { addBos?: boolean; atStart?: boolean; special?: boolean } = {}): number[] {
     if (typeof text !== 'string') throw new InvalidArgumentError('text must be a string');
     const native = this.ensure();
     const addBos = options.addBos ?? this.info.tokenizer.addBos;
-    return Array.from(callNativeSync(() => native.tokenize(text, addBos, options.atStart ?? true)));
+    if (options.special !== undefined && typeof options.special !== 'boolean')
+      throw new InvalidArgumentError('special must be a boolean');
+    const special = options.special ?? false;
+    return Array.from(callNativeSync(() => native.tokenize(text, addBos, options.atStart ?? true, special)));
   }
 
   /**

@@ -81,6 +81,8 @@ export interface GenerateOptions extends SamplingOptions {
    * false: the prompt replaces the context; the longest common prefix of the cache is still reused.
    */
   append?: boolean;
+  /** true: control-token text in the prompt ('<|im_start|>', '<|eot_id|>') is read as those tokens. */
+  special?: boolean;
 }
 
 function fail(message: string): never {
@@ -155,6 +157,7 @@ export function validateGenerateOptions(o: GenerateOptions | undefined): Generat
     fail('stop must be an array of strings');
   if (opts.stopOnEos !== undefined && typeof opts.stopOnEos !== 'boolean') fail('stopOnEos must be a boolean');
   if (opts.append !== undefined && typeof opts.append !== 'boolean') fail('append must be a boolean');
+  if (opts.special !== undefined && typeof opts.special !== 'boolean') fail('special must be a boolean');
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) fail('signal must be an AbortSignal');
   return opts;
 }

@@ -165,6 +165,7 @@ export class Session {
       text: tokens ? '' : (prompt as string),
       tokens,
       append: opts.append,
+      special: opts.special,
       maxTokens: opts.maxTokens,
       temperature: opts.temperature,
       topK: opts.topK,

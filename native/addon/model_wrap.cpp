@@ -44,6 +44,36 @@ std::shared_ptr<ModelRuntime> ModelWrap::runtime(Napi::Env env) const {
   return runtime_;
 }
 
+namespace {
+
+// model.info.tokenizer: ids and texts of the special tokens, the end-of-generation set and the chat
+// template, which chat formatting in TypeScript builds on.
+Napi::Object tokenizer_info(Napi::Env env, const Tokenizer& tok) {
+  const TokenizerData& d = tok.data();
+  const auto text = [&](int32_t id) { return id >= 0 ? d.pieces[(size_t)id] : std::string(); };
+  Napi::Object t = Napi::Object::New(env);
+  t.Set("model", d.model);
+  t.Set("pre", d.pre);
+  t.Set("vocabSize", tok.vocab_size());
+  t.Set("bos", tok.bos());
+  t.Set("eos", tok.eos());
+  t.Set("eot", tok.eot());
+  t.Set("eom", tok.eom());
+  t.Set("bosText", text(tok.bos()));
+  t.Set("eosText", text(tok.eos()));
+  t.Set("eotText", text(tok.eot()));
+  const std::vector<int32_t> eog = tok.eog_tokens();
+  Napi::Array eog_js = Napi::Array::New(env, eog.size());
+  for (size_t i = 0; i < eog.size(); i++) eog_js.Set((uint32_t)i, eog[i]);
+  t.Set("eogTokens", eog_js);
+  t.Set("addBos", tok.add_bos());
+  t.Set("addSpacePrefix", d.add_space_prefix);
+  t.Set("chatTemplate", d.chat_template);
+  return t;
+}
+
+}  // namespace
+
 Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto rt = runtime(env);
@@ -87,13 +117,7 @@ Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
   o.Set("backend", rt->backend().name());
   o.Set("kernels", std::string(kernel_path_name(active_kernel_path())) + (rt->uses_amx() ? "+amx" : ""));
   Napi::Object t = Napi::Object::New(env);
-  t.Set("model", m.tokenizer.data().model);
-  t.Set("vocabSize", m.tokenizer.vocab_size());
-  t.Set("bos", m.tokenizer.bos());
-  t.Set("eos", m.tokenizer.eos());
-  t.Set("addBos", m.tokenizer.add_bos());
-  t.Set("addSpacePrefix", m.tokenizer.data().add_space_prefix);
-  o.Set("tokenizer", t);
+  o.Set("tokenizer", tokenizer_info(env, m.tokenizer));
   return o;
 }
 
@@ -103,7 +127,8 @@ Napi::Value ModelWrap::tokenize(const Napi::CallbackInfo& info) {
   const std::string text = arg_string(info, 0, "text");
   const bool add_bos = info.Length() > 1 && info[1].ToBoolean();
   const bool at_start = info.Length() > 2 ? info[2].ToBoolean().Value() : true;
-  auto ids = guard(env, [&] { return rt->model().tokenizer.encode(text, add_bos, at_start); });
+  const bool special = info.Length() > 3 && info[3].ToBoolean();
+  auto ids = guard(env, [&] { return rt->model().tokenizer.encode(text, add_bos, at_start, special); });
   Napi::Int32Array out = Napi::Int32Array::New(env, ids.size());
   std::copy(ids.begin(), ids.end(), out.Data());
   return out;

@@ -258,6 +258,7 @@ GenerateRequest read_request(const Napi::Object& o) {
     r.tokens.assign(a.Data(), a.Data() + a.ElementLength());
   }
   r.append = opt_bool(o, "append", r.append);
+  r.special = opt_bool(o, "special", r.special);
   r.max_tokens = opt_int(o, "maxTokens", r.max_tokens);
   r.stop = opt_string_list(o, "stop");
   r.stop_on_eos = opt_bool(o, "stopOnEos", r.stop_on_eos);

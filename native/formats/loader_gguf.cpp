@@ -1,5 +1,6 @@
 // GGUF models of the architectures in model_config.h: hyper-parameters from the <arch>.* keys, the
-// SentencePiece tokenizer from the tokenizer.ggml.* keys, and weights straight from the mapping (see gguf_file.h for the container).
+// tokenizer (SentencePiece `llama` or byte-level `gpt2`) from the tokenizer.ggml.* keys, and weights
+// straight from the mapping (see gguf_file.h for the container).
 #include <climits>
 #include <cmath>
 #include <filesystem>
@@ -129,26 +130,24 @@ int32_t token_id(const GgufFile& g, const std::string& key, int32_t fallback, si
   return (int32_t)v;
 }
 
-TokenizerData read_tokenizer(const GgufFile& g) {
+// tokenizer.ggml.merges ("left right" in the byte alphabet) of a byte-level vocabulary.
+void read_merges(const GgufFile& g, TokenizerData& d) {
   const std::string& path = g.file()->path();
-  const GgufKV* tokens = g.find("tokenizer.ggml.tokens");
-  std::string model;
-  CHIMERA_CHECK(tokens != nullptr && g.get_string("tokenizer.ggml.model", &model), ErrorCode::Format, path,
-                ": the file has no tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens); re-convert it with its "
-                "tokenizer");
-  CHIMERA_CHECK(model == "llama", ErrorCode::Unsupported, path, ": tokenizer model '", model,
-                "' is not supported (only SentencePiece 'llama' tokenizers are)");
-  TokenizerData d;
-  for (std::string& p : g.string_array(*tokens)) d.pieces.push_back(sentencepiece_to_text(p));
-  const size_t n = d.pieces.size();
-  CHIMERA_CHECK(n > 0, ErrorCode::Format, path, ": tokenizer.ggml.tokens is empty");
-  // Array lengths are checked before decoding, so a bogus count never sizes an allocation.
-  d.scores.assign(n, 0.0f);
-  if (const GgufKV* s = g.find("tokenizer.ggml.scores")) {
-    CHIMERA_CHECK(s->count == n, ErrorCode::Format, path, ": tokenizer.ggml.scores has ", s->count, " entries for ", n,
-                  " tokens");
-    d.scores = g.float_array(*s);
+  const GgufKV* kv = g.find("tokenizer.ggml.merges");
+  CHIMERA_CHECK(kv != nullptr, ErrorCode::Format, path, ": a gpt2 tokenizer needs tokenizer.ggml.merges");
+  std::vector<std::string> merges = g.string_array(*kv);
+  d.merges.reserve(merges.size());
+  for (const std::string& m : merges) {
+    const size_t sp = m.find(' ', 1);  // the alphabet has no space, so the first one separates
+    CHIMERA_CHECK(sp != std::string::npos && sp + 1 < m.size(), ErrorCode::Format, path, ": merge '", m,
+                  "' is not two pieces separated by a space");
+    d.merges.emplace_back(m.substr(0, sp), m.substr(sp + 1));
   }
+}
+
+void read_token_types(const GgufFile& g, TokenizerData& d) {
+  const std::string& path = g.file()->path();
+  const size_t n = d.pieces.size();
   d.types.assign(n, TokenType::Normal);
   if (const GgufKV* t = g.find("tokenizer.ggml.token_type")) {
     CHIMERA_CHECK(t->count == n, ErrorCode::Format, path, ": tokenizer.ggml.token_type has ", t->count, " entries for ",
@@ -159,17 +158,57 @@ TokenizerData read_tokenizer(const GgufFile& g) {
                     types[i]);
       d.types[i] = types[i] == 0 ? TokenType::Normal : (TokenType)types[i];  // 0 = llama.cpp's "undefined"
     }
-  } else {
+  } else if (d.model == "llama") {
     for (size_t i = 0; i < n; i++) {
       if (is_byte_piece(d.pieces[i])) d.types[i] = TokenType::Byte;
     }
   }
-  d.bos = token_id(g, "tokenizer.ggml.bos_token_id", 1, n);
-  d.eos = token_id(g, "tokenizer.ggml.eos_token_id", 2, n);
-  d.unk = token_id(g, "tokenizer.ggml.unknown_token_id", 0, n);
-  if (!g.get_bool("tokenizer.ggml.add_bos_token", &d.add_bos)) d.add_bos = true;
-  if (!g.get_bool("tokenizer.ggml.add_space_prefix", &d.add_space_prefix)) d.add_space_prefix = true;
-  d.model = "llama";
+}
+
+TokenizerData read_tokenizer(const GgufFile& g) {
+  const std::string& path = g.file()->path();
+  const GgufKV* tokens = g.find("tokenizer.ggml.tokens");
+  TokenizerData d;
+  CHIMERA_CHECK(tokens != nullptr && g.get_string("tokenizer.ggml.model", &d.model), ErrorCode::Format, path,
+                ": the file has no tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens); re-convert it with its "
+                "tokenizer");
+  CHIMERA_CHECK(d.model == "llama" || d.model == "gpt2", ErrorCode::Unsupported, path, ": tokenizer model '", d.model,
+                "' is not supported (only SentencePiece 'llama' and byte-level BPE 'gpt2' tokenizers are)");
+  const bool spm = d.model == "llama";
+  d.pieces = g.string_array(*tokens);
+  if (spm) {
+    for (std::string& p : d.pieces) p = sentencepiece_to_text(p);
+  }
+  const size_t n = d.pieces.size();
+  CHIMERA_CHECK(n > 0, ErrorCode::Format, path, ": tokenizer.ggml.tokens is empty");
+  // Array lengths are checked before decoding, so a bogus count never sizes an allocation.
+  d.scores.assign(n, 0.0f);
+  if (const GgufKV* s = g.find("tokenizer.ggml.scores")) {
+    CHIMERA_CHECK(s->count == n, ErrorCode::Format, path, ": tokenizer.ggml.scores has ", s->count, " entries for ", n,
+                  " tokens");
+    d.scores = g.float_array(*s);
+  }
+  read_token_types(g, d);
+  // SentencePiece files predate some keys, so llama.cpp's defaults fill in; byte-level ones have no defaults.
+  d.bos = token_id(g, "tokenizer.ggml.bos_token_id", spm ? 1 : -1, n);
+  d.eos = token_id(g, "tokenizer.ggml.eos_token_id", spm ? 2 : -1, n);
+  d.unk = token_id(g, "tokenizer.ggml.unknown_token_id", spm ? 0 : -1, n);
+  d.eot = token_id(g, "tokenizer.ggml.eot_token_id", -1, n);
+  d.eom = token_id(g, "tokenizer.ggml.eom_token_id", -1, n);
+  g.get_string("tokenizer.chat_template", &d.chat_template);
+  if (spm) {
+    if (!g.get_bool("tokenizer.ggml.add_bos_token", &d.add_bos)) d.add_bos = true;
+    if (!g.get_bool("tokenizer.ggml.add_space_prefix", &d.add_space_prefix)) d.add_space_prefix = true;
+    return d;
+  }
+  CHIMERA_CHECK(g.get_string("tokenizer.ggml.pre", &d.pre), ErrorCode::Unsupported, path,
+                ": a gpt2 tokenizer without tokenizer.ggml.pre is not supported; re-convert it with a current llama.cpp");
+  const PreTokenizer pre = pre_tokenizer_from_name(d.pre);  // E_UNSUPPORTED for unknown names
+  // As llama.cpp: Llama 3 vocabularies take a whole-piece word as is and add BOS unless told otherwise.
+  d.ignore_merges = pre == PreTokenizer::Llama3;
+  if (!g.get_bool("tokenizer.ggml.add_bos_token", &d.add_bos)) d.add_bos = pre == PreTokenizer::Llama3;
+  d.add_space_prefix = false;
+  read_merges(g, d);
   return d;
 }
 

@@ -212,7 +212,9 @@ bool special_from_tokenizer_config(const Json& tc, const char* key, const Tokeni
   if (v == nullptr) return false;
   const Json* content = v->is_object() ? v->find("content") : v;
   if (content == nullptr || !content->is_string()) return false;
-  const std::string text = sentencepiece_to_text(std::string(content->string()));
+  // SentencePiece pieces were stored with spaces for "▁"; byte-level special pieces are stored as written.
+  const std::string text = d.model == "gpt2" ? std::string(content->string())
+                                              : sentencepiece_to_text(std::string(content->string()));
   for (size_t i = 0; i < d.pieces.size(); i++) {
     if (d.pieces[i] == text) { *id = (int32_t)i; return true; }
   }
@@ -230,6 +232,21 @@ bool special_from_config(const Json& cfg, const char* key, int32_t n, int32_t* i
   return true;
 }
 
+// tokenizer_config.json's chat_template: a string, or a list of {name, template} where "default" is used.
+std::string chat_template(const Json& tc) {
+  const Json* t = tc.is_object() ? tc.find("chat_template") : nullptr;
+  if (t == nullptr) return "";
+  if (t->is_string()) return std::string(t->string());
+  if (!t->is_array()) return "";
+  for (const Json& e : t->array()) {
+    const Json* name = e.is_object() ? e.find("name") : nullptr;
+    const Json* text = e.is_object() ? e.find("template") : nullptr;
+    if (name && name->is_string() && name->string() == "default" && text && text->is_string())
+      return std::string(text->string());
+  }
+  return "";
+}
+
 TokenizerData read_tokenizer(const std::string& dir, const Json& config, int V) {
   const std::string tok_path = join(dir, "tokenizer.json");
   CHIMERA_CHECK(fs::exists(tok_path), ErrorCode::NotFound, dir,
@@ -244,6 +261,7 @@ TokenizerData read_tokenizer(const std::string& dir, const Json& config, int V) 
   if (!special_from_tokenizer_config(tc, "bos_token", d, &d.bos)) special_from_config(config, "bos_token_id", n, &d.bos);
   if (!special_from_tokenizer_config(tc, "eos_token", d, &d.eos)) special_from_config(config, "eos_token_id", n, &d.eos);
   d.add_bos = bool_field(tc, "add_bos_token", d.add_bos, tc_path);
+  d.chat_template = chat_template(tc);
   // Embedding rows past the tokenizer's vocabulary (padding) get placeholder pieces the encoder never emits.
   for (int32_t i = n; i < V; i++) {
     d.pieces.push_back("<chimera:unused:" + std::to_string(i) + ">");

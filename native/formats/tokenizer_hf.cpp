@@ -1,8 +1,10 @@
-// Reads a Hugging Face tokenizer.json of the SentencePiece-BPE kind LLaMA uses (model.type "BPE" with
-// byte fallback and "▁" for spaces) into TokenizerData. Byte-level (GPT-2 style) BPE is refused.
+// Reads a Hugging Face tokenizer.json of model.type "BPE" into TokenizerData: the SentencePiece kind
+// LLaMA 1/2 uses (byte fallback and "▁" for spaces), or byte-level GPT-2-style BPE (Llama 3, Qwen2/3,
+// SmolLM; its pipeline is read in tokenizer_hf_byte_level.cpp).
 #include <algorithm>
 #include <unordered_map>
 
+#include "formats/tokenizer_hf_byte_level.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/mapped_file.h"
@@ -31,14 +33,6 @@ bool any_step(const Json* j, const char* list_key, F f) {
     if (item.is_object() && f(item)) return true;
   }
   return false;
-}
-
-void reject_byte_level(const Json& root, const std::string& path) {
-  const auto byte_level = [](const Json& s) { return has_type(&s, "ByteLevel"); };
-  CHIMERA_CHECK(!any_step(root.find("pre_tokenizer"), "pretokenizers", byte_level) &&
-                    !any_step(root.find("decoder"), "decoders", byte_level),
-                ErrorCode::Unsupported, path,
-                ": byte-level (GPT-2 style) BPE tokenizers are not supported, only SentencePiece-style BPE");
 }
 
 // The SentencePiece dummy prefix: a normalizer that prepends "▁", or a Metaspace pre-tokenizer that adds it.
@@ -109,8 +103,9 @@ std::pair<std::string, std::string> split_merge(const Json& m, const std::string
 }
 
 // Merge ranks: data.merges in file order, and each merged piece scored -rank of its first merge.
+// SentencePiece pieces get their spaces back; byte-level ones stay in the byte alphabet.
 void read_merges(const Json& model, const std::unordered_map<std::string_view, int32_t>& ids, TokenizerData& d,
-                 const std::string& path) {
+                 const std::string& path, bool byte_level) {
   const Json* merges = model.find("merges");
   if (merges == nullptr) return;
   std::vector<bool> scored(d.pieces.size(), false);
@@ -122,7 +117,8 @@ void read_merges(const Json& model, const std::unordered_map<std::string_view, i
     const auto l = ids.find(pair.first), r = ids.find(pair.second), lr = ids.find(joined);
     CHIMERA_CHECK(l != ids.end() && r != ids.end() && lr != ids.end(), ErrorCode::Format, path, ": merge '",
                   pair.first, " ", pair.second, "' uses or makes a piece that is not in the vocabulary");
-    d.merges.emplace_back(sentencepiece_to_text(pair.first), sentencepiece_to_text(pair.second));
+    if (byte_level) d.merges.emplace_back(pair.first, pair.second);
+    else d.merges.emplace_back(sentencepiece_to_text(pair.first), sentencepiece_to_text(pair.second));
     if (!scored[(size_t)lr->second]) {
       d.scores[(size_t)lr->second] = -(float)rank;
       scored[(size_t)lr->second] = true;
@@ -130,9 +126,39 @@ void read_merges(const Json& model, const std::unordered_map<std::string_view, i
   }
 }
 
+bool looks_special(std::string_view t) {
+  const auto wraps = [&](std::string_view open, std::string_view close) {
+    return t.size() >= open.size() + close.size() && t.substr(0, open.size()) == open &&
+           t.substr(t.size() - close.size()) == close;
+  };
+  return wraps("<|", "|>") || wraps("<\xEF\xBD\x9C", "\xEF\xBD\x9C>");  // also fullwidth "<｜...｜>"
+}
+
 int32_t id_of(const std::unordered_map<std::string_view, int32_t>& ids, const std::string& piece) {
   const auto it = ids.find(piece);
   return it == ids.end() ? -1 : it->second;
+}
+
+// Piece texts and token types: byte-fallback, unknown, and added tokens as control (special) or
+// user-defined pieces.
+void fill_pieces(const Json& model, const std::vector<std::string_view>& raw, const std::vector<const Json*>& added_of,
+                 const std::string& unk_piece, bool byte_level, TokenizerData& d) {
+  const Json* fallback = model.find("byte_fallback");
+  const bool byte_fallback = fallback && fallback->is_bool() && fallback->boolean();
+  for (size_t i = 0; i < raw.size(); i++) {
+    d.pieces.push_back(byte_level ? std::string(raw[i]) : sentencepiece_to_text(std::string(raw[i])));
+    TokenType t = TokenType::Normal;
+    if (byte_fallback && is_byte_piece(std::string(raw[i]))) t = TokenType::Byte;
+    if (!unk_piece.empty() && raw[i] == unk_piece) t = TokenType::Unknown;
+    if (const Json* a = added_of[i]) {
+      const Json* special = a->find("special");
+      const bool marked = special && special->is_bool() && special->boolean();
+      // As llama.cpp's converter: "<|...|>" added tokens are control tokens even when not marked special.
+      if (t != TokenType::Unknown) t = marked || (byte_level && looks_special(raw[i])) ? TokenType::Control
+                                                                                     : TokenType::UserDefined;
+    }
+    d.types.push_back(t);
+  }
 }
 
 }  // namespace
@@ -145,7 +171,7 @@ TokenizerData read_hf_tokenizer_json(const std::string& path) {
   const std::string type_name = type && type->is_string() ? std::string(type->string()) : "?";
   CHIMERA_CHECK(type_name == "BPE", ErrorCode::Unsupported, path, ": tokenizer model type ", type_name,
                 " is not supported (only BPE)");
-  reject_byte_level(root, path);
+  const bool byte_level = hf_is_byte_level(root);
   const Json* vocab = model->find("vocab");
   CHIMERA_CHECK(vocab != nullptr, ErrorCode::Format, path, ": model.vocab is missing");
   std::vector<Entry> entries;
@@ -168,25 +194,20 @@ TokenizerData read_hf_tokenizer_json(const std::string& path) {
   for (size_t i = 0; i < raw.size(); i++) ids.emplace(raw[i], (int32_t)i);
 
   TokenizerData d;
-  const Json* fallback = model->find("byte_fallback");
-  const bool byte_fallback = fallback && fallback->is_bool() && fallback->boolean();
   const Json* unk = model->find("unk_token");
-  const std::string unk_piece = unk && unk->is_string() ? std::string(unk->string()) : "<unk>";
-  for (size_t i = 0; i < raw.size(); i++) {
-    d.pieces.push_back(sentencepiece_to_text(std::string(raw[i])));
-    TokenType t = TokenType::Normal;
-    if (byte_fallback && is_byte_piece(std::string(raw[i]))) t = TokenType::Byte;
-    if (raw[i] == unk_piece) t = TokenType::Unknown;
-    if (const Json* a = added_of[i]) {
-      const Json* special = a->find("special");
-      if (t != TokenType::Unknown) t = special && special->is_bool() && special->boolean() ? TokenType::Control
-                                                                                            : TokenType::UserDefined;
-    }
-    d.types.push_back(t);
-  }
+  // Byte-level vocabularies cover every byte and rarely name an unknown token; "<unk>" is SentencePiece's.
+  const std::string unk_piece = unk && unk->is_string() ? std::string(unk->string()) : byte_level ? "" : "<unk>";
+  fill_pieces(*model, raw, added_of, unk_piece, byte_level, d);
   d.scores.assign(raw.size(), 0.0f);
-  read_merges(*model, ids, d, path);
-  d.unk = id_of(ids, unk_piece);
+  read_merges(*model, ids, d, path, byte_level);
+  d.unk = unk_piece.empty() ? -1 : id_of(ids, unk_piece);
+  if (byte_level) {
+    d.model = "gpt2";
+    d.add_space_prefix = false;
+    d.eot = -1;
+    read_hf_byte_level_options(root, *model, path, [&](const std::string& p) { return id_of(ids, p); }, d);
+    return d;  // eos comes from tokenizer_config.json (loader_hf.cpp)
+  }
   d.bos = id_of(ids, "<s>");
   d.eos = id_of(ids, "</s>");
   d.add_bos = true;

@@ -76,7 +76,7 @@ std::vector<int32_t> Session::build_context(const GenerateRequest& req, std::vec
                     " is outside the vocabulary of ", tok.vocab_size());
     prompt_tokens = req.tokens;
   } else {
-    prompt_tokens = tok.encode(req.text, fresh && tok.add_bos(), fresh);
+    prompt_tokens = tok.encode(req.text, fresh && tok.add_bos(), fresh, req.special);
   }
   std::vector<int32_t> context;
   if (!fresh) context = history_;

@@ -27,6 +27,7 @@ struct GenerateRequest {
   bool use_tokens = false;
   std::vector<int32_t> tokens;
   bool append = true;            // false: the text replaces the context (the cached common prefix is reused)
+  bool special = false;          // control-token text in the prompt ("<|im_start|>") is that token (chat)
   int max_tokens = 256;
   SamplingParams sampling;
   std::vector<std::string> stop;

@@ -1,4 +1,5 @@
-// SentencePiece-style BPE tokenizer (score- or merge-rank-driven) and the streaming UTF-8 decoder.
+// The tokenizer's tables and SentencePiece-style BPE (score- or merge-rank-driven), token bytes for
+// decoding, and the streaming UTF-8 decoder. Encoding entry and special tokens: tokenizer_encode.cpp.
 #include "tokenizer/tokenizer.h"
 
 #include <cmath>
@@ -71,6 +72,12 @@ struct Tokenizer::Symbol {
 
 Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
   validate_data();
+  build_special_sets();
+  if (byte_level()) {  // its own tables (bpe_byte_level.h); the SentencePiece ones stay empty
+    pre_ = pre_tokenizer_from_name(data_.pre);
+    byte_bpe_ = ByteLevelBpe(data_);
+    return;
+  }
   const int32_t n = vocab_size();
   piece_to_id_.reserve((size_t)n * 2);
   for (int32_t i = 0; i < n; i++) piece_to_id_.emplace(data_.pieces[i], i);  // emplace keeps the first id
@@ -88,9 +95,10 @@ void Tokenizer::validate_data() const {
   CHIMERA_CHECK(data_.scores.size() == n && data_.types.size() == n, ErrorCode::Format,
                 "tokenizer: ", n, " pieces but ", data_.scores.size(), " scores and ", data_.types.size(),
                 " token types");
-  CHIMERA_CHECK(data_.model == "llama", ErrorCode::Unsupported, "tokenizer: model '", data_.model,
-                "' is not supported (only 'llama', SentencePiece BPE)");
-  const std::pair<const char*, int32_t> specials[] = {{"bos", data_.bos}, {"eos", data_.eos}, {"unk", data_.unk}};
+  CHIMERA_CHECK(data_.model == "llama" || data_.model == "gpt2", ErrorCode::Unsupported, "tokenizer: model '",
+                data_.model, "' is not supported (only 'llama', SentencePiece BPE, and 'gpt2', byte-level BPE)");
+  const std::pair<const char*, int32_t> specials[] = {{"bos", data_.bos}, {"eos", data_.eos}, {"unk", data_.unk},
+                                                      {"eot", data_.eot}, {"eom", data_.eom}};
   for (const auto& s : specials) {
     CHIMERA_CHECK(s.second >= -1 && s.second < (int64_t)n, ErrorCode::Format, "tokenizer: ", s.first,
                   " id ", s.second, " is outside the vocabulary of ", n);
@@ -223,23 +231,19 @@ void Tokenizer::emit_symbol(const std::string& text, const Symbol& sym, std::vec
   }
 }
 
-std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool at_start) const {
-  CHIMERA_CHECK(!data_.pieces.empty(), ErrorCode::InvalidArg, "tokenizer: not loaded");
-  std::vector<int32_t> out;
-  if (add_bos && data_.bos >= 0) out.push_back(data_.bos);
-  if (text.empty()) return out;
+void Tokenizer::encode_spm(const std::string& text, bool at_start, std::vector<int32_t>& out) const {
+  if (text.empty()) return;
   // The dummy prefix is a real character of the text, so it merges with what follows (" Once").
   const std::string work = data_.add_space_prefix && at_start ? " " + text : text;
   std::vector<Symbol> syms = split_symbols(work);
   merge_symbols(work, syms);
   for (int i = syms.empty() ? -1 : 0; i >= 0; i = syms[i].next) emit_symbol(work, syms[i], out);
-  return out;
 }
 
 std::string Tokenizer::token_bytes(int32_t id, int32_t prev) const {
   CHIMERA_CHECK(id >= 0 && id < vocab_size(), ErrorCode::InvalidArg, "token id ", id,
                 " is outside the vocabulary of ", vocab_size());
-  if (id_to_byte_[id] >= 0) return std::string(1, (char)id_to_byte_[id]);
+  if (!byte_level() && id_to_byte_[id] >= 0) return std::string(1, (char)id_to_byte_[id]);
   switch (data_.types[id]) {
     case TokenType::Control:
     case TokenType::Unused:
@@ -247,6 +251,7 @@ std::string Tokenizer::token_bytes(int32_t id, int32_t prev) const {
     default:
       break;
   }
+  if (byte_level()) return byte_bpe_.bytes(id);
   const std::string& piece = data_.pieces[id];
   // SentencePiece's dummy prefix: the first word after BOS carries a space the text did not have.
   if ((prev < 0 || prev == data_.bos) && data_.add_space_prefix && !piece.empty() && piece[0] == ' ') {
