@@ -238,7 +238,7 @@ void run_case(const Case& c, ThreadPool& pool, int* failures_before) {
 }
 
 void test_matmuls(ThreadPool& pool) {
-  const int Ts[] = {1, 2, 3, 4, 5, 8, 9};
+  const int Ts[] = {1, 2, 3, 4, 5, 8, 9, 16, 19};
   int before = test::failures();
   for (DType dt : kTypes) {
     const bool k = dtype_block_elems(dt) == 256;
