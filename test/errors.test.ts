@@ -59,12 +59,14 @@ describe('loading', () => {
   });
 
   test('an unsupported tensor dtype is UnsupportedError', async () => {
-    const f = writeTinyGgufEdited(path.join(dir, 'q4.gguf'), (_meta, tensors) => {
+    // Q5_0 (ggml type 6, 22 bytes per 32 values): a valid GGUF type chimera does not compute with.
+    const f = writeTinyGgufEdited(path.join(dir, 'q5_0.gguf'), (_meta, tensors) => {
       const t = tensors.find((x) => x.name === 'blk.0.attn_q.weight')!;
       const blocks = (t.shape[0] * t.shape[1]) / 32;
-      Object.assign(t, { dtype: undefined, data: undefined, type: 2 /* Q4_0 */, nbytes: blocks * 18,
-        chunks: function* () { yield Buffer.alloc(blocks * 18); } });
+      Object.assign(t, { dtype: undefined, data: undefined, type: 6 /* Q5_0 */, nbytes: blocks * 22,
+        chunks: function* () { yield Buffer.alloc(blocks * 22); } });
     });
+    await expect(loadModel(f)).rejects.toThrow(/Q5_0.*cannot compute with/);
     await expect(loadModel(f)).rejects.toBeInstanceOf(UnsupportedError);
   });
 
