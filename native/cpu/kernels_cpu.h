@@ -52,6 +52,9 @@ struct Q8Activations {
   const float* d256 = nullptr;    // (T, K / 256) Q8_K: the scale of each 256 values
   const int16_t* bsum16 = nullptr;  // (T, K / 16) Q8_K: each 16 values' sum of q
   const int16_t* bsum32 = nullptr;  // (T, K / 32) Q8_K: each 32 values' sum of q
+  // The same sums times their 256-block's scale, as floats: the x side of the k-quants' mins and offsets.
+  const float* xsum32 = nullptr;    // (T, K / 32) d256 * bsum32
+  const float* xsum16 = nullptr;    // (T, K / 16) d256 * bsum16
 };
 // Whether matmul_rows(path, .., W, ..) multiplies x quantised to Q8 blocks; a caller that splits one
 // matmul over threads then quantises once (quantize_activations_for) and passes it to every part (else

@@ -15,6 +15,9 @@ namespace chimera {
 
 namespace {
 
+// Bytes of weight rows per block of matmul_low_bit_rows: half of a 1 MB L2.
+constexpr int64_t kLowBitBlockBytes = 512 * 1024;
+
 float load_f16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
@@ -113,19 +116,25 @@ void matmul_low_bit_rows(KernelPath path, float* out, const TensorView& W, int T
   CHIMERA_CHECK(dtype_is_low_bit(W.dtype) && K % block == 0, ErrorCode::Tensor, dtype_name(W.dtype),
                 " matrix with ", K, " columns (not a multiple of ", block, ")");
   const bool k_quant = block == kKBlockSize;
-  CHIMERA_CHECK(xq.q && (k_quant ? xq.d256 && xq.bsum16 && xq.bsum32 : xq.s != nullptr), ErrorCode::Internal,
+  CHIMERA_CHECK(xq.q && (k_quant ? xq.d256 && xq.bsum16 && xq.bsum32 && xq.xsum16 && xq.xsum32 : xq.s != nullptr),
+                ErrorCode::Internal,
                 "low-bit matmul without x quantised for ", dtype_name(W.dtype));
   const bool avx2 = uses_avx2_loops(path) && cpu_supports(KernelPath::Avx2);
   const bool vnni = path == KernelPath::Avx512 && inner::low_bit_vnni_supported();
+  // Blocks of weight rows that stay in L2 while every group of input rows (in L1) passes over them.
+  const int64_t block_rows = std::max<int64_t>(1, kLowBitBlockBytes / (int64_t)dtype_row_bytes(W.dtype, (size_t)K));
   float res[inner::kLowBitMaxRows];
-  for (int64_t n = n0; n < n1; n++) {
-    const uint8_t* row = W.row(n);
+  for (int64_t nb0 = n0; nb0 < n1; nb0 += block_rows) {
+    const int64_t nb1 = std::min(n1, nb0 + block_rows);
     for (int t0 = 0; t0 < T; t0 += inner::kLowBitMaxRows) {
       const int nt = std::min(inner::kLowBitMaxRows, T - t0);
-      if (vnni) inner::low_bit_dot_vnni(W.dtype, row, K, xq, t0, nt, res);
-      else if (avx2) inner::low_bit_dot_avx2(W.dtype, row, K, xq, t0, nt, res);
-      else inner::low_bit_dot_portable(W.dtype, row, K, xq, t0, nt, res);
-      for (int i = 0; i < nt; i++) out[(int64_t)(t0 + i) * N + n] = res[i];
+      for (int64_t n = nb0; n < nb1; n++) {
+        const uint8_t* row = W.row(n);
+        if (vnni) inner::low_bit_dot_vnni(W.dtype, row, K, xq, t0, nt, res);
+        else if (avx2) inner::low_bit_dot_avx2(W.dtype, row, K, xq, t0, nt, res);
+        else inner::low_bit_dot_portable(W.dtype, row, K, xq, t0, nt, res);
+        for (int i = 0; i < nt; i++) out[(int64_t)(t0 + i) * N + n] = res[i];
+      }
     }
   }
 }
@@ -163,16 +172,23 @@ Q8Activations quantize_q8k_activations(const float* x, int T, int64_t K) {
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> d;
   thread_local std::vector<int16_t> bs, bs32;
+  thread_local std::vector<float> xs16, xs32;
   q.resize((size_t)T * K);
   d.resize((size_t)T * K / kKBlockSize);
   bs.resize((size_t)T * K / 16);
   bs32.resize((size_t)T * K / 32);
   quantize_q8k_activations(x, T, K, q.data(), d.data(), bs.data(), bs32.data());
+  xs16.resize(bs.size());
+  xs32.resize(bs32.size());
+  for (size_t i = 0; i < bs.size(); i++) xs16[i] = d[i / 16] * (float)bs[i];
+  for (size_t i = 0; i < bs32.size(); i++) xs32[i] = d[i / 8] * (float)bs32[i];
   Q8Activations a;
   a.q = q.data();
   a.d256 = d.data();
   a.bsum16 = bs.data();
   a.bsum32 = bs32.data();
+  a.xsum16 = xs16.data();
+  a.xsum32 = xs32.data();
   return a;
 }
 
