@@ -155,6 +155,8 @@ function caseList() {
     // node bench/make-synthetic.js --dtypes=q8_0,q4_k_m).
     { ...synth('q8_0'), optional: true },
     { ...synth('q4_k_m'), optional: true },
+    // The widened model as llama-quantize's Q4_K_M mix (node bench/make-wide-stories.js --dtype q4_k_m).
+    { ...wide('q4_k_m'), optional: true },
   ];
 }
 

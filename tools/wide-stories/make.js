@@ -1,7 +1,7 @@
 // stories260K widened exactly to the TinyLlama-1.1B shape: a memory-bound model with real behaviour.
 // Used by bench/make-wide-stories.js (the command line), the benchmark and `chimera demo`.
 //
-//   node bench/make-wide-stories.js [--dtype f32|f16|bf16|q8_0[,...]] [--out DIR] [--force]
+//   node bench/make-wide-stories.js [--dtype f32|f16|bf16|q8_0|q4_k_m[,...]] [--out DIR] [--force]
 //        [--model models/stories260K.gguf] [--draft models/stories260K.chimera.safetensors]
 //        [--dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 --vocab 32000 --context 2048]
 //        [--draft-width 256 --head-vocab 8192] [--seed N] [--quiet]
@@ -19,6 +19,7 @@
 'use strict';
 
 const fs = require('node:fs');
+const { MIXES, mixType } = require('../writers/quant-mix');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { readGGUF } = require('../readers/gguf');
@@ -27,12 +28,13 @@ const { writeSafetensors } = require('../writers/hf');
 const W = require('./widen');
 
 const ROOT = path.join(__dirname, '..', '..');
-const DTYPES = { f32: ['F32', 0], f16: ['F16', 1], bf16: ['BF16', 32], q8_0: ['Q8_0', 7] };  // [dtype, general.file_type]
-const DRAFT_DTYPE = { f32: 'F32', f16: 'F16', bf16: 'BF16', q8_0: 'F16' };
+// [dtype or llama-quantize mix (tools/writers/quant-mix.js), general.file_type]
+const DTYPES = { f32: ['F32', 0], f16: ['F16', 1], bf16: ['BF16', 32], q8_0: ['Q8_0', 7], q4_k_m: ['Q4_K_M', 15] };
+const DRAFT_DTYPE = { f32: 'F32', f16: 'F16', bf16: 'BF16', q8_0: 'F16', q4_k_m: 'F16' };
 const LAYER_NAMES = ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down'];
 const UNUSED_TOKEN = 5;  // GGUF token type: never produced by tokenising text
 
-const USAGE = 'usage: node bench/make-wide-stories.js [--dtype f32|f16|bf16|q8_0[,...]] [--out DIR] [--force]\n' +
+const USAGE = 'usage: node bench/make-wide-stories.js [--dtype f32|f16|bf16|q8_0|q4_k_m[,...]] [--out DIR] [--force]\n' +
   '  [--model GGUF] [--draft SAFETENSORS|none] [--dim N --layers N --heads N --kv-heads N --ffn N --vocab N --context N]\n' +
   '  [--draft-width N --head-vocab N] [--seed N] [--quiet]';
 
@@ -168,7 +170,10 @@ function describeWideModel(small, a) {
   outputNorm.fill(W.CONST_GAIN, constDims[0], constDims[1]);
 
   const tensors = [];
-  const add = (name, shape, make, vector = false) => tensors.push({ name, shape, dtype: vector ? 'F32' : dtype, data: () => [make()] });
+  // A mix name gives each matrix the type llama-quantize would (shape is [rows, cols]).
+  const typeOf = (name, shape) => (MIXES[dtype] ? mixType(dtype, name, shape[1], a.layers) : dtype);
+  const add = (name, shape, make, vector = false) =>
+    tensors.push({ name, shape, dtype: vector ? 'F32' : typeOf(name, shape), data: () => [make()] });
   add('token_embd.weight', [a.vocab, a.dim], () => embd);
   for (let l = 0; l < a.layers; l++) {
     // Each layer's tensors are built when its first tensor is written, then released.
