@@ -249,6 +249,28 @@ void test_matmuls(ThreadPool& pool) {
   }
 }
 
+// The AVX2 Q8_K quantiser gives the plain loop's bytes, scale and sums exactly (ties of magnitude and
+// sign included: the first value of largest magnitude picks the scale).
+void test_q8k_quantiser() {
+  if (!cpu_supports(KernelPath::Avx2)) return;
+  test::Rng rng(5);
+  int mismatches = 0;
+  for (int c = 0; c < 200; c++) {
+    std::vector<float> x = test::random_floats(rng, 256, -3.f, 3.f);
+    if (c % 5 == 1) x[(size_t)rng.below(256)] = -3.5f, x[(size_t)rng.below(256)] = 3.5f;  // +-max tie
+    if (c % 5 == 2) std::fill(x.begin(), x.end(), 0.f);
+    if (c % 5 == 3) for (float& v : x) v = std::round(v * 4.f) / 4.f;  // exact halves after scaling
+    int8_t qa[256], qb[256];
+    float da = 1.f, db = 2.f;
+    int16_t sa[16], sb[16];
+    inner::quantize_q8k_block_portable(x.data(), qa, &da, sa);
+    inner::quantize_q8k_block_avx2(x.data(), qb, &db, sb);
+    if (std::memcmp(qa, qb, 256) != 0 || std::memcmp(&da, &db, 4) != 0 || std::memcmp(sa, sb, sizeof sa) != 0) mismatches++;
+  }
+  std::printf("Q8_K quantiser: AVX2 vs plain, %d of 200 blocks differ\n", mismatches);
+  EXPECT(mismatches == 0);
+}
+
 void test_bad_shapes() {
   std::vector<uint8_t> bytes(4096);
   std::vector<float> x(512), out(8);
@@ -268,6 +290,7 @@ int main() {
     test_round_trip();
     ThreadPool pool(2);
     test_matmuls(pool);
+    test_q8k_quantiser();
     test_bad_shapes();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "unexpected exception: %s\n", e.what());

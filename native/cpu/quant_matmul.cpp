@@ -139,31 +139,41 @@ void matmul_low_bit_rows(KernelPath path, float* out, const TensorView& W, int T
   }
 }
 
+namespace inner {
+
+// As ggml's Q8_K: the first value of largest magnitude, with its sign, maps to -127 (so d may be
+// negative), and d = 1 / iscale stays F32; rounding is to nearest even.
+void quantize_q8k_block_portable(const float* x, int8_t* q, float* d, int16_t* bsum16) {
+  float amax = 0.f, max = 0.f;
+  for (int i = 0; i < kKBlockSize; i++) {
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  }
+  const float iscale = amax > 0.f ? -127.f / max : 0.f;
+  *d = amax > 0.f ? 1.f / iscale : 0.f;
+  for (int g = 0; g < 16; g++) {
+    int32_t total = 0;
+    for (int i = 16 * g; i < 16 * g + 16; i++) {
+      const int8_t v = (int8_t)std::min(127L, std::lrintf(iscale * x[i]));
+      q[i] = v;
+      total += v;
+    }
+    bsum16[g] = (int16_t)total;
+  }
+}
+
+}  // namespace inner
+
 void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16,
                               int16_t* bsum32) {
   CHIMERA_CHECK(K % kKBlockSize == 0, ErrorCode::Internal, "Q8_K activations of ", K, " columns");
+  const bool avx2 = uses_avx2_loops(active_kernel_path()) && cpu_supports(KernelPath::Avx2);
   for (int64_t b = 0; b < (int64_t)T * (K / kKBlockSize); b++) {
     const float* xb = x + b * kKBlockSize;
-    // As ggml's Q8_K: the value of largest magnitude, with its sign, maps to -127 (so d may be negative),
-    // and d = 1 / iscale stays F32; rounding is to nearest even.
-    float amax = 0.f, max = 0.f;
-    for (int i = 0; i < kKBlockSize; i++) {
-      if (std::fabs(xb[i]) > amax) {
-        amax = std::fabs(xb[i]);
-        max = xb[i];
-      }
-    }
-    const float iscale = amax > 0.f ? -127.f / max : 0.f;
-    d256[b] = amax > 0.f ? 1.f / iscale : 0.f;
-    for (int g = 0; g < 16; g++) {
-      int32_t total = 0;
-      for (int i = 16 * g; i < 16 * g + 16; i++) {
-        const int8_t v = (int8_t)std::min(127L, std::lrintf(iscale * xb[i]));
-        q[b * kKBlockSize + i] = v;
-        total += v;
-      }
-      bsum16[b * 16 + g] = (int16_t)total;
-    }
+    if (avx2) inner::quantize_q8k_block_avx2(xb, q + b * kKBlockSize, d256 + b, bsum16 + b * 16);
+    else inner::quantize_q8k_block_portable(xb, q + b * kKBlockSize, d256 + b, bsum16 + b * 16);
     for (int g = 0; g < 8; g++) bsum32[b * 8 + g] = (int16_t)(bsum16[b * 16 + 2 * g] + bsum16[b * 16 + 2 * g + 1]);
   }
 }

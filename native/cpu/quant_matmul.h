@@ -26,6 +26,10 @@ void low_bit_dot_avx2(DType dt, const uint8_t* row, int64_t K, const Q8Activatio
 // The same with AVX-512 VNNI (when low_bit_vnni_supported()).
 void low_bit_dot_vnni(DType dt, const uint8_t* row, int64_t K, const Q8Activations& xq, int t0, int nt, float* res);
 bool low_bit_vnni_supported();
+// One 256-value block of quantize_q8k_activations (q, its scale d, its 16 sums of 16): the plain loop,
+// and the same bytes with AVX2.
+void quantize_q8k_block_portable(const float* x, int8_t* q, float* d, int16_t* bsum16);
+void quantize_q8k_block_avx2(const float* x, int8_t* q, float* d, int16_t* bsum16);
 }  // namespace inner
 
 }  // namespace chimera
