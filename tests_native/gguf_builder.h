@@ -102,7 +102,7 @@ class GgufBuilder {
 };
 
 // ggml GGML_TYPE ids used by the tests.
-constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlBF16 = 30;
+constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ5_0 = 6, kGgmlQ8_0 = 8, kGgmlBF16 = 30;
 
 // Encodes floats as one of the computable ggml types (Q8_0 needs n % 32 == 0).
 inline std::vector<uint8_t> encode_floats(uint32_t type, const std::vector<float>& x) {

@@ -2,6 +2,7 @@
 // determinism and input errors; then a tiny random model written as F32 / F16 / BF16 GGUF and read back
 // with load_gguf (config, tokenizer and weights must survive).
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
@@ -246,6 +247,22 @@ void check_matrix(const char* label, const TensorView& got, const TensorView& sr
   std::vector<float> a((size_t)(got.rows * got.cols)), ref(a.size());
   const float* s = static_cast<const float*>(src.data);
   for (int64_t r = 0; r < got.rows; r++) row_to_f32(t, got.row(r), a.data() + r * got.cols, (size_t)got.cols);
+  if (dtype_is_quantized(t)) {
+    // Block types: exactly the source quantised by row_from_f32 and decoded, and close to the source.
+    std::vector<uint8_t> row(dtype_row_bytes(t, (size_t)got.cols));
+    double diff = 0, norm = 0;
+    for (int64_t r = 0; r < got.rows; r++) {
+      row_from_f32(t, s + r * got.cols, row.data(), (size_t)got.cols);
+      row_to_f32(t, row.data(), ref.data() + r * got.cols, (size_t)got.cols);
+    }
+    for (size_t i = 0; i < ref.size(); i++) {
+      diff += ((double)a[i] - s[i]) * ((double)a[i] - s[i]);
+      norm += (double)s[i] * s[i];
+    }
+    EXPECT(a == ref);
+    EXPECT(std::sqrt(diff / norm) < (t == DType::Q8_0 ? 0.01 : 0.15));
+    return;
+  }
   for (size_t i = 0; i < ref.size(); i++) ref[i] = round_as(t, s[i]);
   EXPECT(a == ref);
   // And within the format's rounding of the F32 source.
@@ -311,10 +328,12 @@ void test_gguf_errors(const test::TempDir& tmp, const TokenizerData& d) {
   std::vector<GgufTensorOut> dup = tensors;
   dup.push_back(tensors[0]);
   EXPECT_THROWS_CODE(write_gguf(tmp.file("x.gguf"), m.cfg, d, dup), ErrorCode::InvalidArg);
-  std::vector<GgufTensorOut> q8 = tensors;
-  q8[0].dtype = DType::Q8_0;
-  EXPECT_THROWS_CODE(write_gguf(tmp.file("x.gguf"), m.cfg, d, q8), ErrorCode::InvalidArg);
-  EXPECT_THROWS_CODE(model_tensors_for_gguf(m.w, m.cfg, DType::Q8_0), ErrorCode::InvalidArg);
+  // Block types need whole blocks per row: this model's rows of 32 values cannot be Q4_K (256).
+  std::vector<GgufTensorOut> q4k = tensors;
+  q4k[0].dtype = DType::Q4_K;
+  EXPECT_THROWS_CODE(write_gguf(tmp.file("x.gguf"), m.cfg, d, q4k), ErrorCode::InvalidArg);
+  EXPECT_THROWS_CODE(write_gguf(tmp.file("x.gguf"), m.cfg, d, model_tensors_for_gguf(m.w, m.cfg, DType::Q6_K)),
+                     ErrorCode::InvalidArg);
   EXPECT(!test::file_exists(tmp.file("x.gguf")) && !test::file_exists(tmp.file("x.gguf.tmp")));
 }
 
@@ -356,6 +375,8 @@ int main() {
     round_trip_model(tmp, d, false, DType::F32);
     round_trip_model(tmp, d, true, DType::F16);
     round_trip_model(tmp, d, false, DType::BF16);
+    round_trip_model(tmp, d, false, DType::Q8_0);
+    round_trip_model(tmp, d, true, DType::Q4_0);
     test_gguf_errors(tmp, d);
     test_rewrite_stories(tmp);
   } catch (const std::exception& e) {

@@ -181,7 +181,7 @@ static void test_corrupted_gguf(const std::string& gguf, const test::TempDir& tm
   check("ne zero", ne0, 0, 8, ErrorCode::Format);
   check("wrong shape", ne0, 32, 8, ErrorCode::Tensor);
   check("unknown type", type, 1000, 4, ErrorCode::Unsupported);
-  check("Q4_0 type", type, test::kGgmlQ4_0, 4, ErrorCode::Unsupported);
+  check("Q5_0 type (not computed)", type, test::kGgmlQ5_0, 4, ErrorCode::Unsupported);
   check("offset beyond the end", offset, 0x7FFFFFFFFFFFFFE0ull, 8, ErrorCode::Format);
   check("offset at the end", offset, orig.size() / 32 * 32, 8, ErrorCode::Format);
   check("misaligned offset", offset, 4, 8, ErrorCode::Format);
