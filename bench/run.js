@@ -464,9 +464,17 @@ async function main() {
   let bw = null;
   let idle = null;
   if (args.waitIdle) idle = await waitIdle(args.waitIdle);
+  let bwSamples = null;
   if (args.bandwidth) {
-    log(`measuring read bandwidth with ${args.threads} worker threads`);
-    bw = await measureBandwidth(args.threads).catch((e) => (log('bandwidth:', e.message), null));
+    // The machine's read bandwidth drifts (25-40 GB/s seen on one host within an hour): the ceiling is
+    // the best of three probes, and every probe is reported.
+    log(`measuring read bandwidth with ${args.threads} worker threads (3 probes)`);
+    bwSamples = [];
+    for (let i = 0; i < 3; i++) {
+      const v = await measureBandwidth(args.threads).catch((e) => (log('bandwidth:', e.message), null));
+      if (v !== null) bwSamples.push(v);
+    }
+    bw = bwSamples.length ? Math.max(...bwSamples) : null;
   }
   args.bandwidthGBs = bw;
   let chimeraVersion = null;
@@ -478,7 +486,7 @@ async function main() {
     platform: `${process.platform}-${process.arch}`, threads: args.threads, loadavg: loadavg(),
     // Cores used by other processes just before the bandwidth probe (with --wait-idle only).
     otherProcessesCoresAtStart: idle ? idle.others : null,
-    readBandwidthGBs: bw, chimeraVersion, date: new Date().toISOString(),
+    readBandwidthGBs: bw, readBandwidthSamplesGBs: bwSamples, chimeraVersion, date: new Date().toISOString(),
   });
 
   let failed = false;
