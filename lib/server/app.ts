@@ -9,6 +9,7 @@ import type { Model } from '../model';
 import type { SessionOptions } from '../options';
 import { InvalidArgumentError } from '../errors';
 import { ApiError, toApiError } from './apiError';
+import { trackConnections } from './connections';
 import { GenerationJob, ServerContext, serveGeneration } from './generation';
 import { ServerMetrics } from './metrics';
 import { SessionPool } from './pool';
@@ -39,7 +40,7 @@ export interface ServerOptions {
 }
 
 export type ChimeraServer = FastifyInstance & {
-  /** Stops accepting requests (503), lets the queued and running ones finish, then closes. */
+  /** Answers new requests 503, lets the queued and running ones finish, then closes. */
   shutdown(): Promise<void>;
   readonly pool: SessionPool;
   readonly metrics: ServerMetrics;
@@ -106,23 +107,20 @@ export function createServer(options: ServerOptions): ChimeraServer {
 
   registerRoutes(app, ctx, limits, options, model);
 
-  app.addHook('onClose', async () => {
+  // Closing waits for the queued and running requests, then ends the connections as they go idle
+  // (kept-alive ones would hold the close open) and frees the sessions.
+  const connections = trackConnections(app.server);
+  app.addHook('preClose', async () => {
     await pool.idle();
+    connections.closeWhenIdle();
+  });
+  app.addHook('onClose', async () => {
     for (const s of sessions) s.dispose();
   });
-  let closing: Promise<void> | undefined;
-  const shutdown = () => {
-    closing ??= (async () => {
-      draining = true;
-      const closed = app.close();
-      await pool.idle();
-      // Connections kept alive by finished responses would hold the close open.
-      app.server.closeIdleConnections();
-      await closed;
-    })();
-    return closing;
-  };
-  app.decorate('shutdown', shutdown);
+  app.decorate('shutdown', () => {
+    draining = true;
+    return app.close();
+  });
   app.decorate('pool', { getter: () => pool });
   app.decorate('metrics', { getter: () => metrics });
   return app as unknown as ChimeraServer;

@@ -76,6 +76,8 @@ function clientGone(ctx: ServerContext, reply: FastifyReply, job: GenerationJob)
   // 499: nginx's "client closed request"; nothing can be sent any more.
   ctx.metrics.requests.inc({ endpoint: job.route, status: '499' });
   reply.hijack();
+  // The socket may still look open from here (a half-closed connection): close it.
+  reply.raw.destroy();
   return undefined;
 }
 
