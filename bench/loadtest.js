@@ -129,6 +129,9 @@ async function main() {
   let seed = 1;
   let rssWarm = null;
   const warmTimer = setTimeout(() => (rssWarm = rssMB(server.child.pid)), warmup * 1000);
+  // The RSS every 5 s, to tell a plateau from steady growth.
+  const rssSeries = [];
+  const rssTimer = setInterval(() => rssSeries.push(rssMB(server.child.pid)), 5000);
 
   async function client(k) {
     for (let n = 0; performance.now() < end; n++) {
@@ -163,6 +166,7 @@ async function main() {
   const finished = await Promise.race([all, grace]);
   const measured = (performance.now() - warmEnd) / 1000;
   clearTimeout(warmTimer);
+  clearInterval(rssTimer);
   clearTimeout(graceTimer);
   const rssEnd = rssMB(server.child.pid);
   server.child.kill('SIGTERM');
@@ -183,7 +187,7 @@ async function main() {
     interTokenMs: { p50: percentile(stats.gaps, 50), p99: percentile(stats.gaps, 99) },
     tokens: stats.tokens,
     tokensPerSecond: Math.round((stats.tokens / measured) * 10) / 10,
-    serverRssMB: { warm: rssWarm, end: rssEnd },
+    serverRssMB: { warm: rssWarm, end: rssEnd, every5s: rssSeries },
     serverExit: exit,
     ...(stats.firstErrors.length ? { firstErrors: stats.firstErrors } : {}),
   };
