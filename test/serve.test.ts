@@ -3,7 +3,7 @@
 // the same input, usage counts the tokens, stop strings end the text, bad input is a 400 in OpenAI's
 // error shape, a missing key a 401, a full queue a 429, a client that aborts frees its slot, /metrics
 // exports the metric names, and SIGTERM drains the running request before the process exits 0.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import OpenAI from 'openai';
@@ -198,6 +198,20 @@ describe('chimera serve with stories260K (no chat template: the ChatML fallback)
     expect(((await raw.json()) as any).error.type).toBe('invalid_request_error');
   });
 
+  test('token-id prompts; a prompt longer than the context is a 400, a reply that fills it ends with length', async () => {
+    const ids = model.tokenize(PROMPT);
+    const ref = await reference(PROMPT, 6);
+    const r = await client.completions.create({ model: modelId, prompt: ids, max_tokens: 6, temperature: 0 });
+    expect(r.choices[0].text).toBe(ref.text);
+    expect(r.usage?.prompt_tokens).toBe(ids.length);
+    const long = await rejection(client.completions.create({ model: modelId, prompt: 'Once upon a time '.repeat(200), max_tokens: 4 }));
+    expect(long.status).toBe(400);
+    expect(long.error).toMatchObject({ param: 'prompt', code: 'context_length_exceeded' });
+    const full = await client.completions.create({ model: modelId, prompt: PROMPT, max_tokens: 100_000, temperature: 0 });
+    expect(full.choices[0].finish_reason).toBe('length');
+    expect(full.usage?.total_tokens).toBe(512);
+  });
+
   test('a missing or wrong API key is a 401', async () => {
     const wrong = await rejection(clientOf(base, 'sk-wrong').completions.create({ model: modelId, prompt: PROMPT, max_tokens: 2 }));
     expect(wrong).toBeInstanceOf(OpenAI.AuthenticationError);
@@ -349,6 +363,13 @@ describe('chimera serve: the queue, aborts and the chat template of the model', 
 });
 
 describe('chimera serve as a process', () => {
+  test('bad flags are a usage error (exit 2) before anything loads', () => {
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'serve', '--model', storiesPath, '--port', '70000'],
+      { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^chimera: --port must be in 0\.\.65535/);
+  });
+
   test('SIGTERM lets the running request finish, refuses new ones, and the process exits 0', async () => {
     const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'serve', '--model', storiesPath,
       '--port', '0', '--threads', '1', '--context', '4096'], { stdio: ['ignore', 'ignore', 'pipe'] });

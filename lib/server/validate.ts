@@ -9,7 +9,7 @@ import { badRequest } from './apiError';
 export interface RequestLimits {
   /** Names a request may give in `model`. */
   modelIds: string[];
-  /** The sessions' context size: the most tokens a request may ask for. */
+  /** The sessions' context size: a chat reply's default length bound. */
   contextSize: number;
 }
 
@@ -87,7 +87,8 @@ function common(b: Record<string, unknown>, limits: RequestLimits, defaultMaxTok
     if (v !== undefined && v !== null && !isDefault(v))
       throw badRequest(`${name} ${JSON.stringify(v)} is not supported by this server`, name, 'unsupported_parameter');
   }
-  const maxTokens = num(b, 'max_completion_tokens', 0, limits.contextSize, true) ?? num(b, 'max_tokens', 0, limits.contextSize, true);
+  // More than the context holds is allowed: the reply then ends with the context, finish_reason 'length'.
+  const maxTokens = num(b, 'max_completion_tokens', 0, 1 << 30, true) ?? num(b, 'max_tokens', 0, 1 << 30, true);
   const topP = num(b, 'top_p', 0, 1, false);
   const options: GenerateOptions = {
     maxTokens: maxTokens ?? defaultMaxTokens,
