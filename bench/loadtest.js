@@ -118,61 +118,59 @@ async function streamOne(base, prompt, seed) {
   return { ok: true, ttft: ttft ?? performance.now() - t0, perToken, tokens };
 }
 
-async function main() {
-  const server = startServer();
-  const base = `http://127.0.0.1:${await server.port}`;
-  const start = performance.now();
-  const warmEnd = start + warmup * 1000;
-  const end = start + seconds * 1000;
-  const stats = { requests: 0, warmupRequests: 0, errors: 0, tokens: 0, ttft: [], gaps: [], firstErrors: [] };
-  let inFlight = 0;
+// The clients: each sends one streaming request after another until `end`; results go into `stats`.
+function runClients(base, stats, warmEnd, end) {
   let seed = 1;
-  let rssWarm = null;
-  const warmTimer = setTimeout(() => (rssWarm = rssMB(server.child.pid)), warmup * 1000);
-  // The RSS every 5 s, to tell a plateau from steady growth.
-  const rssSeries = [];
-  const rssTimer = setInterval(() => rssSeries.push(rssMB(server.child.pid)), 5000);
-
   async function client(k) {
     for (let n = 0; performance.now() < end; n++) {
       const begun = performance.now();
-      inFlight++;
+      stats.inFlight++;
       let r;
       try {
         r = await streamOne(base, PROMPTS[(k + n) % PROMPTS.length], seed++);
       } catch (err) {
         r = { ok: false, why: String(err) };
       }
-      inFlight--;
+      stats.inFlight--;
       if (!r.ok) {
         stats.errors++;
         if (stats.firstErrors.length < 3) stats.firstErrors.push(r.why);
-        continue;
-      }
-      if (begun < warmEnd) {
+      } else if (begun < warmEnd) {
         stats.warmupRequests++;
-        continue;
+      } else {
+        stats.requests++;
+        stats.tokens += r.tokens;
+        stats.ttft.push(r.ttft);
+        if (r.perToken !== null) stats.perToken.push(r.perToken);
       }
-      stats.requests++;
-      stats.tokens += r.tokens;
-      stats.ttft.push(r.ttft);
-      if (r.perToken !== null) stats.gaps.push(r.perToken);
     }
   }
+  return Promise.all(Array.from({ length: clients }, (_, k) => client(k)));
+}
 
-  const all = Promise.all(Array.from({ length: clients }, (_, k) => client(k)));
-  let graceTimer;
-  const grace = new Promise((resolve) => (graceTimer = setTimeout(resolve, seconds * 1000 + 60_000, 'timeout')));
-  const finished = await Promise.race([all, grace]);
+// Resolves to `value` after `ms`, or to what `p` resolves to first.
+function within(p, ms, value) {
+  let timer;
+  return Promise.race([p, new Promise((resolve) => (timer = setTimeout(resolve, ms, value)))]).finally(() => clearTimeout(timer));
+}
+
+async function main() {
+  const server = startServer();
+  const base = `http://127.0.0.1:${await server.port}`;
+  const start = performance.now();
+  const warmEnd = start + warmup * 1000;
+  const stats = { requests: 0, warmupRequests: 0, errors: 0, tokens: 0, inFlight: 0, ttft: [], perToken: [], firstErrors: [] };
+  const rss = { warm: null, every5s: [] };
+  const warmTimer = setTimeout(() => (rss.warm = rssMB(server.child.pid)), warmup * 1000);
+  // The RSS every 5 s, to tell a plateau from steady growth.
+  const rssTimer = setInterval(() => rss.every5s.push(rssMB(server.child.pid)), 5000);
+  const finished = await within(runClients(base, stats, warmEnd, start + seconds * 1000), seconds * 1000 + 60_000, 'timeout');
   const measured = (performance.now() - warmEnd) / 1000;
   clearTimeout(warmTimer);
   clearInterval(rssTimer);
-  clearTimeout(graceTimer);
-  const rssEnd = rssMB(server.child.pid);
+  rss.end = rssMB(server.child.pid);
   server.child.kill('SIGTERM');
-  let exitTimer;
-  const exit = await Promise.race([server.exited, new Promise((r) => (exitTimer = setTimeout(r, 30_000, 'no exit in 30 s')))]);
-  clearTimeout(exitTimer);
+  const exit = await within(server.exited, 30_000, 'no exit in 30 s');
   const cpu = os.cpus();
   const result = {
     machine: `${cpu[0]?.model ?? 'unknown CPU'} (${cpu.length} cores), node ${process.version}`,
@@ -182,12 +180,12 @@ async function main() {
     requests: stats.requests,
     warmupRequests: stats.warmupRequests,
     errors: stats.errors,
-    lost: finished === 'timeout' ? inFlight : 0,
+    lost: finished === 'timeout' ? stats.inFlight : 0,
     ttftMs: { p50: percentile(stats.ttft, 50), p99: percentile(stats.ttft, 99) },
-    interTokenMs: { p50: percentile(stats.gaps, 50), p99: percentile(stats.gaps, 99) },
+    interTokenMs: { p50: percentile(stats.perToken, 50), p99: percentile(stats.perToken, 99) },
     tokens: stats.tokens,
     tokensPerSecond: Math.round((stats.tokens / measured) * 10) / 10,
-    serverRssMB: { warm: rssWarm, end: rssEnd, every5s: rssSeries },
+    serverRssMB: rss,
     serverExit: exit,
     ...(stats.firstErrors.length ? { firstErrors: stats.firstErrors } : {}),
   };
