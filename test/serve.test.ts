@@ -35,6 +35,8 @@ describe('chimera serve with stories260K (no chat template: the ChatML fallback)
   test('GET /v1/models lists the model; /health needs no key', async () => {
     const list = await client.models.list();
     expect(list.data.map((m) => m.id)).toEqual([modelId]);
+    expect((await client.models.retrieve(modelId)).id).toBe(modelId);
+    expect((await rejection(client.models.retrieve('gpt-4o'))).status).toBe(404);
     const health = await fetch(`${base}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', model: modelId });
@@ -143,6 +145,8 @@ describe('chimera serve with stories260K (no chat template: the ChatML fallback)
       [{ prompt: PROMPT, n: 3 }, 'n'],
       [{ prompt: PROMPT, stream: 'yes' }, 'stream'],
       [{ prompt: PROMPT, stream_options: { include_usage: true } }, 'stream_options'],
+      [{ prompt: PROMPT, stream: true, stream_options: [1] }, 'stream_options'],
+      [{ prompt: PROMPT, logprobs: 2 }, 'logprobs'],
       [{ prompt: 42 }, 'prompt'],
       [{}, 'prompt'],
     ];

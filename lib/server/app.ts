@@ -129,10 +129,14 @@ export function createServer(options: ServerOptions): ChimeraServer {
 function registerRoutes(app: FastifyInstance, ctx: ServerContext, limits: RequestLimits, options: ServerOptions, model: Model): void {
   const created = Math.floor(Date.now() / 1000);
   app.get('/health', async () => ({ status: 'ok', model: ctx.modelId, active: ctx.pool.active, queued: ctx.pool.queued }));
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: [{ id: ctx.modelId, object: 'model', created, owned_by: 'chimera-llm' }],
-  }));
+  const entry = { id: ctx.modelId, object: 'model', created, owned_by: 'chimera-llm' };
+  app.get('/v1/models', async () => ({ object: 'list', data: [entry] }));
+  app.get('/v1/models/:id', async (req) => {
+    const { id } = req.params as { id: string };
+    if (!limits.modelIds.includes(id))
+      throw new ApiError(404, `model '${id}' is not served here`, 'invalid_request_error', 'model', 'model_not_found');
+    return entry;
+  });
   app.get('/metrics', async (req, reply) => {
     reply.header('content-type', ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();

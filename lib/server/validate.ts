@@ -34,7 +34,7 @@ const UNSUPPORTED: [string, (v: unknown) => boolean][] = [
   ['n', (v) => v === 1],
   ['best_of', (v) => v === 1],
   ['echo', (v) => v === false],
-  ['logprobs', (v) => v === false],
+  ['logprobs', (v) => v === false || v === 0],
   ['top_logprobs', (v) => v === 0],
   ['suffix', (v) => v === ''],
   ['presence_penalty', (v) => v === 0],
@@ -106,7 +106,9 @@ function common(b: Record<string, unknown>, limits: RequestLimits, defaultMaxTok
   let includeUsage = false;
   if (b.stream_options !== undefined && b.stream_options !== null) {
     if (!stream) throw badRequest('stream_options needs stream: true', 'stream_options', 'invalid_value');
-    const so = object(b.stream_options);
+    const so = b.stream_options as Record<string, unknown>;
+    if (typeof so !== 'object' || Array.isArray(so))
+      throw badRequest('stream_options must be an object like { include_usage: true }', 'stream_options', 'invalid_type');
     includeUsage = bool(so, 'include_usage') ?? false;
   }
   return { stream, includeUsage, options };
