@@ -3,7 +3,7 @@
 // against /v1/completions for a bounded time, stops the server with SIGTERM, and prints one JSON object.
 //
 //   npm run loadtest -- [--model FILE] [--seconds 30] [--warmup 5] [--clients 64] [--parallel 4]
-//                       [--max-tokens 64] [--threads N] [--context N] [--draft FILE]
+//                       [--max-tokens 64] [--threads N] [--context N] [--draft FILE] [--max-rss-growth 64]
 //
 // Each client sends one streaming request after another (a rotating prompt, temperature 0.8, a new seed
 // each time) until --seconds have passed, then lets its last request finish. Requests that START during
@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     'max-tokens': { type: 'string', default: '64' },
     threads: { type: 'string' },
     context: { type: 'string' },
+    'max-rss-growth': { type: 'string', default: '64' },
   },
 });
 const seconds = Number(args.seconds);
@@ -190,7 +191,10 @@ async function main() {
     ...(stats.firstErrors.length ? { firstErrors: stats.firstErrors } : {}),
   };
   process.stdout.write(JSON.stringify(result) + '\n');
-  process.exitCode = result.errors === 0 && result.lost === 0 && exit === 0 ? 0 : 1;
+  // Exit status 1 (for CI) on an error, a lost request, an unclean server exit, or RSS growth after the
+  // warm-up beyond --max-rss-growth MB.
+  const grew = rss.warm !== null && rss.end !== null && rss.end - rss.warm > Number(args['max-rss-growth']);
+  process.exitCode = result.errors === 0 && result.lost === 0 && exit === 0 && !grew ? 0 : 1;
   if (finished === 'timeout') process.exit();
 }
 
