@@ -1,6 +1,8 @@
 // `chimera serve`: loads the model (and draft), serves it over HTTP until SIGTERM or SIGINT, then
-// drains: new requests get 503, queued and running ones finish, the process exits 0.
+// drains: new requests get 503, queued and running ones finish, the process exits 0. A second signal
+// during the drain ends the process at once (the listeners are one-shot).
 import * as fs from 'node:fs';
+import { InvalidArgumentError } from '../errors';
 import { loadModel } from '../model';
 import type { SessionOptions } from '../options';
 import { createServer } from './app';
@@ -36,7 +38,10 @@ export async function runServe(o: ServeOptions): Promise<void> {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
-    const url = await app.listen({ host: o.host, port: o.port });
+    const url = await app.listen({ host: o.host, port: o.port }).catch((err: NodeJS.ErrnoException) => {
+      // A busy or forbidden port is the user's to fix: one line, not a stack trace.
+      throw new InvalidArgumentError(`cannot listen on ${o.host}:${o.port}: ${err.code ?? err.message}`);
+    });
     const address = app.server.address();
     const where = typeof address === 'object' && address ? `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${address.port}` : url;
     log(`listening on ${where} (model ${model.info.path}${draft ? ' with a draft' : ''}, ${model.info.backend}, ` +
