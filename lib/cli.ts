@@ -9,6 +9,7 @@ import { validateGenerateOptions, validateLoadOptions, validateSessionOptions } 
 import { readDraftMetadata } from './draft';
 import { runDemo, formatDemo } from './demo';
 import { loadModel, ModelInfo } from './model';
+import { runServe } from './server/run';
 import {
   trainBase, TrainBaseOptions, trainDraft, TrainDraftOptions, validateTrainBaseOptions, validateTrainDraftOptions,
 } from './train';
@@ -124,9 +125,25 @@ const demoFlags: Flags = {
   ...common,
 };
 
+const serveFlags: Flags = {
+  model: { type: 'string', meta: 'FILE', required: true },
+  draft: { type: 'string', meta: 'FILE' },
+  tree: { type: 'string', meta: 'auto|chimera-25|chain-N|JSON' },
+  host: { type: 'string', default: '127.0.0.1', meta: 'ADDR' },
+  port: { type: 'string', default: '8080', meta: 'N' },
+  parallel: { type: 'string', default: '1', meta: 'N' },
+  queue: { type: 'string', default: '64', meta: 'N' },
+  'api-key': { type: 'string', meta: 'KEY' },
+  template: { type: 'string', meta: 'FILE' },
+  threads: threadsFlag,
+  context: { type: 'string', meta: 'N' },
+  help: common.help,
+};
+
 const COMMANDS: [string, Flags, string?][] = [
   ['generate', generateFlags],
   ['chat', chatFlags, 'interactive: /reset starts over, /exit quits, Ctrl-C stops a reply'],
+  ['serve', serveFlags, 'OpenAI-compatible HTTP API; --api-key or CHIMERA_API_KEY; SIGTERM drains'],
   ['info', infoFlags, 'at least one of --model and --draft'],
   ['train-draft', trainDraftFlags],
   ['train-base', trainBaseFlags],
@@ -306,6 +323,32 @@ async function chat(argv: string[]): Promise<void> {
   }
 }
 
+async function serve(argv: string[]): Promise<void> {
+  const v = parse(argv, serveFlags) as Record<string, unknown>;
+  if (v.help) return void console.log(USAGE);
+  if (typeof v.model !== 'string') throw new UsageError('--model is required');
+  if (v.tree !== undefined && v.draft === undefined) throw new UsageError('--tree needs --draft');
+  const port = num('port', v.port, true) as number;
+  const parallel = num('parallel', v.parallel, true) as number;
+  const queueLimit = num('queue', v.queue, true) as number;
+  const threads = num('threads', v.threads, true);
+  const contextSize = num('context', v.context, true);
+  if (port < 0 || port > 65535) throw new UsageError(`--port must be in 0..65535, got ${port}`);
+  if (parallel < 1 || parallel > 4096) throw new UsageError(`--parallel must be in 1..4096, got ${parallel}`);
+  if (queueLimit < 0 || queueLimit > 4096) throw new UsageError(`--queue must be in 0..4096, got ${queueLimit}`);
+  const apiKey = (v['api-key'] as string | undefined) ?? (process.env.CHIMERA_API_KEY || undefined);
+  if (apiKey === '') throw new UsageError('--api-key must not be empty');
+  if (typeof v.template === 'string' && !fs.existsSync(v.template)) throw new UsageError(`--template: ${v.template} does not exist`);
+  checkFlags(() => {
+    validateLoadOptions({ threads });
+    validateSessionOptions({ contextSize });
+  });
+  await runServe({
+    model: v.model, draft: v.draft as string | undefined, tree: parseTree(v.tree), host: v.host as string, port,
+    parallel, queueLimit, apiKey, threads, contextSize, templateFile: v.template as string | undefined,
+  });
+}
+
 async function info(argv: string[]): Promise<void> {
   const v = parse(argv, infoFlags) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
@@ -483,6 +526,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'generate') await generate(rest);
     else if (command === 'chat') await chat(rest);
+    else if (command === 'serve') await serve(rest);
     else if (command === 'info') await info(rest);
     else if (command === 'train-draft') await trainDraftCommand(rest);
     else if (command === 'train-base') await trainBaseCommand(rest);

@@ -151,6 +151,8 @@ export class Session {
     const opts = validateGenerateOptions(options);
     const native = this.ensure();
     if (this.running) throw new BusyError('the session is already generating; await it or use another session');
+    // The cache is about to change outside chat(): the next chat turn must not take it for its own.
+    this.chatState.forget();
 
     const queue: Chunk[] = [];
     let wake: (() => void) | undefined;
@@ -289,6 +291,7 @@ export class Session {
     if (this.running) throw new BusyError('the session is already generating');
     if (!Number.isInteger(rows) || rows < 0 || rows > tokens.length)
       throw new InvalidArgumentError(`rows must be an integer in 0..${tokens.length}, got ${String(rows)}`);
+    this.chatState.forget();
     return callNative(() => native.evaluate(tokens, rows));
   }
 
@@ -297,12 +300,14 @@ export class Session {
     const native = this.ensure();
     if (this.running) throw new BusyError('the session is already generating');
     if (!Number.isInteger(length) || length < 0) throw new InvalidArgumentError('length must be a non-negative integer');
+    this.chatState.forget();
     callNativeSync(() => native.truncate(length));
   }
 
   /** Forgets the context. */
   reset(): void {
     const native = this.ensure();
+    this.chatState.forget();
     callNativeSync(() => native.reset());
   }
 
