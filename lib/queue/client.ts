@@ -1,0 +1,183 @@
+// The queue client: enqueues generation jobs on a BullMQ queue served by `chimera worker` processes
+// (any number, on any machines sharing the Redis server) and streams each job's output back from its
+// Redis stream. A job retried after a worker died is reassembled into one clean stream and exactly one
+// result (reassemble.ts).
+import { randomUUID } from 'node:crypto';
+import { Job, Queue } from 'bullmq';
+import type IORedis from 'ioredis';
+import { ChatMessage } from '../chat';
+import { AbortError, DisposedError, InvalidArgumentError, QueueError } from '../errors';
+import { ChatOptions } from '../session';
+import { GenerateOptions, checkInteger, checkObject } from '../options';
+import {
+  DEFAULT_QUEUE, JobData, PROTOCOL_VERSION, QueueChatResult, QueueChunk, QueueCompletionResult, RedisConnection,
+  connect, decodeEntry, decodeError, streamKey, validateJobData,
+} from './protocol';
+import { AttemptReassembler } from './reassemble';
+
+export interface QueueClientOptions {
+  /** 'redis://host:port' or ioredis options. */
+  connection: RedisConnection;
+  /** The queue's name (the workers' --queue); default 'chimera'. */
+  queue?: string;
+  /** Tries per job when workers fail (BullMQ `attempts`); default 3. Stalled jobs are retried by the workers. */
+  attempts?: number;
+  /** How long one blocking read waits before the job's state is checked, in ms; default 1000. */
+  pollMs?: number;
+}
+
+export interface QueueClient {
+  /** Streams a job's chunks; the generator's return value is the result (with `job`: id, worker, attempt). */
+  generate(prompt: string | number[], options?: GenerateOptions): AsyncGenerator<QueueChunk, QueueCompletionResult, undefined>;
+  generate(input: { messages: ChatMessage[] }, options?: ChatOptions): AsyncGenerator<QueueChunk, QueueChatResult, undefined>;
+  /** generate() to the end. */
+  complete(prompt: string | number[], options?: GenerateOptions): Promise<QueueCompletionResult>;
+  complete(input: { messages: ChatMessage[] }, options?: ChatOptions): Promise<QueueChatResult>;
+  /** Stops pending reads (they reject with DisposedError) and closes the connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+type Input = string | number[] | { messages: ChatMessage[] };
+
+/** The job data for an input and options; throws InvalidArgumentError before anything is enqueued. */
+function jobData(input: Input, options: ChatOptions | GenerateOptions): JobData {
+  const { signal: _signal, ...rest } = checkObject('options', options) as GenerateOptions & ChatOptions;
+  const isChat = typeof input === 'object' && input !== null && !Array.isArray(input);
+  const data = isChat ? { v: PROTOCOL_VERSION, messages: (input as { messages: ChatMessage[] }).messages, options: rest }
+    : { v: PROTOCOL_VERSION, prompt: input as string | number[], options: rest };
+  return validateJobData(data);
+}
+
+export function createQueueClient(options: QueueClientOptions): QueueClient {
+  const o = checkObject('options', options) as unknown as QueueClientOptions;
+  const queueName = o.queue ?? DEFAULT_QUEUE;
+  if (typeof queueName !== 'string' || !/^[\w.-]+$/.test(queueName))
+    throw new InvalidArgumentError(`queue must be a name of letters, digits, '_', '.' or '-', got '${String(queueName)}'`);
+  const attempts = checkInteger('attempts', o.attempts, 1, 100) ?? 3;
+  const pollMs = checkInteger('pollMs', o.pollMs, 10, 60000) ?? 1000;
+  return new Client(connect(o.connection, false), queueName, attempts, pollMs);
+}
+
+class Client implements QueueClient {
+  private readonly queue: Queue;
+  private readonly readers = new Set<IORedis>();
+  private closed = false;
+
+  constructor(private readonly redis: IORedis, private readonly queueName: string,
+              private readonly attempts: number, private readonly pollMs: number) {
+    this.queue = new Queue(queueName, { connection: redis });
+    // Connection errors surface on the commands that fail; an unhandled 'error' event would crash.
+    this.queue.on('error', () => undefined);
+    redis.on('error', () => undefined);
+  }
+
+  generate(input: Input, options: GenerateOptions | ChatOptions = {}): AsyncGenerator<QueueChunk, never, undefined> {
+    // Validated now, so a bad argument throws here rather than at the first next().
+    const data = jobData(input, options);
+    if (this.closed) throw new DisposedError('the queue client has been closed');
+    return this.run(data, options.signal) as AsyncGenerator<QueueChunk, never, undefined>;
+  }
+
+  async complete(input: Input, options: GenerateOptions | ChatOptions = {}): Promise<never> {
+    const it = this.generate(input, options);
+    for (;;) {
+      const step = await it.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const r of this.readers) r.disconnect();
+    await this.queue.close().catch(() => undefined);
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private async *run(data: JobData, signal: AbortSignal | undefined): AsyncGenerator<QueueChunk, unknown, undefined> {
+    if (signal?.aborted) throw new AbortError('aborted before the job was enqueued');
+    const jobId = randomUUID();
+    try {
+      await this.queue.add('generate', data, {
+        jobId, attempts: this.attempts, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 },
+      });
+    } catch (err) {
+      throw new QueueError(`cannot enqueue the job: ${(err as Error).message}`);
+    }
+    const reader = this.redis.duplicate({ maxRetriesPerRequest: null });
+    reader.on('error', () => undefined);
+    this.readers.add(reader);
+    const key = streamKey(this.queueName, jobId);
+    try {
+      return yield* this.follow(reader, key, jobId, signal);
+    } finally {
+      this.readers.delete(reader);
+      reader.disconnect();
+    }
+  }
+
+  /** Reads the job's stream until the current attempt's result or error. */
+  private async *follow(reader: IORedis, key: string, jobId: string, signal: AbortSignal | undefined):
+      AsyncGenerator<QueueChunk, unknown, undefined> {
+    const merge = new AttemptReassembler();
+    let last = '0';
+    for (;;) {
+      if (signal?.aborted) {
+        await this.cancel(jobId);
+        throw new AbortError('the job was aborted; a worker running it finishes it unseen');
+      }
+      const entries = await this.read(reader, key, last);
+      if (entries.length === 0) {
+        await this.checkAlive(jobId, reader, key, last);
+        continue;
+      }
+      for (const raw of entries) {
+        last = raw[0];
+        const e = decodeEntry(raw);
+        if (!e || !merge.admit(e)) continue;
+        if (e.type === 'chunk') {
+          const d = e.data as { text: string; tokens: number[] };
+          const out = merge.chunk(d.text, d.tokens);
+          if (out) yield out;
+        } else if (e.type === 'done') {
+          const r = e.data as { text: string; tokens: number[] };
+          const out = merge.finish(r.text, r.tokens);
+          if (out) yield out;
+          await this.redis.del(key).catch(() => undefined);
+          return e.data;
+        } else if (e.type === 'error') {
+          throw decodeError(e.data);
+        }
+      }
+    }
+  }
+
+  private async read(reader: IORedis, key: string, last: string): Promise<[string, string[]][]> {
+    if (this.closed) throw new DisposedError('the queue client was closed while waiting for a job');
+    try {
+      const r = (await reader.xread('BLOCK', this.pollMs, 'STREAMS', key, last)) as [string, [string, string[]][]][] | null;
+      return r?.[0]?.[1] ?? [];
+    } catch (err) {
+      if (this.closed) throw new DisposedError('the queue client was closed while waiting for a job');
+      throw new QueueError(`reading the job's output failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** After a read with nothing new: a job that failed or vanished will write nothing more. */
+  private async checkAlive(jobId: string, reader: IORedis, key: string, last: string): Promise<void> {
+    const job = await Job.fromId(this.queue, jobId);
+    const state = job ? await job.getState() : 'missing';
+    if (state !== 'failed' && state !== 'missing' && state !== 'unknown') return;
+    // The last entries may have landed just after the read: the caller reads again if so.
+    const more = (await reader.xread('STREAMS', key, last)) as unknown[] | null;
+    if (more) return;
+    if (state === 'failed') throw new QueueError(`job ${jobId} failed: ${job?.failedReason ?? 'no reason given'}`);
+    throw new QueueError(`job ${jobId} is no longer in queue '${this.queueName}' and wrote no result`);
+  }
+
+  private async cancel(jobId: string): Promise<void> {
+    const job = await Job.fromId(this.queue, jobId).catch(() => undefined);
+    // Only a job no worker holds can be removed; a running one finishes and its stream expires.
+    await job?.remove().catch(() => undefined);
+  }
+}
