@@ -1,0 +1,238 @@
+// Workers across machines: a real redis-server, `chimera worker` child processes sharing one BullMQ
+// queue, and the queue client. Greedy results equal local session.complete, streamed chunks join to
+// the result's text, jobs spread over the workers, a worker killed mid-job (SIGKILL) has its job
+// finished by another with exactly one clean result, bad input fails fast with typed errors, and
+// closing client and workers leaves nothing open.
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Queue } from 'bullmq';
+import {
+  DisposedError, InvalidArgumentError, QueueChunk, QueueClient, UnsupportedError, createQueueClient, loadModel,
+} from '../lib';
+import { AttemptReassembler } from '../lib/queue/reassemble';
+import { repoRoot } from './helpers';
+
+const cli = path.join(repoRoot, 'dist', 'cli.js');
+const modelPath = path.join(repoRoot, 'models', 'stories260K.gguf');
+const CONTEXT = 4096;
+const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
+const describeRedis: jest.Describe = hasRedis
+  ? describe
+  : (((name: string, fn: () => void) =>
+      describe.skip(`${name} (skipped: redis-server is not installed)`, fn)) as unknown as jest.Describe);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A child process with its output collected, and a way to wait for a line. */
+class Proc {
+  out = '';
+  readonly exited: Promise<number | null>;
+  constructor(readonly child: ChildProcess) {
+    child.stdout?.on('data', (d) => (this.out += d));
+    child.stderr?.on('data', (d) => (this.out += d));
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+  async waitFor(re: RegExp, ms = 30000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!re.test(this.out)) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`exited before ${re}:\n${this.out}`);
+      if (Date.now() > end) throw new Error(`no ${re} within ${ms} ms:\n${this.out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+async function startRedis(port: number): Promise<Proc> {
+  const p = new Proc(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] }));
+  await p.waitFor(/Ready to accept connections/);
+  return p;
+}
+
+async function startWorker(url: string, queue: string, id: string): Promise<Proc> {
+  const p = new Proc(spawn(process.execPath, [cli, 'worker', '--redis', url, '--model', modelPath, '--queue', queue, '--id', id,
+    '--threads', '1', '--context', String(CONTEXT), '--lock-ms', '1500', '--stalled-ms', '500'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  await p.waitFor(/ready on queue/);
+  return p;
+}
+
+/** Runs a queued generation to the end: its chunks and its result. */
+async function collect<R>(it: AsyncGenerator<QueueChunk, R, undefined>, onChunk?: (c: QueueChunk) => void) {
+  const chunks: QueueChunk[] = [];
+  let step = await it.next();
+  while (!step.done) {
+    chunks.push(step.value);
+    onChunk?.(step.value);
+    step = await it.next();
+  }
+  return { chunks, result: step.value };
+}
+
+const prompts = ['Once upon a time', 'The little dog', 'Lily wanted to', 'One day, a boy', 'The sun was', 'Tom and Sue'];
+
+describeRedis('queue workers across processes (real redis-server, chimera worker)', () => {
+  let redis: Proc;
+  let url: string;
+  let client: QueueClient;
+  const workers: Proc[] = [];
+  const queue = 'test-queue';
+
+  /** Plain greedy decoding in this process, one fresh session per prompt: the clean reference. */
+  async function reference(prompt: string, maxTokens: number) {
+    const model = await loadModel(modelPath, { threads: 1 });
+    try {
+      const s = model.createSession({ contextSize: CONTEXT });
+      return await s.complete(prompt, { maxTokens, temperature: 0 });
+    } finally {
+      await model.dispose();
+    }
+  }
+
+  beforeAll(async () => {
+    const port = await freePort();
+    redis = await startRedis(port);
+    url = `redis://127.0.0.1:${port}`;
+    workers.push(...(await Promise.all([startWorker(url, queue, 'w1'), startWorker(url, queue, 'w2')])));
+    client = createQueueClient({ connection: url, queue, pollMs: 200 });
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGTERM');
+    const codes = await Promise.all(workers.map((w) => w.exited));
+    redis?.child.kill('SIGTERM');
+    await redis?.exited;
+    // SIGTERM: each live worker finished and exited cleanly (the killed one has no code).
+    for (const [i, code] of codes.entries()) if (workers[i].child.signalCode !== 'SIGKILL') expect(code).toBe(0);
+  });
+
+  test('greedy jobs on two workers equal local session.complete; chunks join to the text; both workers served', async () => {
+    const runs = await Promise.all(prompts.map((p) => collect(client.generate(p, { maxTokens: 300, temperature: 0 }))));
+    const served = new Set<string>();
+    for (const [i, { chunks, result }] of runs.entries()) {
+      const ref = await reference(prompts[i], 300);
+      expect(result.text).toBe(ref.text);
+      expect(result.tokens).toEqual(ref.tokens);
+      expect(result.promptTokens).toEqual(ref.promptTokens);
+      expect(result.stopReason).toBe(ref.stopReason);
+      expect(chunks.map((c) => c.text).join('')).toBe(result.text);
+      expect(chunks.flatMap((c) => c.tokens)).toEqual(result.tokens);
+      expect(chunks.some((c) => c.restart)).toBe(false);
+      expect(result.job.attempt).toBe(1);
+      expect(['w1', 'w2']).toContain(result.job.worker);
+      served.add(result.job.worker);
+    }
+    expect(served.size).toBe(2);
+  });
+
+  test('chat jobs render the template on the worker and equal local completeChat', async () => {
+    const template = '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:';
+    const messages = [{ role: 'user', content: 'Tell me about a cat.' }];
+    const { chunks, result } = await collect(client.generate({ messages }, { template, maxTokens: 40, temperature: 0 }));
+    const model = await loadModel(modelPath, { threads: 1 });
+    const ref = await model.createSession({ contextSize: CONTEXT }).completeChat(messages, { template, maxTokens: 40, temperature: 0 });
+    await model.dispose();
+    expect(result.text).toBe(ref.text);
+    expect(result.message).toEqual({ role: 'assistant', content: ref.text });
+    expect(chunks.map((c) => c.text).join('')).toBe(result.text);
+  });
+
+  test('bad input: typed errors at once on the client, from the worker through the stream, and raw bad jobs fail', async () => {
+    expect(() => client.generate('x', { temperature: -1 })).toThrow(InvalidArgumentError);
+    expect(() => client.generate({ messages: [] })).toThrow(InvalidArgumentError);
+    expect(() => client.generate('x', { append: true })).toThrow(/append/);
+    // stories260K has no chat template: the worker refuses with the session's own error.
+    await expect(client.complete({ messages: [{ role: 'user', content: 'hi' }] }, { maxTokens: 4 })).rejects.toThrow(UnsupportedError);
+    // A prompt longer than the worker's context.
+    await expect(client.complete(new Array(CONTEXT + 10).fill(1), { maxTokens: 4 })).rejects.toMatchObject({ code: 'E_PROMPT_TOO_LONG' });
+    // A job put on the queue by something else, with data the worker cannot read: failed, not retried.
+    const q = new Queue(queue, { connection: { host: '127.0.0.1', port: Number(url.split(':')[2]) } });
+    const job = await q.add('generate', { v: 1, prompt: 42, options: {} }, { attempts: 3 });
+    const end = Date.now() + 10000;
+    while ((await job.getState()) !== 'failed' && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    expect(await job.getState()).toBe('failed');
+    const failed = await q.getJob(String(job.id));
+    expect(failed?.failedReason).toMatch(/E_INVALID_ARG: prompt must be a string/);
+    expect(failed?.attemptsStarted).toBe(1);
+    await q.close();
+    // The workers still serve.
+    expect((await client.complete('Once', { maxTokens: 4, temperature: 0 })).tokens).toHaveLength(4);
+  });
+
+  test('close() while a job waits for a worker rejects it with DisposedError (no hang, no open handles)', async () => {
+    const lonely = createQueueClient({ connection: url, queue: 'no-workers-here', pollMs: 100 });
+    const pending = lonely.complete('Once', { maxTokens: 4 });
+    await new Promise((r) => setTimeout(r, 300));
+    await lonely.close();
+    await expect(pending).rejects.toThrow(DisposedError);
+    expect(() => lonely.generate('Once')).toThrow(DisposedError);
+  });
+
+  test('a worker killed mid-job (SIGKILL): another finishes it, one result, text equal to the clean greedy run', async () => {
+    const maxTokens = 3000;
+    const ref = await reference('Once upon a time', maxTokens);
+    expect(ref.tokens.length).toBe(maxTokens);
+    const marks = workers.map((w) => w.out.length);
+    let killed: string | undefined;
+    const run = collect(client.generate('Once upon a time', { maxTokens, temperature: 0 }), () => {
+      if (killed) return;
+      // The first chunk has arrived: the worker that logged the job's start is mid-job. Kill it.
+      const i = workers.findIndex((w, k) => /job \S+ started \(attempt 1\)/.test(w.out.slice(marks[k])));
+      if (i < 0) return;
+      killed = `w${i + 1}`;
+      workers[i].child.kill('SIGKILL');
+    });
+    const { chunks, result } = await run;
+    expect(killed).toBeDefined();
+    expect(result.job.attempt).toBe(2);
+    expect(result.job.worker).not.toBe(killed);
+    expect(result.text).toBe(ref.text);
+    expect(result.tokens).toEqual(ref.tokens);
+    expect(chunks.some((c) => c.restart)).toBe(false);
+    expect(chunks.map((c) => c.text).join('')).toBe(ref.text);
+    expect(chunks.flatMap((c) => c.tokens)).toEqual(ref.tokens);
+    // The killed worker never finished it.
+    const k = Number(killed?.slice(1)) - 1;
+    expect(workers[k].out.slice(marks[k])).not.toMatch(/done/);
+  });
+});
+
+describe('AttemptReassembler: one clean chunk stream from several attempts', () => {
+  const entry = (attempt: number) => ({ id: '0-0', type: 'chunk' as const, attempt, worker: 'w', data: null });
+  function feed(m: AttemptReassembler, attempt: number, text: string, tokens: number[]) {
+    return m.admit(entry(attempt)) ? m.chunk(text, tokens) : 'ignored';
+  }
+
+  test('a retry that repeats the streamed output passes on only what is new', () => {
+    const m = new AttemptReassembler();
+    expect(feed(m, 1, 'Once', [1])).toEqual({ text: 'Once', tokens: [1] });
+    expect(feed(m, 1, ' upon', [2])).toEqual({ text: ' upon', tokens: [2] });
+    expect(feed(m, 2, 'Once', [1])).toBeUndefined();
+    expect(feed(m, 2, ' upon a', [2, 3])).toEqual({ text: ' a', tokens: [3] });
+    expect(feed(m, 1, ' zombie', [9])).toBe('ignored');  // the superseded attempt, still writing
+    expect(m.finish('Once upon a', [1, 2, 3])).toBeUndefined();
+    expect(m.restarts).toBe(0);
+  });
+
+  test('a retry whose output differs, or ends shorter, restarts the stream with its whole text', () => {
+    const m = new AttemptReassembler();
+    feed(m, 1, 'Once upon', [1, 2]);
+    expect(feed(m, 2, 'Once', [1])).toBeUndefined();
+    expect(feed(m, 2, ' there', [5])).toEqual({ text: 'Once there', tokens: [1, 5], restart: true });
+    expect(feed(m, 2, ' was', [6])).toEqual({ text: ' was', tokens: [6] });
+    const short = new AttemptReassembler();
+    feed(short, 1, 'Once upon', [1, 2]);
+    feed(short, 2, 'Once', [1]);
+    expect(short.finish('Once', [1])).toEqual({ text: 'Once', tokens: [1], restart: true });
+  });
+});
