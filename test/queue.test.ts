@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { Queue } from 'bullmq';
 import {
-  DisposedError, InvalidArgumentError, QueueChunk, QueueClient, UnsupportedError, createQueueClient, loadModel,
+  AbortError, DisposedError, InvalidArgumentError, QueueChunk, QueueClient, UnsupportedError, createQueueClient, loadModel,
 } from '../lib';
 import { AttemptReassembler } from '../lib/queue/reassemble';
 import { repoRoot } from './helpers';
@@ -176,6 +176,25 @@ describeRedis('queue workers across processes (real redis-server, chimera worker
     await lonely.close();
     await expect(pending).rejects.toThrow(DisposedError);
     expect(() => lonely.generate('Once')).toThrow(DisposedError);
+  });
+
+  test('signal: a running job stops on its worker and resolves aborted; a waiting one is removed (AbortError)', async () => {
+    const ac = new AbortController();
+    const { chunks, result } = await collect(client.generate('Once upon a time', { maxTokens: 3000, temperature: 0, signal: ac.signal }),
+      () => ac.abort());
+    expect(result.aborted).toBe(true);
+    expect(result.stopReason).toBe('abort');
+    expect(result.tokens.length).toBeLessThan(3000);
+    expect(chunks.map((c) => c.text).join('')).toBe(result.text);
+    const lonely = createQueueClient({ connection: url, queue: 'no-workers-either', pollMs: 100 });
+    const ac2 = new AbortController();
+    const pending = lonely.complete('Once', { maxTokens: 4, signal: ac2.signal });
+    setTimeout(() => ac2.abort(), 200);
+    await expect(pending).rejects.toThrow(AbortError);
+    const q = new Queue('no-workers-either', { connection: { host: '127.0.0.1', port: Number(url.split(':')[2]) } });
+    expect(await q.getJobCounts('waiting', 'active')).toMatchObject({ waiting: 0, active: 0 });
+    await q.close();
+    await lonely.close();
   });
 
   test('a worker killed mid-job (SIGKILL): another finishes it, one result, text equal to the clean greedy run', async () => {

@@ -11,7 +11,7 @@ import { ChatOptions } from '../session';
 import { GenerateOptions, checkInteger, checkObject } from '../options';
 import {
   DEFAULT_QUEUE, JobData, PROTOCOL_VERSION, QueueChatResult, QueueChunk, QueueCompletionResult, RedisConnection,
-  connect, decodeEntry, decodeError, streamKey, validateJobData,
+  cancelKey, connect, decodeEntry, decodeError, streamKey, validateJobData,
 } from './protocol';
 import { AttemptReassembler } from './reassemble';
 
@@ -121,10 +121,12 @@ class Client implements QueueClient {
       AsyncGenerator<QueueChunk, unknown, undefined> {
     const merge = new AttemptReassembler();
     let last = '0';
+    let cancelled = false;
     for (;;) {
-      if (signal?.aborted) {
-        await this.cancel(jobId);
-        throw new AbortError('the job was aborted; a worker running it finishes it unseen');
+      if (signal?.aborted && !cancelled) {
+        cancelled = true;
+        // A running job stops within a step and its result (aborted: true) arrives like any other.
+        if (await this.cancel(jobId)) throw new AbortError('aborted before a worker took the job');
       }
       const entries = await this.read(reader, key, last);
       if (entries.length === 0) {
@@ -175,9 +177,11 @@ class Client implements QueueClient {
     throw new QueueError(`job ${jobId} is no longer in queue '${this.queueName}' and wrote no result`);
   }
 
-  private async cancel(jobId: string): Promise<void> {
+  /** Asks the worker to stop the job; true when no worker had it yet and it was removed. */
+  private async cancel(jobId: string): Promise<boolean> {
+    await this.redis.set(cancelKey(this.queueName, jobId), '1', 'EX', 3600).catch(() => undefined);
     const job = await Job.fromId(this.queue, jobId).catch(() => undefined);
-    // Only a job no worker holds can be removed; a running one finishes and its stream expires.
-    await job?.remove().catch(() => undefined);
+    // Only a job no worker holds can be removed (remove() refuses a locked one).
+    return job ? job.remove().then(() => true, () => false) : false;
   }
 }

@@ -63,6 +63,11 @@ export function streamKey(queue: string, jobId: string): string {
   return `chimera:stream:${queue}:${jobId}`;
 }
 
+/** A key whose presence asks the worker running the job to stop it (the client's AbortSignal). */
+export function cancelKey(queue: string, jobId: string): string {
+  return `chimera:cancel:${queue}:${jobId}`;
+}
+
 /** XADD field list of an entry. */
 export function entryFields(type: EntryType, attempt: number, worker: string, data: unknown): string[] {
   return ['t', type, 'a', String(attempt), 'w', worker, 'd', JSON.stringify(data ?? null)];

@@ -12,7 +12,7 @@ import type { SessionOptions } from '../options';
 import type { Session } from '../session';
 import {
   DEFAULT_QUEUE, EntryType, JobData, QueueJobInfo, RedisConnection, STREAM_TTL_SECONDS,
-  connect, encodeError, entryFields, streamKey, validateJobData,
+  cancelKey, connect, encodeError, entryFields, streamKey, validateJobData,
 } from './protocol';
 
 export interface QueueWorkerOptions {
@@ -110,7 +110,8 @@ class QueueWorkerImpl implements QueueWorker {
     this.log(`job ${job.id} started (attempt ${attempt})`);
     try {
       await write('start', {});
-      const result = { ...(await this.generate(session, data, (c) => write('chunk', c))), job: { id: String(job.id), worker: this.id, attempt } };
+      const output = await this.watchCancel(String(job.id), (signal) => this.generate(session, data, signal, (c) => write('chunk', c)));
+      const result = { ...output, job: { id: String(job.id), worker: this.id, attempt } };
       await write('done', result);
       this.log(`job ${job.id} done (attempt ${attempt}, ${result.tokens.length} tokens, ${result.stats.tokensPerSecond.toFixed(0)} tok/s)`);
       return result;
@@ -123,14 +124,30 @@ class QueueWorkerImpl implements QueueWorker {
   }
 
   /** Runs one job on a session, passing each chunk on; a prompt replaces the session's context. */
-  private async generate(session: Session, data: JobData, onChunk: (c: { text: string; tokens: number[] }) => Promise<unknown>) {
-    const it = data.messages ? session.chat(data.messages, data.options) : session.generate(data.prompt ?? '', { ...data.options, append: false });
+  private async generate(session: Session, data: JobData, signal: AbortSignal,
+                         onChunk: (c: { text: string; tokens: number[] }) => Promise<unknown>) {
+    const it = data.messages ? session.chat(data.messages, { ...data.options, signal })
+      : session.generate(data.prompt ?? '', { ...data.options, append: false, signal });
     let step = await it.next();
     while (!step.done) {
       await onChunk(step.value);
       step = await it.next();
     }
     return step.value;
+  }
+
+  /** Runs `fn` with a signal that fires when the client asks to cancel the job (its cancel key appears). */
+  private async watchCancel<T>(jobId: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ac = new AbortController();
+    const key = cancelKey(this.queueName, jobId);
+    const timer = setInterval(() => {
+      this.redis.exists(key).then((n) => n > 0 && ac.abort(), () => undefined);
+    }, 200);
+    try {
+      return await fn(ac.signal);
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   /** An input or model error: tells the client and fails the job without retries. */
