@@ -255,3 +255,25 @@ describe('AttemptReassembler: one clean chunk stream from several attempts', () 
     expect(short.finish('Once', [1])).toEqual({ text: 'Once', tokens: [1], restart: true });
   });
 });
+
+describe('chimera worker arguments', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [cli, 'worker', ...args], { encoding: 'utf8', timeout: 30000 });
+
+  test.each([
+    [['--model', modelPath]],
+    [['--redis', 'localhost:6379', '--model', modelPath]],
+    [['--redis', 'redis://127.0.0.1:1', '--model', modelPath, '--concurrency', '0']],
+    [['--redis', 'redis://127.0.0.1:1', '--model', modelPath, '--lock-ms', 'soon']],
+    [['--redis', 'redis://127.0.0.1:1', '--model', modelPath, '--tree', 'chain-2']],
+  ])('bad arguments %j print one line and exit 2', (args) => {
+    const r = run(args);
+    expect(r.status).toBe(2);
+    expect(r.stderr.split('\n')[0]).toMatch(/^chimera: /);
+  });
+
+  test('a missing model is E_NOT_FOUND before any Redis connection', () => {
+    const r = run(['--redis', 'redis://127.0.0.1:1', '--model', path.join(repoRoot, 'no-such-model.gguf')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^chimera: E_NOT_FOUND: /);
+  });
+});

@@ -110,6 +110,10 @@ class Client implements QueueClient {
     const key = streamKey(this.queueName, jobId);
     try {
       return yield* this.follow(reader, key, jobId, signal);
+    } catch (err) {
+      // Whatever a command was doing when close() cut the connections.
+      if (this.closed && !(err instanceof DisposedError)) throw new DisposedError('the queue client was closed while waiting for a job');
+      throw err;
     } finally {
       this.readers.delete(reader);
       reader.disconnect();
