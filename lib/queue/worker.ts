@@ -11,9 +11,9 @@ import type { Model } from '../model';
 import type { SessionOptions } from '../options';
 import type { Session } from '../session';
 import {
-  DEFAULT_QUEUE, EntryType, JobData, QueueJobInfo, RedisConnection, STREAM_TTL_SECONDS,
-  cancelKey, connect, encodeError, entryFields, streamKey, validateJobData,
+  DEFAULT_QUEUE, JobData, QueueJobInfo, RedisConnection, cancelKey, connect, encodeError, streamKey, validateJobData,
 } from './protocol';
+import { JobStream } from './jobStream';
 
 export interface QueueWorkerOptions {
   connection: RedisConnection;
@@ -97,27 +97,26 @@ class QueueWorkerImpl implements QueueWorker {
   private async process(job: Job): Promise<Processed> {
     const attempt = Math.max(1, job.attemptsStarted);
     const key = streamKey(this.queueName, String(job.id));
-    const write = (type: EntryType, data: unknown) =>
-      this.redis.multi().xadd(key, '*', ...entryFields(type, attempt, this.id, data)).expire(key, STREAM_TTL_SECONDS).exec();
+    const out = new JobStream(this.redis, key, attempt, this.id);
     let data: JobData;
     try {
       data = validateJobData(job.data);
     } catch (err) {
-      return this.fail(job, attempt, write, err);
+      return this.fail(job, attempt, out, err);
     }
     const session = this.free.pop();
     if (!session) throw new Error('no free session: concurrency exceeded');  // cannot happen: BullMQ bounds it
     this.log(`job ${job.id} started (attempt ${attempt})`);
     try {
-      await write('start', {});
-      const output = await this.watchCancel(String(job.id), (signal) => this.generate(session, data, signal, (c) => write('chunk', c)));
+      out.send('start', {});
+      const output = await this.watchCancel(String(job.id), (signal) => this.generate(session, data, signal, (c) => out.send('chunk', c)));
       const result = { ...output, job: { id: String(job.id), worker: this.id, attempt } };
-      await write('done', result);
+      await out.write('done', result);
       this.log(`job ${job.id} done (attempt ${attempt}, ${result.tokens.length} tokens, ${result.stats.tokensPerSecond.toFixed(0)} tok/s)`);
       return result;
     } catch (err) {
       if (!(err instanceof ChimeraError)) throw err;  // Redis trouble: BullMQ retries the job
-      return this.fail(job, attempt, write, err);
+      return this.fail(job, attempt, out, err);
     } finally {
       this.free.push(session);
     }
@@ -125,12 +124,12 @@ class QueueWorkerImpl implements QueueWorker {
 
   /** Runs one job on a session, passing each chunk on; a prompt replaces the session's context. */
   private async generate(session: Session, data: JobData, signal: AbortSignal,
-                         onChunk: (c: { text: string; tokens: number[] }) => Promise<unknown>) {
+                         onChunk: (c: { text: string; tokens: number[] }) => void) {
     const it = data.messages ? session.chat(data.messages, { ...data.options, signal })
       : session.generate(data.prompt ?? '', { ...data.options, append: false, signal });
     let step = await it.next();
     while (!step.done) {
-      await onChunk(step.value);
+      onChunk(step.value);
       step = await it.next();
     }
     return step.value;
@@ -151,10 +150,10 @@ class QueueWorkerImpl implements QueueWorker {
   }
 
   /** An input or model error: tells the client and fails the job without retries. */
-  private async fail(job: Job, attempt: number, write: (t: EntryType, d: unknown) => Promise<unknown>, err: unknown): Promise<never> {
+  private async fail(job: Job, attempt: number, out: JobStream, err: unknown): Promise<never> {
     const e = encodeError(err);
     this.log(`job ${job.id} failed (attempt ${attempt}): ${e.code}: ${e.message}`);
-    await write('error', e);
+    await out.write('error', e);
     throw new UnrecoverableError(`${e.code}: ${e.message}`);
   }
 }
