@@ -9,6 +9,7 @@ import { validateGenerateOptions, validateLoadOptions, validateSessionOptions } 
 import { readDraftMetadata } from './draft';
 import { runDemo, formatDemo } from './demo';
 import { loadModel, ModelInfo } from './model';
+import { checkQueueName } from './queue/protocol';
 import { runWorkerCommand } from './queue/workerCli';
 import {
   trainBase, TrainBaseOptions, trainDraft, TrainDraftOptions, validateTrainBaseOptions, validateTrainDraftOptions,
@@ -491,6 +492,7 @@ async function worker(argv: string[]): Promise<void> {
     validateLoadOptions({ tokenizer: c.tokenizer, threads: c.threads });
     validateSessionOptions({ contextSize: c.contextSize });
     if (c.concurrency !== undefined && c.concurrency < 1) throw new InvalidArgumentError('--concurrency must be at least 1');
+    checkQueueName(c.queue);
     if (c.lockMs !== undefined && c.lockMs < 100) throw new InvalidArgumentError('--lock-ms must be at least 100');
   });
   await runWorkerCommand(c);

@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { Queue } from 'bullmq';
 import {
-  AbortError, DisposedError, InvalidArgumentError, QueueChunk, QueueClient, UnsupportedError, createQueueClient, loadModel,
+  AbortError, DisposedError, InvalidArgumentError, QueueChunk, QueueClient, QueueError, UnsupportedError, createQueueClient, loadModel,
 } from '../lib';
 import { AttemptReassembler } from '../lib/queue/reassemble';
 import { repoRoot } from './helpers';
@@ -59,9 +59,10 @@ async function startRedis(port: number): Promise<Proc> {
   return p;
 }
 
-async function startWorker(url: string, queue: string, id: string): Promise<Proc> {
+async function startWorker(url: string, queue: string, id: string, concurrency: number): Promise<Proc> {
   const p = new Proc(spawn(process.execPath, [cli, 'worker', '--redis', url, '--model', modelPath, '--queue', queue, '--id', id,
-    '--threads', '1', '--context', String(CONTEXT), '--lock-ms', '1500', '--stalled-ms', '500'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    '--threads', '1', '--context', String(CONTEXT), '--concurrency', String(concurrency), '--lock-ms', '1500', '--stalled-ms', '500'],
+  { stdio: ['ignore', 'pipe', 'pipe'] }));
   await p.waitFor(/ready on queue/);
   return p;
 }
@@ -102,7 +103,7 @@ describeRedis('queue workers across processes (real redis-server, chimera worker
     const port = await freePort();
     redis = await startRedis(port);
     url = `redis://127.0.0.1:${port}`;
-    workers.push(...(await Promise.all([startWorker(url, queue, 'w1'), startWorker(url, queue, 'w2')])));
+    workers.push(...(await Promise.all([startWorker(url, queue, 'w1', 1), startWorker(url, queue, 'w2', 2)])));
     client = createQueueClient({ connection: url, queue, pollMs: 200 });
   });
 
@@ -170,7 +171,8 @@ describeRedis('queue workers across processes (real redis-server, chimera worker
   });
 
   test('close() while a job waits for a worker rejects it with DisposedError (no hang, no open handles)', async () => {
-    const lonely = createQueueClient({ connection: url, queue: 'no-workers-here', pollMs: 100 });
+    // ioredis options instead of a URL.
+    const lonely = createQueueClient({ connection: { host: '127.0.0.1', port: Number(url.split(':')[2]) }, queue: 'no-workers-here', pollMs: 100 });
     const pending = lonely.complete('Once', { maxTokens: 4 });
     await new Promise((r) => setTimeout(r, 300));
     await lonely.close();
@@ -220,9 +222,16 @@ describeRedis('queue workers across processes (real redis-server, chimera worker
     expect(chunks.some((c) => c.restart)).toBe(false);
     expect(chunks.map((c) => c.text).join('')).toBe(ref.text);
     expect(chunks.flatMap((c) => c.tokens)).toEqual(ref.tokens);
-    // The killed worker never finished it.
+    // The killed worker never finished it; BullMQ completed it once, on the second start.
     const k = Number(killed?.slice(1)) - 1;
     expect(workers[k].out.slice(marks[k])).not.toMatch(/done/);
+    const q = new Queue(queue, { connection: { host: '127.0.0.1', port: Number(url.split(':')[2]) } });
+    const job = await q.getJob(result.job.id);
+    expect(await job?.getState()).toBe('completed');
+    expect(job?.attemptsStarted).toBe(2);
+    expect(job?.returnvalue.job).toEqual(result.job);
+    expect(job?.returnvalue.text).toBe(ref.text);
+    await q.close();
   });
 });
 
@@ -265,6 +274,7 @@ describe('chimera worker arguments', () => {
     [['--redis', 'redis://127.0.0.1:1', '--model', modelPath, '--concurrency', '0']],
     [['--redis', 'redis://127.0.0.1:1', '--model', modelPath, '--lock-ms', 'soon']],
     [['--redis', 'redis://127.0.0.1:1', '--model', modelPath, '--tree', 'chain-2']],
+    [['--redis', 'redis://127.0.0.1:1', '--model', modelPath, '--queue', 'a b']],
   ])('bad arguments %j print one line and exit 2', (args) => {
     const r = run(args);
     expect(r.status).toBe(2);
@@ -275,5 +285,18 @@ describe('chimera worker arguments', () => {
     const r = run(['--redis', 'redis://127.0.0.1:1', '--model', path.join(repoRoot, 'no-such-model.gguf')]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^chimera: E_NOT_FOUND: /);
+  });
+});
+
+describe('queue client without a Redis server', () => {
+  test('an unreachable Redis rejects the job with QueueError within enqueueTimeoutMs; close() then ends cleanly', async () => {
+    const port = await freePort();  // nothing listens there
+    const c = createQueueClient({ connection: `redis://127.0.0.1:${port}`, enqueueTimeoutMs: 500 });
+    const t = Date.now();
+    await expect(c.complete('Once', { maxTokens: 2 })).rejects.toThrow(QueueError);
+    expect(Date.now() - t).toBeLessThan(5000);
+    await c.close();
+    expect(() => createQueueClient({ connection: 'localhost:6379' })).toThrow(InvalidArgumentError);
+    expect(() => createQueueClient({ connection: `redis://127.0.0.1:${port}`, queue: 'a b' })).toThrow(InvalidArgumentError);
   });
 });

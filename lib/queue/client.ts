@@ -6,12 +6,12 @@ import { randomUUID } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
 import type IORedis from 'ioredis';
 import { ChatMessage } from '../chat';
-import { AbortError, DisposedError, InvalidArgumentError, QueueError } from '../errors';
+import { AbortError, DisposedError, QueueError } from '../errors';
 import { ChatOptions } from '../session';
 import { GenerateOptions, checkInteger, checkObject } from '../options';
 import {
-  DEFAULT_QUEUE, JobData, PROTOCOL_VERSION, QueueChatResult, QueueChunk, QueueCompletionResult, RedisConnection,
-  cancelKey, connect, decodeEntry, decodeError, streamKey, validateJobData,
+  JobData, PROTOCOL_VERSION, QueueChatResult, QueueChunk, QueueCompletionResult, RedisConnection,
+  cancelKey, checkQueueName, connect, decodeEntry, decodeError, streamKey, validateJobData,
 } from './protocol';
 import { AttemptReassembler } from './reassemble';
 
@@ -24,6 +24,8 @@ export interface QueueClientOptions {
   attempts?: number;
   /** How long one blocking read waits before the job's state is checked, in ms; default 1000. */
   pollMs?: number;
+  /** How long Redis may take to accept a job before generate() fails with QueueError, in ms; default 10000. */
+  enqueueTimeoutMs?: number;
 }
 
 export interface QueueClient {
@@ -50,12 +52,11 @@ function jobData(input: Input, options: ChatOptions | GenerateOptions): JobData 
 
 export function createQueueClient(options: QueueClientOptions): QueueClient {
   const o = checkObject('options', options) as unknown as QueueClientOptions;
-  const queueName = o.queue ?? DEFAULT_QUEUE;
-  if (typeof queueName !== 'string' || !/^[\w.-]+$/.test(queueName))
-    throw new InvalidArgumentError(`queue must be a name of letters, digits, '_', '.' or '-', got '${String(queueName)}'`);
+  const queueName = checkQueueName(o.queue);
   const attempts = checkInteger('attempts', o.attempts, 1, 100) ?? 3;
   const pollMs = checkInteger('pollMs', o.pollMs, 10, 60000) ?? 1000;
-  return new Client(connect(o.connection, false), queueName, attempts, pollMs);
+  const enqueueTimeoutMs = checkInteger('enqueueTimeoutMs', o.enqueueTimeoutMs, 1, 3600000) ?? 10000;
+  return new Client(connect(o.connection, false), queueName, attempts, pollMs, enqueueTimeoutMs);
 }
 
 class Client implements QueueClient {
@@ -64,7 +65,8 @@ class Client implements QueueClient {
   private closed = false;
 
   constructor(private readonly redis: IORedis, private readonly queueName: string,
-              private readonly attempts: number, private readonly pollMs: number) {
+              private readonly attempts: number, private readonly pollMs: number,
+              private readonly enqueueTimeoutMs: number) {
     this.queue = new Queue(queueName, { connection: redis });
     // Connection errors surface on the commands that fail; an unhandled 'error' event would crash.
     this.queue.on('error', () => undefined);
@@ -97,12 +99,22 @@ class Client implements QueueClient {
   private async *run(data: JobData, signal: AbortSignal | undefined): AsyncGenerator<QueueChunk, unknown, undefined> {
     if (signal?.aborted) throw new AbortError('aborted before the job was enqueued');
     const jobId = randomUUID();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.queue.add('generate', data, {
+      const added = this.queue.add('generate', data, {
         jobId, attempts: this.attempts, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 },
       });
+      // Redis out of reach would otherwise keep the job in ioredis's offline queue without end.
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not take the job within ${this.enqueueTimeoutMs} ms`)), this.enqueueTimeoutMs);
+      });
+      added.catch(() => undefined);
+      await Promise.race([added, late]);
     } catch (err) {
+      if (this.closed) throw new DisposedError('the queue client was closed while enqueueing a job');
       throw new QueueError(`cannot enqueue the job: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
     const reader = this.redis.duplicate({ maxRetriesPerRequest: null });
     reader.on('error', () => undefined);

@@ -58,6 +58,14 @@ export interface StreamEntry {
   data: unknown;
 }
 
+/** A queue name as both sides accept it (it becomes part of Redis keys). */
+export function checkQueueName(name: unknown): string {
+  const q = name ?? DEFAULT_QUEUE;
+  if (typeof q !== 'string' || !/^[\w.-]{1,200}$/.test(q))
+    throw new InvalidArgumentError(`queue must be a name of letters, digits, '_', '.' or '-', got '${String(q)}'`);
+  return q;
+}
+
 /** The Redis key of a job's output stream (outside BullMQ's own key space). */
 export function streamKey(queue: string, jobId: string): string {
   return `chimera:stream:${queue}:${jobId}`;

@@ -11,7 +11,7 @@ import type { Model } from '../model';
 import type { SessionOptions } from '../options';
 import type { Session } from '../session';
 import {
-  DEFAULT_QUEUE, JobData, QueueJobInfo, RedisConnection, cancelKey, connect, encodeError, streamKey, validateJobData,
+  JobData, QueueJobInfo, RedisConnection, cancelKey, checkQueueName, connect, encodeError, streamKey, validateJobData,
 } from './protocol';
 import { JobStream } from './jobStream';
 
@@ -53,6 +53,7 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
   const lockDuration = options.lockDurationMs ?? 30000;
   if (!Number.isInteger(lockDuration) || lockDuration < 100)
     throw new InvalidArgumentError(`lockDurationMs must be an integer of at least 100, got ${String(lockDuration)}`);
+  checkQueueName(options.queue);
   const sessions = Array.from({ length: concurrency }, () => options.model.createSession(options.session ?? {}));
   return new QueueWorkerImpl(options, sessions, lockDuration);
 }
@@ -67,7 +68,7 @@ class QueueWorkerImpl implements QueueWorker {
 
   constructor(o: QueueWorkerOptions, private readonly free: Session[], lockDuration: number) {
     this.id = o.id ?? `${os.hostname()}:${process.pid}`;
-    this.queueName = o.queue ?? DEFAULT_QUEUE;
+    this.queueName = checkQueueName(o.queue);
     this.log = o.log ?? (() => undefined);
     this.redis = connect(o.connection, true);
     this.redis.on('error', (err) => this.log(`redis: ${err.message}`));
