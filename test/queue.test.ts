@@ -180,7 +180,7 @@ describeRedis('queue workers across processes (real redis-server, chimera worker
     expect(() => lonely.generate('Once')).toThrow(DisposedError);
   });
 
-  test('signal: a running job stops on its worker and resolves aborted; a waiting one is removed (AbortError)', async () => {
+  test('signal: a running job stops on its worker and resolves aborted; a waiting one is removed (AbortError); break cancels', async () => {
     const ac = new AbortController();
     const { chunks, result } = await collect(client.generate('Once upon a time', { maxTokens: 3000, temperature: 0, signal: ac.signal }),
       () => ac.abort());
@@ -188,6 +188,20 @@ describeRedis('queue workers across processes (real redis-server, chimera worker
     expect(result.stopReason).toBe('abort');
     expect(result.tokens.length).toBeLessThan(3000);
     expect(chunks.map((c) => c.text).join('')).toBe(result.text);
+    // Leaving the loop early cancels the job too: its worker stops it.
+    let jobId: string | undefined;
+    const marks = workers.map((w) => w.out.length);
+    for await (const _ of client.generate('Once upon a time', { maxTokens: 3000, temperature: 0 })) break;
+    const q0 = new Queue(queue, { connection: { host: '127.0.0.1', port: Number(url.split(':')[2]) } });
+    const end = Date.now() + 10000;
+    while (!jobId && Date.now() < end) {
+      jobId = workers.map((w, k) => /job (\S+) done \(attempt 1, (\d+) tokens/.exec(w.out.slice(marks[k]))).find((m) => m)?.[1];
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const stopped = await q0.getJob(String(jobId));
+    expect(stopped?.returnvalue.aborted).toBe(true);
+    expect(stopped?.returnvalue.tokens.length).toBeLessThan(3000);
+    await q0.close();
     const lonely = createQueueClient({ connection: url, queue: 'no-workers-either', pollMs: 100 });
     const ac2 = new AbortController();
     const pending = lonely.complete('Once', { maxTokens: 4, signal: ac2.signal });

@@ -120,15 +120,21 @@ class Client implements QueueClient {
     reader.on('error', () => undefined);
     this.readers.add(reader);
     const key = streamKey(this.queueName, jobId);
+    let ended = false;
     try {
-      return yield* this.follow(reader, key, jobId, signal);
+      const result = yield* this.follow(reader, key, jobId, signal);
+      ended = true;
+      return result;
     } catch (err) {
+      ended = true;
       // Whatever a command was doing when close() cut the connections.
       if (this.closed && !(err instanceof DisposedError)) throw new DisposedError('the queue client was closed while waiting for a job');
       throw err;
     } finally {
       this.readers.delete(reader);
       reader.disconnect();
+      // The consumer left the loop early (break, return): the job is not wanted any more.
+      if (!ended && !this.closed) void this.cancel(jobId).catch(() => undefined);
     }
   }
 
