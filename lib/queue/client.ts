@@ -3,7 +3,7 @@
 // Redis stream. A job retried after a worker died is reassembled into one clean stream and exactly one
 // result (reassemble.ts).
 import { randomUUID } from 'node:crypto';
-import { Job, Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
 import { ChatMessage } from '../chat';
 import { AbortError, DisposedError, QueueError } from '../errors';
@@ -11,7 +11,7 @@ import { ChatOptions } from '../session';
 import { GenerateOptions, checkInteger, checkObject } from '../options';
 import {
   JobData, PROTOCOL_VERSION, QueueChatResult, QueueChunk, QueueCompletionResult, RedisConnection,
-  cancelKey, checkQueueName, connect, decodeEntry, decodeError, streamKey, validateJobData,
+  bullmq, cancelKey, checkQueueName, connect, decodeEntry, decodeError, streamKey, validateJobData,
 } from './protocol';
 import { AttemptReassembler } from './reassemble';
 
@@ -67,7 +67,7 @@ class Client implements QueueClient {
   constructor(private readonly redis: IORedis, private readonly queueName: string,
               private readonly attempts: number, private readonly pollMs: number,
               private readonly enqueueTimeoutMs: number) {
-    this.queue = new Queue(queueName, { connection: redis });
+    this.queue = new (bullmq().Queue)(queueName, { connection: redis });
     // Connection errors surface on the commands that fail; an unhandled 'error' event would crash.
     this.queue.on('error', () => undefined);
     redis.on('error', () => undefined);
@@ -189,7 +189,7 @@ class Client implements QueueClient {
 
   /** After a read with nothing new: a job that failed or vanished will write nothing more. */
   private async checkAlive(jobId: string, reader: IORedis, key: string, last: string): Promise<void> {
-    const job = await Job.fromId(this.queue, jobId);
+    const job = await bullmq().Job.fromId(this.queue, jobId);
     const state = job ? await job.getState() : 'missing';
     if (state !== 'failed' && state !== 'missing' && state !== 'unknown') return;
     // The last entries may have landed just after the read: the caller reads again if so.
@@ -202,7 +202,7 @@ class Client implements QueueClient {
   /** Asks the worker to stop the job; true when no worker had it yet and it was removed. */
   private async cancel(jobId: string): Promise<boolean> {
     await this.redis.set(cancelKey(this.queueName, jobId), '1', 'EX', 3600).catch(() => undefined);
-    const job = await Job.fromId(this.queue, jobId).catch(() => undefined);
+    const job = await bullmq().Job.fromId(this.queue, jobId).catch(() => undefined);
     // Only a job no worker holds can be removed (remove() refuses a locked one).
     return job ? job.remove().then(() => true, () => false) : false;
   }

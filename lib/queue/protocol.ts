@@ -1,7 +1,8 @@
 // The wire protocol between queue clients and `chimera worker` processes: what a BullMQ job carries,
 // the per-job Redis stream its output is written to (one entry per chunk, each tagged with the attempt
 // that wrote it), the result's job metadata, and Redis connection options. Both sides validate here.
-import IORedis, { RedisOptions } from 'ioredis';
+import type IORedis from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { ChatMessage, checkMessages } from '../chat';
 import { ChimeraError, InvalidArgumentError, QueueError, fromNative } from '../errors';
 import { GenerateOptions, checkObject, validateGenerateOptions } from '../options';
@@ -131,6 +132,18 @@ export function decodeError(data: unknown): ChimeraError {
   return new QueueError(`the worker failed: ${typeof message === 'string' ? message : JSON.stringify(data)}`);
 }
 
+/**
+ * bullmq and ioredis, loaded on first use: requiring them takes about 140 ms, which every other user
+ * of the library (and every CLI command) would otherwise pay.
+ */
+export function bullmq(): typeof import('bullmq') {
+  return require('bullmq') as typeof import('bullmq');
+}
+
+function ioredis(): typeof IORedis {
+  return (require('ioredis') as typeof import('ioredis')).default;
+}
+
 /** 'redis://host:port' or ioredis options. */
 export type RedisConnection = string | RedisOptions;
 
@@ -143,9 +156,9 @@ export function connect(connection: RedisConnection, blocking: boolean): IORedis
   if (typeof connection === 'string') {
     if (!/^rediss?:\/\//.test(connection))
       throw new InvalidArgumentError(`connection must be a redis:// or rediss:// URL or ioredis options, got '${connection}'`);
-    return new IORedis(connection, extra);
+    return new (ioredis())(connection, extra);
   }
   if (connection === null || typeof connection !== 'object')
     throw new InvalidArgumentError('connection must be a redis:// URL or ioredis options');
-  return new IORedis({ ...connection, ...extra });
+  return new (ioredis())({ ...connection, ...extra });
 }

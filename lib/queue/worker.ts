@@ -4,14 +4,14 @@
 // attempt's output (reassemble.ts). Input errors fail the job at once (no retry) with a typed error in
 // the stream; anything else (Redis trouble) is retried up to the job's attempts.
 import * as os from 'node:os';
-import { Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import type IORedis from 'ioredis';
 import { ChimeraError, InvalidArgumentError } from '../errors';
 import type { Model } from '../model';
 import type { SessionOptions } from '../options';
 import type { Session } from '../session';
 import {
-  JobData, QueueJobInfo, RedisConnection, cancelKey, checkQueueName, connect, encodeError, streamKey, validateJobData,
+  JobData, QueueJobInfo, RedisConnection, bullmq, cancelKey, checkQueueName, connect, encodeError, streamKey, validateJobData,
 } from './protocol';
 import { JobStream } from './jobStream';
 
@@ -72,7 +72,7 @@ class QueueWorkerImpl implements QueueWorker {
     this.log = o.log ?? (() => undefined);
     this.redis = connect(o.connection, true);
     this.redis.on('error', (err) => this.log(`redis: ${err.message}`));
-    this.worker = new Worker(this.queueName, (job) => this.process(job), {
+    this.worker = new (bullmq().Worker)(this.queueName, (job) => this.process(job), {
       connection: this.redis,
       concurrency: free.length,
       lockDuration,
@@ -155,6 +155,6 @@ class QueueWorkerImpl implements QueueWorker {
     const e = encodeError(err);
     this.log(`job ${job.id} failed (attempt ${attempt}): ${e.code}: ${e.message}`);
     await out.write('error', e);
-    throw new UnrecoverableError(`${e.code}: ${e.message}`);
+    throw new (bullmq().UnrecoverableError)(`${e.code}: ${e.message}`);
   }
 }
