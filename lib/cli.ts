@@ -10,6 +10,8 @@ import { readDraftMetadata } from './draft';
 import { runDemo, formatDemo } from './demo';
 import { loadModel, ModelInfo } from './model';
 import { runServe } from './server/run';
+import { checkQueueName } from './queue/protocol';
+import { runWorkerCommand } from './queue/workerCli';
 import {
   trainBase, TrainBaseOptions, trainDraft, TrainDraftOptions, validateTrainBaseOptions, validateTrainDraftOptions,
 } from './train';
@@ -140,6 +142,23 @@ const serveFlags: Flags = {
   help: common.help,
 };
 
+const workerFlags: Flags = {
+  redis: { type: 'string', meta: 'redis://HOST:PORT', required: true },
+  model: { type: 'string', meta: 'FILE', required: true },
+  tokenizer: { type: 'string', meta: 'FILE' },
+  draft: { type: 'string', meta: 'FILE' },
+  tree: { type: 'string', meta: 'auto|chimera-25|chain-N|JSON' },
+  lookup: { type: 'boolean' },
+  queue: { type: 'string', meta: 'NAME' },
+  concurrency: { type: 'string', meta: 'N' },
+  threads: threadsFlag,
+  context: { type: 'string', meta: 'N' },
+  id: { type: 'string', meta: 'NAME' },
+  'lock-ms': { type: 'string', meta: 'MS' },
+  'stalled-ms': { type: 'string', meta: 'MS' },
+  help: common.help,
+};
+
 const COMMANDS: [string, Flags, string?][] = [
   ['generate', generateFlags],
   ['chat', chatFlags, 'interactive: /reset starts over, /exit quits, Ctrl-C stops a reply'],
@@ -147,6 +166,7 @@ const COMMANDS: [string, Flags, string?][] = [
   ['info', infoFlags, 'at least one of --model and --draft'],
   ['train-draft', trainDraftFlags],
   ['train-base', trainBaseFlags],
+  ['worker', workerFlags, 'serves generation jobs from a BullMQ queue; SIGINT/SIGTERM finish the jobs held, then exit'],
   ['demo', demoFlags, 'stories260K text, then plain vs Chimera on it widened to the 1.1B shape (built once into --cache)'],
 ];
 
@@ -498,6 +518,29 @@ async function trainBaseCommand(argv: string[]): Promise<void> {
   process.stderr.write(`wrote ${opts.out} (held-out loss ${loss.toFixed(3)} nats/token)\n`);
 }
 
+async function worker(argv: string[]): Promise<void> {
+  const v = parse(argv, workerFlags) as Record<string, string | boolean | undefined>;
+  if (v.help) return void console.log(USAGE);
+  if (typeof v.redis !== 'string' || typeof v.model !== 'string') throw new UsageError('--redis and --model are required');
+  if (!/^rediss?:\/\//.test(v.redis)) throw new UsageError(`--redis expects redis://HOST:PORT, got '${v.redis}'`);
+  if (v.tree !== undefined && v.draft === undefined) throw new UsageError('--tree needs --draft');
+  const c = {
+    redis: v.redis, model: v.model, tokenizer: v.tokenizer as string | undefined, draft: v.draft as string | undefined,
+    tree: parseTree(v.tree), lookup: v.lookup === true, queue: v.queue as string | undefined,
+    concurrency: num('concurrency', v.concurrency, true), threads: num('threads', v.threads, true),
+    contextSize: num('context', v.context, true), id: v.id as string | undefined,
+    lockMs: num('lock-ms', v['lock-ms'], true), stalledMs: num('stalled-ms', v['stalled-ms'], true),
+  };
+  checkFlags(() => {
+    validateLoadOptions({ tokenizer: c.tokenizer, threads: c.threads });
+    validateSessionOptions({ contextSize: c.contextSize });
+    if (c.concurrency !== undefined && c.concurrency < 1) throw new InvalidArgumentError('--concurrency must be at least 1');
+    checkQueueName(c.queue);
+    if (c.lockMs !== undefined && c.lockMs < 100) throw new InvalidArgumentError('--lock-ms must be at least 100');
+  });
+  await runWorkerCommand(c);
+}
+
 async function demo(argv: string[]): Promise<void> {
   const v = parse(argv, demoFlags) as Record<string, unknown>;
   if (v.help) return void console.log(USAGE);
@@ -530,6 +573,7 @@ async function main(argv: string[]): Promise<number> {
     else if (command === 'info') await info(rest);
     else if (command === 'train-draft') await trainDraftCommand(rest);
     else if (command === 'train-base') await trainBaseCommand(rest);
+    else if (command === 'worker') await worker(rest);
     else if (command === 'demo') await demo(rest);
     else if (command === undefined || command === '--help' || command === '-h') console.log(USAGE);
     else throw new UsageError(`unknown command '${command}'`);

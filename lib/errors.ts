@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'E_CUDA'
   | 'E_NUMERIC'
   | 'E_NO_BINARY'
+  | 'E_QUEUE'
   | 'E_INTERNAL';
 
 export class ChimeraError extends Error {
@@ -79,6 +80,13 @@ export class NumericError extends ChimeraError {
 export class NoBinaryError extends ChimeraError {
   constructor(message: string, cause?: unknown) { super('E_NO_BINARY', message, { cause }); }
 }
+/**
+ * A queued job (createQueueClient) ended without a result from the model: Redis was unreachable, the
+ * job was removed, or no worker finished it (every attempt died or stalled).
+ */
+export class QueueError extends ChimeraError {
+  constructor(message: string) { super('E_QUEUE', message); }
+}
 export class InternalError extends ChimeraError {
   constructor(message: string) { super('E_INTERNAL', message); }
 }
@@ -97,6 +105,7 @@ const byCode: Record<string, new (message: string) => ChimeraError> = {
   E_OOM: OutOfMemoryError,
   E_CUDA: CudaError,
   E_NUMERIC: NumericError,
+  E_QUEUE: QueueError,
   E_INTERNAL: InternalError,
 };
 

@@ -15,3 +15,8 @@ export { trainBase, trainDraft } from './train';
 export { cudaStatus } from './gpu';
 export type { CudaStatus } from './gpu';
 export type { BaseTrainProgress, TrainBaseOptions, TrainDraftOptions, TrainProgress } from './train';
+export { createQueueClient } from './queue/client';
+export type { QueueClient, QueueClientOptions } from './queue/client';
+export { startQueueWorker } from './queue/worker';
+export type { QueueWorker, QueueWorkerOptions } from './queue/worker';
+export type { QueueChatResult, QueueChunk, QueueCompletionResult, QueueJobInfo } from './queue/protocol';
