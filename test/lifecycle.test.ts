@@ -30,7 +30,7 @@ test('an AbortSignal stops generation within a step and resolves with what was g
   // The session stays usable and its history holds exactly what was generated.
   const hist = s.tokens;
   expect(hist.slice(hist.length - step.value.tokens.length)).toEqual(step.value.tokens);
-  const again = await s.complete(' more', { temperature: 0, maxTokens: 3 });
+  const again = await s.complete(' more', { temperature: 0, maxTokens: 3, stopOnEos: false });
   expect(again.tokens).toHaveLength(3);
   s.dispose();
 });
