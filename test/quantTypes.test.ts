@@ -8,14 +8,20 @@
 // agree within 0.08 (1e-4 for F32), chimera's argmax equals llama.cpp's token at every step whose top-2
 // gap exceeds twice that, and free-running greedy decoding gives llama.cpp's tokens up to the first step
 // without such a gap. Weights have std 0.06 (~1/sqrt(width)): larger weights amplify each flip through
-// the layers. Also: speculative greedy == plain greedy on a Q4_K_M model with a Q4_K draft, and a clear
-// error for shapes the block types cannot hold.
+// the layers. The same check runs for llama3, qwen2, qwen3 and phi3 models in Q4_K_M. Also: speculative
+// greedy == plain greedy on a Q4_K_M model with a Q4_K draft, and a clear error for shapes the block
+// types cannot hold.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel, type Model } from '../lib';
 import { repoRoot, tempDir } from './helpers';
 
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const archWriters = require(path.join(repoRoot, 'tools', 'writers', 'arch-model.js')) as {
+  makeArchModel(name: string, o: Record<string, unknown>): unknown;
+  writeArchGguf(file: string, m: unknown, dtype: string): string;
+};
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const tiny = require(path.join(repoRoot, 'tools', 'writers', 'tiny-model.js')) as {
   makeTinyModel(o: Record<string, unknown>): unknown;
@@ -153,6 +159,25 @@ describe('Q4_0 and k-quant GGUFs', () => {
       }
     }
   }, 300_000);
+
+  test.each(['llama3', 'qwen2', 'qwen3', 'phi3'])('%s as Q4_K_M follows llama.cpp for 64 greedy steps', async (name) => {
+    // Untied output: a tiny tied qwen2 repeats its input token, which would prove little.
+    const m = archWriters.makeArchModel(name, { seed: 12, C: 256, L: 2, NH: 4, NKV: 2, HD: 512, std: SHAPE.std,
+      outStd: SHAPE.std, tied: false });
+    const file = archWriters.writeArchGguf(path.join(dir, `${name}-Q4_K_M.gguf`), m, 'Q4_K_M');
+    const ref = llamaCppGreedy([file], PROMPT, STEPS)[file];
+    const model = await loadModel(file, { threads: 2 });
+    try {
+      expect(Object.keys(model.info.tensorTypes).sort()).toEqual(['Q4_K', 'Q6_K']);
+      const a = await compareWith(model, ref, DEFAULT_LOGP_TOL);
+      expect(new Set(ref.tokens).size).toBeGreaterThan(8);
+      expect({ name, worstWithinTol: a.worstLogp <= DEFAULT_LOGP_TOL, clearMismatches: a.clearMismatches, freeRun: a.freeRunMatches })
+        .toEqual({ name, worstWithinTol: true, clearMismatches: [], freeRun: true });
+      expect(a.clearSteps).toBeGreaterThanOrEqual(24);
+    } finally {
+      model.dispose();
+    }
+  }, 120_000);
 
   test('a Q4_K_M model and a Q4_K draft: speculative greedy equals plain greedy, with tree steps run', async () => {
     const model = await loadModel(files.Q4_K_M, { threads: 2 });

@@ -8,7 +8,8 @@
 //     m.config      { C, L, NH, NKV, HS, HD, V, maxContext, rmsEps, ropeTheta, tied, ropeScaling }
 //     m.tensors     [{ gguf, hf, shape, matrix, data }] in GGUF file order; data is a LazyTensor or a
 //                   Float32Array (rope_freqs). hf is null for tensors transformers does not store.
-//   writeArchGguf(file, m, dtype)    matrices as F32 | F16 | Q8_0; vectors F32 (as the converters do)
+//   writeArchGguf(file, m, dtype)    matrices as F32 | F16 | Q8_0 | ... or a mix (Q4_K_M, quant-mix.js);
+//                                    vectors F32 (as the converters do)
 //   writeArchHf(dir, m, dtype)       F32 | F16 | BF16; llama Q/K rows permuted to the half-split layout
 //
 // Per architecture (what llama.cpp's converter writes, and what the HF checkpoint has):
@@ -27,6 +28,7 @@ const { writeGGUF } = require('./gguf');
 const { writeHF, makeTokenizerJson } = require('./hf');
 const { LazyTensor, halfSplitOrder } = require('./tiny-model');
 const { buildVocab } = require('./tiny-vocab');
+const { MIXES, mixType } = require('./quant-mix');
 
 const ARCHS = ['llama', 'llama3', 'qwen2', 'qwen3', 'phi3'];
 
@@ -148,7 +150,9 @@ function archMetadata(m) {
 // GGUF `llama` rotates adjacent pairs, so its Q/K rows are the HF rows permuted; the GGUF rows are the
 // ones generated here, and the HF writer applies the inverse (halfSplitOrder).
 function writeArchGguf(file, m, dtype = 'F32') {
-  const tensors = m.tensors.map((t) => ({ name: t.gguf, shape: t.shape, dtype: t.matrix ? dtype : 'F32', data: t.data }));
+  // A llama-quantize mix name (Q4_K_M, ...) picks each matrix's type (shape is [rows, cols]).
+  const typeOf = MIXES[dtype] ? (t) => mixType(dtype, t.gguf, t.shape[1], m.config.L) : () => dtype;
+  const tensors = m.tensors.map((t) => ({ name: t.gguf, shape: t.shape, dtype: t.matrix ? typeOf(t) : 'F32', data: t.data }));
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeGGUF(file, { metadata: archMetadata(m), tensors });
   return file;
