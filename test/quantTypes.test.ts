@@ -131,6 +131,16 @@ async function compareWith(model: Model, ref: Reference, tol: number): Promise<A
   return a;
 }
 
+// The assertions of both llama.cpp comparisons: within tol, no argmax mismatch at a clear gap, the same
+// free-running prefix, and enough clear steps (on a model that is not stuck on one token) to prove it.
+async function expectFollows(label: string, model: Model, ref: Reference, tol: number): Promise<void> {
+  const a = await compareWith(model, ref, tol);
+  expect(new Set(ref.tokens).size).toBeGreaterThan(8);
+  expect({ label, worstWithinTol: a.worstLogp <= tol, clearMismatches: a.clearMismatches, freeRun: a.freeRunMatches })
+    .toEqual({ label, worstWithinTol: true, clearMismatches: [], freeRun: true });
+  expect(a.clearSteps).toBeGreaterThanOrEqual(24);
+}
+
 describe('Q4_0 and k-quant GGUFs', () => {
   test('each mix loads with the types llama-quantize would give it', async () => {
     for (const mix of MIXES) {
@@ -148,12 +158,7 @@ describe('Q4_0 and k-quant GGUFs', () => {
     for (const mix of MIXES) {
       const model = await loadModel(files[mix], { threads: 2 });
       try {
-        const tol = LOGP_TOL[mix] ?? DEFAULT_LOGP_TOL;
-        const a = await compareWith(model, ref[files[mix]], tol);
-        expect(new Set(ref[files[mix]].tokens).size).toBeGreaterThan(8);  // a model stuck on one token proves little
-        expect({ mix, worstWithinTol: a.worstLogp <= tol, clearMismatches: a.clearMismatches, freeRun: a.freeRunMatches })
-          .toEqual({ mix, worstWithinTol: true, clearMismatches: [], freeRun: true });
-        expect(a.clearSteps).toBeGreaterThanOrEqual(24);
+        await expectFollows(mix, model, ref[files[mix]], LOGP_TOL[mix] ?? DEFAULT_LOGP_TOL);
       } finally {
         model.dispose();
       }
@@ -169,11 +174,7 @@ describe('Q4_0 and k-quant GGUFs', () => {
     const model = await loadModel(file, { threads: 2 });
     try {
       expect(Object.keys(model.info.tensorTypes).sort()).toEqual(['Q4_K', 'Q6_K']);
-      const a = await compareWith(model, ref, DEFAULT_LOGP_TOL);
-      expect(new Set(ref.tokens).size).toBeGreaterThan(8);
-      expect({ name, worstWithinTol: a.worstLogp <= DEFAULT_LOGP_TOL, clearMismatches: a.clearMismatches, freeRun: a.freeRunMatches })
-        .toEqual({ name, worstWithinTol: true, clearMismatches: [], freeRun: true });
-      expect(a.clearSteps).toBeGreaterThanOrEqual(24);
+      await expectFollows(name, model, ref, DEFAULT_LOGP_TOL);
     } finally {
       model.dispose();
     }

@@ -24,17 +24,6 @@ inline ArchShape arch_shape(const std::string& arch) {
   return s;
 }
 
-inline std::vector<std::string> arch_vocab() {
-  std::vector<std::string> p = {"<unk>", "<s>", "</s>"};
-  char buf[8];
-  for (int i = 0; i < 256; i++) {
-    std::snprintf(buf, sizeof buf, "<0x%02X>", i);
-    p.push_back(buf);
-  }
-  for (const char* s : {"\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab"}) p.push_back(s);
-  return p;
-}
-
 inline void arch_metadata(GgufBuilder& g, const std::string& gguf_arch, const ArchShape& s, float theta) {
   const std::string a = gguf_arch + ".";
   g.kv_string("general.architecture", gguf_arch);
@@ -48,7 +37,7 @@ inline void arch_metadata(GgufBuilder& g, const std::string& gguf_arch, const Ar
   g.kv_f32(a + "rope.freq_base", theta);
   g.kv_u32(a + "context_length", 256);
   g.kv_f32(a + "attention.layer_norm_rms_epsilon", 1e-5f);
-  const std::vector<std::string> pieces = arch_vocab();
+  const std::vector<std::string> pieces = test::tiny_sentencepiece_pieces();
   const int V = (int)pieces.size();
   g.kv_string("tokenizer.ggml.model", "llama");
   g.kv_strings("tokenizer.ggml.tokens", pieces);

@@ -3,6 +3,7 @@
 // places. Also a reference Q8_0 quantizer (ggml's quantize_row_q8_0_ref).
 #pragma once
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -123,6 +124,19 @@ inline std::vector<uint8_t> encode_floats(uint32_t type, const std::vector<float
     }
   }
   return out;
+}
+
+// The smallest SentencePiece vocabulary the loaders accept: <unk> <s> </s>, the 256 byte tokens, then
+// "▁", "a", "b", "▁a", "ab".
+inline std::vector<std::string> tiny_sentencepiece_pieces() {
+  std::vector<std::string> p = {"<unk>", "<s>", "</s>"};
+  char buf[8];
+  for (int i = 0; i < 256; i++) {
+    std::snprintf(buf, sizeof buf, "<0x%02X>", i);
+    p.push_back(buf);
+  }
+  for (const char* s : {"\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab"}) p.push_back(s);
+  return p;
 }
 
 }  // namespace test

@@ -254,16 +254,6 @@ namespace {
 
 constexpr int kC = 32, kL = 2, kNH = 4, kNKV = 2, kHD = 64;
 
-std::vector<std::string> tiny_pieces() {
-  std::vector<std::string> p = {"<unk>", "<s>", "</s>"};
-  char buf[8];
-  for (int i = 0; i < 256; i++) {
-    std::snprintf(buf, sizeof buf, "<0x%02X>", i);
-    p.push_back(buf);
-  }
-  for (const char* s : {"\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab"}) p.push_back(s);
-  return p;
-}
 
 struct TinyGguf {
   std::vector<uint8_t> bytes;
@@ -274,7 +264,7 @@ TinyGguf make_tiny_gguf(uint32_t type, bool tied, uint64_t alignment, uint32_t v
   test::GgufBuilder g;
   g.version = version;
   g.alignment = alignment;
-  const std::vector<std::string> pieces = tiny_pieces();
+  const std::vector<std::string> pieces = test::tiny_sentencepiece_pieces();
   const int V = (int)pieces.size();
   g.kv_string("general.architecture", "llama");
   if (alignment != 32) g.kv_u32("general.alignment", (uint32_t)alignment);

@@ -51,9 +51,8 @@ struct Q8Activations {
   const int32_t* sum = nullptr;   // (T, K / 32) each block's sum of q (the VNNI kernels' offset)
   const float* d256 = nullptr;    // (T, K / 256) Q8_K: the scale of each 256 values
   const int16_t* bsum16 = nullptr;  // (T, K / 16) Q8_K: each 16 values' sum of q
-  const int16_t* bsum32 = nullptr;  // (T, K / 32) Q8_K: each 32 values' sum of q
   // The same sums times their 256-block's scale, as floats: the x side of the k-quants' mins and offsets.
-  const float* xsum32 = nullptr;    // (T, K / 32) d256 * bsum32
+  const float* xsum32 = nullptr;    // (T, K / 32) d256 * (the sum of q over each 32)
   const float* xsum16 = nullptr;    // (T, K / 16) d256 * bsum16
 };
 // Whether matmul_rows(path, .., W, ..) multiplies x quantised to Q8 blocks; a caller that splits one
@@ -80,9 +79,8 @@ void quantize_q8_activations(const float* x, int T, int64_t K, int8_t* q, float*
 Q8Activations quantize_q8_activations(const float* x, int T, int64_t K);
 // x (T, K) -> Q8_K as ggml makes it: per 256 elements the value of largest magnitude m maps to -127,
 // d = -m / 127 (d256, T x K/256, may be negative), q = round(x / d) (q, T x K)
-// and the sum of q over each 16 (bsum16, T x K/16) and each 32 (bsum32, T x K/32). K must be a multiple of 256.
-void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16,
-                              int16_t* bsum32);
+// and the sum of q over each 16 (bsum16, T x K/16). K must be a multiple of 256.
+void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16);
 Q8Activations quantize_q8k_activations(const float* x, int T, int64_t K);
 // Dot product of an F32 vector with n elements of a weight row (any dtype).
 float dot_row(KernelPath path, const float* x, const TensorView& W, int64_t row, int64_t n);

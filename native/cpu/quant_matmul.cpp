@@ -116,7 +116,7 @@ void matmul_low_bit_rows(KernelPath path, float* out, const TensorView& W, int T
   CHIMERA_CHECK(dtype_is_low_bit(W.dtype) && K % block == 0, ErrorCode::Tensor, dtype_name(W.dtype),
                 " matrix with ", K, " columns (not a multiple of ", block, ")");
   const bool k_quant = block == kKBlockSize;
-  CHIMERA_CHECK(xq.q && (k_quant ? xq.d256 && xq.bsum16 && xq.bsum32 && xq.xsum16 && xq.xsum32 : xq.s != nullptr),
+  CHIMERA_CHECK(xq.q && (k_quant ? xq.d256 && xq.bsum16 && xq.xsum16 && xq.xsum32 : xq.s != nullptr),
                 ErrorCode::Internal,
                 "low-bit matmul without x quantised for ", dtype_name(W.dtype));
   const bool avx2 = uses_avx2_loops(path) && cpu_supports(KernelPath::Avx2);
@@ -166,37 +166,33 @@ void quantize_q8k_block_portable(const float* x, int8_t* q, float* d, int16_t* b
 
 }  // namespace inner
 
-void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16,
-                              int16_t* bsum32) {
+void quantize_q8k_activations(const float* x, int T, int64_t K, int8_t* q, float* d256, int16_t* bsum16) {
   CHIMERA_CHECK(K % kKBlockSize == 0, ErrorCode::Internal, "Q8_K activations of ", K, " columns");
   const bool avx2 = uses_avx2_loops(active_kernel_path()) && cpu_supports(KernelPath::Avx2);
   for (int64_t b = 0; b < (int64_t)T * (K / kKBlockSize); b++) {
     const float* xb = x + b * kKBlockSize;
     if (avx2) inner::quantize_q8k_block_avx2(xb, q + b * kKBlockSize, d256 + b, bsum16 + b * 16);
     else inner::quantize_q8k_block_portable(xb, q + b * kKBlockSize, d256 + b, bsum16 + b * 16);
-    for (int g = 0; g < 8; g++) bsum32[b * 8 + g] = (int16_t)(bsum16[b * 16 + 2 * g] + bsum16[b * 16 + 2 * g + 1]);
   }
 }
 
 Q8Activations quantize_q8k_activations(const float* x, int T, int64_t K) {
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> d;
-  thread_local std::vector<int16_t> bs, bs32;
+  thread_local std::vector<int16_t> bs;
   thread_local std::vector<float> xs16, xs32;
   q.resize((size_t)T * K);
   d.resize((size_t)T * K / kKBlockSize);
   bs.resize((size_t)T * K / 16);
-  bs32.resize((size_t)T * K / 32);
-  quantize_q8k_activations(x, T, K, q.data(), d.data(), bs.data(), bs32.data());
+  quantize_q8k_activations(x, T, K, q.data(), d.data(), bs.data());
   xs16.resize(bs.size());
-  xs32.resize(bs32.size());
+  xs32.resize(bs.size() / 2);
   for (size_t i = 0; i < bs.size(); i++) xs16[i] = d[i / 16] * (float)bs[i];
-  for (size_t i = 0; i < bs32.size(); i++) xs32[i] = d[i / 8] * (float)bs32[i];
+  for (size_t i = 0; i < xs32.size(); i++) xs32[i] = d[i / 8] * (float)(bs[2 * i] + bs[2 * i + 1]);
   Q8Activations a;
   a.q = q.data();
   a.d256 = d.data();
   a.bsum16 = bs.data();
-  a.bsum32 = bs32.data();
   a.xsum16 = xs16.data();
   a.xsum32 = xs32.data();
   return a;
