@@ -135,8 +135,11 @@ void Session::evaluate_pending(int rows_wanted) {
     const size_t out0 = rows_.empty() ? 0 : (size_t)(start + rows_[0] - first_wanted);
     float* hidden_all = spec_ && spec_->needs_hidden() ? hidden_cache_.data() : nullptr;  // rows [start, start + T)
     const auto t0 = std::chrono::steady_clock::now();
-    forward(model, be, ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C, hidden_all);
-    if (spec_) spec_->observe_forward(T, ms_since(t0));
+    const PassInfo pass =
+        runtime_->batcher().run(ws_, kv_, b, logits_.data() + out0 * V, hidden_.data() + out0 * C, hidden_all);
+    last_rows_ = T;
+    // A pass shared with other sessions says nothing about this session's own cost of T rows.
+    if (spec_ && pass.sequences == 1) spec_->observe_forward(T, ms_since(t0));
   }
 }
 
@@ -155,6 +158,7 @@ class InterruptScope {
 void Session::evaluate(const std::vector<int32_t>& tokens, int rows, std::vector<float>* logits,
                        std::vector<float>* hidden, const Interrupt& interrupt) {
   InterruptScope scope(interrupt_, &interrupt);
+  BatchScheduler::Membership member(runtime_->batcher());
   CHIMERA_CHECK(!tokens.empty(), ErrorCode::InvalidArg, "evaluate: no tokens");
   CHIMERA_CHECK(rows >= 0 && rows <= (int)tokens.size(), ErrorCode::InvalidArg, "evaluate: rows must be in 0..",
                 tokens.size());
@@ -181,6 +185,7 @@ GenerateResult Session::generate(const GenerateRequest& req, const ChunkSink& si
                                  const std::function<void()>& heartbeat) {
   const Interrupt interrupt{&abort, heartbeat};
   InterruptScope scope(interrupt_, &interrupt);
+  BatchScheduler::Membership member(runtime_->batcher());
   validate_sampling(req.sampling);
   CHIMERA_CHECK(req.max_tokens >= 0, ErrorCode::InvalidArg, "maxTokens must be >= 0, got ", req.max_tokens);
   const auto t_start = Clock::now();
@@ -267,11 +272,15 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   if (spec_) {
+    spec_->set_batch(batch_context());
     const int tree = spec_->choose(history_, kv_.size(), kv_.capacity());
     if (tree >= 0) {
       float* hidden = spec_->needs_hidden() ? hidden_cache_.data() : nullptr;
-      const BaseSide base{runtime_->model(), runtime_->backend(), ws_, kv_, hidden};
-      return spec_->step(tree, base, history_, sampling, rng, res.spec);
+      BatchScheduler& batcher = runtime_->batcher();
+      const BaseSide base{runtime_->model(), runtime_->backend(), ws_, kv_, hidden, &batcher};
+      std::vector<int32_t> out = spec_->step(tree, base, history_, sampling, rng, res.spec);
+      last_rows_ = spec_->last_rows();
+      return out;
     }
     // Plain step (chosen, or the tree no longer fits the context).
     evaluate_pending(1);
@@ -282,6 +291,16 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
   }
   evaluate_pending(1);
   return {sample_last(sampling, rng)};
+}
+
+BatchContext Session::batch_context() const {
+  const BatchScheduler& b = runtime_->batcher();
+  BatchContext c;
+  c.other_sessions = std::max(0, b.members() - 1);
+  if (c.other_sessions == 0) return c;
+  c.other_rows = std::max(c.other_sessions, b.last_pass_rows() - last_rows_);
+  c.pass_ms = [&b](int rows) { return b.pass_ms(rows); };
+  return c;
 }
 
 int32_t Session::sample_last(const SamplingParams& sampling, Rng& rng) {

@@ -45,4 +45,22 @@ void decoder_layer_forward(Backend& be, const LayerWeights& lw, const LayerShape
                            float* x, int T, const int32_t* pos, float* k_cache, float* v_cache, int n_past,
                            const uint8_t* mask, bool kv_cached = false, const DeviceSlots* slots = nullptr);
 
+// One sequence's rows [row0, row0 + T) of a multi-sequence batch, with its own cache (n_past slots
+// filled) and mask (T, n_past + T) or nullptr (causal).
+struct LayerSequence {
+  int row0 = 0, T = 0;
+  float* k_cache = nullptr;
+  float* v_cache = nullptr;
+  int n_past = 0;
+  const uint8_t* mask = nullptr;
+};
+
+// The layer over the rows of several sequences at once (continuous batching): the projections and the
+// FFN run once over all T rows (every op is row-wise, so each row equals what the sequence's own
+// forward gives, bit for bit), attention per sequence over its own cache. The new K/V go through the
+// scratch's k_new / v_new into each cache at its n_past. Host n_past (no DeviceSlots).
+void decoder_layer_forward_sequences(Backend& be, const LayerWeights& lw, const LayerShape& s,
+                                     const LayerScratch& scratch, float* x, int T, const int32_t* pos,
+                                     const LayerSequence* seqs, int n_seqs);
+
 }  // namespace chimera

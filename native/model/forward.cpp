@@ -30,9 +30,9 @@ Workspace::Workspace(Backend* backend, const ModelConfig& cfg, int max_T) : back
 
 Workspace::~Workspace() { backend_->free(block_); }
 
-static void check_batch(const Model& model, const Workspace& ws, const KVCache& kv, const Batch& b) {
+void check_batch(const Model& model, int max_T, const KVCache& kv, const Batch& b) {
   const ModelConfig& cfg = model.config;
-  CHIMERA_CHECK(b.T > 0 && b.T <= ws.max_T(), ErrorCode::InvalidArg, "batch of ", b.T, " tokens (max ", ws.max_T(), ")");
+  CHIMERA_CHECK(b.T > 0 && b.T <= max_T, ErrorCode::InvalidArg, "batch of ", b.T, " tokens (max ", max_T, ")");
   CHIMERA_CHECK(kv.size() + b.T <= kv.capacity(), ErrorCode::ContextFull, "context full: ", kv.size(), " + ", b.T,
                 " tokens exceed the context size ", kv.capacity());
   for (int i = 0; i < b.T; i++) {
@@ -124,7 +124,7 @@ void run_recorded(Backend& be, Workspace& ws, const Workspace::GraphKey& key, co
 
 void forward(const Model& model, Backend& be, Workspace& ws, KVCache& kv, const Batch& b, float* logits,
              float* hidden, float* hidden_all) {
-  check_batch(model, ws, kv, b);
+  check_batch(model, ws.max_T(), kv, b);
   const ModelConfig& cfg = model.config;
   const ModelWeights& w = model.weights;
   const int T = b.T, R = b.R, N = kv.size(), C = cfg.C;

@@ -70,4 +70,24 @@ class Workspace {
 void forward(const Model& model, Backend& backend, Workspace& ws, KVCache& kv, const Batch& batch, float* logits,
              float* hidden, float* hidden_all = nullptr);
 
+// Throws the error forward() would for this batch (at most max_T rows; ids, positions, rows, room).
+void check_batch(const Model& model, int max_T, const KVCache& kv, const Batch& batch);
+
+// One sequence's part of a multi-sequence forward: its cache, its batch, and where its outputs go
+// (forward()'s logits, hidden and hidden_all).
+struct SequenceForward {
+  KVCache* kv = nullptr;
+  Batch batch;
+  float* logits = nullptr;
+  float* hidden = nullptr;
+  float* hidden_all = nullptr;
+};
+
+// Runs the batches of several sequences as one forward pass over all their rows (continuous
+// batching): each sequence's outputs and cache equal what forward() gives it alone, bit for bit.
+// ws must hold the rows of all of them; logits_scratch (R_total, V) gathers the output rows. Host-memory
+// backends only.
+void forward_sequences(const Model& model, Backend& backend, Workspace& ws, std::vector<float>& logits_scratch,
+                       SequenceForward* seqs, int n_seqs);
+
 }  // namespace chimera

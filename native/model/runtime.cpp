@@ -31,6 +31,7 @@ std::shared_ptr<ModelRuntime> ModelRuntime::load(const std::string& path, const 
     rt->repacked_bytes_ = cpu.prepare_weights(rt->model_->weights);
     rt->uses_amx_ = cpu.uses_amx();
   }
+  rt->batcher_ = std::make_unique<BatchScheduler>(*rt->model_, *rt->backend_, opts.batch);
   return rt;
 }
 

@@ -7,6 +7,7 @@
 #include "backend/backend.h"
 #include "common/thread_pool.h"
 #include "cpu/cpu_backend.h"
+#include "model/batch_scheduler.h"
 #include "model/model.h"
 
 namespace chimera {
@@ -19,6 +20,7 @@ struct RuntimeOptions {
   int threads = 0;  // 0: the CPUs this process may use
   GpuMode gpu = GpuMode::Off;
   int gpu_device = 0;
+  BatchLimits batch;  // continuous batching of the sessions' forward passes
 };
 
 class ModelRuntime {
@@ -34,6 +36,8 @@ class ModelRuntime {
   size_t repacked_bytes() const { return repacked_bytes_; }
   // Whether CPU matmuls run on the AMX tile unit (CpuBackend::prepare_weights).
   bool uses_amx() const { return uses_amx_; }
+  // Where every session's forward passes go: concurrent sessions share passes (continuous batching).
+  BatchScheduler& batcher() const { return *batcher_; }
 
  private:
   std::unique_ptr<Model> model_;
@@ -41,6 +45,7 @@ class ModelRuntime {
   std::unique_ptr<CpuBackend> cpu_backend_;
   std::unique_ptr<Backend> gpu_backend_;
   Backend* backend_ = nullptr;
+  std::unique_ptr<BatchScheduler> batcher_;
   size_t repacked_bytes_ = 0;
   bool uses_amx_ = false;
 };

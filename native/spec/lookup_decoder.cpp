@@ -19,7 +19,8 @@ int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capaci
   const double c1 = costs_.estimate(1);
   const int cap = std::min(config_.max_nodes, capacity - m);
   built_ = false;
-  if (m < 1 || cap < 2 || !(c1 > 0)) return -1;  // nothing measured yet, or no room
+  const bool measured = batch_.batched() ? batch_.pass_ms(batch_.other_rows + 1) > 0 : c1 > 0;
+  if (m < 1 || cap < 2 || !measured) return -1;  // nothing measured yet, or no room
   if (skip_ > 0 && !config_.always) {
     skip_--;
     return -1;
@@ -28,11 +29,13 @@ int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capaci
   source_.sync(history);
   source_.build(history, cap, config_.max_depth, tree_);
   // The prefix of the candidates (best first: every prefix is a tree) with the best modelled rate.
+  // Inside a batch, the rate is the whole pass's (batch_context.h).
+  const bool batched = batch_.batched();
   int best_n = 1;
-  double best_rate = 1.0 / c1, expected = 1.0;
+  double best_rate = batched ? batch_.pass_rate(1, 1, 0) : 1.0 / c1, expected = 1.0;
   for (int n = 2; n <= tree_.size(); n++) {
     expected += tree_.p[(size_t)n - 1];
-    const double rate = expected / (costs_.estimate(n) + build_ms_);
+    const double rate = batched ? batch_.pass_rate(expected, n, build_ms_) : expected / (costs_.estimate(n) + build_ms_);
     if (rate > best_rate) {
       best_rate = rate;
       best_n = n;
@@ -58,6 +61,7 @@ int LookupDecoder::choose(const std::vector<int32_t>& history, int m, int capaci
 void LookupDecoder::plain_step_done(double ms) {
   // Plain steps after a build that chose plain count for lookup (their build was its cost); others
   // are plain decoding's rate.
+  if (batch_.batched()) return;  // the pass was shared: not this session's own rate
   if (built_) lookup_rate_.add(ms + last_build_ms_, 1);
   else plain_rate_.add(ms, 1);
 }
@@ -71,11 +75,15 @@ std::vector<int32_t> LookupDecoder::step(int, BaseSide base, const std::vector<i
   TreeAcceptance acc;
   std::vector<int32_t> out = step_.run(compiled_, base, history, sampling, rng, acc);
   const double ms = ms_since(t0);
-  costs_.observe(compiled_.size, ms);
-  // Realised: when lookup delivers fewer tokens per second than plain steps (the model misjudged:
-  // costs it does not see on a tiny model), back off like a plain decision.
-  lookup_rate_.add(ms + last_build_ms_, (double)out.size());
-  if (!config_.always && plain_rate_.known() && lookup_rate_.rate() < plain_rate_.rate()) {
+  // A pass shared with other sessions measures the batch, not this session's own costs and rates.
+  const bool alone = step_.last_pass().sequences == 1;
+  if (alone) {
+    costs_.observe(compiled_.size, ms);
+    // Realised: when lookup delivers fewer tokens per second than plain steps (the model misjudged:
+    // costs it does not see on a tiny model), back off like a plain decision.
+    lookup_rate_.add(ms + last_build_ms_, (double)out.size());
+  }
+  if (alone && !config_.always && plain_rate_.known() && lookup_rate_.rate() < plain_rate_.rate()) {
     backoff_ = std::min(kMaxSkip, std::max(1, 2 * backoff_));
     skip_ = backoff_;
   } else {

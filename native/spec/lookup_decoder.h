@@ -29,6 +29,7 @@ class LookupDecoder : public StepDecoder {
                             Rng& rng, SpeculativeStats& stats) override;
   void plain_step_done(double ms) override;
   void observe_forward(int T, double ms) override { costs_.observe(T, ms); }
+  int last_rows() const override { return compiled_.size; }
   void truncate(int) override {}  // the source follows the history it is given
 
  private:

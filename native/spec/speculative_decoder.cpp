@@ -72,10 +72,12 @@ void SpeculativeDecoder::refit() {
   }
   const double current_ms = verify_ms(cur.size) + draft_ms(cur.depth);
   per_token_ms_ = current_ms / cur_expected;
+  fitted_expected_ = cur_expected;
   if (fit.paths.empty()) return;  // no tree models faster than plain: the policy's measurements decide
   const double current_rate = cur_expected / current_ms;
   if (fit.expected_tokens / fit.step_ms < 1.02 * current_rate) return;
   per_token_ms_ = fit.step_ms / fit.expected_tokens;
+  fitted_expected_ = fit.expected_tokens;
   CompiledTree t = compile_tree(fit.paths, d.config.K, TreeFitter::kMaxRank, "auto");
   policy_->set_arm_shape(1, ArmShape{t.size, drafted_depth(t.depth, d)});
   spec_.set_tree(0, std::move(t));
@@ -96,10 +98,33 @@ int SpeculativeDecoder::choose(const std::vector<int32_t>&, int m, int capacity)
     observed_ = false;
     steps_since_fit_ = 0;
   }
-  const int arm = policy_ ? policy_->choose(spec_.pending_positions(m)) : 1;
-  plain_chosen_ = arm == 0;
+  batched_choice_ = policy_ && batch_.batched();
+  const int arm = batched_choice_ ? choose_in_batch() : policy_ ? policy_->choose(spec_.pending_positions(m)) : 1;
+  plain_chosen_ = arm == 0 && !batched_choice_;
   if (arm > 0 && m >= 1 && m + spec_.tree(arm - 1).size <= capacity) return arm - 1;
   return -1;
+}
+
+int SpeculativeDecoder::choose_in_batch() const {
+  // Arms are weighed by what they have delivered per step when running alone (the fitted tree: its
+  // modelled tokens per step), at the pass's measured cost with the other sessions' rows. No arm is
+  // explored here: an arm never measured alone stays out.
+  int best = 0;
+  double best_rate = batch_.pass_rate(1, 1, 0);
+  const double per_depth = policy_->draft_depth_estimate_ms();
+  const DraftModel& d = spec_.draft_state().draft();
+  for (int arm = 1; arm < policy_->n_arms(); arm++) {
+    const CompiledTree& t = spec_.tree(arm - 1);
+    double tokens = policy_->tokens_per_step(arm);
+    if (fitter_ && arm == 1 && fitted_expected_ > 0) tokens = fitted_expected_;
+    if (!(tokens > 1)) continue;
+    const double rate = batch_.pass_rate(tokens, t.size, per_depth * drafted_depth(t.depth, d));
+    if (rate > best_rate) {
+      best_rate = rate;
+      best = arm;
+    }
+  }
+  return best;
 }
 
 std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::vector<int32_t>& history,
@@ -112,7 +137,9 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
     fitter_->observe(spec_.last_guesses(), out);
     observed_ = true;
   }
-  if (policy_) {
+  // A step weighed inside a batch, or verified in a pass shared with other sessions, does not measure
+  // this session's own rates: the policy keeps the rates of running alone.
+  if (policy_ && !batched_choice_ && spec_.last_pass().sequences == 1) {
     const double sync_ms = stats.ms_sync - sync0;
     policy_->observe_sync((int)(stats.synced_positions - synced0), sync_ms);
     policy_->observe_forward(spec_.last_rows(), stats.ms_verify - verify0);

@@ -36,10 +36,13 @@ class SpeculativeDecoder : public StepDecoder {
   void plain_step_done(double ms) override;
   void observe_forward(int T, double ms) override;
   void truncate(int keep) override { spec_.draft_state().truncate(keep); }
+  int last_rows() const override { return spec_.last_rows(); }
 
  private:
   // tree: 'auto': fits the tree to what has been measured (a new tree when it models >= 2% faster).
   void refit();
+  // tree: 'auto' inside a batch: the arm (0 = plain) whose step gives the whole pass the best rate.
+  int choose_in_batch() const;
 
   Speculator spec_;
   std::unique_ptr<TreePolicy> policy_;  // tree: 'auto'
@@ -48,6 +51,8 @@ class SpeculativeDecoder : public StepDecoder {
   int steps_since_fit_ = 0;
   bool plain_chosen_ = false;           // the last choose() picked plain decoding by policy
   double per_token_ms_ = 0;             // the fitted tree's modelled time per token (lookup's gate)
+  double fitted_expected_ = 0;          // the fitted tree's modelled tokens per step (0: not fitted yet)
+  bool batched_choice_ = false;         // the last choose() weighed the arms inside a batch
 };
 
 }  // namespace chimera

@@ -37,9 +37,12 @@ class Speculator {
   }
   // Rows the last step verified (its tree, with any lookup nodes).
   int last_rows() const { return last_rows_; }
+  // The forward pass the last step's verification ran in.
+  const PassInfo& last_pass() const { return step_.last_pass(); }
   // The guesses of the last step, per drafted depth (best first).
   const std::vector<std::vector<int32_t>>& last_guesses() const { return topk_; }
   DraftState& draft_state() { return draft_; }
+  const DraftState& draft_state() const { return draft_; }
   // Lookup candidates in the same tree (lookup_source.h): after the draft fills its tree, lookup nodes
   // whose modelled acceptance is at least kMinLookupP join it (merged where they agree with the draft),
   // at most config.max_nodes of them.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sampling/sampler.h"
+#include "spec/batch_context.h"
 #include "spec/tree_step.h"
 
 namespace chimera {
@@ -72,6 +73,13 @@ class StepDecoder {
   virtual void observe_forward(int T, double ms) = 0;
   // The context was cut to `keep` positions.
   virtual void truncate(int keep) = 0;
+  // Rows the last speculative step verified.
+  virtual int last_rows() const = 0;
+  // What the next step shares its forward pass with (set before each choose).
+  void set_batch(BatchContext c) { batch_ = std::move(c); }
+
+ protected:
+  BatchContext batch_;
 };
 
 }  // namespace chimera

@@ -67,6 +67,8 @@ class TreePolicy {
   // Tokens per millisecond the arm has shown (0 before it was tried).
   double rate(int arm) const;
   int steps(int arm) const { return arms_[arm].n; }
+  // Tokens one step of the arm has delivered (weighted mean; 0 before it was tried).
+  double tokens_per_step(int arm) const { return arms_[arm].steps > 0 ? arms_[arm].tokens / arms_[arm].steps : 0.0; }
   // What one step of the arm is expected to take, in ms (measured or estimated; 0 when unknown).
   double estimated_step_ms(int arm) const;
   // The arm's tree changed shape (a fitted tree): its measured rate carries over, decaying as usual.

@@ -38,7 +38,7 @@ TreeAcceptance TreeStep::verify(const CompiledTree& tree, const BaseSide& base, 
   b.mask = mask_.data();
   b.out_rows = rows_.data();
   b.R = T;
-  forward(base.model, be, base.ws, base.kv, b, logits_.data(), nullptr, base.hidden);  // hidden rows m.. written
+  last_pass_ = base.forward(b, logits_.data(), nullptr, base.hidden);  // hidden rows m.. written
   if (plain_greedy(sampling) && !be.host_memory() && mode_ == VerifyMode::Exact) {
     // T ints cross to the host instead of T x V logits.
     argmax_.ensure(&be, (size_t)T);

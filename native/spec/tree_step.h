@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/batch_scheduler.h"
 #include "model/forward.h"
 #include "sampling/candidates.h"
 #include "spec/token_tree.h"
@@ -13,13 +14,22 @@
 namespace chimera {
 
 // The base model's side of a step: the model, its backend, and the session's workspace, KV cache and
-// final hidden states of cached positions (backend memory, rows of C; null when nothing needs them).
+// final hidden states of cached positions (backend memory, rows of C; null when nothing needs them),
+// and the scheduler its forward passes share with other sessions (null: they run alone).
 struct BaseSide {
   const Model& model;
   Backend& be;
   Workspace& ws;
   KVCache& kv;
   float* hidden;
+  BatchScheduler* batcher = nullptr;
+
+  // forward() of this side's sequence, through the scheduler when there is one.
+  PassInfo forward(const Batch& b, float* logits, float* hidden_out, float* hidden_all) const {
+    if (batcher) return batcher->run(ws, kv, b, logits, hidden_out, hidden_all);
+    chimera::forward(model, be, ws, kv, b, logits, hidden_out, hidden_all);
+    return PassInfo{1, b.T, 0};
+  }
 };
 
 class TreeStep {
@@ -33,6 +43,8 @@ class TreeStep {
   // accepted nodes.
   std::vector<int32_t> run(const CompiledTree& tree, const BaseSide& base, const std::vector<int32_t>& history,
                            const SamplingParams& sampling, Rng& rng, TreeAcceptance& acc);
+  // The forward pass the last verification ran in (shared with other sessions when batched).
+  const PassInfo& last_pass() const { return last_pass_; }
 
  private:
   TreeAcceptance verify(const CompiledTree& tree, const BaseSide& base, const std::vector<int32_t>& history,
@@ -47,6 +59,7 @@ class TreeStep {
   BackendArray<int32_t> argmax_;    // greedy on a device backend: each node's argmax (T)
   CandidateRows candidates_;        // sampling: each node's top-k candidates
   std::vector<int32_t> argmax_host_;
+  PassInfo last_pass_;
 };
 
 }  // namespace chimera
