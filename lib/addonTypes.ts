@@ -116,8 +116,28 @@ export interface NativeSession {
   dispose(): void;
 }
 
+/** Continuous batching of a model's sessions (model.batchStats()). */
+export interface BatchStats {
+  /** Forward passes run for the model's sessions. */
+  passes: number;
+  /** Passes that held two or more sessions' rows. */
+  batchedPasses: number;
+  /** Sessions' forwards run (each pass counts its sessions). */
+  sessionSteps: number;
+  /** Rows (tokens and tree nodes) run. */
+  rows: number;
+  /** The most sessions one pass has held. */
+  maxSessions: number;
+  /** Sessions generating now. */
+  activeSessions: number;
+  /** The bounds in force (loadModel's `batch`). */
+  maxBatchSessions: number;
+  maxBatchRows: number;
+}
+
 export interface NativeModel {
   info(): NativeModelInfo;
+  batchStats(): BatchStats;
   tokenize(text: string, addBos: boolean, atStart: boolean, special: boolean): Int32Array;
   detokenize(tokens: number[] | Int32Array, previous?: number): string;
   tokenText(tokens: number[] | Int32Array): string[];
@@ -180,7 +200,14 @@ export interface Binding {
   ): { promise: Promise<NativeDraft>; abort(): void };
   loadModel(
     path: string,
-    options: { tokenizer?: string; threads?: number; gpu?: 'auto' | 'cuda' | 'off'; checkTensors?: boolean },
+    options: {
+      tokenizer?: string;
+      threads?: number;
+      gpu?: 'auto' | 'cuda' | 'off';
+      checkTensors?: boolean;
+      batchMaxSessions?: number;
+      batchMaxRows?: number;
+    },
   ): Promise<NativeModel>;
   /** Whether a CUDA device is usable, and why not. */
   cudaStatus(): Promise<CudaStatus>;

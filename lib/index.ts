@@ -1,6 +1,7 @@
 // chimera-llm: LLaMA-family inference for Node.js.
 export { defaultDraftPath, defaultModelPath, loadModel, Model } from './model';
 export type { ModelInfo } from './model';
+export type { BatchStats } from './addonTypes';
 export { Session } from './session';
 export { Draft, readDraftMetadata } from './draft';
 export { LookupCache } from './lookup';

@@ -1,6 +1,6 @@
 // A loaded model: metadata, tokenizer and sessions. Loading runs natively off the JS thread.
 import * as nodePath from 'node:path';
-import type { NativeModel, NativeModelInfo } from './addonTypes';
+import type { BatchStats, NativeModel, NativeModelInfo } from './addonTypes';
 import { binding } from './binding';
 import { Draft, DraftDType, checkDraftDType } from './draft';
 import { LookupCache } from './lookup';
@@ -121,6 +121,14 @@ export class Model {
     return new Draft(await callNative(() => native.createDraft({ heads, width, headVocab, seed, dtype })));
   }
 
+  /**
+   * How continuous batching has gone: concurrent generations on this model's sessions share forward
+   * passes (see loadModel's `batch` option).
+   */
+  batchStats(): BatchStats {
+    return this.ensure().batchStats();
+  }
+
   /** @internal the native handle, for other modules of this package */
   nativeHandle(): NativeModel {
     return this.ensure();
@@ -170,6 +178,7 @@ export async function loadModel(path: string = defaultModelPath, options: LoadMo
   const gpu = opts.gpu === undefined ? 'auto' : opts.gpu === false ? 'off' : opts.gpu;
   const load = callNative(() => binding().loadModel(path, {
     tokenizer: opts.tokenizer, threads: opts.threads, gpu, checkTensors: opts.checkTensors,
+    batchMaxSessions: opts.batch?.maxSessions, batchMaxRows: opts.batch?.maxRows,
   }));
   if (!signal) return new Model(await load);
   // The native load cannot stop half way; an abort rejects now and frees the model when it arrives.

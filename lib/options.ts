@@ -21,6 +21,13 @@ export interface LoadModelOptions {
    * a NaN or infinity (a corrupt file, or F32 bytes labelled F16). Costs one pass over the weights.
    */
   checkTensors?: boolean;
+  /**
+   * Continuous batching: concurrent generate/complete calls on sessions of this model share forward
+   * passes, so the weights are read once per step for all of them. Output is identical to running each
+   * alone. `maxSessions` bounds the sessions in one pass (default 64; 1 turns batching off) and
+   * `maxRows` its rows (tokens and tree nodes; default 512; one request larger than that runs alone).
+   */
+  batch?: { maxSessions?: number; maxRows?: number };
 }
 
 export interface SessionOptions {
@@ -118,6 +125,11 @@ export function validateLoadOptions(o: LoadModelOptions | undefined): LoadModelO
     fail(`gpu must be 'auto', 'cuda' or false, got ${JSON.stringify(opts.gpu)}`);
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) fail('signal must be an AbortSignal');
   if (opts.checkTensors !== undefined && typeof opts.checkTensors !== 'boolean') fail('checkTensors must be a boolean');
+  if (opts.batch !== undefined) {
+    const b = checkObject('batch', opts.batch) as NonNullable<LoadModelOptions['batch']>;
+    checkInteger('batch.maxSessions', b.maxSessions, 1, 4096);
+    checkInteger('batch.maxRows', b.maxRows, 1, 65536);
+  }
   return opts;
 }
 

@@ -22,6 +22,7 @@ Napi::Function ModelWrap::define(Napi::Env env) {
                       InstanceMethod<&ModelWrap::loadLookupCache>("loadLookupCache"),
                       InstanceMethod<&ModelWrap::loadDraft>("loadDraft"),
                       InstanceMethod<&ModelWrap::createDraft>("createDraft"),
+                      InstanceMethod<&ModelWrap::batchStats>("batchStats"),
                       InstanceMethod<&ModelWrap::dispose>("dispose")});
 }
 
@@ -214,6 +215,23 @@ Napi::Value ModelWrap::loadLookupCache(const Napi::CallbackInfo& info) {
   return load_lookup_cache_async(env, rt, arg_string(info, 0, "path"));
 }
 
+Napi::Value ModelWrap::batchStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto rt = runtime(env);
+  const BatchScheduler& b = rt->batcher();
+  const BatchStats s = b.stats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("passes", (double)s.passes);
+  o.Set("batchedPasses", (double)s.batched_passes);
+  o.Set("sessionSteps", (double)s.sequence_steps);
+  o.Set("rows", (double)s.rows);
+  o.Set("maxSessions", s.max_sequences);
+  o.Set("activeSessions", b.members());
+  o.Set("maxBatchSessions", b.limits().max_sessions);
+  o.Set("maxBatchRows", b.limits().max_rows);
+  return o;
+}
+
 Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {
   runtime_.reset();  // sessions keep their own reference; memory goes with the last one
   return info.Env().Undefined();
@@ -235,6 +253,8 @@ Napi::Value load_model_async(const Napi::CallbackInfo& info) {
   else if (gpu == "cuda") opts.gpu = GpuMode::Cuda;
   else if (gpu == "off") opts.gpu = GpuMode::Off;
   else throw make_js_error(env, ErrorCode::InvalidArg, "gpu must be 'auto', 'cuda' or false");
+  opts.batch.max_sessions = opt_int(o, "batchMaxSessions", opts.batch.max_sessions);
+  opts.batch.max_rows = opt_int(o, "batchMaxRows", opts.batch.max_rows);
   auto out = std::make_shared<std::shared_ptr<ModelRuntime>>();
   return run_job(env, "chimera.loadModel", [path, opts, out] { *out = ModelRuntime::load(path, opts); },
                  [out](Napi::Env e) { return ModelWrap::wrap(e, std::move(*out)); });

@@ -27,6 +27,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value createDraft(const Napi::CallbackInfo& info);
   Napi::Value buildLookupCache(const Napi::CallbackInfo& info);
   Napi::Value loadLookupCache(const Napi::CallbackInfo& info);
+  Napi::Value batchStats(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<ModelRuntime> runtime_;
