@@ -206,11 +206,13 @@ describe('chimera serve with stories260K (no chat template: the ChatML fallback)
     const text = await r.text();
     for (const name of ['chimera_requests_total', 'chimera_generated_tokens_total', 'chimera_prompt_tokens_total',
       'chimera_request_tokens_per_second_bucket', 'chimera_time_to_first_token_seconds_bucket', 'chimera_tokens_per_step',
-      'chimera_queue_length', 'chimera_active_sessions', 'chimera_sessions', 'chimera_process_resident_memory_bytes'])
+      'chimera_queue_length', 'chimera_active_sessions', 'chimera_sessions', 'chimera_process_resident_memory_bytes',
+      'chimera_forward_passes_total', 'chimera_batch_sessions_per_pass', 'chimera_batch_max_sessions'])
       expect(text).toContain(name);
     expect(text).toMatch(/chimera_requests_total\{endpoint="\/v1\/completions",status="200"\} [1-9]/);
     expect(text).toMatch(/chimera_requests_total\{endpoint="\/v1\/completions",status="400"\} [1-9]/);
     expect(text).toMatch(/chimera_sessions 2\b/);
+    expect(text).toMatch(/chimera_forward_passes_total [1-9]/);
     const generated = Number(/chimera_generated_tokens_total (\d+)/.exec(text)?.[1]);
     expect(generated).toBeGreaterThanOrEqual(24 * 2 + 30);
   });

@@ -73,7 +73,14 @@ export function createServer(options: ServerOptions): ChimeraServer {
   const { model } = options;
   const sessions = Array.from({ length: parallel }, () =>
     model.createSession({ contextSize: options.contextSize, draft: options.draft, tree: options.draft ? options.tree : undefined }));
-  const metrics = new ServerMetrics(parallel, options.processMetrics ?? true);
+  const batchStats = () => {
+    try {
+      return model.batchStats();
+    } catch {
+      return undefined;  // the model was disposed under the server
+    }
+  };
+  const metrics = new ServerMetrics(parallel, options.processMetrics ?? true, batchStats);
   const pool = new SessionPool(sessions, queueLimit, () => {
     metrics.queueLength.set(pool.queued);
     metrics.activeSessions.set(pool.active);

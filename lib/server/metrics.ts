@@ -1,7 +1,9 @@
 // The server's Prometheus metrics (prom-client, on a registry of their own so that several servers
 // can live in one process): requests by status, tokens, per-request speed, time to first token, the
-// queue, the sessions generating, and tokens per speculative step.
+// queue, the sessions generating, tokens per speculative step, and continuous batching (forward passes
+// and the sessions sharing each, read from the model when /metrics is scraped).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BatchStats } from '../addonTypes';
 import type { GenerationStats } from '../session';
 
 export class ServerMetrics {
@@ -16,8 +18,32 @@ export class ServerMetrics {
   readonly activeSessions: Gauge;
   readonly sessions: Gauge;
 
-  constructor(poolSize: number, processMetrics = true) {
+  constructor(poolSize: number, processMetrics = true, batchStats?: () => BatchStats | undefined) {
     const registers = [this.registry];
+    if (batchStats) {
+      let passesSeen = 0;
+      new Counter({
+        name: 'chimera_forward_passes_total', help: 'Forward passes run for the sessions (concurrent sessions share passes)', registers,
+        collect() {
+          const s = batchStats();
+          if (s && s.passes > passesSeen) this.inc(s.passes - passesSeen);
+          if (s) passesSeen = s.passes;
+        },
+      });
+      new Gauge({
+        name: 'chimera_batch_sessions_per_pass', help: 'Sessions sharing a forward pass, mean since start (continuous batching)', registers,
+        collect() {
+          const s = batchStats();
+          this.set(s && s.passes > 0 ? s.sessionSteps / s.passes : 0);
+        },
+      });
+      new Gauge({
+        name: 'chimera_batch_max_sessions', help: 'The most sessions one forward pass has held', registers,
+        collect() {
+          this.set(batchStats()?.maxSessions ?? 0);
+        },
+      });
+    }
     this.requests = new Counter({
       name: 'chimera_requests_total', help: 'HTTP requests answered, by endpoint and status code',
       labelNames: ['endpoint', 'status'], registers,

@@ -24,9 +24,12 @@ void BatchScheduler::leave() {
   cv_.notify_all();  // the others may have been waiting for this one's forward
 }
 
+// Counted from the later of the first waiting request and the end of the last pass: the sessions of
+// that pass need a moment to sample and come back, and a pass started without them would split the
+// members into groups that take turns instead of sharing passes.
 BatchScheduler::Clock::time_point BatchScheduler::gather_deadline() const {
   const double wait_ms = std::min(4.0, 0.25 * last_ms_);
-  return first_pending_at_ + std::chrono::microseconds((int64_t)(wait_ms * 1000));
+  return std::max(first_pending_at_, last_end_) + std::chrono::microseconds((int64_t)(wait_ms * 1000));
 }
 
 bool BatchScheduler::ready(Clock::time_point now) const {
@@ -47,7 +50,6 @@ std::vector<BatchScheduler::Request*> BatchScheduler::take_pass() {
     rows += r->seq.batch.T;
     pass.push_back(r);
   }
-  if (!pending_.empty()) first_pending_at_ = Clock::now();  // those left wait for the next pass afresh
   return pass;
 }
 
@@ -81,6 +83,7 @@ void BatchScheduler::execute(std::vector<Request*>& pass) {
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   std::lock_guard<std::mutex> lk(mu_);
   running_ = false;
+  last_end_ = Clock::now();
   last_rows_ = rows;
   last_ms_ = ms;
   pass_costs_.observe(rows, ms);

@@ -8,8 +8,8 @@
 // waiting thread finds the model idle runs the next pass for everyone in it. Sessions join and leave
 // between steps. A pass starts as soon as every member session has submitted its next forward, or
 // when the batch bounds are reached, or after a short gather wait (a quarter of the last pass, at most
-// 4 ms) for members still busy between steps (sampling, a draft's work), so one slow member never
-// stalls the others for long. Requests are taken first come, first served, so none starves; a long
+// 4 ms, from the end of the last pass) for members still busy between steps (sampling, a draft's
+// work), so one slow member never stalls the others for long. Requests are taken first come, first served, so none starves; a long
 // prompt arrives as a series of chunks (the session's batch size) that share passes with the others'
 // decode steps instead of stalling them.
 #pragma once
@@ -101,6 +101,7 @@ class BatchScheduler {
   std::condition_variable cv_;
   std::deque<Request*> pending_;
   Clock::time_point first_pending_at_{};
+  Clock::time_point last_end_{};
   bool running_ = false;
   int members_ = 0;
   int last_rows_ = 0;

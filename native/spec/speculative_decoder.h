@@ -42,7 +42,7 @@ class SpeculativeDecoder : public StepDecoder {
   // tree: 'auto': fits the tree to what has been measured (a new tree when it models >= 2% faster).
   void refit();
   // tree: 'auto' inside a batch: the arm (0 = plain) whose step gives the whole pass the best rate.
-  int choose_in_batch() const;
+  int choose_in_batch();
 
   Speculator spec_;
   std::unique_ptr<TreePolicy> policy_;  // tree: 'auto'
@@ -53,6 +53,11 @@ class SpeculativeDecoder : public StepDecoder {
   double per_token_ms_ = 0;             // the fitted tree's modelled time per token (lookup's gate)
   double fitted_expected_ = 0;          // the fitted tree's modelled tokens per step (0: not fitted yet)
   bool batched_choice_ = false;         // the last choose() weighed the arms inside a batch
+  // Tokens per step of each arm's tree steps, alone or batched (exponentially weighted), the draft's
+  // time per depth, and the batched steps since a tree last ran (exploration).
+  std::vector<double> arm_tokens_, arm_steps_;
+  double draft_depth_ms_ = 0;
+  int batch_steps_without_tree_ = 0;
 };
 
 }  // namespace chimera
