@@ -170,6 +170,13 @@ async function main() {
   clearTimeout(warmTimer);
   clearInterval(rssTimer);
   rss.end = rssMB(server.child.pid);
+  // Continuous batching as the server saw it: forward passes and the sessions sharing each.
+  const batching = await fetch(`${base}/metrics`).then((r) => r.text()).then((text) => {
+    const metric = (name) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return { forwardPasses: metric('chimera_forward_passes_total'),
+      sessionsPerPass: Math.round(metric('chimera_batch_sessions_per_pass') * 100) / 100,
+      maxSessions: metric('chimera_batch_max_sessions') };
+  }, () => null);
   server.child.kill('SIGTERM');
   const exit = await within(server.exited, 30_000, 'no exit in 30 s');
   const cpu = os.cpus();
@@ -187,6 +194,7 @@ async function main() {
     tokens: stats.tokens,
     tokensPerSecond: Math.round((stats.tokens / measured) * 10) / 10,
     serverRssMB: rss,
+    batching,
     serverExit: exit,
     ...(stats.firstErrors.length ? { firstErrors: stats.firstErrors } : {}),
   };

@@ -77,6 +77,21 @@ class Backend {
   //   slots: optional device-side n_past (see DeviceSlots); the host n_past must equal it.
   virtual void attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask,
                          int T, int n_past, int NH, int NKV, int HS, const DeviceSlots* slots = nullptr) = 0;
+  // attention() for each of several sequences' rows (continuous batching), each over its own cache;
+  // a backend may run them together. Results equal one attention() call per sequence.
+  struct AttentionSequence {
+    float* out;
+    const float* q;
+    const float *k_cache, *v_cache;
+    const uint8_t* mask;
+    int T, n_past;
+  };
+  virtual void attention_sequences(const AttentionSequence* seqs, int n, int NH, int NKV, int HS) {
+    for (int i = 0; i < n; i++) {
+      const AttentionSequence& s = seqs[i];
+      attention(s.out, s.q, s.k_cache, s.v_cache, s.mask, s.T, s.n_past, NH, NKV, HS);
+    }
+  }
   // out (n) = silu(gate) * up.
   virtual void swiglu(float* out, const float* gate, const float* up, int64_t n) = 0;
   // x (n) += y (n).

@@ -231,6 +231,26 @@ void CpuBackend::attention(float* out, const float* q, const float* k_cache, con
   });
 }
 
+void CpuBackend::attention_sequences(const AttentionSequence* seqs, int n, int NH, int NKV, int HS) {
+  const KernelPath path = active_kernel_path();
+  const int threads = pool_ ? pool_->size() : 1;
+  if (path == KernelPath::Reference || threads == 1 || n <= 1) return Backend::attention_sequences(seqs, n, NH, NKV, HS);
+  // One task per (sequence, query row): every row computed exactly as attention() computes it.
+  thread_local std::vector<std::pair<int, int>> tasks;
+  tasks.clear();
+  for (int i = 0; i < n; i++) {
+    CHIMERA_CHECK(NH > 0 && NKV > 0 && NH % NKV == 0 && HS > 0 && seqs[i].T >= 0 && seqs[i].n_past >= 0,
+                  ErrorCode::InvalidArg, "bad attention shape");
+    for (int t = 0; t < seqs[i].T; t++) tasks.emplace_back(i, t);
+  }
+  const std::vector<std::pair<int, int>>& list = tasks;
+  pool_->run((int)list.size(), [&](int task, int) {
+    const AttentionSequence& s = seqs[list[(size_t)task].first];
+    const int t = list[(size_t)task].second;
+    attention_rows(path, s.out, s.q, s.k_cache, s.v_cache, s.mask, s.T, s.n_past, NH, NKV, HS, t, t + 1, 0, NH);
+  });
+}
+
 void CpuBackend::swiglu(float* out, const float* gate, const float* up, int64_t n) {
   if (active_kernel_path() == KernelPath::Reference) return swiglu_forward_reference(out, gate, up, n);
   for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];

@@ -33,6 +33,7 @@ class CpuBackend final : public Backend, public TrainOps {
   void add_bias(float* x, const float* bias, int T, int N) override;
   void attention(float* out, const float* q, const float* k_cache, const float* v_cache, const uint8_t* mask, int T,
                  int n_past, int NH, int NKV, int HS, const DeviceSlots* slots = nullptr) override;
+  void attention_sequences(const AttentionSequence* seqs, int n, int NH, int NKV, int HS) override;
   void swiglu(float* out, const float* gate, const float* up, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
   void store_rows(float* base, const float* src, int T, int row_floats, int at,

@@ -1,6 +1,8 @@
 // The decoder layer, top to bottom.
 #include "model/decoder_layer.h"
 
+#include <vector>
+
 namespace chimera {
 
 LayerShape layer_shape(const ModelConfig& c) {
@@ -82,13 +84,15 @@ void decoder_layer_forward_sequences(Backend& be, const LayerWeights& lw, const 
                                      const LayerSequence* seqs, int n_seqs) {
   attention_inputs(be, lw, s, sc, x, T, pos, sc.k_new, sc.v_new);
   const size_t QD = (size_t)s.NH * s.HS, KVD = s.KVD();
+  thread_local std::vector<Backend::AttentionSequence> att;
+  att.clear();
   for (int i = 0; i < n_seqs; i++) {
     const LayerSequence& q = seqs[i];
     be.store_rows(q.k_cache, sc.k_new + q.row0 * KVD, q.T, s.KVD(), q.n_past);
     be.store_rows(q.v_cache, sc.v_new + q.row0 * KVD, q.T, s.KVD(), q.n_past);
-    be.attention(sc.att + q.row0 * QD, sc.q + q.row0 * QD, q.k_cache, q.v_cache, q.mask, q.T, q.n_past, s.NH,
-                 s.NKV, s.HS);
+    att.push_back({sc.att + q.row0 * QD, sc.q + q.row0 * QD, q.k_cache, q.v_cache, q.mask, q.T, q.n_past});
   }
+  be.attention_sequences(att.data(), (int)att.size(), s.NH, s.NKV, s.HS);
   attention_output_and_ffn(be, lw, s, sc, x, T);
 }
 
