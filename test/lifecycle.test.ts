@@ -120,6 +120,32 @@ test('many sessions on one model run concurrently and agree with sequential runs
   sessions.forEach((s) => s.dispose());
 });
 
+test('16 generations run at once: each on its own thread, not queued behind libuv\'s pool of 4', async () => {
+  // With libuv's pool (UV_THREADPOOL_SIZE, 4 by default) the calls past the 4th would only start
+  // after one of the first four had finished.
+  expect(Number(process.env.UV_THREADPOOL_SIZE ?? 4)).toBeLessThan(16);
+  const opts = { temperature: 0, maxTokens: 2000, stopOnEos: false };
+  const sessions = Array.from({ length: 16 }, () => model.createSession({ contextSize: 2048 + 8 }));
+  let started = 0;
+  let startedWhenFirstDone = -1;
+  const results = await Promise.all(
+    sessions.map(async (s) => {
+      let first = true;
+      let tokens = 0;
+      for await (const chunk of s.generate('once', opts)) {
+        if (first) started++;
+        first = false;
+        tokens += chunk.tokens.length;
+      }
+      if (startedWhenFirstDone < 0) startedWhenFirstDone = started;
+      return tokens;
+    }),
+  );
+  expect(results).toEqual(sessions.map(() => 2000));
+  expect(startedWhenFirstDone).toBe(16);
+  sessions.forEach((s) => s.dispose());
+});
+
 test('creating and disposing many sessions does not grow memory without bound', async () => {
   const before = process.memoryUsage().rss;
   for (let i = 0; i < 300; i++) {

@@ -2,7 +2,8 @@
 // native work to finish before it tears the environment down, and then runs the completion and
 // progress callbacks with JS stopped: every call into JS fails, and a C++ exception escaping such a
 // callback would end the whole process (std::terminate). So completion callbacks settle promises
-// through settle_or_drop, and progress callbacks check js_stopped and cancel the native job.
+// through settle_or_drop, and progress callbacks check js_stopped and cancel the native job. The same
+// holds for the callbacks and the finalizer of a thread-safe function (generate, session_wrap.cpp).
 #pragma once
 #include <napi.h>
 

@@ -1,4 +1,4 @@
-// SessionWrap methods and the workers behind generate() and evaluate().
+// SessionWrap methods, the native thread behind generate() and the worker behind evaluate().
 #include "addon/session_wrap.h"
 
 #include "addon/addon_data.h"
@@ -10,6 +10,9 @@
 #include "addon/js_errors.h"
 #include "spec/lookup_source.h"
 #include "spec/speculative_config.h"
+
+#include <memory>
+#include <thread>
 
 namespace chimera::addon {
 
@@ -187,65 +190,109 @@ Napi::Object result_to_js(Napi::Env env, const GenerateResult& r) {
   return o;
 }
 
-class GenerateWorker : public Napi::AsyncProgressQueueWorker<Chunk> {
+// One generate() call on its own native thread. Not on libuv's pool: that has UV_THREADPOOL_SIZE
+// threads (4 by default), so further calls would queue, while batching sessions together needs every
+// generating session to be running. Chunks reach onChunk through a thread-safe function; its finalizer
+// (JS thread, after the thread's last release and the last chunk) joins the thread and settles the
+// promise. The thread-safe function also keeps the event loop alive while the generation runs.
+//
+// A terminated worker thread or an exiting environment needs no heartbeat: its cleanup closes the
+// thread-safe function, so the next chunk's call fails (napi_closing) and the finalizer runs at once;
+// both set the abort flag, and the generation stops at its next step.
+class GenerateThread {
  public:
-  GenerateWorker(Napi::Env env, std::shared_ptr<SessionState> st, GenerateRequest req, Napi::Function on_chunk)
-      : Napi::AsyncProgressQueueWorker<Chunk>(env, "chimera.generate"),
-        deferred_(env),
-        st_(std::move(st)),
-        req_(std::move(req)),
-        on_chunk_(Napi::Persistent(on_chunk)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute(const ExecutionProgress& progress) override {
+  // Starts the thread and returns the promise. Takes over `st` (acquired: busy).
+  static Napi::Promise start(Napi::Env env, std::shared_ptr<SessionState> st, GenerateRequest req,
+                             Napi::Function on_chunk) {
+    SessionState& state = *st;
+    GenerateThread* job = nullptr;
     try {
-      // A heartbeat (an empty signal) lets OnProgress notice a terminated worker thread.
-      const auto heartbeat = rate_limited([&progress] { progress.Signal(); }, kHeartbeatInterval);
-      result_ = st_->session.generate(
-          req_, [&](Chunk&& c) { progress.Send(&c, 1); }, st_->abort, heartbeat);
+      auto owned = std::unique_ptr<GenerateThread>(new GenerateThread(env, std::move(st), std::move(req)));
+      // Unbounded queue: the thread never blocks on JS, so the finalizer can always join it.
+      owned->tsfn_ = Tsfn::New(env, on_chunk, "chimera.generate", 0, 1, owned.get(), &GenerateThread::finish);
+      job = owned.release();  // the thread-safe function's finalizer deletes it
     } catch (...) {
-      error_ = capture_current_exception();
-      SetError(error_.message);
+      state.busy = false;
+      throw;
     }
-  }
-  void OnProgress(const Chunk* data, size_t count) override {
-    Napi::Env env = Env();
-    // A heartbeat (no chunk) checks for a terminated worker thread: nobody reads the chunks then, so
-    // the generation stops at its next step. With chunks, a failing call tells the same.
-    if (count == 0) {
-      if (js_stopped(env)) st_->abort = true;
-      return;
-    }
+    Napi::Promise promise = job->deferred_.Promise();
     try {
-      Napi::HandleScope scope(env);
-      for (size_t i = 0; i < count; i++) {
-        try {  // a throwing user callback must not break the stream
-          on_chunk_.Call({Napi::String::New(env, data[i].text), to_js_array(env, data[i].tokens)});
-        } catch (const Napi::Error&) {
-          if (js_stopped(env)) st_->abort = true;
-        }
-      }
-    } catch (...) {
-      st_->abort = true;
+      job->thread_ = std::thread(&GenerateThread::run, job);
+    } catch (...) {  // no thread: the finalizer rejects the promise
+      job->error_ = capture_current_exception();
+      job->failed_ = true;
+      job->tsfn_.Release();
     }
-  }
-  void OnOK() override {
-    st_->busy = false;
-    settle_or_drop(Env(), deferred_, [&] { deferred_.Resolve(result_to_js(Env(), result_)); });
-  }
-  void OnError(const Napi::Error&) override {
-    st_->busy = false;
-    settle_or_drop(Env(), deferred_, [&] { deferred_.Reject(make_js_error(Env(), error_).Value()); });
+    return promise;
   }
 
  private:
+  static void deliver(Napi::Env env, Napi::Function on_chunk, GenerateThread* job, Chunk* data);
+  static void finish(Napi::Env env, void*, GenerateThread* job);
+  using Tsfn = Napi::TypedThreadSafeFunction<GenerateThread, Chunk, &GenerateThread::deliver>;
+
+  GenerateThread(Napi::Env env, std::shared_ptr<SessionState> st, GenerateRequest req)
+      : deferred_(env), st_(std::move(st)), req_(std::move(req)) {}
+
+  void run() noexcept {
+    try {
+      result_ = st_->session.generate(req_, [this](Chunk&& c) { send(std::move(c)); }, st_->abort);
+    } catch (...) {
+      error_ = capture_current_exception();
+      failed_ = true;
+    }
+    // After a failed call the thread-safe function may be gone: no release then.
+    if (!js_gone_) tsfn_.Release();
+  }
+
+  void send(Chunk&& c) {
+    if (js_gone_) return;
+    auto* data = new Chunk(std::move(c));
+    if (tsfn_.NonBlockingCall(data) != napi_ok) {  // JS has stopped: nobody reads the chunks
+      delete data;
+      js_gone_ = true;
+      st_->abort = true;
+    }
+  }
+
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<SessionState> st_;
   GenerateRequest req_;
-  Napi::FunctionReference on_chunk_;
+  Tsfn tsfn_;
+  std::thread thread_;
+  bool js_gone_ = false;  // the thread's own: a call failed
   GenerateResult result_;
+  bool failed_ = false;
   CapturedError error_;
 };
+
+// JS thread. A null env: the environment is being torn down and drops the queued chunk (the job may be
+// deleted already).
+void GenerateThread::deliver(Napi::Env env, Napi::Function on_chunk, GenerateThread* job, Chunk* data) {
+  std::unique_ptr<Chunk> chunk(data);
+  if (env == nullptr) return;
+  try {
+    on_chunk.Call({Napi::String::New(env, chunk->text), to_js_array(env, chunk->tokens)});
+  } catch (const Napi::Error&) {  // a throwing user callback must not break the stream
+    if (js_stopped(env)) job->st_->abort = true;
+  } catch (...) {
+    job->st_->abort = true;
+  }
+}
+
+// JS thread, after the last chunk; may run with JS stopped (see env_teardown.h), so never throws.
+void GenerateThread::finish(Napi::Env env, void*, GenerateThread* job) {
+  std::unique_ptr<GenerateThread> owned(job);
+  // At teardown the thread may still be running: stop it at its next step before waiting for it.
+  // After a normal end this changes nothing (acquire() clears the flag for the next call).
+  job->st_->abort = true;
+  if (job->thread_.joinable()) job->thread_.join();
+  job->st_->busy = false;
+  settle_or_drop(env, job->deferred_, [&] {
+    if (job->failed_) job->deferred_.Reject(make_js_error(env, job->error_).Value());
+    else job->deferred_.Resolve(result_to_js(env, job->result_));
+  });
+}
 
 // Absent options keep GenerateRequest's and SamplingParams' defaults (the one home of the defaults).
 GenerateRequest read_request(const Napi::Object& o) {
@@ -283,10 +330,7 @@ Napi::Value SessionWrap::generate(const Napi::CallbackInfo& info) {
   guard(env, [&] { validate_sampling(req.sampling); });
   auto st = acquire(env);
   if (opt_bool(o, "aborted", false)) st->abort = true;  // the caller's signal fired before the call
-  auto* worker = new GenerateWorker(env, st, std::move(req), on_chunk);
-  Napi::Promise p = worker->promise();
-  worker->Queue();
-  return p;
+  return GenerateThread::start(env, std::move(st), std::move(req), on_chunk);
 }
 
 // ---- evaluate ----

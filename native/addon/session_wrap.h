@@ -1,5 +1,6 @@
-// JS handle of a generation session. generate() and evaluate() run on libuv worker threads; chunks
-// stream back through a progress queue. A session holds its model runtime alive.
+// JS handle of a generation session. generate() runs on a native thread of its own and streams chunks
+// back through a thread-safe function; evaluate() runs on a libuv worker thread. A session holds its
+// model runtime alive.
 #pragma once
 #include <napi.h>
 
