@@ -7,6 +7,13 @@
 
 namespace chimera {
 
+namespace {
+// How long a pass waits for members still between steps: half a pass (what joining the next pass
+// instead would cost them, at least, on a memory-bound model), at most 50 ms.
+constexpr double kGatherFraction = 0.5;
+constexpr double kMaxGatherMs = 50.0;
+}  // namespace
+
 BatchScheduler::BatchScheduler(const Model& model, Backend& backend, BatchLimits limits)
     : model_(model), be_(backend), limits_(limits) {
   CHIMERA_CHECK(limits.max_sessions >= 1 && limits.max_rows >= 1, ErrorCode::InvalidArg,
@@ -28,7 +35,7 @@ void BatchScheduler::leave() {
 // that pass need a moment to sample and come back, and a pass started without them would split the
 // members into groups that take turns instead of sharing passes.
 BatchScheduler::Clock::time_point BatchScheduler::gather_deadline() const {
-  const double wait_ms = std::min(4.0, 0.25 * last_ms_);
+  const double wait_ms = std::min(kMaxGatherMs, kGatherFraction * last_ms_);
   return std::max(first_pending_at_, last_end_) + std::chrono::microseconds((int64_t)(wait_ms * 1000));
 }
 

@@ -113,30 +113,34 @@ constexpr double kArmDecay = 0.8;
 int SpeculativeDecoder::choose_in_batch() {
   // Each tree arm is weighed by the tokens its steps have delivered (alone or batched; before any,
   // what it delivered alone per the policy), at the pass's measured cost with the other sessions'
-  // rows and the draft's time. A tree not measured yet, or losing to plain decoding, still runs once
-  // every kBatchExploreSteps steps (a step with a few more rows), so a change of text or batch is seen.
+  // rows and the draft's time. A tree not measured yet runs first (unless even full acceptance could
+  // not pay); one losing to plain decoding still runs once every kBatchExploreSteps steps (a step with
+  // a few more rows), so a change of text or batch is seen.
   const int n_arms = policy_->n_arms();
   arm_tokens_.resize((size_t)n_arms, 0.0);
+  arm_extra_ms_.resize((size_t)n_arms, 0.0);
   arm_steps_.resize((size_t)n_arms, 0.0);
-  const double per_depth = draft_depth_ms_ > 0 ? draft_depth_ms_ : policy_->draft_depth_estimate_ms();
+  const double per_depth = policy_->draft_depth_estimate_ms();
   const DraftModel& d = spec_.draft_state().draft();
   int best = 0, best_tree = -1, untried = -1;
   double best_rate = batch_.pass_rate(1, 1, 0), best_tree_rate = 0;
   for (int arm = 1; arm < n_arms; arm++) {
     const CompiledTree& t = spec_.tree(arm - 1);
-    const double tokens = arm_steps_[(size_t)arm] > 0 ? arm_tokens_[(size_t)arm] / arm_steps_[(size_t)arm]
-                                                      : policy_->tokens_per_step(arm);
-    if (!(tokens > 0)) {
-      if (untried < 0) untried = arm;
+    const double steps = arm_steps_[(size_t)arm];
+    const double tokens = steps > 0 ? arm_tokens_[(size_t)arm] / steps : policy_->tokens_per_step(arm);
+    const double draft_ms = steps > 0 ? arm_extra_ms_[(size_t)arm] / steps : per_depth * drafted_depth(t.depth, d);
+    if (!(tokens > 0)) {  // never measured: tried first, unless even full acceptance could not pay
+      if (untried < 0 && batch_.pass_rate(t.depth + 1, t.size, draft_ms) > best_rate) untried = arm;
       continue;
     }
-    const double rate = batch_.pass_rate(tokens, t.size, per_depth * drafted_depth(t.depth, d));
+    const double rate = batch_.pass_rate(tokens, t.size, draft_ms);
     if (rate > best_rate) best_rate = rate, best = arm;
     if (rate > best_tree_rate) best_tree_rate = rate, best_tree = arm;
   }
+  if (untried > 0) return untried;
   if (best > 0 || ++batch_steps_without_tree_ >= kBatchExploreSteps) {
     batch_steps_without_tree_ = 0;
-    if (best == 0) return untried > 0 ? untried : std::max(best_tree, 0);
+    if (best == 0) return std::max(best_tree, 0);
   }
   return best;
 }
@@ -147,15 +151,14 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
   const double draft0 = stats.ms_draft, verify0 = stats.ms_verify, sync0 = stats.ms_sync;
   const int64_t synced0 = stats.synced_positions;
   std::vector<int32_t> out = spec_.step(t, base, history, sampling, rng, stats);
-  if (policy_) {  // what this arm's steps deliver, and the draft's time per depth, for choices in a batch
+  if (policy_) {  // what this arm's steps deliver and cost outside the pass, for choices in a batch
     const size_t arm = (size_t)t + 1;
     arm_tokens_.resize(std::max(arm_tokens_.size(), arm + 1), 0.0);
+    arm_extra_ms_.resize(arm_tokens_.size(), 0.0);
     arm_steps_.resize(arm_tokens_.size(), 0.0);
     arm_tokens_[arm] = kArmDecay * arm_tokens_[arm] + (double)out.size();
+    arm_extra_ms_[arm] = kArmDecay * arm_extra_ms_[arm] + std::max(0.0, ms_since(t0) - (stats.ms_verify - verify0));
     arm_steps_[arm] = kArmDecay * arm_steps_[arm] + 1;
-    const int depth = drafted_depth(spec_.tree(t).depth, spec_.draft_state().draft());
-    const double per_depth = (stats.ms_draft - draft0 - (stats.ms_sync - sync0)) / std::max(depth, 1);
-    if (per_depth > 0) draft_depth_ms_ = draft_depth_ms_ > 0 ? 0.9 * draft_depth_ms_ + 0.1 * per_depth : per_depth;
   }
   if (fitter_) {
     fitter_->observe(spec_.last_guesses(), out);

@@ -53,10 +53,10 @@ class SpeculativeDecoder : public StepDecoder {
   double per_token_ms_ = 0;             // the fitted tree's modelled time per token (lookup's gate)
   double fitted_expected_ = 0;          // the fitted tree's modelled tokens per step (0: not fitted yet)
   bool batched_choice_ = false;         // the last choose() weighed the arms inside a batch
-  // Tokens per step of each arm's tree steps, alone or batched (exponentially weighted), the draft's
-  // time per depth, and the batched steps since a tree last ran (exploration).
-  std::vector<double> arm_tokens_, arm_steps_;
-  double draft_depth_ms_ = 0;
+  // Per arm, over its tree steps alone or batched (exponentially weighted): tokens, and the time the
+  // step spends outside its forward pass (drafting, catching the draft up, acceptance), which a batch
+  // waits for; and the batched steps since a tree last ran (exploration).
+  std::vector<double> arm_tokens_, arm_extra_ms_, arm_steps_;
   int batch_steps_without_tree_ = 0;
 };
 
