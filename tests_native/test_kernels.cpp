@@ -184,19 +184,21 @@ void test_matmul_row_independence(ThreadPool& pool) {
       const Weights W = make_weights(rng, dt, N, K);
       const std::vector<float> x = test::random_floats(rng, (size_t)(64 * K));
       for (KernelPath path : fast_paths()) {
-        std::vector<float> one((size_t)N), many((size_t)64 * N);
+        std::vector<float> one((size_t)N), many((size_t)64 * N), alone((size_t)64 * N);
         matmul_rows(path, one.data(), x.data(), W.view, 1, 0, N);
+        for (int t = 0; t < 64; t++)  // each row by itself
+          matmul_rows(path, alone.data() + (size_t)t * N, x.data() + (size_t)t * K, W.view, 1, 0, N);
         bool same = true;
-        for (int T : {2, 4, 5, 26, 64}) {
+        for (int T : {2, 4, 5, 8, 9, 13, 16, 26, 64}) {  // 4- and 8-row register tiles and their tails
           matmul_rows(path, many.data(), x.data(), W.view, T, 0, N);
-          same = same && std::memcmp(one.data(), many.data(), sizeof(float) * N) == 0;
+          same = same && std::memcmp(alone.data(), many.data(), sizeof(float) * N * T) == 0;
         }
         if (path == active_kernel_path()) {  // and through the backend, split over the pool
           CpuBackend pooled(&pool);
           pooled.matmul(many.data(), x.data(), W.view, 26);
           same = same && std::memcmp(one.data(), many.data(), sizeof(float) * N) == 0;
         }
-        std::printf("matmul %s %s K=%lld: row 0 at T = 2..64 %s T = 1\n", dtype_name(dt), kernel_path_name(path),
+        std::printf("matmul %s %s K=%lld: every row at T = 2..64 %s T = 1\n", dtype_name(dt), kernel_path_name(path),
                     (long long)K, same ? "equals" : "DIFFERS FROM");
         EXPECT(same);
       }

@@ -136,13 +136,24 @@ void ThreadPool::work(int thread) {
   }
 }
 
+namespace {
+thread_local double t_wait_ms = 0;  // this thread's time waiting for other callers' jobs (run())
+}  // namespace
+
+double ThreadPool::caller_wait_ms() { return t_wait_ms; }
+
 void ThreadPool::run(int n_tasks, const std::function<void(int task, int thread)>& fn) {
   if (n_tasks <= 0) return;
   if (t_ctx.pool == this) {  // nested call from one of our own tasks
     for (int t = 0; t < n_tasks; t++) fn(t, t_ctx.index);
     return;
   }
-  std::lock_guard<std::mutex> run_lock(run_mutex_);
+  std::unique_lock<std::mutex> run_lock(run_mutex_, std::try_to_lock);
+  if (!run_lock.owns_lock()) {  // another caller's job runs: wait for it, and count the wait
+    const auto t0 = std::chrono::steady_clock::now();
+    run_lock.lock();
+    t_wait_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
   if (n_threads_ == 1 || n_tasks == 1) {
     ContextScope scope(this, 0);
     for (int t = 0; t < n_tasks; t++) fn(t, 0);

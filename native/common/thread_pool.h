@@ -31,6 +31,10 @@ class ThreadPool {
   void parallel_for(int64_t n, int64_t align, const std::function<void(int64_t, int64_t, int)>& fn,
                     bool serial = false);
 
+  // The calling thread's total time spent in run() waiting for other callers' jobs (any pool), in ms:
+  // what to leave out of a measurement of one's own work when several threads share the cores.
+  static double caller_wait_ms();
+
  private:
   void worker_main(int index);
   void work(int thread);

@@ -8,9 +8,10 @@
 namespace chimera {
 
 namespace {
-// How long a pass waits for members still between steps: half a pass (what joining the next pass
-// instead would cost them, at least, on a memory-bound model), at most 50 ms.
-constexpr double kGatherFraction = 0.5;
+// How long a pass waits for members still between steps: up to one pass (on a memory-bound model, a
+// member that misses the pass costs a pass of its own; drafting sessions on a CPU, whose drafts and
+// passes share the cores, otherwise fall into taking turns), at most 50 ms.
+constexpr double kGatherFraction = 1.0;
 constexpr double kMaxGatherMs = 50.0;
 }  // namespace
 

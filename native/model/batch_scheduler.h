@@ -7,7 +7,7 @@
 // There is no scheduler thread: each session's thread submits its forward and waits; whichever
 // waiting thread finds the model idle runs the next pass for everyone in it. Sessions join and leave
 // between steps. A pass starts as soon as every member session has submitted its next forward, or
-// when the batch bounds are reached, or after a gather wait (half the last pass, at most 50 ms, from
+// when the batch bounds are reached, or after a gather wait (the last pass's time, at most 50 ms, from
 // the end of the last pass) for members still busy between steps (sampling, a draft's work): on a
 // memory-bound model a late member costs the others less than a pass of its own would, and a member
 // that is slower than that never stalls the others for longer. Requests are taken first come, first served, so none starves; a long

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/thread_pool.h"
+
 namespace chimera {
 
 namespace {
@@ -58,6 +60,9 @@ SpeculativeDecoder::SpeculativeDecoder(const SpeculativeConfig& config, const Mo
 void SpeculativeDecoder::refit() {
   const DraftModel& d = spec_.draft_state().draft();
   const double per_depth = policy_->draft_depth_estimate_ms();
+  // Fitted to this session's own measured costs (running alone): inside a batch, pass costs beyond the
+  // row counts seen are extrapolations, and a tree fitted to them could make every session's pass
+  // compute-bound before a measurement said so. Inside a batch choose_in_batch decides whether it runs.
   auto verify_ms = [&](int T) { return policy_->forward_estimate_ms(T); };
   auto draft_ms = [&](int depth) { return per_depth * drafted_depth(depth, d); };
   if (!(verify_ms(1) > 0)) return;  // nothing measured yet
@@ -107,6 +112,9 @@ int SpeculativeDecoder::choose(const std::vector<int32_t>&, int m, int capacity)
 
 namespace {
 constexpr int kBatchExploreSteps = 32;  // inside a batch, a tree runs at least once per this many steps
+// Inside a batch a tree must model this much faster than plain decoding for the pass: what the model
+// leaves out (members that miss a pass while a draft runs, the draft's caches) costs real time.
+constexpr double kBatchTreeMargin = 1.2;
 constexpr double kArmDecay = 0.8;
 }  // namespace
 
@@ -123,14 +131,15 @@ int SpeculativeDecoder::choose_in_batch() {
   const double per_depth = policy_->draft_depth_estimate_ms();
   const DraftModel& d = spec_.draft_state().draft();
   int best = 0, best_tree = -1, untried = -1;
-  double best_rate = batch_.pass_rate(1, 1, 0), best_tree_rate = 0;
+  const double plain_rate = batch_.pass_rate(1, 1, 0);
+  double best_rate = kBatchTreeMargin * plain_rate, best_tree_rate = 0;
   for (int arm = 1; arm < n_arms; arm++) {
     const CompiledTree& t = spec_.tree(arm - 1);
     const double steps = arm_steps_[(size_t)arm];
     const double tokens = steps > 0 ? arm_tokens_[(size_t)arm] / steps : policy_->tokens_per_step(arm);
     const double draft_ms = steps > 0 ? arm_extra_ms_[(size_t)arm] / steps : per_depth * drafted_depth(t.depth, d);
     if (!(tokens > 0)) {  // never measured: tried first, unless even full acceptance could not pay
-      if (untried < 0 && batch_.pass_rate(t.depth + 1, t.size, draft_ms) > best_rate) untried = arm;
+      if (untried < 0 && batch_.pass_rate(t.depth + 1, t.size, draft_ms) > plain_rate) untried = arm;
       continue;
     }
     const double rate = batch_.pass_rate(tokens, t.size, draft_ms);
@@ -148,6 +157,7 @@ int SpeculativeDecoder::choose_in_batch() {
 std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::vector<int32_t>& history,
                                               const SamplingParams& sampling, Rng& rng, SpeculativeStats& stats) {
   const auto t0 = std::chrono::steady_clock::now();
+  const double wait0 = ThreadPool::caller_wait_ms();
   const double draft0 = stats.ms_draft, verify0 = stats.ms_verify, sync0 = stats.ms_sync;
   const int64_t synced0 = stats.synced_positions;
   std::vector<int32_t> out = spec_.step(t, base, history, sampling, rng, stats);
@@ -157,7 +167,10 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
     arm_extra_ms_.resize(arm_tokens_.size(), 0.0);
     arm_steps_.resize(arm_tokens_.size(), 0.0);
     arm_tokens_[arm] = kArmDecay * arm_tokens_[arm] + (double)out.size();
-    arm_extra_ms_[arm] = kArmDecay * arm_extra_ms_[arm] + std::max(0.0, ms_since(t0) - (stats.ms_verify - verify0));
+    // Outside the pass, less the time spent waiting for the cores (another session's pass or draft).
+    const double waited = ThreadPool::caller_wait_ms() - wait0;
+    const double extra = std::max(0.0, ms_since(t0) - (stats.ms_verify - verify0) - waited);
+    arm_extra_ms_[arm] = kArmDecay * arm_extra_ms_[arm] + extra;
     arm_steps_[arm] = kArmDecay * arm_steps_[arm] + 1;
   }
   if (fitter_) {
