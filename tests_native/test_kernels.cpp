@@ -456,6 +456,38 @@ void test_attention(ThreadPool& pool) {
                      ErrorCode::InvalidArg);
 }
 
+// Lossless speculation: a query row's attention must not depend on the rows beside it. Row i of a
+// causal batch of T rows sees the same slots as a lone row after n_past + i cached ones, and must give
+// the same floats, for every path, head size and visible count (the score blocks of 8 and their tail).
+void test_attention_row_independence(ThreadPool& pool) {
+  test::Rng rng(11);
+  bool same = true;
+  for (KernelPath path : fast_paths()) {
+    for (int HS : {8, 12, 64}) {
+      const int NH = 8, NKV = 2, T = 13, n_past = 6, S = n_past + T, KVD = NKV * HS, QD = NH * HS;
+      const std::vector<float> q = test::random_floats(rng, (size_t)T * QD);
+      const std::vector<float> k = test::random_floats(rng, (size_t)S * KVD), v = test::random_floats(rng, (size_t)S * KVD);
+      std::vector<float> batch((size_t)T * QD), alone((size_t)QD);
+      attention_rows(path, batch.data(), q.data(), k.data(), v.data(), nullptr, T, n_past, NH, NKV, HS, 0, T);
+      for (int i = 0; i < T; i++) {
+        attention_rows(path, alone.data(), q.data() + (size_t)i * QD, k.data(), v.data(), nullptr, 1, n_past + i, NH,
+                       NKV, HS, 0, 1);
+        same = same && std::memcmp(alone.data(), batch.data() + (size_t)i * QD, sizeof(float) * QD) == 0;
+      }
+      if (path == active_kernel_path()) {  // and through the backend, split over the pool
+        CpuBackend be(&pool);
+        be.attention(batch.data(), q.data(), k.data(), v.data(), nullptr, T, n_past, NH, NKV, HS);
+        for (int i = 0; i < T; i++) {
+          be.attention(alone.data(), q.data() + (size_t)i * QD, k.data(), v.data(), nullptr, 1, n_past + i, NH, NKV, HS);
+          same = same && std::memcmp(alone.data(), batch.data() + (size_t)i * QD, sizeof(float) * QD) == 0;
+        }
+      }
+    }
+  }
+  std::printf("attention: each row of a causal batch %s the row alone, bit for bit\n", same ? "equals" : "DIFFERS FROM");
+  EXPECT(same);
+}
+
 // ---- rope, rmsnorm, swiglu, embed ----
 
 // The closed formula, written independently of the kernels: pair p rotates by pos * theta^(-2p/dims).
@@ -678,6 +710,7 @@ int main() {
     test_q8_layouts(pool);
     test_amx(pool);
     test_attention(pool);
+    test_attention_row_independence(pool);
     test_rope();
     test_elementwise();
     test_embed_and_memory();

@@ -30,6 +30,7 @@ constexpr double kParallelMatmulWork = 32.0 * 1024;
 constexpr double kParallelAttentionWork = 32.0 * 1024;
 // Row ranges of a split matmul start on a multiple of this (keeps whole register tiles per thread).
 constexpr int64_t kMatmulRowAlign = 16;
+constexpr int64_t kParallelSwigluElems = 4096;
 constexpr size_t kAlignment = 64;
 
 }  // namespace
@@ -97,37 +98,89 @@ void CpuBackend::rmsnorm(float* out, const float* x, const float* w, int T, int 
 }
 
 void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) {
-  CHIMERA_CHECK(W.cols % dtype_block_elems(W.dtype) == 0, ErrorCode::Tensor, dtype_name(W.dtype), " matrix with ",
-                W.cols, " columns (not a multiple of ", dtype_block_elems(W.dtype), ")");
-  if (T <= 0 || W.rows <= 0) return;
-  const KernelPath path = active_kernel_path();
-  if (path == KernelPath::Reference) return matmul_forward_reference(out, x, W, T);
-  // Q8 activations once for the whole call, not once per thread's rows.
-  Q8Activations xq;
-  if (matmul_quantises_x(path, W)) xq = quantize_activations_for(W, x, T);
-  const Q8Activations* xqp = xq.q ? &xq : nullptr;
-  const double work = (double)T * (double)W.rows * (double)W.cols;
-  const bool serial = !pool_ || pool_->size() == 1 || work < kParallelMatmulWork;
-  // Output rows [n0, n1) by `part`, on this thread or split over the pool.
-  auto split_rows = [&](const auto& part) {
-    if (serial) return part(0, W.rows);
-    pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t n0, int64_t n1, int) { part(n0, n1); });
-  };
+  float* outs[1] = {out};
+  const TensorView* Ws[1] = {&W};
+  matmul_group(outs, Ws, 1, x, T);
+}
+
+// Output rows [n0, n1) of one matrix, as a part that any thread may run; x is quantised (or rounded
+// to bf16 for AMX) by the caller, once for every part.
+std::function<void(int64_t, int64_t)> CpuBackend::matmul_part(KernelPath path, float* out, const float* x,
+                                                              const TensorView& W, int T, const Q8Activations* xq,
+                                                              const uint16_t* xb) const {
   const auto packed = repacked_.empty() ? repacked_.end() : repacked_.find(W.data);
   using Layout = Repacked::Layout;
   if (packed != repacked_.end() && packed->second.layout == Layout::Amx) {
-    thread_local std::vector<uint16_t> xb;  // x rounded to bf16 once for every part
-    round_rows_bf16(x, T, W.cols, xb);
     const uint8_t* p = packed->second.data.get();
-    return split_rows([&](int64_t n0, int64_t n1) { matmul_amx_rows(out, xb.data(), p, W.rows, W.cols, T, n0, n1); });
+    return [=, &W](int64_t n0, int64_t n1) { matmul_amx_rows(out, xb, p, W.rows, W.cols, T, n0, n1); };
   }
-  if (packed != repacked_.end() && xq.q) {
+  if (packed != repacked_.end() && xq) {
     const uint8_t* p = packed->second.data.get();
+    const Q8Activations q = *xq;
     if (packed->second.layout == Layout::Q8x16)
-      return split_rows([&](int64_t n0, int64_t n1) { matmul_q8_0x16_rows(out, x, xq, p, W.rows, W.cols, T, n0, n1); });
-    return split_rows([&](int64_t n0, int64_t n1) { matmul_q8_0x4_rows(out, x, xq, p, W.rows, W.cols, T, n0, n1); });
+      return [=, &W](int64_t n0, int64_t n1) { matmul_q8_0x16_rows(out, x, q, p, W.rows, W.cols, T, n0, n1); };
+    return [=, &W](int64_t n0, int64_t n1) { matmul_q8_0x4_rows(out, x, q, p, W.rows, W.cols, T, n0, n1); };
   }
-  split_rows([&](int64_t n0, int64_t n1) { matmul_rows(path, out, x, W, T, n0, n1, xqp); });
+  return [=, &W](int64_t n0, int64_t n1) { matmul_rows(path, out, x, W, T, n0, n1, xq); };
+}
+
+// The matrices of a group (Q, K, V; gate, up) in one pool job: their rows are split over the threads as
+// one range, so a decode step pays one dispatch instead of one per matrix and the small K and V
+// matrices do not leave a thread idle. Each row is computed as a lone matmul computes it.
+void CpuBackend::matmul_group(float* const* outs, const TensorView* const* Ws, int count, const float* x, int T) {
+  CHIMERA_CHECK(count >= 1 && count <= 3, ErrorCode::Internal, "matmul_group of ", count, " matrices");
+  for (int i = 0; i < count; i++)
+    CHIMERA_CHECK(Ws[i]->cols % dtype_block_elems(Ws[i]->dtype) == 0, ErrorCode::Tensor, dtype_name(Ws[i]->dtype),
+                  " matrix with ", Ws[i]->cols, " columns (not a multiple of ", dtype_block_elems(Ws[i]->dtype), ")");
+  if (T <= 0) return;
+  const KernelPath path = active_kernel_path();
+  if (path == KernelPath::Reference) {
+    for (int i = 0; i < count; i++)
+      if (Ws[i]->rows > 0) matmul_forward_reference(outs[i], x, *Ws[i], T);
+    return;
+  }
+  // x once per form a matrix takes it (Q8 blocks, Q8_K, bf16 for AMX): the quantisers keep their
+  // buffers per form, so the group's matrices of one form share one copy.
+  Q8Activations xq[3];
+  const Q8Activations* xqp[3] = {nullptr, nullptr, nullptr};
+  const uint16_t* xb = nullptr;
+  thread_local std::vector<uint16_t> xb_rows;
+  std::function<void(int64_t, int64_t)> parts[3];
+  int64_t total = 0;
+  double work = 0;
+  for (int i = 0; i < count; i++) {
+    const TensorView& W = *Ws[i];
+    if (matmul_quantises_x(path, W)) {
+      for (int j = 0; j < i && !xqp[i]; j++)
+        if (xqp[j] && dtype_block_elems(Ws[j]->dtype) == dtype_block_elems(W.dtype)) xqp[i] = xqp[j];
+      if (!xqp[i]) {
+        xq[i] = quantize_activations_for(W, x, T);
+        xqp[i] = &xq[i];
+      }
+    }
+    const auto packed = repacked_.empty() ? repacked_.end() : repacked_.find(W.data);
+    if (!xb && packed != repacked_.end() && packed->second.layout == Repacked::Layout::Amx) {
+      round_rows_bf16(x, T, W.cols, xb_rows);
+      xb = xb_rows.data();
+    }
+    parts[i] = matmul_part(path, outs[i], x, W, T, xqp[i], xb);
+    total += W.rows;
+    work += (double)T * (double)W.rows * (double)W.cols;
+  }
+  if (total <= 0) return;
+  if (!pool_ || pool_->size() == 1 || work < kParallelMatmulWork) {
+    for (int i = 0; i < count; i++)
+      if (Ws[i]->rows > 0) parts[i](0, Ws[i]->rows);
+    return;
+  }
+  pool_->parallel_for(total, kMatmulRowAlign, [&](int64_t a, int64_t b, int) {
+    int64_t off = 0;
+    for (int i = 0; i < count; i++) {
+      const int64_t lo = std::max(a, off), hi = std::min(b, off + Ws[i]->rows);
+      if (lo < hi) parts[i](lo - off, hi - off);
+      off += Ws[i]->rows;
+    }
+  });
 }
 
 size_t CpuBackend::prepare_weights(const ModelWeights& w) {
@@ -253,7 +306,12 @@ void CpuBackend::attention_sequences(const AttentionSequence* seqs, int n, int N
 
 void CpuBackend::swiglu(float* out, const float* gate, const float* up, int64_t n) {
   if (active_kernel_path() == KernelPath::Reference) return swiglu_forward_reference(out, gate, up, n);
-  for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+  auto part = [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; i++) out[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+  };
+  // A decode step's 5632 exponentials take as long as a pool dispatch several times over: split them.
+  if (pool_ && pool_->size() > 1 && n >= kParallelSwigluElems) return pool_->parallel_for(n, 64, part);
+  part(0, n, 0);
 }
 
 void CpuBackend::add(float* x, const float* y, int64_t n) {

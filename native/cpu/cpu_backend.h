@@ -3,11 +3,13 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 
 #include "backend/backend.h"
 #include "backend/train_ops.h"
+#include "cpu/kernels_cpu.h"
 
 namespace chimera {
 
@@ -28,6 +30,7 @@ class CpuBackend final : public Backend, public TrainOps {
   void embed(float* out, const TensorView& table, const int32_t* tokens, int T) override;
   void rmsnorm(float* out, const float* x, const float* w, int T, int C, float eps) override;
   void matmul(float* out, const float* x, const TensorView& W, int T) override;
+  void matmul_group(float* const* outs, const TensorView* const* Ws, int count, const float* x, int T) override;
   void rope(float* x, const int32_t* pos, int T, int n_heads, int HS, int rope_dims, float theta,
             RopeLayout layout, const float* freq_factors = nullptr) override;
   void add_bias(float* x, const float* bias, int T, int N) override;
@@ -85,6 +88,8 @@ class CpuBackend final : public Backend, public TrainOps {
     std::shared_ptr<uint8_t> data;
     enum class Layout { Q8x4, Q8x16, Amx } layout;
   };
+  std::function<void(int64_t, int64_t)> matmul_part(KernelPath path, float* out, const float* x, const TensorView& W,
+                                                    int T, const Q8Activations* xq, const uint16_t* xb) const;
   ThreadPool* pool_;
   std::unordered_map<const void*, Repacked> repacked_;  // plain data -> its copy
   size_t repacked_bytes_ = 0;

@@ -2,6 +2,9 @@
 // __attribute__((target(...))) instead of the file being built with -mavx2: the one binary runs on any
 // x86-64, and these are only reached after cpu_supports(KernelPath::Avx2) said yes. Other targets
 // compile this file to nothing.
+#include <algorithm>
+#include <cstring>
+
 #include "cpu/simd_avx2.h"
 
 #if CHIMERA_HAVE_AVX2_PATH
@@ -247,10 +250,42 @@ void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a) {
   dispatch_tile<Avx2Kernels>(dt, nt, nn, a);
 }
 
+// Lane i = the sum of v[i]'s lanes, all eight summed by the same tree: ((0+1)+(2+3)) + ((4+5)+(6+7)).
+CHIMERA_AVX2_INLINE __m256 hsum8x8(const __m256 (&v)[8]) {
+  const __m256 b0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 b1 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(b0, b1, 0x20), _mm256_permute2f128_ps(b0, b1, 0x31));
+}
+
+// Scores eight keys at a time per head: eight accumulators, one reduction tree for the eight (a dot
+// product's horizontal sum each cost as much as its multiply-adds at HS = 64). A short last block
+// repeats its last key, so every score is computed the same way wherever its key falls: a tree row's
+// scores equal the decode step's bit for bit.
 CHIMERA_AVX2 void attention_scores_avx2(const AttentionGroup& g, float* scores) {
-  for (int j = 0; j < g.nvis; j++) {
-    const float* k = g.k + (int64_t)g.idx[j] * g.ld;
-    for (int h = 0; h < g.G; h++) scores[(int64_t)h * g.nvis + j] = g.scale * dot(g.q + (int64_t)h * g.HS, k, g.HS);
+  if (g.HS % 8 != 0) {
+    for (int j = 0; j < g.nvis; j++) {
+      const float* k = g.k + (int64_t)g.idx[j] * g.ld;
+      for (int h = 0; h < g.G; h++) scores[(int64_t)h * g.nvis + j] = g.scale * dot(g.q + (int64_t)h * g.HS, k, g.HS);
+    }
+    return;
+  }
+  const __m256 scale = _mm256_set1_ps(g.scale);
+  for (int j0 = 0; j0 < g.nvis; j0 += 8) {
+    const int n = std::min(8, g.nvis - j0);
+    const float* k[8];
+    for (int i = 0; i < 8; i++) k[i] = g.k + (int64_t)g.idx[j0 + std::min(i, n - 1)] * g.ld;
+    for (int h = 0; h < g.G; h++) {
+      const float* q = g.q + (int64_t)h * g.HS;
+      __m256 acc[8];
+      for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+      for (int c = 0; c < g.HS; c += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + c);
+        for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[i] + c), acc[i]);
+      }
+      float out[8];
+      _mm256_storeu_ps(out, _mm256_mul_ps(scale, hsum8x8(acc)));
+      std::memcpy(scores + (int64_t)h * g.nvis + j0, out, sizeof(float) * n);
+    }
   }
 }
 
