@@ -9,6 +9,7 @@
 #include "arch_gguf.h"
 #include "backend/gpu_backend.h"
 #include "check.h"
+#include "greedy_request.h"
 #include "common/error.h"
 #include "generate/session.h"
 #include "spec/draft_model.h"
@@ -21,15 +22,8 @@ namespace {
 const char* const kArchs[] = {"llama3", "qwen2", "qwen3", "phi3"};
 
 GenerateResult run(Session& s, const std::string& text, int max_tokens) {
-  GenerateRequest req;
-  req.text = text;
-  req.append = false;
-  req.max_tokens = max_tokens;
-  req.sampling.temperature = 0;
-  req.sampling.repeat_penalty = 1.0f;
-  req.stop_on_eos = false;
   std::atomic<bool> abort{false};
-  return s.generate(req, [](Chunk&&) {}, abort);
+  return s.generate(test::greedy_request(text, max_tokens), [](Chunk&&) {}, abort);
 }
 
 void check_config(const std::string& arch, const Model& m) {

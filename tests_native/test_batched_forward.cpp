@@ -10,6 +10,7 @@
 
 #include "arch_gguf.h"
 #include "check.h"
+#include "greedy_request.h"
 #include "common/error.h"
 #include "generate/session.h"
 #include "model/batch_scheduler.h"
@@ -85,23 +86,25 @@ void check_forward_sequences(const ModelRuntime& rt) {
     b.T = (int)s.prefix.size();
     forward(m, be, ws, *o.kv, b, nullptr, nullptr, o.hidden_all.data());
   };
+  // The sequence's prefix in its cache and room for its outputs; returns its batch.
+  auto prepare = [&](Out& o, Seq& s) {
+    prefill(o, s);
+    const Batch b = batch_of(s);
+    o.logits.assign((size_t)b.R * V, 0.f);
+    o.hidden.assign((size_t)b.R * C, 0.f);
+    return b;
+  };
   std::vector<Out> alone(seqs.size()), together(seqs.size());
   for (size_t i = 0; i < seqs.size(); i++) {
     Out& o = alone[i];
-    prefill(o, seqs[i]);
-    const Batch b = batch_of(seqs[i]);
-    o.logits.assign((size_t)b.R * V, 0.f);
-    o.hidden.assign((size_t)b.R * C, 0.f);
+    const Batch b = prepare(o, seqs[i]);
     Workspace ws(&be, m.config, 64);
     forward(m, be, ws, *o.kv, b, o.logits.data(), o.hidden.data(), o.hidden_all.data());
   }
   std::vector<SequenceForward> sf;
   for (size_t i = 0; i < seqs.size(); i++) {
     Out& o = together[i];
-    prefill(o, seqs[i]);
-    const Batch b = batch_of(seqs[i]);
-    o.logits.assign((size_t)b.R * V, 0.f);
-    o.hidden.assign((size_t)b.R * C, 0.f);
+    const Batch b = prepare(o, seqs[i]);
     // sequence 3 asks for no outputs at all
     sf.push_back(SequenceForward{o.kv.get(), b, i == 3 ? nullptr : o.logits.data(), i == 3 ? nullptr : o.hidden.data(),
                                  i == 1 ? nullptr : o.hidden_all.data()});
@@ -138,17 +141,6 @@ void check_forward_sequences(const ModelRuntime& rt) {
   EXPECT_THROWS_CODE(forward_sequences(m, be, ws, scratch, &one, 1), ErrorCode::InvalidArg);
 }
 
-GenerateRequest greedy(const std::string& text, int max_tokens) {
-  GenerateRequest req;
-  req.text = text;
-  req.append = false;
-  req.max_tokens = max_tokens;
-  req.sampling.temperature = 0;
-  req.sampling.repeat_penalty = 1.0f;
-  req.stop_on_eos = false;
-  return req;
-}
-
 // n sessions generate at once on their own threads; each equals its alone run.
 void check_concurrent(const std::shared_ptr<ModelRuntime>& rt, const SpeculativeConfig* spec, int n,
                       const char* label) {
@@ -157,7 +149,7 @@ void check_concurrent(const std::shared_ptr<ModelRuntime>& rt, const Speculative
   {
     Session s(rt, 256, 4, spec);  // batch size 4: the longer prompts are prefilled in chunks
     std::atomic<bool> abort{false};
-    for (int i = 0; i < n; i++) want[i] = s.generate(greedy(prompts[i % prompts.size()], 40), [](Chunk&&) {}, abort).tokens;
+    for (int i = 0; i < n; i++) want[i] = s.generate(test::greedy_request(prompts[i % prompts.size()], 40), [](Chunk&&) {}, abort).tokens;
   }
   const BatchStats before = rt->batcher().stats();
   std::vector<std::unique_ptr<Session>> sessions;
@@ -167,7 +159,7 @@ void check_concurrent(const std::shared_ptr<ModelRuntime>& rt, const Speculative
   std::atomic<bool> abort{false};
   for (int i = 0; i < n; i++)
     threads.emplace_back([&, i] {
-      got[i] = sessions[i]->generate(greedy(prompts[i % prompts.size()], 40), [](Chunk&&) {}, abort);
+      got[i] = sessions[i]->generate(test::greedy_request(prompts[i % prompts.size()], 40), [](Chunk&&) {}, abort);
     });
   for (std::thread& t : threads) t.join();
   const BatchStats after = rt->batcher().stats();
@@ -221,7 +213,7 @@ int main() {
       std::vector<std::thread> th;
       std::atomic<bool> abort{false};
       for (int i = 0; i < 3; i++) s.push_back(std::make_unique<Session>(rt, 128));
-      for (int i = 0; i < 3; i++) th.emplace_back([&, i] { s[i]->generate(greedy("ab", 20), [](Chunk&&) {}, abort); });
+      for (int i = 0; i < 3; i++) th.emplace_back([&, i] { s[i]->generate(test::greedy_request("ab", 20), [](Chunk&&) {}, abort); });
       for (auto& t : th) t.join();
       const BatchStats st = rt->batcher().stats();
       std::printf("max_sessions 1: %lld passes, %lld shared\n", (long long)st.passes, (long long)st.batched_passes);
