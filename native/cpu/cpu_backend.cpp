@@ -103,25 +103,15 @@ void CpuBackend::matmul(float* out, const float* x, const TensorView& W, int T) 
   matmul_group(outs, Ws, 1, x, T);
 }
 
-// Output rows [n0, n1) of one matrix, as a part that any thread may run; x is quantised (or rounded
-// to bf16 for AMX) by the caller, once for every part.
-std::function<void(int64_t, int64_t)> CpuBackend::matmul_part(KernelPath path, float* out, const float* x,
-                                                              const TensorView& W, int T, const Q8Activations* xq,
-                                                              const uint16_t* xb) const {
-  const auto packed = repacked_.empty() ? repacked_.end() : repacked_.find(W.data);
-  using Layout = Repacked::Layout;
-  if (packed != repacked_.end() && packed->second.layout == Layout::Amx) {
-    const uint8_t* p = packed->second.data.get();
-    return [=, &W](int64_t n0, int64_t n1) { matmul_amx_rows(out, xb, p, W.rows, W.cols, T, n0, n1); };
+// Output rows [n0, n1) of the part's matrix, on any thread: the plain loops, or the matrix's copy in a
+// faster layout (repacked at load), with x in the form that kernel takes.
+void CpuBackend::MatmulPart::run(int64_t n0, int64_t n1) const {
+  switch (layout) {
+    case Layout::Amx: return matmul_amx_rows(out, xb, packed, W->rows, W->cols, T, n0, n1);
+    case Layout::Q8x16: return matmul_q8_0x16_rows(out, x, *xq, packed, W->rows, W->cols, T, n0, n1);
+    case Layout::Q8x4: return matmul_q8_0x4_rows(out, x, *xq, packed, W->rows, W->cols, T, n0, n1);
+    case Layout::None: return matmul_rows(path, out, x, *W, T, n0, n1, xq);
   }
-  if (packed != repacked_.end() && xq) {
-    const uint8_t* p = packed->second.data.get();
-    const Q8Activations q = *xq;
-    if (packed->second.layout == Layout::Q8x16)
-      return [=, &W](int64_t n0, int64_t n1) { matmul_q8_0x16_rows(out, x, q, p, W.rows, W.cols, T, n0, n1); };
-    return [=, &W](int64_t n0, int64_t n1) { matmul_q8_0x4_rows(out, x, q, p, W.rows, W.cols, T, n0, n1); };
-  }
-  return [=, &W](int64_t n0, int64_t n1) { matmul_rows(path, out, x, W, T, n0, n1, xq); };
 }
 
 // The matrices of a group (Q, K, V; gate, up) in one pool job: their rows are split over the threads as
@@ -142,42 +132,47 @@ void CpuBackend::matmul_group(float* const* outs, const TensorView* const* Ws, i
   // x once per form a matrix takes it (Q8 blocks, Q8_K, bf16 for AMX): the quantisers keep their
   // buffers per form, so the group's matrices of one form share one copy.
   Q8Activations xq[3];
-  const Q8Activations* xqp[3] = {nullptr, nullptr, nullptr};
   const uint16_t* xb = nullptr;
   thread_local std::vector<uint16_t> xb_rows;
-  std::function<void(int64_t, int64_t)> parts[3];
+  MatmulPart parts[3];
   int64_t total = 0;
   double work = 0;
   for (int i = 0; i < count; i++) {
     const TensorView& W = *Ws[i];
+    MatmulPart& part = parts[i];
+    part = MatmulPart{Layout::None, path, outs[i], x, &W, T, nullptr, nullptr, nullptr};
     if (matmul_quantises_x(path, W)) {
-      for (int j = 0; j < i && !xqp[i]; j++)
-        if (xqp[j] && dtype_block_elems(Ws[j]->dtype) == dtype_block_elems(W.dtype)) xqp[i] = xqp[j];
-      if (!xqp[i]) {
+      for (int j = 0; j < i && !part.xq; j++)
+        if (parts[j].xq && dtype_block_elems(Ws[j]->dtype) == dtype_block_elems(W.dtype)) part.xq = parts[j].xq;
+      if (!part.xq) {
         xq[i] = quantize_activations_for(W, x, T);
-        xqp[i] = &xq[i];
+        part.xq = &xq[i];
       }
     }
     const auto packed = repacked_.empty() ? repacked_.end() : repacked_.find(W.data);
-    if (!xb && packed != repacked_.end() && packed->second.layout == Repacked::Layout::Amx) {
-      round_rows_bf16(x, T, W.cols, xb_rows);
-      xb = xb_rows.data();
+    if (packed != repacked_.end() && (packed->second.layout == Layout::Amx || part.xq)) {
+      part.layout = packed->second.layout;
+      part.packed = packed->second.data.get();
+      if (part.layout == Layout::Amx && !xb) {
+        round_rows_bf16(x, T, W.cols, xb_rows);
+        xb = xb_rows.data();
+      }
+      part.xb = xb;
     }
-    parts[i] = matmul_part(path, outs[i], x, W, T, xqp[i], xb);
     total += W.rows;
     work += (double)T * (double)W.rows * (double)W.cols;
   }
   if (total <= 0) return;
   if (!pool_ || pool_->size() == 1 || work < kParallelMatmulWork) {
     for (int i = 0; i < count; i++)
-      if (Ws[i]->rows > 0) parts[i](0, Ws[i]->rows);
+      if (Ws[i]->rows > 0) parts[i].run(0, Ws[i]->rows);
     return;
   }
   pool_->parallel_for(total, kMatmulRowAlign, [&](int64_t a, int64_t b, int) {
     int64_t off = 0;
     for (int i = 0; i < count; i++) {
       const int64_t lo = std::max(a, off), hi = std::min(b, off + Ws[i]->rows);
-      if (lo < hi) parts[i](lo - off, hi - off);
+      if (lo < hi) parts[i].run(lo - off, hi - off);
       off += Ws[i]->rows;
     }
   });
@@ -199,9 +194,9 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
     if (!to_q8 && !to_amx) return;
     const size_t bytes = to_amx ? amx_panels_bytes(W.rows, W.cols) : W.bytes();
     std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });
-    const Repacked::Layout layout = to_amx ? Repacked::Layout::Amx : x16 ? Repacked::Layout::Q8x16 : Repacked::Layout::Q8x4;
-    if (layout == Repacked::Layout::Amx) repack_amx_panels(W, copy.get());
-    else if (layout == Repacked::Layout::Q8x16) repack_q8_0x16(W, copy.get());
+    const Layout layout = to_amx ? Layout::Amx : x16 ? Layout::Q8x16 : Layout::Q8x4;
+    if (layout == Layout::Amx) repack_amx_panels(W, copy.get());
+    else if (layout == Layout::Q8x16) repack_q8_0x16(W, copy.get());
     else repack_q8_0x4(W, copy.get());
     repacked_.emplace(W.data, Repacked{std::move(copy), layout});
     repacked_bytes_ += bytes;
@@ -289,11 +284,13 @@ void CpuBackend::attention_sequences(const AttentionSequence* seqs, int n, int N
   const int threads = pool_ ? pool_->size() : 1;
   if (path == KernelPath::Reference || threads == 1 || n <= 1) return Backend::attention_sequences(seqs, n, NH, NKV, HS);
   // One task per (sequence, query row): every row computed exactly as attention() computes it.
+  CHIMERA_CHECK(NH > 0 && NKV > 0 && NH % NKV == 0 && HS > 0, ErrorCode::InvalidArg, "bad attention shape NH=", NH,
+                " NKV=", NKV, " HS=", HS);
   thread_local std::vector<std::pair<int, int>> tasks;
   tasks.clear();
   for (int i = 0; i < n; i++) {
-    CHIMERA_CHECK(NH > 0 && NKV > 0 && NH % NKV == 0 && HS > 0 && seqs[i].T >= 0 && seqs[i].n_past >= 0,
-                  ErrorCode::InvalidArg, "bad attention shape");
+    CHIMERA_CHECK(seqs[i].T >= 0 && seqs[i].n_past >= 0, ErrorCode::InvalidArg, "bad attention rows T=", seqs[i].T,
+                  " n_past=", seqs[i].n_past);
     for (int t = 0; t < seqs[i].T; t++) tasks.emplace_back(i, t);
   }
   const std::vector<std::pair<int, int>>& list = tasks;

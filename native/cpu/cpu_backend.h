@@ -3,7 +3,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <unordered_map>
 
@@ -84,12 +83,26 @@ class CpuBackend final : public Backend, public TrainOps {
   bool uses_amx() const { return uses_amx_; }
 
  private:
+  // The layout of a matrix's copy (None: the file's layout, no copy).
+  enum class Layout { None, Q8x4, Q8x16, Amx };
   struct Repacked {
     std::shared_ptr<uint8_t> data;
-    enum class Layout { Q8x4, Q8x16, Amx } layout;
+    Layout layout;
   };
-  std::function<void(int64_t, int64_t)> matmul_part(KernelPath path, float* out, const float* x, const TensorView& W,
-                                                    int T, const Q8Activations* xq, const uint16_t* xb) const;
+  // One matrix of a matmul call, ready to compute any range of its output rows on any thread, with x
+  // already in the form its kernel takes (quantised xq, or bf16 xb for AMX), made once for every part.
+  struct MatmulPart {
+    Layout layout;
+    KernelPath path;
+    float* out;
+    const float* x;
+    const TensorView* W;
+    int T;
+    const uint8_t* packed;
+    const Q8Activations* xq;
+    const uint16_t* xb;
+    void run(int64_t n0, int64_t n1) const;
+  };
   ThreadPool* pool_;
   std::unordered_map<const void*, Repacked> repacked_;  // plain data -> its copy
   size_t repacked_bytes_ = 0;

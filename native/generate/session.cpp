@@ -299,7 +299,7 @@ BatchContext Session::batch_context() const {
   c.other_sessions = std::max(0, b.members() - 1);
   if (c.other_sessions == 0) return c;
   c.other_rows = std::max(c.other_sessions, b.last_pass_rows() - last_rows_);
-  c.pass_ms = [&b](int rows) { return b.pass_ms(rows); };
+  c.batcher = &b;
   return c;
 }
 

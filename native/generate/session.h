@@ -104,8 +104,8 @@ class Session {
   std::vector<int32_t> history_;  // the whole context; history_[0, kv_.size()) is in the cache
   BackendArray<float> logits_;    // (rows, V) of the last evaluation (backend memory)
   BackendArray<float> hidden_;    // (rows, C)
-  int rows_evaluated_ = 0;
-  int last_rows_ = 0;             // rows of this session's last forward        // rows of logits_ / hidden_ that the last evaluation filled
+  int rows_evaluated_ = 0;        // rows of logits_ / hidden_ that the last evaluation filled
+  int last_rows_ = 0;             // rows of this session's last forward (its share of a batched pass)
   std::vector<float> logits_host_;  // host copy of one row, on a device backend
   CandidateRows candidates_;        // the top-k candidates (greedy: the argmax), selected by the backend
   std::vector<int32_t> positions_, rows_;

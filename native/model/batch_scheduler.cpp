@@ -101,7 +101,7 @@ void BatchScheduler::execute(std::vector<Request*>& pass) {
   stats_.rows += rows;
   stats_.max_sequences = std::max(stats_.max_sequences, (int)pass.size());
   for (Request* r : pass) {
-    r->info = PassInfo{(int)pass.size(), rows, ms};
+    r->info = PassInfo{(int)pass.size()};
     r->error = error;
     r->done = true;
   }

@@ -33,11 +33,9 @@ struct BatchLimits {
   int max_rows = 512;     // rows in one pass; a single request above it still runs, alone
 };
 
-// What the pass that ran a request looked like.
+// The pass that ran a request: alone, or shared (its timing then measures the batch, not the session).
 struct PassInfo {
   int sequences = 1;  // sessions in the pass
-  int rows = 0;       // rows of all of them
-  double ms = 0;      // the pass's duration
 };
 
 struct BatchStats {

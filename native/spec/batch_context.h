@@ -4,16 +4,18 @@
 // pass delivers more tokens per second with it than with this session's plain row, so trees shrink
 // as the batch grows, and at large batch (a compute-bound pass) plain decoding wins.
 #pragma once
-#include <functional>
+#include "model/batch_scheduler.h"
 
 namespace chimera {
 
 struct BatchContext {
-  int other_sessions = 0;                // 0: the step runs alone
-  int other_rows = 0;                    // the other sessions' rows in a pass
-  std::function<double(int)> pass_ms;    // measured duration of a pass over `rows` rows
+  int other_sessions = 0;                     // 0: the step runs alone
+  int other_rows = 0;                         // the other sessions' rows in a pass
+  const BatchScheduler* batcher = nullptr;    // whose measured pass costs price the rows
 
-  bool batched() const { return other_sessions > 0 && pass_ms != nullptr; }
+  bool batched() const { return other_sessions > 0 && batcher != nullptr; }
+  // The measured duration of a pass over `rows` rows.
+  double pass_ms(int rows) const { return batcher->pass_ms(rows); }
   // Tokens per ms of the pass when this session's step has `rows` rows, is expected to emit `tokens`
   // and keeps the pass waiting extra_ms (drafting); the others are counted at one token each.
   double pass_rate(double tokens, int rows, double extra_ms) const {

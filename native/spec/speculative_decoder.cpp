@@ -62,7 +62,7 @@ void SpeculativeDecoder::refit() {
   const double per_depth = policy_->draft_depth_estimate_ms();
   // Fitted to this session's own measured costs (running alone): inside a batch, pass costs beyond the
   // row counts seen are extrapolations, and a tree fitted to them could make every session's pass
-  // compute-bound before a measurement said so. Inside a batch choose_in_batch decides whether it runs.
+  // compute-bound before a measurement said so; choose_in_batch decides whether the tree runs there.
   auto verify_ms = [&](int T) { return policy_->forward_estimate_ms(T); };
   auto draft_ms = [&](int depth) { return per_depth * drafted_depth(depth, d); };
   if (!(verify_ms(1) > 0)) return;  // nothing measured yet
@@ -77,12 +77,10 @@ void SpeculativeDecoder::refit() {
   }
   const double current_ms = verify_ms(cur.size) + draft_ms(cur.depth);
   per_token_ms_ = current_ms / cur_expected;
-  fitted_expected_ = cur_expected;
   if (fit.paths.empty()) return;  // no tree models faster than plain: the policy's measurements decide
   const double current_rate = cur_expected / current_ms;
   if (fit.expected_tokens / fit.step_ms < 1.02 * current_rate) return;
   per_token_ms_ = fit.step_ms / fit.expected_tokens;
-  fitted_expected_ = fit.expected_tokens;
   CompiledTree t = compile_tree(fit.paths, d.config.K, TreeFitter::kMaxRank, "auto");
   policy_->set_arm_shape(1, ArmShape{t.size, drafted_depth(t.depth, d)});
   spec_.set_tree(0, std::move(t));

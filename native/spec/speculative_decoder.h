@@ -51,7 +51,6 @@ class SpeculativeDecoder : public StepDecoder {
   int steps_since_fit_ = 0;
   bool plain_chosen_ = false;           // the last choose() picked plain decoding by policy
   double per_token_ms_ = 0;             // the fitted tree's modelled time per token (lookup's gate)
-  double fitted_expected_ = 0;          // the fitted tree's modelled tokens per step (0: not fitted yet)
   bool batched_choice_ = false;         // the last choose() weighed the arms inside a batch
   // Per arm, over its tree steps alone or batched (exponentially weighted): tokens, and the time the
   // step spends outside its forward pass (drafting, catching the draft up, acceptance), which a batch

@@ -42,7 +42,6 @@ class Speculator {
   // The guesses of the last step, per drafted depth (best first).
   const std::vector<std::vector<int32_t>>& last_guesses() const { return topk_; }
   DraftState& draft_state() { return draft_; }
-  const DraftState& draft_state() const { return draft_; }
   // Lookup candidates in the same tree (lookup_source.h): after the draft fills its tree, lookup nodes
   // whose modelled acceptance is at least kMinLookupP join it (merged where they agree with the draft),
   // at most config.max_nodes of them.

@@ -76,7 +76,7 @@ class StepDecoder {
   // Rows the last speculative step verified.
   virtual int last_rows() const = 0;
   // What the next step shares its forward pass with (set before each choose).
-  void set_batch(BatchContext c) { batch_ = std::move(c); }
+  void set_batch(const BatchContext& c) { batch_ = c; }
 
  protected:
   BatchContext batch_;

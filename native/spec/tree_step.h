@@ -28,7 +28,7 @@ struct BaseSide {
   PassInfo forward(const Batch& b, float* logits, float* hidden_out, float* hidden_all) const {
     if (batcher) return batcher->run(ws, kv, b, logits, hidden_out, hidden_all);
     chimera::forward(model, be, ws, kv, b, logits, hidden_out, hidden_all);
-    return PassInfo{1, b.T, 0};
+    return PassInfo{};
   }
 };
 
