@@ -1,5 +1,5 @@
 // AVX-512 inner loops of the CPU matmul for F32, F16 and BF16 weights: the AVX2 register tile
-// (kernels_avx2.cpp) at 16 floats per step, with up to 4 x 4 accumulators in the 32 ZMM registers.
+// (kernels_avx2.cpp) at 16 floats per step, with up to 6 x 4 accumulators in the 32 ZMM registers.
 // Q8_0 weights and attention keep their AVX2 loops on this path (kernels_fast.cpp routes them).
 //
 // Like the AVX2 file, the functions carry target attributes and are reached only after
@@ -128,8 +128,13 @@ struct Avx512Kernels {
   }
 };
 
+// Up to kAvx512TileRows input rows in one register tile: 6 x 4 accumulators, 4 weight vectors and one
+// input vector fill 29 of the 32 ZMM registers. Five or six rows in one sweep of the weights, instead of
+// a tile of 4 and a second sweep for the rest, made a 5-row matmul about 15% faster.
 template <DType DT>
 void dispatch_float(int nt, int nn, const MatmulTile& a) {
+  if (nt == 6) return dispatch_tile_nn<Avx512Kernels, DT, 6>(nn, a);
+  if (nt == 5) return dispatch_tile_nn<Avx512Kernels, DT, 5>(nn, a);
   dispatch_tile_nt<Avx512Kernels, DT>(nt, nn, a);
 }
 

@@ -222,6 +222,21 @@ void tile_call(KernelPath path, DType dt, int nt, int nn, const inner::MatmulTil
 // the weights and one input vector (4 x 3 measured 1.4x faster than 4 x 2 at T = 26).
 // AVX-512: 4 x 4 accumulators of the 32 ZMM registers (Q8_0 runs the AVX2 tile there). With the next
 // tile prefetched, four rows at a time read as fast as one for a single input row too.
+// Input rows per register tile starting at row t0 of T: 4, with a last tile of up to 6 rows where
+// the AVX-512 float tile holds them (5 or 6 rows would otherwise cost a second sweep of the weights for
+// one or two rows). The grouping changes no sum: each (input row, weight row) pair has its own
+// accumulator whatever tile it is in.
+int tile_rows_at(KernelPath path, DType dt, int T, int t0) {
+  const int left = T - t0;
+#if CHIMERA_HAVE_AVX2_PATH
+  if (path == KernelPath::Avx512 && dt != DType::Q8_0 && left <= inner::kAvx512TileRows) return left;
+#else
+  (void)path;
+  (void)dt;
+#endif
+  return std::min(4, left);
+}
+
 int tile_width(KernelPath path, DType dt, int nt) {
   if (path == KernelPath::Avx512 && dt != DType::Q8_0) return 4;
   if (uses_avx2_loops(path)) return nt <= 2 ? 4 : 3;
@@ -239,8 +254,8 @@ void matmul_block(KernelPath path, float* out, const float* x, const TensorView&
                   int64_t k0, int64_t k1, const Q8Activations& qx) {
   const int64_t N = W.rows, K = W.cols;
   const int64_t ldw = (int64_t)dtype_row_bytes(W.dtype, (size_t)K);
-  for (int t0 = 0; t0 < T; t0 += 4) {
-    const int nt = std::min(4, T - t0);
+  for (int t0 = 0, nt = 0; t0 < T; t0 += nt) {
+    nt = tile_rows_at(path, W.dtype, T, t0);
     const int nn = tile_width(path, W.dtype, nt);
     inner::MatmulTile a{x + (int64_t)t0 * K, K, nullptr, ldw, k0, k1, nullptr, N, k0 > 0};
     set_quantised(a, qx, t0, K);
@@ -267,12 +282,13 @@ void matmul_stream(KernelPath path, float* out, const float* x, const TensorView
   for (int64_t n = n0; n < n1;) {
     const int width = n1 - n >= nn ? nn : 1;
     for (int64_t k0 = 0; k0 < K; k0 += kTileK) {
-      for (int t0 = 0; t0 < T; t0 += 4) {
+      for (int t0 = 0, nt = 0; t0 < T; t0 += nt) {
+        nt = tile_rows_at(path, W.dtype, T, t0);
         inner::MatmulTile a{x + (int64_t)t0 * K, K, W.row(n), ldw, k0, std::min(K, k0 + kTileK),
                             out + (int64_t)t0 * N + n, N, k0 > 0};
         set_quantised(a, qx, t0, K);
         a.prefetch = t0 == 0 ? width * ldw : 0;
-        tile_call(path, W.dtype, std::min(4, T - t0), width, a);
+        tile_call(path, W.dtype, nt, width, a);
       }
     }
     n += width;

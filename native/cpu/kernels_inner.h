@@ -183,6 +183,7 @@ void attention_values_portable(const AttentionGroup& g, const float* probs, floa
 
 #if CHIMERA_HAVE_AVX2_PATH
 void matmul_tile_avx2(DType dt, int nt, int nn, const MatmulTile& a);
+constexpr int kAvx512TileRows = 6;
 void attention_scores_avx2(const AttentionGroup& g, float* scores);
 void attention_values_avx2(const AttentionGroup& g, const float* probs, float* out);
 void matmul_q8x4_group_avx2(const Q8x4Group& a);
@@ -190,7 +191,8 @@ void matmul_q8x4_group_avx2(const Q8x4Group& a);
 bool q8x16_vnni_supported();
 void matmul_q8x16_group_vnni(const Q8x16Group& a);
 namespace native {
-void matmul_tile_avx512(DType dt, int nt, int nn, const MatmulTile& a);  // F32, F16, BF16
+// F32, F16, BF16; nt 1 to kAvx512TileRows input rows.
+void matmul_tile_avx512(DType dt, int nt, int nn, const MatmulTile& a);
 }
 #endif
 
