@@ -230,6 +230,7 @@ std::unique_ptr<Model> load_gguf(const std::string& path) {
   const TensorLookup lookup = [&g](const std::string& name) { return g.tensor(name); };
   import_weights(cfg, gguf_weight_names(), lookup, false, path, m->storage, m->weights);
   validate_weights(cfg, m->weights);
+  if (m->storage.mapped_bytes > 0) g.file()->prefault();
   m->tokenizer = Tokenizer(std::move(tok));
   return m;
 }
