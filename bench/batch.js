@@ -11,7 +11,8 @@
 // all generated tokens / the wall time of that phase. Every session's tokens are checked against its
 // prompt decoded alone by a plain session first, so batching (and speculation) is shown to change nothing.
 // Output: one JSON line per (mode, N): {"type":"batch", mode, sessions, aggregateTokPerSec, speedup
-// (vs N = 1 of the same mode), passes, sessionsPerPass, rowsPerPass, tokensPerStep, identical}.
+// (vs N = 1 of the same mode), passes, sessionsPerPass, rowsPerPass, msPerPass, busy (the share of the wall
+// time the model spent in passes), tokensPerStep, identical}.
 'use strict';
 
 const fs = require('node:fs');
@@ -82,6 +83,8 @@ async function runSessions(model, n, a, sessionOptions, first = 0) {
     passes,
     sessionsPerPass: passes ? (after.sessionSteps - before.sessionSteps) / passes : null,
     rowsPerPass: passes ? (after.rows - before.rows) / passes : null,
+    msPerPass: passes ? (after.passMs - before.passMs) / passes : null,
+    busy: (after.passMs - before.passMs) / ms,
     treeSteps: steps,
     tokensPerStep: steps ? emitted / steps : null,
   };
@@ -120,6 +123,7 @@ async function main() {
         type: 'batch', mode, sessions: n, tokensEach: a.tokens, aggregateTokPerSec: round(tps),
         perSessionTokPerSec: round(tps / n), speedup: base ? round(tps / base) : null, passes: best.passes,
         sessionsPerPass: round(best.sessionsPerPass), rowsPerPass: round(best.rowsPerPass),
+        msPerPass: round(best.msPerPass, 1), busy: round(best.busy, 3),
         treeSteps: best.treeSteps, tokensPerStep: round(best.tokensPerStep), identical,
       }) + '\n');
     }

@@ -128,6 +128,8 @@ export interface BatchStats {
   rows: number;
   /** The most sessions one pass has held. */
   maxSessions: number;
+  /** Milliseconds spent running passes; over a stretch of wall time, their share is how busy the model was. */
+  passMs: number;
   /** Sessions generating now. */
   activeSessions: number;
   /** The bounds in force (loadModel's `batch`). */

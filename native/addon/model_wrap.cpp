@@ -226,6 +226,7 @@ Napi::Value ModelWrap::batchStats(const Napi::CallbackInfo& info) {
   o.Set("sessionSteps", (double)s.sequence_steps);
   o.Set("rows", (double)s.rows);
   o.Set("maxSessions", s.max_sequences);
+  o.Set("passMs", s.pass_ms);
   o.Set("activeSessions", b.members());
   o.Set("maxBatchSessions", b.limits().max_sessions);
   o.Set("maxBatchRows", b.limits().max_rows);

@@ -99,6 +99,7 @@ void BatchScheduler::execute(std::vector<Request*>& pass) {
   stats_.batched_passes += pass.size() > 1;
   stats_.sequence_steps += (int64_t)pass.size();
   stats_.rows += rows;
+  stats_.pass_ms += ms;
   stats_.max_sequences = std::max(stats_.max_sequences, (int)pass.size());
   for (Request* r : pass) {
     r->info = PassInfo{(int)pass.size()};

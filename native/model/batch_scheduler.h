@@ -44,6 +44,7 @@ struct BatchStats {
   int64_t sequence_steps = 0;  // sessions' forwards run (sum over passes of their sessions)
   int64_t rows = 0;            // rows run
   int max_sequences = 0;       // the most sessions one pass held
+  double pass_ms = 0;          // time spent running passes (the rest of the wall time, the model was idle)
 };
 
 class BatchScheduler {
