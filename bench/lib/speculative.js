@@ -15,7 +15,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
-const SIZES = [1, 2, 4, 8, 16, 26, 64];
+const SIZES = [1, 2, 4, 5, 6, 8, 16, 26, 64];
 const TREES = ['auto', 'chain-1', 'chain-3', 'chimera-25'];
 // A small model's run of 256 tokens takes tens of milliseconds, where a timer tick or a collection
 // moves one run by several percent: the median of this many alternating runs.

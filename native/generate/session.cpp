@@ -296,10 +296,10 @@ std::vector<int32_t> Session::next_tokens(const SamplingParams& sampling, Rng& r
 BatchContext Session::batch_context() const {
   const BatchScheduler& b = runtime_->batcher();
   BatchContext c;
+  c.batcher = &b;  // its pass costs also price trees running alone
   c.other_sessions = std::max(0, b.members() - 1);
   if (c.other_sessions == 0) return c;
   c.other_rows = std::max(c.other_sessions, b.last_pass_rows() - last_rows_);
-  c.batcher = &b;
   return c;
 }
 

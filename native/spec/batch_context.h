@@ -11,7 +11,7 @@ namespace chimera {
 struct BatchContext {
   int other_sessions = 0;                     // 0: the step runs alone
   int other_rows = 0;                         // the other sessions' rows in a pass
-  const BatchScheduler* batcher = nullptr;    // whose measured pass costs price the rows
+  const BatchScheduler* batcher = nullptr;    // the model's scheduler, whose measured pass costs price rows
 
   bool batched() const { return other_sessions > 0 && batcher != nullptr; }
   // The measured duration of a pass over `rows` rows.

@@ -60,10 +60,16 @@ SpeculativeDecoder::SpeculativeDecoder(const SpeculativeConfig& config, const Mo
 void SpeculativeDecoder::refit() {
   const DraftModel& d = spec_.draft_state().draft();
   const double per_depth = policy_->draft_depth_estimate_ms();
-  // Fitted to this session's own measured costs (running alone): inside a batch, pass costs beyond the
-  // row counts seen are extrapolations, and a tree fitted to them could make every session's pass
-  // compute-bound before a measurement said so; choose_in_batch decides whether the tree runs there.
-  auto verify_ms = [&](int T) { return policy_->forward_estimate_ms(T); };
+  // Fitted to the cost of a forward over the tree's rows alone (not to the marginal cost of its rows
+  // in a shared pass: a tree fitted to that could make every session's pass compute-bound before a
+  // measurement said so; choose_in_batch decides whether the tree runs in a batch). A forward over T
+  // rows costs the same whichever sessions' rows they are, so the model's pass costs (every session's
+  // passes, shared or not) price it, and this session's own measurements where there are none: sessions
+  // that start together, and never run alone, still fit their trees.
+  auto verify_ms = [&](int T) {
+    const double model_wide = batch_.batcher ? batch_.batcher->pass_ms(T) : 0.0;
+    return model_wide > 0 ? model_wide : policy_->forward_estimate_ms(T);
+  };
   auto draft_ms = [&](int depth) { return per_depth * drafted_depth(depth, d); };
   if (!(verify_ms(1) > 0)) return;  // nothing measured yet
   const TreeFitter::Fit fit = fitter_->fit(verify_ms, draft_ms, spec_.max_draft_tree_size());
