@@ -218,10 +218,6 @@ void tile_call(KernelPath path, DType dt, int nt, int nn, const inner::MatmulTil
   inner::matmul_tile_portable(dt, nt, nn, a);
 }
 
-// Weight rows per tile for nt input rows. AVX2: as many accumulators as fit the 16 YMM registers with
-// the weights and one input vector (4 x 3 measured 1.4x faster than 4 x 2 at T = 26).
-// AVX-512: 4 x 4 accumulators of the 32 ZMM registers (Q8_0 runs the AVX2 tile there). With the next
-// tile prefetched, four rows at a time read as fast as one for a single input row too.
 // Input rows per register tile starting at row t0 of T: 4, with a last tile of up to 6 rows where
 // the AVX-512 float tile holds them (5 or 6 rows would otherwise cost a second sweep of the weights for
 // one or two rows). The grouping changes no sum: each (input row, weight row) pair has its own
@@ -237,6 +233,10 @@ int tile_rows_at(KernelPath path, DType dt, int T, int t0) {
   return std::min(4, left);
 }
 
+// Weight rows per tile for nt input rows. AVX2: as many accumulators as fit the 16 YMM registers with
+// the weights and one input vector (4 x 3 measured 1.4x faster than 4 x 2 at T = 26).
+// AVX-512: 4 x 4 accumulators of the 32 ZMM registers (Q8_0 runs the AVX2 tile there). With the next
+// tile prefetched, four rows at a time read as fast as one for a single input row too.
 int tile_width(KernelPath path, DType dt, int nt) {
   if (path == KernelPath::Avx512 && dt != DType::Q8_0) return 4;
   if (uses_avx2_loops(path)) return nt <= 2 ? 4 : 3;
