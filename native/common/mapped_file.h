@@ -21,7 +21,7 @@ class MappedFile {
 
   // Brings the whole file into memory and into this process's page tables now, so that the first pass
   // over the weights does not stop on a page fault per 4 KB (about 0.1 s per GB, and the disk reads of a
-  // file not cached yet): loading takes that time instead of the first token.
+  // file not cached yet): loading takes that time instead of the first token (load_model, every format).
   void prefault() const;
 
   // True when [offset, offset + len) lies inside the file (no overflow).

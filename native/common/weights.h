@@ -49,11 +49,18 @@ struct ModelWeights {
   TensorView output;                   // (V, C); equals tok_embd when tied
 };
 
+class MappedFile;
+
 // Owns the bytes that TensorViews point into. Loaders keep mappings and converted buffers here.
 struct WeightStorage {
-  std::vector<std::shared_ptr<void>> holders;  // mapped files, owned buffers
-  size_t mapped_bytes = 0;                     // bytes read straight from mapped files
-  size_t owned_bytes = 0;                      // bytes allocated at load time
+  std::vector<std::shared_ptr<void>> holders;                   // owned buffers, other holders
+  std::vector<std::shared_ptr<const MappedFile>> mapped_files;  // the files weights may point into
+  size_t mapped_bytes = 0;                                      // bytes read straight from mapped files
+  size_t owned_bytes = 0;                                       // bytes allocated at load time
+
+  // Faults the mapped files in now (MappedFile::prefault) when weights point into them, so the first
+  // forward does not pay a page fault per 4 KB.
+  void prefault_mapped() const;
 
   // Allocates an owned float buffer of n elements (zeroed).
   float* alloc_f32(size_t n);

@@ -225,12 +225,11 @@ std::unique_ptr<Model> load_gguf(const std::string& path) {
   CHIMERA_CHECK(tok.pieces.size() == (size_t)cfg.V, ErrorCode::Format, path, ": the tokenizer has ",
                 tok.pieces.size(), " tokens but ", cfg.architecture, ".vocab_size is ", cfg.V);
   validate_config(cfg);
-  m->storage.holders.push_back(g.file());
+  m->storage.mapped_files.push_back(g.file());
   read_rope_scaling(g, m->storage, cfg);
   const TensorLookup lookup = [&g](const std::string& name) { return g.tensor(name); };
   import_weights(cfg, gguf_weight_names(), lookup, false, path, m->storage, m->weights);
   validate_weights(cfg, m->weights);
-  if (m->storage.mapped_bytes > 0) g.file()->prefault();
   m->tokenizer = Tokenizer(std::move(tok));
   return m;
 }

@@ -285,7 +285,7 @@ std::unique_ptr<Model> load_hf_dir(const std::string& dir) {
   validate_config(cfg);
   std::vector<std::unique_ptr<SafetensorsFile>> shards;
   const auto table = open_shards(dir, shards);
-  for (const auto& s : shards) m->storage.holders.push_back(s->file());
+  for (const auto& s : shards) m->storage.mapped_files.push_back(s->file());
   const TensorLookup lookup = [&table](const std::string& name) -> const RawTensor* {
     const auto it = table.find(name);
     return it == table.end() ? nullptr : it->second;

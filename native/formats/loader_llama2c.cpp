@@ -127,7 +127,7 @@ std::unique_ptr<Model> load_llama2c(const std::string& path, const std::string& 
   const float* base = reinterpret_cast<const float*>(file->data() + 28);  // page-aligned mapping + 28
   ModelWeights& w = m->weights;
   WeightStorage& st = m->storage;
-  st.holders.push_back(file);
+  st.mapped_files.push_back(file);
   w.tok_embd = f32_matrix(base, emb, cfg.V, cfg.C);  // (V, C)
   w.layers.resize((size_t)L);
   for (uint64_t l = 0; l < L; l++) {

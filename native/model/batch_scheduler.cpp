@@ -149,6 +149,11 @@ int BatchScheduler::last_pass_rows() const {
   return last_rows_;
 }
 
+ForwardCosts BatchScheduler::pass_costs() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return pass_costs_;
+}
+
 double BatchScheduler::pass_ms(int rows) const {
   std::lock_guard<std::mutex> lk(mu_);
   return pass_costs_.estimate(rows);

@@ -74,6 +74,8 @@ class BatchScheduler {
   // Sessions generating now, and the rows of the last pass (what a session's step shares a pass with).
   int members() const;
   int last_pass_rows() const;
+  // The measured costs of passes by row count, as of now (a copy: priced without holding the scheduler).
+  ForwardCosts pass_costs() const;
   // The measured duration of a pass over `rows` rows (ForwardCosts's estimate; 0 before any pass).
   double pass_ms(int rows) const;
 

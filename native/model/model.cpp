@@ -9,12 +9,18 @@
 #include <new>
 
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "model/layer_tensors.h"
 
 namespace chimera {
 
 // 64-byte alignment: a cache line, and enough for any SIMD load a kernel may use on owned buffers.
 constexpr size_t kOwnedAlign = 64;
+
+void WeightStorage::prefault_mapped() const {
+  if (mapped_bytes == 0) return;
+  for (const auto& f : mapped_files) f->prefault();
+}
 
 void* WeightStorage::alloc_bytes(size_t n) {
   void* p = nullptr;
@@ -159,7 +165,8 @@ static bool starts_with_gguf_magic(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
+namespace {
+std::unique_ptr<Model> load_by_format(const std::string& path, const LoadOptions& opts) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
@@ -180,6 +187,13 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
                 " is not a GGUF file, so it is read as a llama2.c checkpoint, and llama2.c checkpoints need a "
                 "tokenizer file (tokenizer option / --tokenizer)");
   return load_llama2c(path, opts.tokenizer_path);
+}
+}  // namespace
+
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
+  std::unique_ptr<Model> m = load_by_format(path, opts);
+  m->storage.prefault_mapped();
+  return m;
 }
 
 }  // namespace chimera

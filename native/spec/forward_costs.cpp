@@ -51,16 +51,6 @@ void ForwardCosts::fit() const {
   }
 }
 
-double ForwardCosts::floor_ms() const {
-  if (stale_) fit();
-  return m_;
-}
-
-double ForwardCosts::row_ms() const {
-  if (stale_) fit();
-  return k_;
-}
-
 double ForwardCosts::estimate(int T) const {
   T = std::max(1, std::min(T, kMaxRows));
   if (seen_[(size_t)T] >= kTrustedObservations) return ms_[(size_t)T];

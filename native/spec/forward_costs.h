@@ -29,9 +29,6 @@ class ForwardCosts {
   void observe(int T, double ms);
   // The cost of T rows (0 when nothing was seen).
   double estimate(int T) const;
-  // The fitted curve's floor and per-row slope (0 before any observation).
-  double floor_ms() const;
-  double row_ms() const;
 
  private:
   void fit() const;

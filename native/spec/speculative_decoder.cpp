@@ -66,8 +66,9 @@ void SpeculativeDecoder::refit() {
   // rows costs the same whichever sessions' rows they are, so the model's pass costs (every session's
   // passes, shared or not) price it, and this session's own measurements where there are none: sessions
   // that start together, and never run alone, still fit their trees.
+  const ForwardCosts model_costs = batch_.batcher ? batch_.batcher->pass_costs() : ForwardCosts();
   auto verify_ms = [&](int T) {
-    const double model_wide = batch_.batcher ? batch_.batcher->pass_ms(T) : 0.0;
+    const double model_wide = model_costs.estimate(T);
     return model_wide > 0 ? model_wide : policy_->forward_estimate_ms(T);
   };
   auto draft_ms = [&](int depth) { return per_depth * drafted_depth(depth, d); };
