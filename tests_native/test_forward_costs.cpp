@@ -88,6 +88,21 @@ int main() {
     EXPECT(within(step.estimate(1), 10.0, 0.01));
     EXPECT(step.estimate(4) > 20.0 && step.estimate(4) <= 40.0);
   }
+  // The machine slowed down after the curve's points were measured: the common row count (16, a batch of
+  // 16 sessions) is measured 25% slower now. A pass a few rows larger is estimated at no less than it,
+  // where the curve alone, fitted to the older and faster measurements too, priced 17 rows below 16.
+  {
+    ForwardCosts c;
+    int i = 0;
+    for (int n = 0; n < 10; n++)
+      for (int T : {1, 4, 8, 32}) c.observe(T, cpu_ms(T, i++));
+    for (int n = 0; n < 40; n++) c.observe(16, 1.25 * cpu_true(16));
+    std::printf("slowed down: 16 rows %.1f ms, 20 rows %.1f ms (curve %.1f)\n", c.estimate(16), c.estimate(20),
+                cpu_true(20));
+    EXPECT(within(c.estimate(16), 1.25 * cpu_true(16), 0.01));
+    EXPECT(c.estimate(20) >= c.estimate(16));
+    EXPECT(c.estimate(17) >= c.estimate(16));
+  }
   // Nothing seen: no estimate.
   {
     ForwardCosts c;

@@ -117,7 +117,6 @@ Napi::Value ModelWrap::info(const Napi::CallbackInfo& info) {
   o.Set("threads", rt->threads());
   o.Set("backend", rt->backend().name());
   o.Set("kernels", std::string(kernel_path_name(active_kernel_path())) + (rt->uses_amx() ? "+amx" : ""));
-  Napi::Object t = Napi::Object::New(env);
   o.Set("tokenizer", tokenizer_info(env, m.tokenizer));
   return o;
 }

@@ -51,12 +51,19 @@ void ForwardCosts::fit() const {
   }
 }
 
+// A row count seen often enough answers from its own measurement; any other from the curve, but never
+// below what a smaller row count was measured to cost (more rows never cost less; the curve is fitted
+// to older measurements too, and priced a pass a few rows larger than the common one below it when
+// the machine had slowed down since).
 double ForwardCosts::estimate(int T) const {
   T = std::max(1, std::min(T, kMaxRows));
   if (seen_[(size_t)T] >= kTrustedObservations) return ms_[(size_t)T];
   if (stale_) fit();
   if (!(m_ > 0)) return 0.0;
-  return curve(m_, k_, T);
+  double below = 0;
+  for (int t = 1; t < T; t++)
+    if (seen_[(size_t)t] >= kTrustedObservations) below = std::max(below, ms_[(size_t)t]);
+  return std::max(curve(m_, k_, T), below);
 }
 
 }  // namespace chimera

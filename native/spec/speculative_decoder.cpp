@@ -109,54 +109,77 @@ int SpeculativeDecoder::choose(const std::vector<int32_t>&, int m, int capacity)
     steps_since_fit_ = 0;
   }
   batched_choice_ = policy_ && batch_.batched();
-  const int arm = batched_choice_ ? choose_in_batch() : policy_ ? policy_->choose(spec_.pending_positions(m)) : 1;
+  const int arm = batched_choice_ ? choose_in_batch(spec_.pending_positions(m)) : policy_ ? policy_->choose(spec_.pending_positions(m)) : 1;
   plain_chosen_ = arm == 0 && !batched_choice_;
   if (arm > 0 && m >= 1 && m + spec_.tree(arm - 1).size <= capacity) return arm - 1;
   return -1;
 }
 
 namespace {
-constexpr int kBatchExploreSteps = 32;  // inside a batch, a tree runs at least once per this many steps
+constexpr int kBatchExploreSteps = 32;  // inside a batch, at least this many steps between tries of a losing tree
 // Inside a batch a tree must model this much faster than plain decoding for the pass: what the model
 // leaves out (members that miss a pass while a draft runs, the draft's caches) costs real time.
 constexpr double kBatchTreeMargin = 1.2;
+// What trying a losing tree inside a batch may cost, as a share of the batch's time: a try makes every
+// member's pass longer (its rows, its draft), so each session earns this share of its part of the pass
+// (the pass over the members) for each plain step, and tries when the try's modelled loss fits.
+constexpr double kBatchExploreBudget = 0.02;
 constexpr double kArmDecay = 0.8;
 }  // namespace
 
-int SpeculativeDecoder::choose_in_batch() {
+int SpeculativeDecoder::choose_in_batch(int pending_positions) {
   // Each tree arm is weighed by the tokens its steps have delivered (alone or batched; before any,
   // what it delivered alone per the policy), at the pass's measured cost with the other sessions'
-  // rows and the draft's time. A tree not measured yet runs first (unless even full acceptance could
-  // not pay); one losing to plain decoding still runs once every kBatchExploreSteps steps (a step with
-  // a few more rows), so a change of text or batch is seen.
+  // rows and the draft's time (drafting, and catching up with the positions the step emits). A tree
+  // that is losing, or not measured yet, is tried (an untried one at once if even that models a gain)
+  // when what the try is modelled to lose against plain
+  // decoding (the longer pass, the draft's time and its catch-up with every position since it last ran,
+  // less the extra tokens; for an untried tree, all of its drafted tokens) fits the credit this session
+  // has earned for the batch (kBatchExploreBudget), and at most once per kBatchExploreSteps steps: so a
+  // change of text or batch is still seen, while on a compute-bound pass of many sessions the tries cost
+  // about 2% of the time instead of a long pass every other step.
   const int n_arms = policy_->n_arms();
   arm_tokens_.resize((size_t)n_arms, 0.0);
   arm_extra_ms_.resize((size_t)n_arms, 0.0);
   arm_steps_.resize((size_t)n_arms, 0.0);
   const double per_depth = policy_->draft_depth_estimate_ms();
+  const double sync_ms = sync_ms_per_position_ > 0 ? sync_ms_per_position_ : policy_->sync_estimate_ms();
   const DraftModel& d = spec_.draft_state().draft();
-  int best = 0, best_tree = -1, untried = -1;
+  const int sessions = batch_.other_sessions + 1;
+  const double plain_ms = batch_.pass_ms(batch_.other_rows + 1);
   const double plain_rate = batch_.pass_rate(1, 1, 0);
-  double best_rate = kBatchTreeMargin * plain_rate, best_tree_rate = 0;
+  int best = 0, candidate = -1;
+  bool untried = false;
+  double best_rate = kBatchTreeMargin * plain_rate, candidate_loss = 0;
   for (int arm = 1; arm < n_arms; arm++) {
     const CompiledTree& t = spec_.tree(arm - 1);
     const double steps = arm_steps_[(size_t)arm];
-    const double tokens = steps > 0 ? arm_tokens_[(size_t)arm] / steps : policy_->tokens_per_step(arm);
+    const double measured = steps > 0 ? arm_tokens_[(size_t)arm] / steps : policy_->tokens_per_step(arm);
+    const double tokens = measured > 0 ? measured : t.depth + 1;  // untried: as if every draft were accepted
     const double draft_ms = steps > 0 ? arm_extra_ms_[(size_t)arm] / steps : per_depth * drafted_depth(t.depth, d);
-    if (!(tokens > 0)) {  // never measured: tried first, unless even full acceptance could not pay
-      if (untried < 0 && batch_.pass_rate(t.depth + 1, t.size, draft_ms) > plain_rate) untried = arm;
-      continue;
+    if (measured > 0) {
+      const double rate = batch_.pass_rate(tokens, t.size, draft_ms + sync_ms * tokens);
+      if (rate > best_rate) best_rate = rate, best = arm;
     }
-    const double rate = batch_.pass_rate(tokens, t.size, draft_ms);
-    if (rate > best_rate) best_rate = rate, best = arm;
-    if (rate > best_tree_rate) best_tree_rate = rate, best_tree = arm;
+    // A try now: the pass with the tree's rows and the draft's time, against a plain pass, less what
+    // the extra tokens are worth at the batch's time per token.
+    const double loss = batch_.pass_ms(batch_.other_rows + t.size) + draft_ms + sync_ms * pending_positions -
+                        plain_ms - (tokens - 1) * plain_ms / sessions;
+    if (candidate < 0 || loss < candidate_loss) candidate = arm, candidate_loss = loss, untried = !(measured > 0);
   }
-  if (untried > 0) return untried;
-  if (best > 0 || ++batch_steps_without_tree_ >= kBatchExploreSteps) {
+  if (best > 0) {
+    explore_credit_ms_ = 0;
     batch_steps_without_tree_ = 0;
-    if (best == 0) return std::max(best_tree, 0);
+    return best;
   }
-  return best;
+  explore_credit_ms_ += kBatchExploreBudget * plain_ms / sessions;
+  const bool due = ++batch_steps_without_tree_ >= kBatchExploreSteps && candidate_loss <= explore_credit_ms_;
+  if (candidate > 0 && (due || (untried && candidate_loss <= 0))) {
+    explore_credit_ms_ = 0;
+    batch_steps_without_tree_ = 0;
+    return candidate;
+  }
+  return 0;
 }
 
 std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::vector<int32_t>& history,
@@ -172,9 +195,16 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
     arm_extra_ms_.resize(arm_tokens_.size(), 0.0);
     arm_steps_.resize(arm_tokens_.size(), 0.0);
     arm_tokens_[arm] = kArmDecay * arm_tokens_[arm] + (double)out.size();
-    // Outside the pass, less the time spent waiting for the cores (another session's pass or draft).
+    // Outside the pass, less the time spent waiting for the cores (another session's pass or draft) and
+    // the draft's catch-up (priced per position: it grows with the steps since the draft last ran).
     const double waited = ThreadPool::caller_wait_ms() - wait0;
-    const double extra = std::max(0.0, ms_since(t0) - (stats.ms_verify - verify0) - waited);
+    const double synced_ms = stats.ms_sync - sync0;
+    const int64_t synced = stats.synced_positions - synced0;
+    const double extra = std::max(0.0, ms_since(t0) - (stats.ms_verify - verify0) - waited - synced_ms);
+    if (synced > 0 && synced_ms > 0) {
+      const double per = synced_ms / (double)synced;
+      sync_ms_per_position_ = sync_ms_per_position_ > 0 ? kArmDecay * sync_ms_per_position_ + (1 - kArmDecay) * per : per;
+    }
     arm_extra_ms_[arm] = kArmDecay * arm_extra_ms_[arm] + extra;
     arm_steps_[arm] = kArmDecay * arm_steps_[arm] + 1;
   }

@@ -42,7 +42,7 @@ class SpeculativeDecoder : public StepDecoder {
   // tree: 'auto': fits the tree to what has been measured (a new tree when it models >= 2% faster).
   void refit();
   // tree: 'auto' inside a batch: the arm (0 = plain) whose step gives the whole pass the best rate.
-  int choose_in_batch();
+  int choose_in_batch(int pending_positions);
 
   Speculator spec_;
   std::unique_ptr<TreePolicy> policy_;  // tree: 'auto'
@@ -53,10 +53,12 @@ class SpeculativeDecoder : public StepDecoder {
   double per_token_ms_ = 0;             // the fitted tree's modelled time per token (lookup's gate)
   bool batched_choice_ = false;         // the last choose() weighed the arms inside a batch
   // Per arm, over its tree steps alone or batched (exponentially weighted): tokens, and the time the
-  // step spends outside its forward pass (drafting, catching the draft up, acceptance), which a batch
-  // waits for; and the batched steps since a tree last ran (exploration).
+  // step spends outside its forward pass (drafting, acceptance; the draft's catch-up is priced per
+  // position apart), which a batch waits for; and the batched steps since a tree last ran (exploration).
   std::vector<double> arm_tokens_, arm_extra_ms_, arm_steps_;
   int batch_steps_without_tree_ = 0;
+  double explore_credit_ms_ = 0;      // what trying a losing tree in a batch may cost now (ms)
+  double sync_ms_per_position_ = 0;   // the draft's measured catch-up time per position
 };
 
 }  // namespace chimera

@@ -76,6 +76,8 @@ class TreePolicy {
   // The cost model the policy has measured: a base forward over T rows, one draft depth (ms; estimates
   // before measurements, 0 when nothing is known).
   double forward_estimate_ms(int T) const { return forward_ms(T); }
+  // The draft's catch-up time per context position (measured, else the guess; 0 when unknown).
+  double sync_estimate_ms() const { return sync_ms_ > 0 ? sync_ms_ : sync_guess_ * plain_step_ms(); }
   double draft_depth_estimate_ms() const {
     return draft_depth_ms_ > 0 ? draft_depth_ms_ : draft_depth_guess_ * plain_step_ms();
   }
