@@ -103,6 +103,20 @@ int main() {
     EXPECT(c.estimate(20) >= c.estimate(16));
     EXPECT(c.estimate(17) >= c.estimate(16));
   }
+  // Three slow passes of 3 rows at start-up (cold caches, a draft holding the cores), then only 1 and
+  // 2 rows (trees priced out by them): 3 rows stop answering from their stale measurement once other
+  // row counts have been run kRecentObservations times, and follow the curve again.
+  {
+    ForwardCosts c;
+    for (int n = 0; n < 3; n++) c.observe(3, 10 * cpu_true(3));
+    for (int n = 0; n < 3; n++) c.observe(16, cpu_true(16));
+    EXPECT(within(c.estimate(3), 10 * cpu_true(3), 0.01));  // trusted while recent
+    int i = 0;
+    for (int n = 0; n < ForwardCosts::kRecentObservations / 2; n++)
+      for (int T : {1, 2}) c.observe(T, cpu_ms(T, i++));
+    std::printf("stale cold 3-row passes: 3 rows estimated %.1f ms, true %.1f ms\n", c.estimate(3), cpu_true(3));
+    EXPECT(within(c.estimate(3), cpu_true(3), 0.10));
+  }
   // Nothing seen: no estimate.
   {
     ForwardCosts c;

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "common/thread_pool.h"
 
 namespace chimera {
 
@@ -65,6 +66,7 @@ void BatchScheduler::execute(std::vector<Request*>& pass) {
   int rows = 0;
   for (const Request* r : pass) rows += r->seq.batch.T;
   const auto t0 = Clock::now();
+  const double wait0 = ThreadPool::caller_wait_ms();
   std::exception_ptr error;
   try {
     if (pass.size() == 1 || !be_.host_memory()) {
@@ -89,12 +91,15 @@ void BatchScheduler::execute(std::vector<Request*>& pass) {
     error = std::current_exception();
   }
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  // What the pass itself cost: less the time it waited for the cores while another session's job (a
+  // draft) held them, which would otherwise price rows by the drafts that happened to run beside them.
+  const double own_ms = std::max(0.0, ms - (ThreadPool::caller_wait_ms() - wait0));
   std::lock_guard<std::mutex> lk(mu_);
   running_ = false;
   last_end_ = Clock::now();
   last_rows_ = rows;
   last_ms_ = ms;
-  pass_costs_.observe(rows, ms);
+  pass_costs_.observe(rows, own_ms);
   stats_.passes++;
   stats_.batched_passes += pass.size() > 1;
   stats_.sequence_steps += (int64_t)pass.size();

@@ -20,6 +20,7 @@ void ForwardCosts::observe(int T, double ms) {
   const bool first = f <= 0;
   f = first ? ms : decay_ * f + (1 - decay_) * ms;
   seen_[(size_t)T] = std::min(seen_[(size_t)T] + 1, kSeenCap);
+  last_[(size_t)T] = ++observations_;
   if (first || ++since_fit_ >= kRefitEvery) stale_ = true;
 }
 
@@ -57,12 +58,12 @@ void ForwardCosts::fit() const {
 // the machine had slowed down since).
 double ForwardCosts::estimate(int T) const {
   T = std::max(1, std::min(T, kMaxRows));
-  if (seen_[(size_t)T] >= kTrustedObservations) return ms_[(size_t)T];
+  if (trusted(T)) return ms_[(size_t)T];
   if (stale_) fit();
   if (!(m_ > 0)) return 0.0;
   double below = 0;
   for (int t = 1; t < T; t++)
-    if (seen_[(size_t)t] >= kTrustedObservations) below = std::max(below, ms_[(size_t)t]);
+    if (trusted(t)) below = std::max(below, ms_[(size_t)t]);
   return std::max(curve(m_, k_, T), below);
 }
 

@@ -11,8 +11,11 @@
 // busy machine) changes nothing, where interpolating between the row counts seen let it price every
 // tree near it out for good; and where only memory-bound row counts were seen, a tree twice the largest
 // is estimated modestly above the floor, and measured, before larger ones can look cheap. A row count
-// seen often enough is answered from its own measurements.
+// seen often enough, and recently, is answered from its own measurements; no estimate is below a smaller
+// row count's.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace chimera {
@@ -20,10 +23,15 @@ namespace chimera {
 class ForwardCosts {
  public:
   static constexpr int kMaxRows = 256;  // costs kept for T = 1..256
-  // From this many observations of T on, T's own (exponentially weighted) measurement is its estimate.
+  // From this many observations of T on, T's own (exponentially weighted) measurement is its estimate,
+  // while T is among the row counts of the last kRecentObservations observations: a row count no
+  // longer run (a cold pass at start-up, a tree priced out since) answers from the curve again, whose
+  // fit a stale slow measurement does not bend.
   static constexpr int kTrustedObservations = 3;
+  static constexpr int64_t kRecentObservations = 64;
 
-  explicit ForwardCosts(double decay = 0.9) : ms_(kMaxRows + 1, 0.0), seen_(kMaxRows + 1, 0), decay_(decay) {}
+  explicit ForwardCosts(double decay = 0.9)
+      : ms_(kMaxRows + 1, 0.0), seen_(kMaxRows + 1, 0), last_(kMaxRows + 1, 0), decay_(decay) {}
 
   // A forward over T rows took ms (exponentially weighted per T).
   void observe(int T, double ms);
@@ -32,8 +40,13 @@ class ForwardCosts {
 
  private:
   void fit() const;
-  std::vector<double> ms_;  // (T) 0 = not seen
-  std::vector<int> seen_;   // (T) observations, capped
+  bool trusted(int T) const {
+    return seen_[(size_t)T] >= kTrustedObservations && observations_ - last_[(size_t)T] < kRecentObservations;
+  }
+  std::vector<double> ms_;      // (T) 0 = not seen
+  std::vector<int> seen_;       // (T) observations, capped
+  std::vector<int64_t> last_;   // (T) the observation count when T was last observed
+  int64_t observations_ = 0;
   double decay_;
   mutable bool stale_ = false;
   mutable int since_fit_ = 0;
