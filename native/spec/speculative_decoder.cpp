@@ -57,6 +57,18 @@ SpeculativeDecoder::SpeculativeDecoder(const SpeculativeConfig& config, const Mo
   }
 }
 
+// Tokens a step of tree t is expected to emit under the fitter's acceptance model (its prior before
+// any step was observed): the bonus token plus each node's chance that its whole path is accepted.
+double SpeculativeDecoder::modelled_tokens(const CompiledTree& t) const {
+  double expected = 1;
+  for (int n = 1; n < t.size; n++) {
+    double p = 1;
+    for (int a = n; a > 0; a = t.node_parent[a]) p *= fitter_->acceptance(t.node_depth[a] - 1, t.node_rank[a]);
+    expected += p;
+  }
+  return expected;
+}
+
 void SpeculativeDecoder::refit() {
   const DraftModel& d = spec_.draft_state().draft();
   const double per_depth = policy_->draft_depth_estimate_ms();
@@ -75,13 +87,7 @@ void SpeculativeDecoder::refit() {
   if (!(verify_ms(1) > 0)) return;  // nothing measured yet
   const TreeFitter::Fit fit = fitter_->fit(verify_ms, draft_ms, spec_.max_draft_tree_size());
   const CompiledTree& cur = spec_.tree(0);
-  // The tree in use, under the same model.
-  double cur_expected = 1;
-  for (int n = 1; n < cur.size; n++) {
-    double p = 1;
-    for (int a = n; a > 0; a = cur.node_parent[a]) p *= fitter_->acceptance(cur.node_depth[a] - 1, cur.node_rank[a]);
-    cur_expected += p;
-  }
+  const double cur_expected = modelled_tokens(cur);  // the tree in use, under the same model
   const double current_ms = verify_ms(cur.size) + draft_ms(cur.depth);
   per_token_ms_ = current_ms / cur_expected;
   if (fit.paths.empty()) return;  // no tree models faster than plain: the policy's measurements decide
@@ -109,7 +115,8 @@ int SpeculativeDecoder::choose(const std::vector<int32_t>&, int m, int capacity)
     steps_since_fit_ = 0;
   }
   batched_choice_ = policy_ && batch_.batched();
-  const int arm = batched_choice_ ? choose_in_batch(spec_.pending_positions(m)) : policy_ ? policy_->choose(spec_.pending_positions(m)) : 1;
+  const int pending = spec_.pending_positions(m);
+  const int arm = batched_choice_ ? choose_in_batch(pending) : policy_ ? policy_->choose(pending) : 1;
   plain_chosen_ = arm == 0 && !batched_choice_;
   if (arm > 0 && m >= 1 && m + spec_.tree(arm - 1).size <= capacity) return arm - 1;
   return -1;
@@ -131,13 +138,13 @@ int SpeculativeDecoder::choose_in_batch(int pending_positions) {
   // Each tree arm is weighed by the tokens its steps have delivered (alone or batched; before any,
   // what it delivered alone per the policy), at the pass's measured cost with the other sessions'
   // rows and the draft's time (drafting, and catching up with the positions the step emits). A tree
-  // that is losing, or not measured yet, is tried (an untried one at once if even that models a gain)
-  // when what the try is modelled to lose against plain
-  // decoding (the longer pass, the draft's time and its catch-up with every position since it last ran,
-  // less the extra tokens; for an untried tree, all of its drafted tokens) fits the credit this session
-  // has earned for the batch (kBatchExploreBudget), and at most once per kBatchExploreSteps steps: so a
-  // change of text or batch is still seen, while on a compute-bound pass of many sessions the tries cost
-  // about 2% of the time instead of a long pass every other step.
+  // that is losing, or not measured yet, is tried when what the try is modelled to lose against plain
+  // decoding fits the credit this session has earned for the batch (kBatchExploreBudget), and at most
+  // once per kBatchExploreSteps steps; an untried one at once where even the try models a gain. The
+  // loss: the longer pass, the draft's time and its catch-up with every position since it last ran,
+  // less the extra tokens (for an untried tree, those its acceptance model expects). So a change of
+  // text or batch is still seen, while on a compute-bound pass of many sessions the tries cost about
+  // 2% of the time instead of a long pass every other step.
   const int n_arms = policy_->n_arms();
   arm_tokens_.resize((size_t)n_arms, 0.0);
   arm_extra_ms_.resize((size_t)n_arms, 0.0);
@@ -155,7 +162,7 @@ int SpeculativeDecoder::choose_in_batch(int pending_positions) {
     const CompiledTree& t = spec_.tree(arm - 1);
     const double steps = arm_steps_[(size_t)arm];
     const double measured = steps > 0 ? arm_tokens_[(size_t)arm] / steps : policy_->tokens_per_step(arm);
-    const double tokens = measured > 0 ? measured : t.depth + 1;  // untried: as if every draft were accepted
+    const double tokens = measured > 0 ? measured : modelled_tokens(t);  // untried: the acceptance model's
     const double draft_ms = steps > 0 ? arm_extra_ms_[(size_t)arm] / steps : per_depth * drafted_depth(t.depth, d);
     if (measured > 0) {
       const double rate = batch_.pass_rate(tokens, t.size, draft_ms + sync_ms * tokens);
@@ -203,7 +210,8 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
     const double extra = std::max(0.0, ms_since(t0) - (stats.ms_verify - verify0) - waited - synced_ms);
     if (synced > 0 && synced_ms > 0) {
       const double per = synced_ms / (double)synced;
-      sync_ms_per_position_ = sync_ms_per_position_ > 0 ? kArmDecay * sync_ms_per_position_ + (1 - kArmDecay) * per : per;
+      double& s = sync_ms_per_position_;
+      s = s > 0 ? kArmDecay * s + (1 - kArmDecay) * per : per;
     }
     arm_extra_ms_[arm] = kArmDecay * arm_extra_ms_[arm] + extra;
     arm_steps_[arm] = kArmDecay * arm_steps_[arm] + 1;

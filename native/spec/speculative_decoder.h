@@ -41,6 +41,7 @@ class SpeculativeDecoder : public StepDecoder {
  private:
   // tree: 'auto': fits the tree to what has been measured (a new tree when it models >= 2% faster).
   void refit();
+  double modelled_tokens(const CompiledTree& t) const;
   // tree: 'auto' inside a batch: the arm (0 = plain) whose step gives the whole pass the best rate.
   int choose_in_batch(int pending_positions);
 
