@@ -123,7 +123,7 @@ int SpeculativeDecoder::choose(const std::vector<int32_t>&, int m, int capacity)
 }
 
 namespace {
-constexpr int kBatchExploreSteps = 32;  // inside a batch, at least this many steps between tries of a losing tree
+constexpr int kBatchExploreSteps = 32;  // inside a batch, the fewest steps between tries of a losing tree
 // Inside a batch a tree must model this much faster than plain decoding for the pass: what the model
 // leaves out (members that miss a pass while a draft runs, the draft's caches) costs real time.
 constexpr double kBatchTreeMargin = 1.2;
