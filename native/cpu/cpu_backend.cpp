@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "common/error.h"
+#include "common/host_memory.h"
 #include "common/thread_pool.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/kernels_amx.h"
@@ -31,32 +32,18 @@ constexpr double kParallelAttentionWork = 32.0 * 1024;
 // Row ranges of a split matmul start on a multiple of this (keeps whole register tiles per thread).
 constexpr int64_t kMatmulRowAlign = 16;
 constexpr int64_t kParallelSwigluElems = 4096;
-constexpr size_t kAlignment = 64;
 
 }  // namespace
 
 CpuBackend::CpuBackend(ThreadPool* pool) : pool_(pool) {}
 
 void* CpuBackend::alloc(size_t bytes) {
-  CHIMERA_CHECK(bytes <= SIZE_MAX - kAlignment, ErrorCode::OutOfMemory, "cannot allocate ", bytes, " bytes");
-  const size_t n = bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  void* p = nullptr;
-#ifdef _WIN32
-  p = _aligned_malloc(n, kAlignment);
-#else
-  if (posix_memalign(&p, kAlignment, n) != 0) p = nullptr;
-#endif
+  void* p = host_alloc(bytes);
   if (!p) throw_error(ErrorCode::OutOfMemory, "cannot allocate ", bytes, " bytes");
   return p;
 }
 
-void CpuBackend::free(void* p) {
-#ifdef _WIN32
-  _aligned_free(p);
-#else
-  std::free(p);
-#endif
-}
+void CpuBackend::free(void* p) { host_free(p); }
 
 void CpuBackend::copy_to_device(void* dst, const void* src, size_t bytes) {
   if (bytes) std::memcpy(dst, src, bytes);

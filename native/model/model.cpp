@@ -9,13 +9,11 @@
 #include <new>
 
 #include "common/error.h"
+#include "common/host_memory.h"
 #include "common/mapped_file.h"
 #include "model/layer_tensors.h"
 
 namespace chimera {
-
-// 64-byte alignment: a cache line, and enough for any SIMD load a kernel may use on owned buffers.
-constexpr size_t kOwnedAlign = 64;
 
 void WeightStorage::prefault_mapped() const {
   if (mapped_bytes == 0) return;
@@ -23,14 +21,10 @@ void WeightStorage::prefault_mapped() const {
 }
 
 void* WeightStorage::alloc_bytes(size_t n) {
-  void* p = nullptr;
-  try {
-    p = ::operator new(n ? n : 1, std::align_val_t(kOwnedAlign));
-  } catch (const std::bad_alloc&) {
-    throw_error(ErrorCode::OutOfMemory, "cannot allocate ", n, " bytes for model weights");
-  }
+  void* p = host_alloc(n);
+  if (!p) throw_error(ErrorCode::OutOfMemory, "cannot allocate ", n, " bytes for model weights");
   std::memset(p, 0, n);
-  holders.emplace_back(p, [](void* q) { ::operator delete(q, std::align_val_t(kOwnedAlign)); });
+  holders.emplace_back(p, [](void* q) { host_free(q); });
   owned_bytes += n;
   return p;
 }
