@@ -6,7 +6,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <new>
 
 #include "common/error.h"
 #include "common/host_memory.h"

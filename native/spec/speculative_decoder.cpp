@@ -150,7 +150,7 @@ int SpeculativeDecoder::choose_in_batch(int pending_positions) {
   arm_extra_ms_.resize((size_t)n_arms, 0.0);
   arm_steps_.resize((size_t)n_arms, 0.0);
   const double per_depth = policy_->draft_depth_estimate_ms();
-  const double sync_ms = sync_ms_per_position_ > 0 ? sync_ms_per_position_ : policy_->sync_estimate_ms();
+  const double sync_ms = policy_->sync_estimate_ms();
   const DraftModel& d = spec_.draft_state().draft();
   const int sessions = batch_.other_sessions + 1;
   const double plain_ms = batch_.pass_ms(batch_.other_rows + 1);
@@ -196,6 +196,7 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
   const double draft0 = stats.ms_draft, verify0 = stats.ms_verify, sync0 = stats.ms_sync;
   const int64_t synced0 = stats.synced_positions;
   std::vector<int32_t> out = spec_.step(t, base, history, sampling, rng, stats);
+  const double sync_ms = stats.ms_sync - sync0;  // the draft catching up with the context
   if (policy_) {  // what this arm's steps deliver and cost outside the pass, for choices in a batch
     const size_t arm = (size_t)t + 1;
     arm_tokens_.resize(std::max(arm_tokens_.size(), arm + 1), 0.0);
@@ -203,18 +204,14 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
     arm_steps_.resize(arm_tokens_.size(), 0.0);
     arm_tokens_[arm] = kArmDecay * arm_tokens_[arm] + (double)out.size();
     // Outside the pass, less the time spent waiting for the cores (another session's pass or draft) and
-    // the draft's catch-up (priced per position: it grows with the steps since the draft last ran).
+    // the draft's catch-up (priced per position by the policy: it grows with the steps since the draft
+    // last ran).
     const double waited = ThreadPool::caller_wait_ms() - wait0;
-    const double synced_ms = stats.ms_sync - sync0;
-    const int64_t synced = stats.synced_positions - synced0;
-    const double extra = std::max(0.0, ms_since(t0) - (stats.ms_verify - verify0) - waited - synced_ms);
-    if (synced > 0 && synced_ms > 0) {
-      const double per = synced_ms / (double)synced;
-      double& s = sync_ms_per_position_;
-      s = s > 0 ? kArmDecay * s + (1 - kArmDecay) * per : per;
-    }
+    const double extra = std::max(0.0, ms_since(t0) - (stats.ms_verify - verify0) - waited - sync_ms);
     arm_extra_ms_[arm] = kArmDecay * arm_extra_ms_[arm] + extra;
     arm_steps_[arm] = kArmDecay * arm_steps_[arm] + 1;
+    // The draft's catch-up does not depend on the batch: every step measures it.
+    policy_->observe_sync((int)(stats.synced_positions - synced0), sync_ms);
   }
   if (fitter_) {
     fitter_->observe(spec_.last_guesses(), out);
@@ -223,8 +220,6 @@ std::vector<int32_t> SpeculativeDecoder::step(int t, BaseSide base, const std::v
   // A step weighed inside a batch, or verified in a pass shared with other sessions, does not measure
   // this session's own rates: the policy keeps the rates of running alone.
   if (policy_ && !batched_choice_ && spec_.last_pass().sequences == 1) {
-    const double sync_ms = stats.ms_sync - sync0;
-    policy_->observe_sync((int)(stats.synced_positions - synced0), sync_ms);
     policy_->observe_forward(spec_.last_rows(), stats.ms_verify - verify0);
     policy_->record(t + 1, ms_since(t0), (int)out.size(), stats.ms_draft - draft0 - sync_ms);
   }

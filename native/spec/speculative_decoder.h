@@ -59,7 +59,6 @@ class SpeculativeDecoder : public StepDecoder {
   std::vector<double> arm_tokens_, arm_extra_ms_, arm_steps_;
   int batch_steps_without_tree_ = 0;
   double explore_credit_ms_ = 0;      // what trying a losing tree in a batch may cost now (ms)
-  double sync_ms_per_position_ = 0;   // the draft's measured catch-up time per position
 };
 
 }  // namespace chimera
