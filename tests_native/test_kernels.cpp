@@ -26,6 +26,7 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/kernels_amx.h"
 #include "cpu/kernels_cpu.h"
+#include "cpu/float_panels.h"
 #include "cpu/q8_0x16.h"
 #include "cpu/q8_0x4.h"
 
@@ -292,6 +293,77 @@ void test_q8_layouts(ThreadPool& pool) {
     test_q8_layout(pool, {"Q8_0x16", repack_q8_0x16, q8_0x16_element, matmul_q8_0x16_rows, x16});
   else
     std::printf("Q8_0x16: skipped (this CPU has no AVX-512 VNNI)\n");
+}
+
+// The float panel layout of the AVX-512 path (float_panels.h): the repacked bytes decode to the plain
+// elements, the matmul matches the reference over awkward shapes (rows not a multiple of 16, K with no
+// step, T across the one-sweep and the blocked drivers, K over several blocks) and any row range, a
+// row's result is the same bit for bit for every T and every split, and the backend reads the copy.
+void test_float_panels(ThreadPool& pool) {
+  if (!float_panels_supported()) {
+    std::printf("float panels: skipped (this CPU has no AVX-512; test_kernels_avx512_emulated checks the tiles)\n");
+    return;
+  }
+  test::Rng rng(37);
+  for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+    Group group{std::string("matmul float panels ") + dtype_name(dt) + " vs reference", 1e-4f, 1e-4f, {}, {}};
+    bool layout_ok = true, independent = true, backend_same = true;
+    for (int64_t K : {(int64_t)1, (int64_t)17, (int64_t)100, (int64_t)513, (int64_t)1100}) {
+      for (int64_t N : {(int64_t)1, (int64_t)15, (int64_t)16, (int64_t)17, (int64_t)50, (int64_t)160}) {
+        const Weights W = make_weights(rng, dt, N, K);
+        std::vector<uint8_t> packed(W.view.bytes() + 1);
+        repack_float_panels(W.view, packed.data(), 0, N);
+        std::vector<float> plain_row((size_t)K);
+        for (int64_t n = 0; n < N; n++) {
+          row_to_f32(dt, W.view.row(n), plain_row.data(), (size_t)K);
+          for (int64_t k = 0; k < K; k++)
+            layout_ok = layout_ok && float_panels_element(dt, packed.data(), N, K, n, k) == plain_row[(size_t)k];
+        }
+        const std::vector<float> x = test::random_floats(rng, (size_t)(40 * K));
+        std::vector<float> alone((size_t)40 * N, kNaN);
+        for (int t = 0; t < 40; t++)
+          matmul_float_panels_rows(dt, alone.data() + (size_t)t * N, x.data() + (size_t)t * K, packed.data(), N, K, 1,
+                                   0, N);
+        for (int T : {1, 2, 3, 5, 8, 9, 13, 14, 15, 16, 29, 40}) {
+          std::vector<float> out((size_t)T * N, kNaN);
+          matmul_float_panels_rows(dt, out.data(), x.data(), packed.data(), N, K, T, 0, N);
+          group.add("T=" + std::to_string(T) + " N=" + std::to_string(N) + " K=" + std::to_string(K), out,
+                    reference_for(KernelPath::Avx512, dt, W.view, x, T));
+          independent = independent && std::memcmp(alone.data(), out.data(), sizeof(float) * T * N) == 0;
+          // The same rows in pieces that start and end inside panels.
+          std::vector<float> pieces((size_t)T * N, kNaN);
+          for (int64_t n0 = 0; n0 < N;) {
+            const int64_t n1 = std::min<int64_t>(N, n0 + 1 + rng.below(40));
+            matmul_float_panels_rows(dt, pieces.data(), x.data(), packed.data(), N, K, T, n0, n1);
+            n0 = n1;
+          }
+          independent = independent && std::memcmp(pieces.data(), out.data(), sizeof(float) * T * N) == 0;
+          if (T == 29) {
+            ModelWeights mw;
+            mw.output = W.view;
+            CpuBackend pooled(&pool);
+            const size_t bytes = pooled.prepare_weights(mw);
+            std::vector<float> be((size_t)T * N, kNaN);
+            pooled.matmul(be.data(), x.data(), W.view, T);
+            const char* repack = std::getenv("CHIMERA_CPU_REPACK");
+            if (active_kernel_path() != KernelPath::Avx512 || (repack && std::string(repack) == "0") ||
+                (dt == DType::BF16 && pooled.uses_amx()))
+              backend_same = backend_same && (bytes == 0 || pooled.uses_amx());  // another path or layout
+            else
+              backend_same = backend_same && bytes == W.view.bytes() &&
+                             std::memcmp(be.data(), out.data(), sizeof(float) * T * N) == 0;
+          }
+        }
+      }
+    }
+    group.report();
+    std::printf("float panels %s: layout decodes to the plain elements: %s; rows equal for every T and split: %s; "
+                "backend reads the copy: %s\n",
+                dtype_name(dt), layout_ok ? "yes" : "NO", independent ? "yes" : "NO", backend_same ? "yes" : "NO");
+    EXPECT(layout_ok);
+    EXPECT(independent);
+    EXPECT(backend_same);
+  }
 }
 
 // The AMX-BF16 matmul on the real tile unit, where the CPU has it (test_kernels_amx_emulated checks the
@@ -710,6 +782,7 @@ int main() {
     test_dot_row();
     test_matmul_row_independence(pool);
     test_q8_layouts(pool);
+    test_float_panels(pool);
     test_amx(pool);
     test_attention(pool);
     test_attention_row_independence(pool);

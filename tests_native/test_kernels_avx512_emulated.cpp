@@ -23,6 +23,64 @@
 using namespace chimera;
 
 
+// The float panel tiles (float_panels.h): every tile shape (nt rows by panel_tile_width(nt) or 1 panels)
+// over K split in two (the second part continuing the sums in out), against the reference; and every
+// (input row, weight row) must equal its value from a 1 x 1 tile, bit for bit.
+void test_panel_tiles(test::Rng& rng) {
+  constexpr int kR = inner::kPanelRows, kMaxT = inner::kPanelMaxTileRows, kMaxV = inner::panel_tile_width(1);
+  for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+    std::vector<float> got, ref;
+    bool independent = true;
+    for (int64_t K : {(int64_t)1, (int64_t)3, (int64_t)64, (int64_t)131}) {
+      const int64_t N = kMaxV * kR, e = dt == DType::F32 ? 4 : 2;
+      const std::vector<float> wf = test::random_floats(rng, (size_t)(N * K));
+      const std::vector<float> x = test::random_floats(rng, (size_t)(kMaxT * K));
+      // Panels by hand: element (row 16p + r, k) at panel p, 16k + r.
+      std::vector<uint8_t> w((size_t)(N * K * e));
+      std::vector<float> wd((size_t)(N * K));
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++) {
+          uint8_t* dst = w.data() + ((n / kR) * kR * K + k * kR + n % kR) * e;
+          row_from_f32(dt, &wf[(size_t)(n * K + k)], dst, 1);
+          row_to_f32(dt, dst, &wd[(size_t)(n * K + k)], 1);
+        }
+      auto run = [&](int nt, int nv) {
+        std::vector<float> out((size_t)kMaxT * N, std::nanf(""));
+        inner::PanelTile a{x.data(), K, w.data(), kR * K * e, 0, K / 2, out.data(), N, false};
+        inner::emulated::matmul_panel_tile_avx512(dt, nt, nv, a);
+        a.k0 = K / 2;
+        a.k1 = K;
+        a.accumulate = true;
+        a.prefetch = kR * K * e;
+        inner::emulated::matmul_panel_tile_avx512(dt, nt, nv, a);
+        return out;
+      };
+      std::vector<float> alone((size_t)kMaxT * kR);
+      for (int t = 0; t < kMaxT; t++) {
+        inner::PanelTile a{x.data() + t * K, K, w.data(), kR * K * e, 0, K, alone.data() + t * kR, kR, false};
+        inner::emulated::matmul_panel_tile_avx512(dt, 1, 1, a);
+      }
+      for (int nt = 1; nt <= kMaxT; nt++)
+        for (int nv : {1, inner::panel_tile_width(nt)}) {
+          const std::vector<float> out = run(nt, nv);
+          for (int t = 0; t < nt; t++)
+            for (int64_t n = 0; n < nv * kR; n++) {
+              double s = 0;
+              for (int64_t k = 0; k < K; k++) s += (double)x[(size_t)(t * K + k)] * wd[(size_t)(n * K + k)];
+              got.push_back(out[(size_t)(t * N + n)]);
+              ref.push_back((float)s);
+              if (n < kR) independent = independent && out[(size_t)(t * N + n)] == alone[(size_t)(t * kR + n)];
+            }
+        }
+    }
+    const std::string label = std::string("avx512 (SIMDe) panel tiles ") + dtype_name(dt) + " vs reference";
+    test::compare(label.c_str(), got.data(), ref.data(), got.size(), 1e-4f, 1e-4f);
+    std::printf("avx512 (SIMDe) panel tiles %s: every (t, n) equals a 1 x 1 tile's: %s\n", dtype_name(dt),
+                independent ? "yes" : "NO");
+    EXPECT(independent);
+  }
+}
+
 int main() {
   test::Rng rng(51);
   for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
@@ -72,6 +130,7 @@ int main() {
                 independent ? "yes" : "NO");
     EXPECT(independent);
   }
+  test_panel_tiles(rng);
   return test::finish("test_kernels_avx512_emulated");
 }
 

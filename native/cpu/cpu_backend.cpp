@@ -15,6 +15,7 @@
 #include "common/host_memory.h"
 #include "common/thread_pool.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/float_panels.h"
 #include "cpu/kernels_amx.h"
 #include "cpu/kernels_cpu.h"
 #include "cpu/q8_0x16.h"
@@ -97,6 +98,7 @@ void CpuBackend::MatmulPart::run(int64_t n0, int64_t n1) const {
     case Layout::Amx: return matmul_amx_rows(out, xb, packed, W->rows, W->cols, T, n0, n1);
     case Layout::Q8x16: return matmul_q8_0x16_rows(out, x, *xq, packed, W->rows, W->cols, T, n0, n1);
     case Layout::Q8x4: return matmul_q8_0x4_rows(out, x, *xq, packed, W->rows, W->cols, T, n0, n1);
+    case Layout::FloatPanels: return matmul_float_panels_rows(W->dtype, out, x, packed, W->rows, W->cols, T, n0, n1);
     case Layout::None: return matmul_rows(path, out, x, *W, T, n0, n1, xq);
   }
 }
@@ -137,7 +139,8 @@ void CpuBackend::matmul_group(float* const* outs, const TensorView* const* Ws, i
       }
     }
     const auto packed = repacked_.empty() ? repacked_.end() : repacked_.find(W.data);
-    if (packed != repacked_.end() && (packed->second.layout == Layout::Amx || part.xq)) {
+    if (packed != repacked_.end() &&
+        (packed->second.layout == Layout::Amx || packed->second.layout == Layout::FloatPanels || part.xq)) {
       part.layout = packed->second.layout;
       part.packed = packed->second.data.get();
       if (part.layout == Layout::Amx && !xb) {
@@ -165,24 +168,33 @@ void CpuBackend::matmul_group(float* const* outs, const TensorView* const* Ws, i
   });
 }
 
+// The panel copy of W, its rows split over the pool (a 1.1B model's 2 GB take about a second alone).
+void CpuBackend::repack_float_panels_pooled(const TensorView& W, uint8_t* dst) {
+  if (!pool_ || pool_->size() == 1) return repack_float_panels(W, dst, 0, W.rows);
+  pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t a, int64_t b, int) { repack_float_panels(W, dst, a, b); });
+}
+
 size_t CpuBackend::prepare_weights(const ModelWeights& w) {
   if (!uses_avx2_loops(active_kernel_path())) return repacked_bytes_;
   const char* repack_env = std::getenv("CHIMERA_CPU_REPACK");
   const char* amx_env = std::getenv("CHIMERA_CPU_AMX");
   const std::string amx_mode = amx_env ? amx_env : "";
-  const bool q8_repack = !(repack_env && std::strcmp(repack_env, "0") == 0);
+  const bool repack = !(repack_env && std::strcmp(repack_env, "0") == 0);
   const bool amx = amx_mode != "0" && amx_self_check();
   const bool amx_all = amx_mode == "all";
   const bool x16 = active_kernel_path() == KernelPath::Avx512 && q8_0x16_supported();
+  const bool panels = repack && active_kernel_path() == KernelPath::Avx512 && float_panels_supported();
   auto add = [&](const TensorView& W) {
     if (W.rows == 0 || repacked_.count(W.data)) return;
-    const bool to_q8 = q8_repack && W.dtype == DType::Q8_0;
+    const bool to_q8 = repack && W.dtype == DType::Q8_0;
     const bool to_amx = amx && (W.dtype == DType::BF16 || (amx_all && !dtype_is_quantized(W.dtype)));
-    if (!to_q8 && !to_amx) return;
+    const bool to_panels = !to_amx && panels && float_panels_dtype(W.dtype);
+    if (!to_q8 && !to_amx && !to_panels) return;
     const size_t bytes = to_amx ? amx_panels_bytes(W.rows, W.cols) : W.bytes();
     std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });
-    const Layout layout = to_amx ? Layout::Amx : x16 ? Layout::Q8x16 : Layout::Q8x4;
+    const Layout layout = to_amx ? Layout::Amx : to_panels ? Layout::FloatPanels : x16 ? Layout::Q8x16 : Layout::Q8x4;
     if (layout == Layout::Amx) repack_amx_panels(W, copy.get());
+    else if (layout == Layout::FloatPanels) repack_float_panels_pooled(W, copy.get());
     else if (layout == Layout::Q8x16) repack_q8_0x16(W, copy.get());
     else repack_q8_0x4(W, copy.get());
     repacked_.emplace(W.data, Repacked{std::move(copy), layout});

@@ -84,7 +84,7 @@ class CpuBackend final : public Backend, public TrainOps {
 
  private:
   // The layout of a matrix's copy (None: the file's layout, no copy).
-  enum class Layout { None, Q8x4, Q8x16, Amx };
+  enum class Layout { None, Q8x4, Q8x16, Amx, FloatPanels };
   struct Repacked {
     std::shared_ptr<uint8_t> data;
     Layout layout;
@@ -103,6 +103,7 @@ class CpuBackend final : public Backend, public TrainOps {
     const uint16_t* xb;
     void run(int64_t n0, int64_t n1) const;
   };
+  void repack_float_panels_pooled(const TensorView& W, uint8_t* dst);
   ThreadPool* pool_;
   std::unordered_map<const void*, Repacked> repacked_;  // plain data -> its copy
   size_t repacked_bytes_ = 0;

@@ -8,6 +8,8 @@
 // checked against the reference on CPUs without AVX-512 too.
 #include "cpu/kernels_inner.h"
 
+#include <utility>
+
 #if defined(CHIMERA_AVX512_EMULATED)
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
@@ -128,6 +130,66 @@ struct Avx512Kernels {
   }
 };
 
+// Float panels (float_panels.h): each accumulator holds one input row's sums for the 16 rows of a panel,
+// and each column k is one multiply-add of the panel's 16 weights by the input's element k broadcast:
+// no horizontal sums, and the input rows are read 4 bytes per column instead of a vector per weight row.
+
+// Column k of NV panels (panel_bytes pb apart), FMA'd with element k of NT input rows.
+template <DType DT, int NT, int NV>
+CHIMERA_AVX512_INLINE void column(const float* x, int64_t ldx, const uint8_t* w, int64_t pb, int64_t k,
+                                  __m512 (&acc)[NT][NV]) {
+  constexpr int64_t kColumn = kPanelRows * elem_bytes(DT);
+  __m512 wv[NV];
+  CHIMERA_UNROLL512 for (int v = 0; v < NV; v++) wv[v] = load16<DT>(w + v * pb + k * kColumn);
+  CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
+    const __m512 xb = _mm512_set1_ps(x[t * ldx + k]);
+    CHIMERA_UNROLL512 for (int v = 0; v < NV; v++) acc[t][v] = _mm512_fmadd_ps(wv[v], xb, acc[t][v]);
+  }
+}
+
+struct Avx512PanelKernels {
+  // nv is panel_tile_width(nt) or 1.
+  template <DType DT, int NT, int NV>
+  CHIMERA_AVX512 static void tile(const PanelTile& a) {
+    static_assert(DT != DType::Q8_0, "panels hold float weights");
+    constexpr int64_t kBytes = elem_bytes(DT), kColumn = kPanelRows * kBytes;
+    const float* const x = a.x;
+    const uint8_t* const w = a.w;
+    const int64_t ldx = a.ldx, pb = a.panel_bytes, ldo = a.ldo;
+    __m512 acc[NT][NV];
+    CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
+      CHIMERA_UNROLL512 for (int v = 0; v < NV; v++) {
+        acc[t][v] = a.accumulate ? _mm512_loadu_ps(a.out + t * ldo + v * kPanelRows) : _mm512_setzero_ps();
+      }
+    }
+    int64_t k = a.k0;
+    if (a.prefetch) {
+      // One prefetch per panel per 64-byte line of its columns.
+      constexpr int64_t kLineCols = 64 / kColumn > 0 ? 64 / kColumn : 1;
+      for (; k + kLineCols <= a.k1; k += kLineCols) {
+        CHIMERA_UNROLL512 for (int v = 0; v < NV; v++) prefetch_l2(w + v * pb + k * kColumn + a.prefetch);
+        CHIMERA_UNROLL512 for (int64_t c = 0; c < kLineCols; c++) column<DT>(x, ldx, w, pb, k + c, acc);
+      }
+    }
+    for (; k < a.k1; k++) column<DT>(x, ldx, w, pb, k, acc);
+    CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
+      CHIMERA_UNROLL512 for (int v = 0; v < NV; v++) _mm512_storeu_ps(a.out + t * ldo + v * kPanelRows, acc[t][v]);
+    }
+  }
+};
+
+// A tile of nt rows is either panel_tile_width(nt) panels wide or one (the last panels of a range).
+template <DType DT, int NT>
+void dispatch_panel_nv(int nv, const PanelTile& a) {
+  if (nv >= panel_tile_width(NT)) return Avx512PanelKernels::tile<DT, NT, panel_tile_width(NT)>(a);
+  Avx512PanelKernels::tile<DT, NT, 1>(a);
+}
+
+template <DType DT, int... NT>
+void dispatch_panel(int nt, int nv, const PanelTile& a, std::integer_sequence<int, NT...>) {
+  ((nt == NT + 1 ? (dispatch_panel_nv<DT, NT + 1>(nv, a), true) : false) || ...);
+}
+
 // Up to kAvx512TileRows input rows in one register tile: 6 x 4 accumulators, 4 weight vectors and one
 // input vector fill 29 of the 32 ZMM registers. Five or six rows in one sweep of the weights, instead of
 // a tile of 4 and a second sweep for the rest, made a 5-row matmul about 15% faster.
@@ -139,6 +201,16 @@ void dispatch_float(int nt, int nn, const MatmulTile& a) {
 }
 
 }  // namespace
+
+void matmul_panel_tile_avx512(DType dt, int nt, int nv, const PanelTile& a) {
+  using Rows = std::make_integer_sequence<int, kPanelMaxTileRows>;
+  switch (dt) {
+    case DType::F32: return dispatch_panel<DType::F32>(nt, nv, a, Rows{});
+    case DType::F16: return dispatch_panel<DType::F16>(nt, nv, a, Rows{});
+    case DType::BF16: return dispatch_panel<DType::BF16>(nt, nv, a, Rows{});
+    default: break;
+  }
+}
 
 // F32, F16 and BF16 only (the caller routes Q8_0 to the AVX2 kernels).
 void matmul_tile_avx512(DType dt, int nt, int nn, const MatmulTile& a) {

@@ -1,0 +1,163 @@
+// The float panel layout (float_panels.h): repacking, element access and the matmul driver over panels.
+#include "cpu/float_panels.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "common/dtype.h"
+#include "common/error.h"
+#include "cpu/kernels_cpu.h"
+#include "cpu/kernels_inner.h"
+
+namespace chimera {
+
+namespace {
+
+constexpr int64_t kRows = inner::kPanelRows;
+// Above kPanelMaxTileRows input rows, the weights are swept in blocks of about kBlockBytes (kept in L2)
+// of kBlockCols columns, each block taken by every group of input rows before the next is read.
+constexpr int64_t kBlockBytes = 256 * 1024;
+constexpr int64_t kBlockCols = 512;
+
+int64_t elem_size(DType dt) { return dt == DType::F32 ? 4 : 2; }
+
+#if CHIMERA_HAVE_AVX2_PATH
+void tile(DType dt, int nt, int nv, const inner::PanelTile& a) { inner::native::matmul_panel_tile_avx512(dt, nt, nv, a); }
+#endif
+
+// The input rows of one sweep: [t0, t0 + nt) of T, at most kPanelMaxTileRows, as even as the count of
+// sweeps allows (16 rows: 8 + 8, not 14 + 2: an 8-row sweep keeps up with memory, and the second is as
+// fast as the first).
+int sweep_rows(int T, int t0) {
+  const int sweeps = (T + inner::kPanelMaxTileRows - 1) / inner::kPanelMaxTileRows;
+  const int base = T / sweeps, extra = T % sweeps;
+  const int index = t0 < extra * (base + 1) ? t0 / (base + 1) : extra + (t0 - extra * (base + 1)) / base;
+  return index < extra ? base + 1 : base;
+}
+
+}  // namespace
+
+bool float_panels_supported() {
+#if CHIMERA_HAVE_AVX2_PATH
+  return cpu_supports(KernelPath::Avx512);
+#else
+  return false;
+#endif
+}
+
+bool float_panels_dtype(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16; }
+
+void repack_float_panels(const TensorView& W, uint8_t* dst, int64_t n0, int64_t n1) {
+  CHIMERA_CHECK(float_panels_dtype(W.dtype) && W.rows >= 0 && n0 >= 0 && n0 <= n1 && n1 <= W.rows &&
+                    (n0 % kRows == 0 || n0 == W.rows) && (n1 % kRows == 0 || n1 == W.rows),
+                ErrorCode::Internal, "repack_float_panels: ", dtype_name(W.dtype), " (", W.rows, ", ", W.cols,
+                ") rows [", n0, ", ", n1, ")");
+  const int64_t e = elem_size(W.dtype), ldw = W.cols * e, full = W.rows / kRows * kRows;
+  for (int64_t g = n0; g < std::min(n1, full); g += kRows) {
+    uint8_t* panel = dst + g * ldw;
+    for (int64_t r = 0; r < kRows; r++) {
+      const uint8_t* src = W.row(g + r);
+      for (int64_t k = 0; k < W.cols; k++) std::memcpy(panel + (k * kRows + r) * e, src + k * e, (size_t)e);
+    }
+  }
+  if (n1 > full) {
+    const int64_t a = std::max(n0, full);
+    std::memcpy(dst + a * ldw, W.row(a), (size_t)((n1 - a) * ldw));
+  }
+}
+
+float float_panels_element(DType dt, const uint8_t* packed, int64_t rows, int64_t cols, int64_t row, int64_t col) {
+  const int64_t e = elem_size(dt), ldw = cols * e, full = rows / kRows * kRows;
+  const uint8_t* p = row >= full ? packed + row * ldw + col * e
+                                 : packed + (row - row % kRows) * ldw + (col * kRows + row % kRows) * e;
+  float f;
+  row_to_f32(dt, p, &f, 1);
+  return f;
+}
+
+void matmul_float_panels_rows(DType dt, float* out, const float* x, const uint8_t* packed, int64_t N, int64_t K, int T,
+                              int64_t n0, int64_t n1) {
+  CHIMERA_CHECK(float_panels_supported() && float_panels_dtype(dt), ErrorCode::Internal,
+                "matmul_float_panels_rows needs AVX-512 and F32, F16 or BF16 weights");
+  n0 = std::max<int64_t>(n0, 0);
+  n1 = std::min<int64_t>(n1, N);
+  if (T <= 0 || n0 >= n1) return;
+#if CHIMERA_HAVE_AVX2_PATH
+  const int64_t e = elem_size(dt), ldw = K * e, panel_bytes = kRows * ldw, full = N / kRows * kRows;
+  const int64_t column_bytes = kRows * e;
+  const auto panel_at = [&](int64_t p) { return packed + p * panel_bytes; };
+  // Whole panels in the range: [pa, pb).
+  const int64_t pa = (n0 + kRows - 1) / kRows, pb = std::max(pa, std::min(n1, full) / kRows);
+  if (K == 0) {
+    for (int t = 0; t < T; t++) std::fill(out + (int64_t)t * N + n0, out + (int64_t)t * N + n1, 0.f);
+    return;
+  }
+  if (pa < pb && T <= inner::kPanelMaxTileRows) {
+    // One sweep: every input row takes each panel as it streams in; the next tile's panels are asked
+    // into L2 meanwhile.
+    const int nv = inner::panel_tile_width(T);
+    for (int64_t p = pa; p < pb;) {
+      const int width = pb - p >= nv ? nv : 1;
+      inner::PanelTile a{x, K, panel_at(p), panel_bytes, 0, K, out + p * kRows, N, false};
+      a.prefetch = width * panel_bytes;
+      tile(dt, T, width, a);
+      p += width;
+    }
+  } else if (pa < pb) {
+    // Blocks of panels x kBlockCols columns; the first sweep of a block asks the next one into L2.
+    const int64_t block_panels = std::max<int64_t>(1, kBlockBytes / (kBlockCols * column_bytes));
+    for (int64_t b0 = pa; b0 < pb; b0 += block_panels) {
+      const int64_t b1 = std::min(pb, b0 + block_panels);
+      for (int64_t k0 = 0; k0 < K; k0 += kBlockCols) {
+        const int64_t k1 = std::min(K, k0 + kBlockCols);
+        const int64_t next = k1 < K ? (k1 - k0) * column_bytes : block_panels * panel_bytes - k0 * column_bytes;
+        for (int t0 = 0, nt = 0; t0 < T; t0 += nt) {
+          nt = sweep_rows(T, t0);
+          const int nv = inner::panel_tile_width(nt);
+          for (int64_t p = b0; p < b1;) {
+            const int width = b1 - p >= nv ? nv : 1;
+            inner::PanelTile a{x + (int64_t)t0 * K, K, panel_at(p), panel_bytes, k0, k1,
+                               out + (int64_t)t0 * N + p * kRows, N, k0 > 0};
+            a.prefetch = t0 == 0 ? next : 0;
+            tile(dt, nt, width, a);
+            p += width;
+          }
+        }
+      }
+    }
+  }
+  // A panel cut by the range: all 16 rows into a scratch, then the rows in the range.
+  const auto partial_panel = [&](int64_t p) {
+    thread_local std::vector<float> scratch;
+    scratch.resize((size_t)T * kRows);
+    for (int t0 = 0, nt = 0; t0 < T; t0 += nt) {
+      nt = std::min(T - t0, inner::kPanelMaxTileRows);
+      const inner::PanelTile a{x + (int64_t)t0 * K, K, panel_at(p), panel_bytes, 0, K,
+                               scratch.data() + (int64_t)t0 * kRows, kRows, false};
+      tile(dt, nt, 1, a);
+    }
+    const int64_t r0 = std::max(n0, p * kRows), r1 = std::min(n1, p * kRows + kRows);
+    for (int t = 0; t < T; t++)
+      std::memcpy(out + (int64_t)t * N + r0, scratch.data() + (int64_t)t * kRows + (r0 - p * kRows),
+                  sizeof(float) * (size_t)(r1 - r0));
+  };
+  const int64_t m1 = std::min(n1, full);  // the end of the range's panel rows
+  if (n0 < m1) {
+    const int64_t first = n0 / kRows, last = (m1 - 1) / kRows;
+    if (n0 % kRows != 0) partial_panel(first);
+    if (m1 % kRows != 0 && (last != first || n0 % kRows == 0)) partial_panel(last);
+  }
+  // The tail rows are plain rows at their plain offsets.
+  if (n1 > full)
+    matmul_rows(KernelPath::Avx512, out, x, TensorView{dt, packed, N, K}, T, std::max(n0, full), n1, nullptr);
+#else
+  (void)out;
+  (void)x;
+  (void)packed;
+  (void)K;
+#endif
+}
+
+}  // namespace chimera
