@@ -56,4 +56,16 @@ void host_free(void* p) {
 #endif
 }
 
+void host_prefer_huge_pages(void* p, size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (!p || n < kHugePageBytes) return;
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n) / kHugePageBytes * kHugePageBytes;
+  if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);  // advice: a refusal changes nothing
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 }  // namespace chimera

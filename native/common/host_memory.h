@@ -20,5 +20,11 @@ constexpr size_t kMappedFrom = 256 * 1024;      // buffers this large map their 
 void* host_alloc(size_t n);
 // Frees what host_alloc returned (nullptr: nothing).
 void host_free(void* p);
+// Asks for the mapped pages of [p, p + n) to be backed by huge pages where the OS offers them (Linux
+// transparent huge pages in madvise mode): for buffers written once and then streamed, like repacked
+// weights, 512x fewer page faults while they are filled and fewer TLB misses while they are read.
+// A hint only: nothing happens elsewhere or below kHugePageBytes.
+constexpr size_t kHugePageBytes = 2 * 1024 * 1024;
+void host_prefer_huge_pages(void* p, size_t n);
 
 }  // namespace chimera

@@ -192,6 +192,7 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
     if (!to_q8 && !to_amx && !to_panels) return;
     const size_t bytes = to_amx ? amx_panels_bytes(W.rows, W.cols) : W.bytes();
     std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });
+    host_prefer_huge_pages(copy.get(), bytes);
     const Layout layout = to_amx ? Layout::Amx : to_panels ? Layout::FloatPanels : x16 ? Layout::Q8x16 : Layout::Q8x4;
     if (layout == Layout::Amx) repack_amx_panels(W, copy.get());
     else if (layout == Layout::FloatPanels) repack_float_panels_pooled(W, copy.get());

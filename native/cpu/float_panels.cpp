@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "common/dtype.h"
@@ -22,6 +23,16 @@ constexpr int64_t kBlockBytes = 256 * 1024;
 constexpr int64_t kBlockCols = 512;
 
 int64_t elem_size(DType dt) { return dt == DType::F32 ? 4 : 2; }
+
+// The 16 rows from src (row stride ldw bytes) as one panel at dst: element (r, k) to 16k + r.
+template <typename E>
+void repack_panel(const uint8_t* src, int64_t ldw, int64_t K, uint8_t* dst) {
+  const E* rows[kRows];
+  for (int r = 0; r < kRows; r++) rows[r] = reinterpret_cast<const E*>(src + r * ldw);
+  E* out = reinterpret_cast<E*>(dst);
+  for (int64_t k = 0; k < K; k++)
+    for (int r = 0; r < kRows; r++) out[k * kRows + r] = rows[r][k];
+}
 
 #if CHIMERA_HAVE_AVX2_PATH
 void tile(DType dt, int nt, int nv, const inner::PanelTile& a) { inner::native::matmul_panel_tile_avx512(dt, nt, nv, a); }
@@ -56,11 +67,8 @@ void repack_float_panels(const TensorView& W, uint8_t* dst, int64_t n0, int64_t 
                 ") rows [", n0, ", ", n1, ")");
   const int64_t e = elem_size(W.dtype), ldw = W.cols * e, full = W.rows / kRows * kRows;
   for (int64_t g = n0; g < std::min(n1, full); g += kRows) {
-    uint8_t* panel = dst + g * ldw;
-    for (int64_t r = 0; r < kRows; r++) {
-      const uint8_t* src = W.row(g + r);
-      for (int64_t k = 0; k < W.cols; k++) std::memcpy(panel + (k * kRows + r) * e, src + k * e, (size_t)e);
-    }
+    if (e == 4) repack_panel<uint32_t>(W.row(g), ldw, W.cols, dst + g * ldw);
+    else repack_panel<uint16_t>(W.row(g), ldw, W.cols, dst + g * ldw);
   }
   if (n1 > full) {
     const int64_t a = std::max(n0, full);
@@ -106,8 +114,15 @@ void matmul_float_panels_rows(DType dt, float* out, const float* x, const uint8_
       p += width;
     }
   } else if (pa < pb) {
-    // Blocks of panels x kBlockCols columns; the first sweep of a block asks the next one into L2.
-    const int64_t block_panels = std::max<int64_t>(1, kBlockBytes / (kBlockCols * column_bytes));
+    // Blocks of panels x kBlockCols columns; the first sweep of a block asks the next one into L2. A
+    // block holds whole tiles of every sweep (a one-panel tile runs at half speed).
+    int64_t widths = 1;
+    for (int t0 = 0, nt = 0; t0 < T; t0 += nt) {
+      nt = sweep_rows(T, t0);
+      widths = std::lcm<int64_t>(widths, inner::panel_tile_width(nt));
+    }
+    const int64_t fit = kBlockBytes / (kBlockCols * column_bytes);
+    const int64_t block_panels = std::max<int64_t>(widths, (fit + widths / 2) / widths * widths);
     for (int64_t b0 = pa; b0 < pb; b0 += block_panels) {
       const int64_t b1 = std::min(pb, b0 + block_panels);
       for (int64_t k0 = 0; k0 < K; k0 += kBlockCols) {
