@@ -10,7 +10,7 @@ using namespace chimera;
 
 int main() {
   const std::vector<size_t> sizes{0, 1, 63, 64, 65, 4096, kMappedFrom - 2 * kHostAlignment, kMappedFrom - 1,
-                                  kMappedFrom, kMappedFrom + 1, 3 * 1024 * 1024 + 7};
+                                  kMappedFrom, kMappedFrom + 1, 3 * 1024 * 1024 + 7, 5 * kHugePageBytes + 3};
   for (size_t n : sizes) {
     uint8_t* p = static_cast<uint8_t*>(host_alloc(n));
     EXPECT(p != nullptr);
@@ -21,6 +21,7 @@ int main() {
       for (size_t i = 0; i < n; i++) zero = zero && p[i] == 0;
       EXPECT(zero);
     }
+    host_prefer_huge_pages(p, n);  // a hint: any size, aligned or not, leaves the buffer as it was
     std::memset(p, 0xA5, n);  // the whole buffer is writable (ASan checks the bounds of heap ones)
     bool kept = true;
     for (size_t i = 0; i < n; i++) kept = kept && p[i] == 0xA5;
@@ -28,6 +29,7 @@ int main() {
     host_free(p);
   }
   host_free(nullptr);
+  host_prefer_huge_pages(nullptr, 1 << 22);
   // Many buffers alive at once, freed out of order.
   std::vector<void*> live;
   for (int i = 0; i < 64; i++) live.push_back(host_alloc((size_t)(i % 8 + 1) * 100 * 1024));
