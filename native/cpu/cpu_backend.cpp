@@ -190,7 +190,9 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
     const bool to_amx = amx && (W.dtype == DType::BF16 || (amx_all && !dtype_is_quantized(W.dtype)));
     const bool to_panels = !to_amx && panels && float_panels_dtype(W.dtype);
     if (!to_q8 && !to_amx && !to_panels) return;
-    const size_t bytes = to_amx ? amx_panels_bytes(W.rows, W.cols) : W.bytes();
+    const size_t bytes = to_amx      ? amx_panels_bytes(W.rows, W.cols)
+                         : to_panels ? float_panels_bytes(W.dtype, W.rows, W.cols)
+                                     : W.bytes();
     std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });
     host_prefer_huge_pages(copy.get(), bytes);
     const Layout layout = to_amx ? Layout::Amx : to_panels ? Layout::FloatPanels : x16 ? Layout::Q8x16 : Layout::Q8x4;

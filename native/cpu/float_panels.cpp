@@ -24,14 +24,21 @@ constexpr int64_t kBlockCols = 512;
 
 int64_t elem_size(DType dt) { return dt == DType::F32 ? 4 : 2; }
 
-// The 16 rows from src (row stride ldw bytes) as one panel at dst: element (r, k) to 16k + r.
+// The `rows` (1 to 16) rows from src (row stride ldw bytes) as one panel at dst: element (r, k) to
+// 16k + r, zeros for the rows past `rows`.
 template <typename E>
-void repack_panel(const uint8_t* src, int64_t ldw, int64_t K, uint8_t* dst) {
-  const E* rows[kRows];
-  for (int r = 0; r < kRows; r++) rows[r] = reinterpret_cast<const E*>(src + r * ldw);
+void repack_panel(const uint8_t* src, int64_t ldw, int64_t K, int rows, uint8_t* dst) {
   E* out = reinterpret_cast<E*>(dst);
+  if (rows < kRows) std::memset(dst, 0, sizeof(E) * (size_t)(kRows * K));
+  const E* row[kRows];
+  for (int r = 0; r < rows; r++) row[r] = reinterpret_cast<const E*>(src + r * ldw);
+  if (rows == kRows) {  // the loop the compiler unrolls
+    for (int64_t k = 0; k < K; k++)
+      for (int r = 0; r < kRows; r++) out[k * kRows + r] = row[r][k];
+    return;
+  }
   for (int64_t k = 0; k < K; k++)
-    for (int r = 0; r < kRows; r++) out[k * kRows + r] = rows[r][k];
+    for (int r = 0; r < rows; r++) out[k * kRows + r] = row[r][k];
 }
 
 #if CHIMERA_HAVE_AVX2_PATH
@@ -39,8 +46,8 @@ void tile(DType dt, int nt, int nv, const inner::PanelTile& a) { inner::native::
 #endif
 
 // The input rows of one sweep: [t0, t0 + nt) of T, at most kPanelMaxTileRows, as even as the count of
-// sweeps allows (16 rows: 8 + 8, not 14 + 2: an 8-row sweep keeps up with memory, and the second is as
-// fast as the first).
+// sweeps allows (16 rows: 8 + 8, not 14 + 2: an 8-row sweep keeps up with memory, and the second, from
+// L2, is as fast as the first).
 int sweep_rows(int T, int t0) {
   const int sweeps = (T + inner::kPanelMaxTileRows - 1) / inner::kPanelMaxTileRows;
   const int base = T / sweeps, extra = T % sweeps;
@@ -60,28 +67,29 @@ bool float_panels_supported() {
 
 bool float_panels_dtype(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::BF16; }
 
+size_t float_panels_bytes(DType dt, int64_t rows, int64_t cols) {
+  return (size_t)((rows + kRows - 1) / kRows * kRows * cols * elem_size(dt));
+}
+
 void repack_float_panels(const TensorView& W, uint8_t* dst, int64_t n0, int64_t n1) {
   CHIMERA_CHECK(float_panels_dtype(W.dtype) && W.rows >= 0 && n0 >= 0 && n0 <= n1 && n1 <= W.rows &&
                     (n0 % kRows == 0 || n0 == W.rows) && (n1 % kRows == 0 || n1 == W.rows),
                 ErrorCode::Internal, "repack_float_panels: ", dtype_name(W.dtype), " (", W.rows, ", ", W.cols,
                 ") rows [", n0, ", ", n1, ")");
-  const int64_t e = elem_size(W.dtype), ldw = W.cols * e, full = W.rows / kRows * kRows;
-  for (int64_t g = n0; g < std::min(n1, full); g += kRows) {
-    if (e == 4) repack_panel<uint32_t>(W.row(g), ldw, W.cols, dst + g * ldw);
-    else repack_panel<uint16_t>(W.row(g), ldw, W.cols, dst + g * ldw);
-  }
-  if (n1 > full) {
-    const int64_t a = std::max(n0, full);
-    std::memcpy(dst + a * ldw, W.row(a), (size_t)((n1 - a) * ldw));
+  const int64_t e = elem_size(W.dtype), ldw = W.cols * e;
+  for (int64_t g = n0; g < n1; g += kRows) {
+    const int rows = (int)std::min<int64_t>(kRows, W.rows - g);
+    if (e == 4) repack_panel<uint32_t>(W.row(g), ldw, W.cols, rows, dst + g * ldw);
+    else repack_panel<uint16_t>(W.row(g), ldw, W.cols, rows, dst + g * ldw);
   }
 }
 
 float float_panels_element(DType dt, const uint8_t* packed, int64_t rows, int64_t cols, int64_t row, int64_t col) {
-  const int64_t e = elem_size(dt), ldw = cols * e, full = rows / kRows * kRows;
-  const uint8_t* p = row >= full ? packed + row * ldw + col * e
-                                 : packed + (row - row % kRows) * ldw + (col * kRows + row % kRows) * e;
+  CHIMERA_CHECK(row >= 0 && row < rows && col >= 0 && col < cols, ErrorCode::InvalidArg, "float_panels_element: (",
+                row, ", ", col, ") outside (", rows, ", ", cols, ")");
+  const int64_t e = elem_size(dt);
   float f;
-  row_to_f32(dt, p, &f, 1);
+  row_to_f32(dt, packed + ((row - row % kRows) * cols + col * kRows + row % kRows) * e, &f, 1);
   return f;
 }
 
@@ -93,11 +101,11 @@ void matmul_float_panels_rows(DType dt, float* out, const float* x, const uint8_
   n1 = std::min<int64_t>(n1, N);
   if (T <= 0 || n0 >= n1) return;
 #if CHIMERA_HAVE_AVX2_PATH
-  const int64_t e = elem_size(dt), ldw = K * e, panel_bytes = kRows * ldw, full = N / kRows * kRows;
+  const int64_t e = elem_size(dt), ldw = K * e, panel_bytes = kRows * ldw;
   const int64_t column_bytes = kRows * e;
   const auto panel_at = [&](int64_t p) { return packed + p * panel_bytes; };
   // Whole panels in the range: [pa, pb).
-  const int64_t pa = (n0 + kRows - 1) / kRows, pb = std::max(pa, std::min(n1, full) / kRows);
+  const int64_t pa = (n0 + kRows - 1) / kRows, pb = std::max(pa, n1 / kRows);
   if (K == 0) {
     for (int t = 0; t < T; t++) std::fill(out + (int64_t)t * N + n0, out + (int64_t)t * N + n1, 0.f);
     return;
@@ -143,7 +151,7 @@ void matmul_float_panels_rows(DType dt, float* out, const float* x, const uint8_
       }
     }
   }
-  // A panel cut by the range: all 16 rows into a scratch, then the rows in the range.
+  // A panel cut by the range (or padded): all 16 rows into a scratch, then the rows in the range.
   const auto partial_panel = [&](int64_t p) {
     thread_local std::vector<float> scratch;
     scratch.resize((size_t)T * kRows);
@@ -158,15 +166,10 @@ void matmul_float_panels_rows(DType dt, float* out, const float* x, const uint8_
       std::memcpy(out + (int64_t)t * N + r0, scratch.data() + (int64_t)t * kRows + (r0 - p * kRows),
                   sizeof(float) * (size_t)(r1 - r0));
   };
-  const int64_t m1 = std::min(n1, full);  // the end of the range's panel rows
-  if (n0 < m1) {
-    const int64_t first = n0 / kRows, last = (m1 - 1) / kRows;
-    if (n0 % kRows != 0) partial_panel(first);
-    if (m1 % kRows != 0 && (last != first || n0 % kRows == 0)) partial_panel(last);
-  }
-  // The tail rows are plain rows at their plain offsets.
-  if (n1 > full)
-    matmul_rows(KernelPath::Avx512, out, x, TensorView{dt, packed, N, K}, T, std::max(n0, full), n1, nullptr);
+  // Panels cut by the range, or the last one when it is padded.
+  const int64_t first = n0 / kRows, last = (n1 - 1) / kRows;
+  if (n0 % kRows != 0) partial_panel(first);
+  if (n1 % kRows != 0 && (last != first || n0 % kRows == 0)) partial_panel(last);
 #else
   (void)out;
   (void)x;

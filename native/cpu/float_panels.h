@@ -9,15 +9,17 @@
 // Measured on Zen 5 (two threads, an FFN matrix of the 1.1B shape): 8 input rows cost what 1 row costs,
 // where the plain kernels took 1.4x; 14 rows cost 1.25x.
 //
-//   rows are grouped by 16; group g (rows 16g .. 16g + 15) is one contiguous run of 16 * K elements
-//   where element (16g + r, k) is at 16 * k + r. The last N % 16 rows follow the groups in the plain
-//   layout. The copy has the same size as the plain matrix, and every group or tail row starts where
-//   plain row n would start.
+//   rows are grouped by 16 into panels; panel g (rows 16g .. 16g + 15) is one contiguous run of 16 * K
+//   elements where element (16g + r, k) is at 16 * k + r, starting where plain row 16g would start. The
+//   last panel is padded with zero rows when N is not a multiple of 16 (float_panels_bytes).
 //
 // A row's result is one chain of fused multiply-adds over k in order, from zero: the same for every
 // number of input rows, every split of K into blocks and every row range, which lossless verification
-// needs (a tree row must equal the plain decode step). The tail rows run the plain kernels, which give
-// that guarantee too.
+// needs (a tree row must equal the plain decode step).
+//
+// AVX-512 only: AVX2 tiles of this layout (a column as two YMM, up to 6 input rows by one panel) were
+// faster up to 6 rows but 8-15% slower from 8 to 16 rows than the plain AVX2 tiles (measured on Zen 5
+// with the path forced to avx2), and one matrix cannot mix the two (a row's sums must not depend on T).
 #pragma once
 #include <cstdint>
 
@@ -25,12 +27,16 @@
 
 namespace chimera {
 
-// Whether this CPU runs the panel kernels (the AVX-512 path) and the type is one of theirs.
+// Whether this CPU runs the panel kernels (the AVX-512 path); whether the type is one of theirs.
 bool float_panels_supported();
 bool float_panels_dtype(DType dt);
 
-// Writes rows [n0, n1) of W (F32, F16 or BF16) in the panel layout to dst, which holds W.bytes() bytes;
-// n0 and n1 are multiples of 16 or W.rows (so callers can split the work over threads).
+// Bytes of the panel copy of a rows x cols matrix of type dt (rows rounded up to a multiple of 16).
+size_t float_panels_bytes(DType dt, int64_t rows, int64_t cols);
+
+// Writes rows [n0, n1) of W (F32, F16 or BF16) in the panel layout to dst, which holds
+// float_panels_bytes(W.dtype, W.rows, W.cols) bytes; n0 and n1 are multiples of 16 or W.rows (so callers
+// can split the work over threads).
 void repack_float_panels(const TensorView& W, uint8_t* dst, int64_t n0, int64_t n1);
 
 // Element (row, col) of a panel matrix of `rows` x `cols`, as a float (tests).
