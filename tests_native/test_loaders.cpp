@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "gguf_builder.h"
 #include "model/model.h"
 
@@ -372,8 +373,29 @@ static void test_validate_config() {
   EXPECT_THROWS_CODE(validate_config(bad), ErrorCode::Format);
 }
 
+// MappedFile::drop_pages: a range inside the mapping (unaligned ends, whole pages inside) is dropped and
+// reads back unchanged; ranges outside it are refused.
+void test_drop_pages(test::TempDir& tmp) {
+  const std::string path = tmp.file("pages.bin");
+  std::vector<uint8_t> bytes((size_t)3 * 1024 * 1024 + 123);
+  for (size_t i = 0; i < bytes.size(); i++) bytes[i] = (uint8_t)(i * 131 + (i >> 12));
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), (std::streamsize)bytes.size());
+  }
+  const auto f = MappedFile::open(path);
+  f->prefault();
+  EXPECT(f->drop_pages(f->data() + 1000, 2 * 1024 * 1024 + 77));
+  EXPECT(f->drop_pages(f->data(), f->size()));
+  EXPECT(std::memcmp(f->data(), bytes.data(), bytes.size()) == 0);
+  EXPECT(!f->drop_pages(f->data() + 1, f->size()));
+  EXPECT(!f->drop_pages(bytes.data(), 16));
+  EXPECT(!f->drop_pages(nullptr, 0));
+}
+
 int main() {
   test::TempDir tmp("chimera_test_loaders_");
+  test_drop_pages(tmp);
   test_validate_config();
   test_synthetic_gguf(tmp);
   const std::string dir = test::shared_dir() + "/models/stories260K/";

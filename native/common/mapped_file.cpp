@@ -114,6 +114,17 @@ void MappedFile::prefault() const {
   (void)sink;
 }
 
+bool MappedFile::drop_pages(const void* p, size_t n) const {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(data_);
+  if (!p || a < base || n > size_ || a - base > size_ - n) return false;
+#if defined(__linux__) && defined(MADV_DONTNEED)
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t lo = (a + page - 1) / page * page, hi = (a + n) / page * page;
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);  // advice: a refusal changes nothing
+#endif
+  return true;
+}
+
 std::string read_text_file(const std::string& path) {
 #ifdef _WIN32
   std::ifstream in(path, std::ios::binary);

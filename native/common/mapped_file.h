@@ -24,6 +24,12 @@ class MappedFile {
   // file not cached yet): loading takes that time instead of the first token (load_model, every format).
   void prefault() const;
 
+  // Takes the whole pages inside [p, p + n) out of this process's page tables (Linux; elsewhere nothing),
+  // for weights that a repacked copy replaced: they stay in the page cache, which the OS may reclaim,
+  // and a later read of them faults them back in from it (the mapping is read-only, so no data is lost).
+  // Returns false when the range is not inside this file's mapping.
+  bool drop_pages(const void* p, size_t n) const;
+
   // True when [offset, offset + len) lies inside the file (no overflow).
   bool contains(uint64_t offset, uint64_t len) const { return offset <= size_ && len <= size_ - offset; }
 

@@ -61,6 +61,9 @@ struct WeightStorage {
   // Faults the mapped files in now (MappedFile::prefault) when weights point into them, so the first
   // forward does not pay a page fault per 4 KB.
   void prefault_mapped() const;
+  // Drops this process's pages of [p, n bytes) when it lies in a mapped file (MappedFile::drop_pages): for
+  // weights that a repacked copy replaced, so they stop counting twice in the resident memory.
+  void drop_mapped_pages(const void* p, size_t n) const;
 
   // Allocates an owned float buffer of n elements (zeroed).
   float* alloc_f32(size_t n);

@@ -174,6 +174,12 @@ void CpuBackend::repack_float_panels_pooled(const TensorView& W, uint8_t* dst) {
   pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t a, int64_t b, int) { repack_float_panels(W, dst, a, b); });
 }
 
+std::vector<std::pair<const void*, size_t>> CpuBackend::repacked_sources() const {
+  std::vector<std::pair<const void*, size_t>> out;
+  for (const auto& [data, r] : repacked_) out.emplace_back(data, r.source_bytes);
+  return out;
+}
+
 size_t CpuBackend::prepare_weights(const ModelWeights& w) {
   if (!uses_avx2_loops(active_kernel_path())) return repacked_bytes_;
   const char* repack_env = std::getenv("CHIMERA_CPU_REPACK");
@@ -200,7 +206,7 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
     else if (layout == Layout::FloatPanels) repack_float_panels_pooled(W, copy.get());
     else if (layout == Layout::Q8x16) repack_q8_0x16(W, copy.get());
     else repack_q8_0x4(W, copy.get());
-    repacked_.emplace(W.data, Repacked{std::move(copy), layout});
+    repacked_.emplace(W.data, Repacked{std::move(copy), layout, W.bytes()});
     repacked_bytes_ += bytes;
     uses_amx_ = uses_amx_ || to_amx;
   };

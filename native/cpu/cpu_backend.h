@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/train_ops.h"
@@ -80,6 +82,9 @@ class CpuBackend final : public Backend, public TrainOps {
   // Call before the backend is used from several threads. Returns the bytes of the copies.
   size_t prepare_weights(const ModelWeights& w);
   size_t repacked_bytes() const { return repacked_bytes_; }
+  // The plain matrices that prepare_weights copied (their data and bytes): the matmuls no longer read
+  // them, though other ops may (the embedding rows of a tied output matrix).
+  std::vector<std::pair<const void*, size_t>> repacked_sources() const;
   bool uses_amx() const { return uses_amx_; }
 
  private:
@@ -88,6 +93,7 @@ class CpuBackend final : public Backend, public TrainOps {
   struct Repacked {
     std::shared_ptr<uint8_t> data;
     Layout layout;
+    size_t source_bytes;
   };
   // One matrix of a matmul call, ready to compute any range of its output rows on any thread, with x
   // already in the form its kernel takes (quantised xq, or bf16 xb for AMX), made once for every part.

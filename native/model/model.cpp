@@ -19,6 +19,11 @@ void WeightStorage::prefault_mapped() const {
   for (const auto& f : mapped_files) f->prefault();
 }
 
+void WeightStorage::drop_mapped_pages(const void* p, size_t n) const {
+  for (const auto& f : mapped_files)
+    if (f->drop_pages(p, n)) return;
+}
+
 void* WeightStorage::alloc_bytes(size_t n) {
   void* p = host_alloc(n);
   if (!p) throw_error(ErrorCode::OutOfMemory, "cannot allocate ", n, " bytes for model weights");

@@ -30,6 +30,9 @@ std::shared_ptr<ModelRuntime> ModelRuntime::load(const std::string& path, const 
     CpuBackend& cpu = *rt->cpu_backend_;
     rt->repacked_bytes_ = cpu.prepare_weights(rt->model_->weights);
     rt->uses_amx_ = cpu.uses_amx();
+    // The file's pages of the copied matrices leave the resident memory (a tied embedding table's rows
+    // fault back in from the page cache when looked up).
+    for (const auto& [data, bytes] : cpu.repacked_sources()) rt->model_->storage.drop_mapped_pages(data, bytes);
   }
   rt->batcher_ = std::make_unique<BatchScheduler>(*rt->model_, *rt->backend_, opts.batch);
   return rt;
