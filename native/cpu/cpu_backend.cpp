@@ -190,8 +190,19 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
   const bool amx_all = amx_mode == "all";
   const bool x16 = active_kernel_path() == KernelPath::Avx512 && q8_0x16_supported();
   const bool panels = repack && active_kernel_path() == KernelPath::Avx512 && float_panels_supported();
-  auto add = [&](const TensorView& W) {
+  // Every copy of this call lives in one buffer (one mapping from the OS, returned whole when the
+  // backend goes): a model of many small matrices then leaves no fragments in the heap when disposed.
+  struct Copy {
+    const TensorView* W;
+    Layout layout;
+    size_t bytes, offset;
+  };
+  std::vector<Copy> copies;
+  size_t total = 0;
+  auto plan = [&](const TensorView& W) {
     if (W.rows == 0 || repacked_.count(W.data)) return;
+    for (const Copy& c : copies)
+      if (c.W->data == W.data) return;
     const bool to_q8 = repack && W.dtype == DType::Q8_0;
     const bool to_amx = amx && (W.dtype == DType::BF16 || (amx_all && !dtype_is_quantized(W.dtype)));
     const bool to_panels = !to_amx && panels && float_panels_dtype(W.dtype);
@@ -199,20 +210,27 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
     const size_t bytes = to_amx      ? amx_panels_bytes(W.rows, W.cols)
                          : to_panels ? float_panels_bytes(W.dtype, W.rows, W.cols)
                                      : W.bytes();
-    std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(alloc(bytes)), [this](uint8_t* p) { free(p); });
-    host_prefer_huge_pages(copy.get(), bytes);
     const Layout layout = to_amx ? Layout::Amx : to_panels ? Layout::FloatPanels : x16 ? Layout::Q8x16 : Layout::Q8x4;
-    if (layout == Layout::Amx) repack_amx_panels(W, copy.get());
-    else if (layout == Layout::FloatPanels) repack_float_panels_pooled(W, copy.get());
-    else if (layout == Layout::Q8x16) repack_q8_0x16(W, copy.get());
-    else repack_q8_0x4(W, copy.get());
-    repacked_.emplace(W.data, Repacked{std::move(copy), layout, W.bytes()});
-    repacked_bytes_ += bytes;
-    uses_amx_ = uses_amx_ || to_amx;
+    copies.push_back({&W, layout, bytes, total});
+    total += (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
   };
   for (const LayerWeights& l : w.layers)
-    for (const TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*W);
-  add(w.output);  // when tied, the embedding lookups still read the plain rows
+    for (const TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) plan(*W);
+  plan(w.output);  // when tied, the embedding lookups still read the plain rows
+  if (copies.empty()) return repacked_bytes_;
+  std::shared_ptr<uint8_t> buffer(static_cast<uint8_t*>(alloc(total)), [this](uint8_t* p) { free(p); });
+  host_prefer_huge_pages(buffer.get(), total);
+  for (const Copy& c : copies) {
+    const TensorView& W = *c.W;
+    uint8_t* dst = buffer.get() + c.offset;
+    if (c.layout == Layout::Amx) repack_amx_panels(W, dst);
+    else if (c.layout == Layout::FloatPanels) repack_float_panels_pooled(W, dst);
+    else if (c.layout == Layout::Q8x16) repack_q8_0x16(W, dst);
+    else repack_q8_0x4(W, dst);
+    repacked_.emplace(W.data, Repacked{std::shared_ptr<uint8_t>(buffer, dst), c.layout, W.bytes()});
+    repacked_bytes_ += c.bytes;
+    uses_amx_ = uses_amx_ || c.layout == Layout::Amx;
+  }
   return repacked_bytes_;
 }
 

@@ -191,7 +191,7 @@ void dispatch_panel_nv(int nv, const PanelTile& a) {
 
 template <DType DT, int... NT>
 void dispatch_panel(int nt, int nv, const PanelTile& a, std::integer_sequence<int, NT...>) {
-  ((nt == NT + 1 ? (dispatch_panel_nv<DT, NT + 1>(nv, a), true) : false) || ...);
+  (void)((nt == NT + 1 ? (dispatch_panel_nv<DT, NT + 1>(nv, a), true) : false) || ...);
 }
 
 // Up to kAvx512TileRows input rows in one register tile: 6 x 4 accumulators, 4 weight vectors and one
