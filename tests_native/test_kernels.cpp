@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -24,9 +25,9 @@
 #include "common/error.h"
 #include "common/thread_pool.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/float_panels.h"
 #include "cpu/kernels_amx.h"
 #include "cpu/kernels_cpu.h"
-#include "cpu/float_panels.h"
 #include "cpu/q8_0x16.h"
 #include "cpu/q8_0x4.h"
 
@@ -209,6 +210,40 @@ void test_matmul_row_independence(ThreadPool& pool) {
   }
 }
 
+// The T x N output of a matmul computed in pieces of 1 to max_piece rows (starting and ending anywhere),
+// each by run(out, n0, n1).
+std::vector<float> in_pieces(test::Rng& rng, int64_t N, int T, int max_piece,
+                             const std::function<void(float*, int64_t, int64_t)>& run) {
+  std::vector<float> out((size_t)T * N, kNaN);
+  for (int64_t n0 = 0; n0 < N;) {
+    const int64_t n1 = std::min<int64_t>(N, n0 + 1 + rng.below(max_piece));
+    run(out.data(), n0, n1);
+    n0 = n1;
+  }
+  return out;
+}
+
+// W as the output matrix of a model on a pooled backend that prepared its weights: the bytes it copied,
+// whether it uses AMX, and its matmul of x (T rows).
+struct BackendMatmul {
+  size_t bytes;
+  bool uses_amx;
+  std::vector<float> out;
+};
+BackendMatmul backend_matmul(ThreadPool& pool, const TensorView& W, const std::vector<float>& x, int T) {
+  ModelWeights mw;
+  mw.output = W;
+  CpuBackend pooled(&pool);
+  BackendMatmul r{pooled.prepare_weights(mw), pooled.uses_amx(), std::vector<float>((size_t)T * W.rows, kNaN)};
+  pooled.matmul(r.out.data(), x.data(), W, T);
+  return r;
+}
+
+bool repacking_turned_off() {
+  const char* repack = std::getenv("CHIMERA_CPU_REPACK");
+  return repack && std::string(repack) == "0";
+}
+
 // A repacked Q8_0 layout (Q8_0x4 of the AVX2 path, Q8_0x16 of AVX-512 VNNI): the repacked bytes decode
 // to the same elements, the matmul matches the reference over awkward shapes (rows not a multiple of
 // the group, K not a multiple of the chunk) and any row range, a row's result is the same bit for bit
@@ -248,26 +283,17 @@ void test_q8_layout(ThreadPool& pool, const Q8Layout& L) {
         if (T == 1) one.assign(out.begin(), out.begin() + N);
         independent = independent && std::memcmp(one.data(), out.data(), sizeof(float) * N) == 0;
         // The same rows in pieces that start and end inside row groups.
-        std::vector<float> pieces((size_t)T * N, kNaN);
-        for (int64_t n0 = 0; n0 < N;) {
-          const int64_t n1 = std::min<int64_t>(N, n0 + 1 + rng.below(20));
-          L.matmul(pieces.data(), x.data(), xq, packed.data(), N, K, T, n0, n1);
-          n0 = n1;
-        }
+        const std::vector<float> pieces = in_pieces(rng, N, T, 20, [&](float* o, int64_t n0, int64_t n1) {
+          L.matmul(o, x.data(), xq, packed.data(), N, K, T, n0, n1);
+        });
         independent = independent && std::memcmp(pieces.data(), out.data(), sizeof(float) * T * N) == 0;
         if (T == 26) {
-          ModelWeights mw;
-          mw.output = W.view;
-          CpuBackend pooled(&pool);
-          const size_t bytes = pooled.prepare_weights(mw);
-          std::vector<float> be((size_t)T * N, kNaN);
-          pooled.matmul(be.data(), x.data(), W.view, T);
-          const char* repack = std::getenv("CHIMERA_CPU_REPACK");
-          if (!uses_avx2_loops(active_kernel_path()) || (repack && std::string(repack) == "0"))
-            backend_same = backend_same && bytes == 0;  // another path, or repacking turned off
+          const BackendMatmul be = backend_matmul(pool, W.view, x, T);
+          if (!uses_avx2_loops(active_kernel_path()) || repacking_turned_off())
+            backend_same = backend_same && be.bytes == 0;  // another path, or repacking turned off
           else if (L.backend_uses)
-            backend_same = backend_same && bytes == W.view.bytes() &&
-                           std::memcmp(be.data(), out.data(), sizeof(float) * T * N) == 0;
+            backend_same = backend_same && be.bytes == W.view.bytes() &&
+                           std::memcmp(be.out.data(), out.data(), sizeof(float) * T * N) == 0;
         }
       }
     }
@@ -333,26 +359,17 @@ void test_float_panels(ThreadPool& pool) {
                     reference_for(KernelPath::Avx512, dt, W.view, x, T));
           independent = independent && std::memcmp(alone.data(), out.data(), sizeof(float) * T * N) == 0;
           // The same rows in pieces that start and end inside panels.
-          std::vector<float> pieces((size_t)T * N, kNaN);
-          for (int64_t n0 = 0; n0 < N;) {
-            const int64_t n1 = std::min<int64_t>(N, n0 + 1 + rng.below(40));
-            matmul_float_panels_rows(dt, pieces.data(), x.data(), packed.data(), N, K, T, n0, n1);
-            n0 = n1;
-          }
+          const std::vector<float> pieces = in_pieces(rng, N, T, 40, [&](float* o, int64_t n0, int64_t n1) {
+            matmul_float_panels_rows(dt, o, x.data(), packed.data(), N, K, T, n0, n1);
+          });
           independent = independent && std::memcmp(pieces.data(), out.data(), sizeof(float) * T * N) == 0;
           if (T == 29) {
-            ModelWeights mw;
-            mw.output = W.view;
-            CpuBackend pooled(&pool);
-            const size_t bytes = pooled.prepare_weights(mw);
-            std::vector<float> be((size_t)T * N, kNaN);
-            pooled.matmul(be.data(), x.data(), W.view, T);
-            const char* repack = std::getenv("CHIMERA_CPU_REPACK");
-            if (active_kernel_path() != KernelPath::Avx512 || (repack && std::string(repack) == "0"))
-              backend_same = backend_same && bytes == 0;  // another path, or repacking turned off
-            else if (!(dt == DType::BF16 && pooled.uses_amx()))  // BF16 goes to the tile unit where there is one
-              backend_same = backend_same && bytes == float_panels_bytes(dt, N, K) &&
-                             std::memcmp(be.data(), out.data(), sizeof(float) * T * N) == 0;
+            const BackendMatmul be = backend_matmul(pool, W.view, x, T);
+            if (active_kernel_path() != KernelPath::Avx512 || repacking_turned_off())
+              backend_same = backend_same && be.bytes == 0;  // another path, or repacking turned off
+            else if (!(dt == DType::BF16 && be.uses_amx))  // BF16 goes to the tile unit where there is one
+              backend_same = backend_same && be.bytes == float_panels_bytes(dt, N, K) &&
+                             std::memcmp(be.out.data(), out.data(), sizeof(float) * T * N) == 0;
           }
         }
       }
@@ -398,16 +415,11 @@ void test_amx(ThreadPool& pool) {
         if (T == 1) first.assign(out.begin(), out.begin() + N);
         independent = independent && std::memcmp(first.data(), out.data(), sizeof(float) * N) == 0;
         if (T == 26) {
-          ModelWeights mw;
-          mw.output = W.view;
-          CpuBackend pooled(&pool);
-          pooled.prepare_weights(mw);
-          std::vector<float> be((size_t)T * N, kNaN);
-          pooled.matmul(be.data(), x.data(), W.view, T);
+          const BackendMatmul be = backend_matmul(pool, W.view, x, T);
           const char* amx_env = std::getenv("CHIMERA_CPU_AMX");
           const bool amx_on = uses_avx2_loops(active_kernel_path()) && !(amx_env && std::string(amx_env) == "0");
-          backend_same = backend_same && pooled.uses_amx() == amx_on &&
-                         (!pooled.uses_amx() || std::memcmp(be.data(), out.data(), sizeof(float) * T * N) == 0);
+          backend_same = backend_same && be.uses_amx == amx_on &&
+                         (!be.uses_amx || std::memcmp(be.out.data(), out.data(), sizeof(float) * T * N) == 0);
         }
       }
     }

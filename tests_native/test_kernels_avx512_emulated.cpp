@@ -46,7 +46,7 @@ void test_panel_tiles(test::Rng& rng) {
         }
       auto run = [&](int nt, int nv) {
         std::vector<float> out((size_t)kMaxT * N, std::nanf(""));
-        inner::PanelTile a{x.data(), K, w.data(), kR * K * e, 0, K / 2, out.data(), N, false};
+        inner::MatmulTile a{x.data(), K, w.data(), kR * K * e, 0, K / 2, out.data(), N, false};
         inner::emulated::matmul_panel_tile_avx512(dt, nt, nv, a);
         a.k0 = K / 2;
         a.k1 = K;
@@ -57,7 +57,7 @@ void test_panel_tiles(test::Rng& rng) {
       };
       std::vector<float> alone((size_t)kMaxT * kR);
       for (int t = 0; t < kMaxT; t++) {
-        inner::PanelTile a{x.data() + t * K, K, w.data(), kR * K * e, 0, K, alone.data() + t * kR, kR, false};
+        inner::MatmulTile a{x.data() + t * K, K, w.data(), kR * K * e, 0, K, alone.data() + t * kR, kR, false};
         inner::emulated::matmul_panel_tile_avx512(dt, 1, 1, a);
       }
       for (int nt = 1; nt <= kMaxT; nt++)

@@ -168,12 +168,6 @@ void CpuBackend::matmul_group(float* const* outs, const TensorView* const* Ws, i
   });
 }
 
-// The panel copy of W, its rows split over the pool (a 1.1B model's 2 GB take about a second alone).
-void CpuBackend::repack_float_panels_pooled(const TensorView& W, uint8_t* dst) {
-  if (!pool_ || pool_->size() == 1) return repack_float_panels(W, dst, 0, W.rows);
-  pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t a, int64_t b, int) { repack_float_panels(W, dst, a, b); });
-}
-
 std::vector<std::pair<const void*, size_t>> CpuBackend::repacked_sources() const {
   std::vector<std::pair<const void*, size_t>> out;
   for (const auto& [data, r] : repacked_) out.emplace_back(data, r.source_bytes);
@@ -224,7 +218,9 @@ size_t CpuBackend::prepare_weights(const ModelWeights& w) {
     const TensorView& W = *c.W;
     uint8_t* dst = buffer.get() + c.offset;
     if (c.layout == Layout::Amx) repack_amx_panels(W, dst);
-    else if (c.layout == Layout::FloatPanels) repack_float_panels_pooled(W, dst);
+    else if (c.layout == Layout::FloatPanels && pool_)  // rows split over the pool: 2 GB take ~1 s alone
+      pool_->parallel_for(W.rows, kMatmulRowAlign, [&](int64_t a, int64_t b, int) { repack_float_panels(W, dst, a, b); });
+    else if (c.layout == Layout::FloatPanels) repack_float_panels(W, dst, 0, W.rows);
     else if (c.layout == Layout::Q8x16) repack_q8_0x16(W, dst);
     else repack_q8_0x4(W, dst);
     repacked_.emplace(W.data, Repacked{std::shared_ptr<uint8_t>(buffer, dst), c.layout, W.bytes()});

@@ -109,7 +109,6 @@ class CpuBackend final : public Backend, public TrainOps {
     const uint16_t* xb;
     void run(int64_t n0, int64_t n1) const;
   };
-  void repack_float_panels_pooled(const TensorView& W, uint8_t* dst);
   ThreadPool* pool_;
   std::unordered_map<const void*, Repacked> repacked_;  // plain data -> its copy
   size_t repacked_bytes_ = 0;

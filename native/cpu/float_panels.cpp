@@ -42,7 +42,7 @@ void repack_panel(const uint8_t* src, int64_t ldw, int64_t K, int rows, uint8_t*
 }
 
 #if CHIMERA_HAVE_AVX2_PATH
-void tile(DType dt, int nt, int nv, const inner::PanelTile& a) { inner::native::matmul_panel_tile_avx512(dt, nt, nv, a); }
+void tile(DType dt, int nt, int nv, const inner::MatmulTile& a) { inner::native::matmul_panel_tile_avx512(dt, nt, nv, a); }
 #endif
 
 // The input rows of one sweep: [t0, t0 + nt) of T, at most kPanelMaxTileRows, as even as the count of
@@ -116,7 +116,7 @@ void matmul_float_panels_rows(DType dt, float* out, const float* x, const uint8_
     const int nv = inner::panel_tile_width(T);
     for (int64_t p = pa; p < pb;) {
       const int width = pb - p >= nv ? nv : 1;
-      inner::PanelTile a{x, K, panel_at(p), panel_bytes, 0, K, out + p * kRows, N, false};
+      inner::MatmulTile a{x, K, panel_at(p), panel_bytes, 0, K, out + p * kRows, N, false};
       a.prefetch = width * panel_bytes;
       tile(dt, T, width, a);
       p += width;
@@ -141,7 +141,7 @@ void matmul_float_panels_rows(DType dt, float* out, const float* x, const uint8_
           const int nv = inner::panel_tile_width(nt);
           for (int64_t p = b0; p < b1;) {
             const int width = b1 - p >= nv ? nv : 1;
-            inner::PanelTile a{x + (int64_t)t0 * K, K, panel_at(p), panel_bytes, k0, k1,
+            inner::MatmulTile a{x + (int64_t)t0 * K, K, panel_at(p), panel_bytes, k0, k1,
                                out + (int64_t)t0 * N + p * kRows, N, k0 > 0};
             a.prefetch = t0 == 0 ? next : 0;
             tile(dt, nt, width, a);
@@ -157,7 +157,7 @@ void matmul_float_panels_rows(DType dt, float* out, const float* x, const uint8_
     scratch.resize((size_t)T * kRows);
     for (int t0 = 0, nt = 0; t0 < T; t0 += nt) {
       nt = std::min(T - t0, inner::kPanelMaxTileRows);
-      const inner::PanelTile a{x + (int64_t)t0 * K, K, panel_at(p), panel_bytes, 0, K,
+      const inner::MatmulTile a{x + (int64_t)t0 * K, K, panel_at(p), panel_bytes, 0, K,
                                scratch.data() + (int64_t)t0 * kRows, kRows, false};
       tile(dt, nt, 1, a);
     }

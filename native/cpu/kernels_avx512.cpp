@@ -138,7 +138,7 @@ struct Avx512Kernels {
 // and each column k is one multiply-add of the panel's 16 weights by the input's element k broadcast:
 // no horizontal sums, and the input rows are read 4 bytes per column instead of a vector per weight row.
 
-// Column k of NV panels (panel_bytes pb apart), FMA'd with element k of NT input rows.
+// Column k of NV panels (pb bytes apart), FMA'd with element k of NT input rows.
 template <DType DT, int NT, int NV>
 CHIMERA_AVX512_INLINE void column(const float* x, int64_t ldx, const uint8_t* w, int64_t pb, int64_t k,
                                   __m512 (&acc)[NT][NV]) {
@@ -154,12 +154,12 @@ CHIMERA_AVX512_INLINE void column(const float* x, int64_t ldx, const uint8_t* w,
 struct Avx512PanelKernels {
   // nv is panel_tile_width(nt) or 1.
   template <DType DT, int NT, int NV>
-  CHIMERA_AVX512 static void tile(const PanelTile& a) {
+  CHIMERA_AVX512 static void tile(const MatmulTile& a) {
     static_assert(DT != DType::Q8_0, "panels hold float weights");
     constexpr int64_t kBytes = elem_bytes(DT), kColumn = kPanelRows * kBytes;
     const float* const x = a.x;
     const uint8_t* const w = a.w;
-    const int64_t ldx = a.ldx, pb = a.panel_bytes, ldo = a.ldo;
+    const int64_t ldx = a.ldx, pb = a.ldw, ldo = a.ldo;
     __m512 acc[NT][NV];
     CHIMERA_UNROLL512 for (int t = 0; t < NT; t++) {
       CHIMERA_UNROLL512 for (int v = 0; v < NV; v++) {
@@ -184,13 +184,13 @@ struct Avx512PanelKernels {
 
 // A tile of nt rows is either panel_tile_width(nt) panels wide or one (the last panels of a range).
 template <DType DT, int NT>
-void dispatch_panel_nv(int nv, const PanelTile& a) {
+void dispatch_panel_nv(int nv, const MatmulTile& a) {
   if (nv >= panel_tile_width(NT)) return Avx512PanelKernels::tile<DT, NT, panel_tile_width(NT)>(a);
   Avx512PanelKernels::tile<DT, NT, 1>(a);
 }
 
 template <DType DT, int... NT>
-void dispatch_panel(int nt, int nv, const PanelTile& a, std::integer_sequence<int, NT...>) {
+void dispatch_panel(int nt, int nv, const MatmulTile& a, std::integer_sequence<int, NT...>) {
   (void)((nt == NT + 1 ? (dispatch_panel_nv<DT, NT + 1>(nv, a), true) : false) || ...);
 }
 
@@ -206,7 +206,7 @@ void dispatch_float(int nt, int nn, const MatmulTile& a) {
 
 }  // namespace
 
-void matmul_panel_tile_avx512(DType dt, int nt, int nv, const PanelTile& a) {
+void matmul_panel_tile_avx512(DType dt, int nt, int nv, const MatmulTile& a) {
   using Rows = std::make_integer_sequence<int, kPanelMaxTileRows>;
   switch (dt) {
     case DType::F32: return dispatch_panel<DType::F32>(nt, nv, a, Rows{});

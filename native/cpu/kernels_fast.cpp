@@ -221,9 +221,10 @@ void tile_call(KernelPath path, DType dt, int nt, int nn, const inner::MatmulTil
 // Input rows per register tile starting at row t0 of T: 4, with a last tile of up to 6 rows where
 // the AVX-512 float tile holds them (5 or 6 rows would otherwise cost a second sweep of the weights for
 // one or two rows). Above kRowStreamMaxT rows (blocks swept from L2) the AVX-512 float tiles take 6 rows
-// each until 8 or fewer are left (7 or 8 then go as 4 + 3 or 4 + 4): fewer sweeps of each block and fewer
-// widenings of its weights, which made 12-32 rows 3-12% faster on Zen 5 (two 512-bit FMA pipes). The grouping changes
-// no sum: each (input row, weight row) pair has its own accumulator whatever tile it is in.
+// each until 8 or fewer are left (7 or 8 then go as 4 + 3 or 4 + 4): fewer sweeps of each block and
+// fewer widenings of its weights, which made 12-32 rows 3-12% faster on Zen 5 (two 512-bit FMA pipes).
+// The grouping changes no sum: each (input row, weight row) pair has its own accumulator whatever tile
+// it is in. (With the weights repacked, the AVX-512 path runs the float panels instead: float_panels.h.)
 int tile_rows_at(KernelPath path, DType dt, int T, int t0) {
   const int left = T - t0;
 #if CHIMERA_HAVE_AVX2_PATH

@@ -174,27 +174,16 @@ struct Q8x16Group {
 };
 
 // A tile of a matmul over float panels (float_panels.h: 16 weight rows per panel, column-major inside,
-// so column k of the panel's rows is 16 consecutive elements) against nt input rows:
+// so column k of the panel's rows is 16 consecutive elements) is a MatmulTile whose w is the first of
+// nv panels and ldw the bytes from one panel to the next (xq and xs unused) against nt input rows:
 //   out[t * ldo + 16 * v + r] = sum over k in [k0, k1) of x[t * ldx + k] * W(v, r)[k] (+ out's value when accumulate)
-// for the nv panels v starting at w, panel_bytes apart. Each sum is one chain of multiply-adds in k
-// order, continued from out when accumulate: a row's result is the same for any tile, split of K, T or
-// row range.
+// Each sum is one chain of multiply-adds in k order, continued from out when accumulate: a row's result
+// is the same for any tile, split of K, T or row range.
 constexpr int kPanelRows = 16;
 constexpr int kPanelMaxTileRows = 14;  // input rows per sweep of the weights
 // Panels per tile for nt input rows: up to 24 accumulators (28 for 13 or 14 rows) of the 32 ZMM
 // registers, with the panels' weight vectors and one broadcast input.
 constexpr int panel_tile_width(int nt) { return nt <= 3 ? 8 : nt <= 4 ? 6 : nt <= 6 ? 4 : nt <= 8 ? 3 : 2; }
-struct PanelTile {
-  const float* x;
-  int64_t ldx;
-  const uint8_t* w;
-  int64_t panel_bytes;
-  int64_t k0, k1;
-  float* out;
-  int64_t ldo;
-  bool accumulate;
-  int64_t prefetch = 0;  // when nonzero, the bytes this far past each panel's position are asked into L2
-};
 
 // ---- the inner loops ----
 
@@ -217,7 +206,7 @@ namespace native {
 // F32, F16, BF16; nt 1 to kAvx512TileRows input rows.
 void matmul_tile_avx512(DType dt, int nt, int nn, const MatmulTile& a);
 // F32, F16, BF16 panels; nt 1 to kPanelMaxTileRows input rows, nv panel_tile_width(nt) or 1 panel.
-void matmul_panel_tile_avx512(DType dt, int nt, int nv, const PanelTile& a);
+void matmul_panel_tile_avx512(DType dt, int nt, int nv, const MatmulTile& a);
 }
 #endif
 
